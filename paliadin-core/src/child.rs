@@ -1,0 +1,210 @@
+//! Running another program (tmux, ssh, the shim) under a wall-clock
+//! deadline: stdin written and stdout/stderr read concurrently on threads,
+//! the child's exit awaited on a pidfd, the child killed and reaped at the
+//! deadline or on cancellation. Never builds a command line and never runs a
+//! shell: callers hand in a finished [`Command`].
+
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+/// What a finished child left.
+#[derive(Debug)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// The exit code, or 128 + signal for a child killed by a signal.
+    pub fn code(&self) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        self.status
+            .code()
+            .unwrap_or_else(|| 128 + self.status.signal().unwrap_or(0))
+    }
+}
+
+/// Why a child did not finish on its own.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    #[error("could not start {program}: {source}")]
+    Spawn { program: String, source: io::Error },
+    #[error("{program} did not finish within {secs:.1} s")]
+    TimedOut { program: String, secs: f64, stdout: Vec<u8>, stderr: Vec<u8> },
+    #[error("{program} was stopped")]
+    Cancelled { program: String, stdout: Vec<u8>, stderr: Vec<u8> },
+    #[error("waiting for {program}: {source}")]
+    Wait { program: String, source: io::Error },
+}
+
+impl ChildError {
+    /// Whether the program itself is missing.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ChildError::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+}
+
+/// How one call runs.
+pub struct Call<'a> {
+    /// Bytes for the child's stdin; `None` gives it /dev/null.
+    pub stdin: Option<&'a [u8]>,
+    /// Killed at this instant.
+    pub deadline: Instant,
+    /// Killed when this fd becomes readable (a signal pipe).
+    pub cancel: Option<BorrowedFd<'a>>,
+}
+
+fn reader<R: Read + Send + 'static>(r: Option<R>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut r) = r {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+    } else {
+        let _ = tx.send(Vec::new());
+    }
+    rx
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+enum Ended {
+    Exited,
+    TimedOut,
+    Cancelled,
+}
+
+fn await_exit(child: &Child, deadline: Instant, cancel: Option<BorrowedFd<'_>>) -> io::Result<Ended> {
+    let pid = rustix::process::Pid::from_child(child);
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    loop {
+        let left = remaining(deadline);
+        if left.is_zero() {
+            return Ok(Ended::TimedOut);
+        }
+        let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
+        if let Some(c) = cancel {
+            fds.push(PollFd::from_borrowed_fd(c, PollFlags::IN));
+        }
+        let ts = Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 };
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        if fds.len() > 1 && !fds[1].revents().is_empty() {
+            return Ok(Ended::Cancelled);
+        }
+        if !fds[0].revents().is_empty() {
+            return Ok(Ended::Exited);
+        }
+    }
+}
+
+/// Runs `cmd` as [`Call`] says. The child is always reaped before this returns.
+pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdin(if call.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ChildError::Spawn { program: program.clone(), source })?;
+    let writer = match (child.stdin.take(), call.stdin) {
+        (Some(mut w), Some(data)) => {
+            let data = data.to_vec();
+            Some(thread::spawn(move || {
+                // A child that exits without reading all of it is not an error here.
+                let _ = w.write_all(&data);
+            }))
+        }
+        _ => None,
+    };
+    let out = reader(child.stdout.take());
+    let err = reader(child.stderr.take());
+    let ended = await_exit(&child, call.deadline, call.cancel);
+    if !matches!(ended, Ok(Ended::Exited)) {
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(|source| ChildError::Wait { program: program.clone(), source })?;
+    // A grandchild that kept a pipe open must not hold us past the deadline.
+    let grace = remaining(call.deadline).max(Duration::from_millis(200));
+    let stdout = out.recv_timeout(grace).unwrap_or_default();
+    let stderr = err.recv_timeout(Duration::from_millis(200).max(remaining(call.deadline))).unwrap_or_default();
+    if let Some(w) = writer {
+        if w.is_finished() {
+            let _ = w.join();
+        }
+    }
+    match ended {
+        Ok(Ended::Exited) => Ok(Output { status, stdout, stderr }),
+        Ok(Ended::TimedOut) => Err(ChildError::TimedOut {
+            program,
+            secs: 0.0_f64.max(call.deadline.elapsed().as_secs_f64()),
+            stdout,
+            stderr,
+        }),
+        Ok(Ended::Cancelled) => Err(ChildError::Cancelled { program, stdout, stderr }),
+        Err(source) => Err(ChildError::Wait { program, source }),
+    }
+}
+
+/// Reads `fd` to check whether it became readable, without blocking.
+pub fn is_readable(fd: impl AsFd) -> bool {
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let ts = Timespec { tv_sec: 0, tv_nsec: 0 };
+    matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(stdin: Option<&[u8]>, secs: u64) -> Call<'_> {
+        Call { stdin, deadline: Instant::now() + Duration::from_secs(secs), cancel: None }
+    }
+
+    #[test]
+    fn passes_stdin_and_collects_both_streams() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "cat; echo err >&2; exit 3"]);
+        let big = vec![b'x'; 3 << 20];
+        let out = run(&mut c, call(Some(&big), 20)).unwrap();
+        assert_eq!(out.code(), 3);
+        assert_eq!(out.stdout.len(), big.len());
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn kills_at_the_deadline() {
+        let mut c = Command::new("sleep");
+        c.arg("30");
+        let e = run(&mut c, Call { stdin: None, deadline: Instant::now() + Duration::from_millis(100), cancel: None }).unwrap_err();
+        assert!(matches!(e, ChildError::TimedOut { .. }), "{e}");
+    }
+
+    #[test]
+    fn missing_program_is_typed() {
+        let e = run(&mut Command::new("paliadin-no-such-program"), call(None, 5)).unwrap_err();
+        assert!(e.is_not_found());
+    }
+
+    #[test]
+    fn cancel_fd_stops_the_child() {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        rustix::io::write(&w, b"x").unwrap();
+        let mut c = Command::new("sleep");
+        c.arg("30");
+        let e = run(&mut c, Call { stdin: None, deadline: Instant::now() + Duration::from_secs(30), cancel: Some(r.as_fd()) }).unwrap_err();
+        assert!(matches!(e, ChildError::Cancelled { .. }), "{e}");
+    }
+}
