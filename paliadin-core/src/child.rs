@@ -37,9 +37,18 @@ pub enum ChildError {
     #[error("could not start {program}: {source}")]
     Spawn { program: String, source: io::Error },
     #[error("{program} did not finish within {secs:.1} s")]
-    TimedOut { program: String, secs: f64, stdout: Vec<u8>, stderr: Vec<u8> },
+    TimedOut {
+        program: String,
+        secs: f64,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
     #[error("{program} was stopped")]
-    Cancelled { program: String, stdout: Vec<u8>, stderr: Vec<u8> },
+    Cancelled {
+        program: String,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
     #[error("waiting for {program}: {source}")]
     Wait { program: String, source: io::Error },
 }
@@ -85,7 +94,11 @@ enum Ended {
     Cancelled,
 }
 
-fn await_exit(child: &Child, deadline: Instant, cancel: Option<BorrowedFd<'_>>) -> io::Result<Ended> {
+fn await_exit(
+    child: &Child,
+    deadline: Instant,
+    cancel: Option<BorrowedFd<'_>>,
+) -> io::Result<Ended> {
     let pid = rustix::process::Pid::from_child(child);
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
     loop {
@@ -97,7 +110,10 @@ fn await_exit(child: &Child, deadline: Instant, cancel: Option<BorrowedFd<'_>>) 
         if let Some(c) = cancel {
             fds.push(PollFd::from_borrowed_fd(c, PollFlags::IN));
         }
-        let ts = Timespec { tv_sec: left.as_secs() as i64, tv_nsec: left.subsec_nanos() as i64 };
+        let ts = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
         match poll(&mut fds, Some(&ts)) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
@@ -115,10 +131,17 @@ fn await_exit(child: &Child, deadline: Instant, cancel: Option<BorrowedFd<'_>>) 
 /// Runs `cmd` as [`Call`] says. The child is always reaped before this returns.
 pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdin(if call.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| ChildError::Spawn { program: program.clone(), source })?;
+    cmd.stdin(if call.stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ChildError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
     let writer = match (child.stdin.take(), call.stdin) {
         (Some(mut w), Some(data)) => {
             let data = data.to_vec();
@@ -135,25 +158,38 @@ pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
     if !matches!(ended, Ok(Ended::Exited)) {
         let _ = child.kill();
     }
-    let status = child.wait().map_err(|source| ChildError::Wait { program: program.clone(), source })?;
+    let status = child.wait().map_err(|source| ChildError::Wait {
+        program: program.clone(),
+        source,
+    })?;
     // A grandchild that kept a pipe open must not hold us past the deadline.
     let grace = remaining(call.deadline).max(Duration::from_millis(200));
     let stdout = out.recv_timeout(grace).unwrap_or_default();
-    let stderr = err.recv_timeout(Duration::from_millis(200).max(remaining(call.deadline))).unwrap_or_default();
+    let stderr = err
+        .recv_timeout(Duration::from_millis(200).max(remaining(call.deadline)))
+        .unwrap_or_default();
     if let Some(w) = writer {
         if w.is_finished() {
             let _ = w.join();
         }
     }
     match ended {
-        Ok(Ended::Exited) => Ok(Output { status, stdout, stderr }),
+        Ok(Ended::Exited) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
         Ok(Ended::TimedOut) => Err(ChildError::TimedOut {
             program,
             secs: 0.0_f64.max(call.deadline.elapsed().as_secs_f64()),
             stdout,
             stderr,
         }),
-        Ok(Ended::Cancelled) => Err(ChildError::Cancelled { program, stdout, stderr }),
+        Ok(Ended::Cancelled) => Err(ChildError::Cancelled {
+            program,
+            stdout,
+            stderr,
+        }),
         Err(source) => Err(ChildError::Wait { program, source }),
     }
 }
@@ -161,7 +197,10 @@ pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
 /// Reads `fd` to check whether it became readable, without blocking.
 pub fn is_readable(fd: impl AsFd) -> bool {
     let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    let ts = Timespec { tv_sec: 0, tv_nsec: 0 };
+    let ts = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
 }
 
@@ -170,7 +209,11 @@ mod tests {
     use super::*;
 
     fn call(stdin: Option<&[u8]>, secs: u64) -> Call<'_> {
-        Call { stdin, deadline: Instant::now() + Duration::from_secs(secs), cancel: None }
+        Call {
+            stdin,
+            deadline: Instant::now() + Duration::from_secs(secs),
+            cancel: None,
+        }
     }
 
     #[test]
@@ -188,7 +231,15 @@ mod tests {
     fn kills_at_the_deadline() {
         let mut c = Command::new("sleep");
         c.arg("30");
-        let e = run(&mut c, Call { stdin: None, deadline: Instant::now() + Duration::from_millis(100), cancel: None }).unwrap_err();
+        let e = run(
+            &mut c,
+            Call {
+                stdin: None,
+                deadline: Instant::now() + Duration::from_millis(100),
+                cancel: None,
+            },
+        )
+        .unwrap_err();
         assert!(matches!(e, ChildError::TimedOut { .. }), "{e}");
     }
 
@@ -204,7 +255,15 @@ mod tests {
         rustix::io::write(&w, b"x").unwrap();
         let mut c = Command::new("sleep");
         c.arg("30");
-        let e = run(&mut c, Call { stdin: None, deadline: Instant::now() + Duration::from_secs(30), cancel: Some(r.as_fd()) }).unwrap_err();
+        let e = run(
+            &mut c,
+            Call {
+                stdin: None,
+                deadline: Instant::now() + Duration::from_secs(30),
+                cancel: Some(r.as_fd()),
+            },
+        )
+        .unwrap_err();
         assert!(matches!(e, ChildError::Cancelled { .. }), "{e}");
     }
 }

@@ -10,11 +10,17 @@ use std::path::Path;
 
 /// Creates `dir` and its missing parents with mode 0700.
 pub fn private_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 fn temp_sibling(path: &Path) -> std::path::PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let nonce = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -24,7 +30,11 @@ fn temp_sibling(path: &Path) -> std::path::PathBuf {
 
 fn write_temp(path: &Path, data: &[u8], mode: u32) -> io::Result<std::path::PathBuf> {
     let tmp = temp_sibling(path);
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
     let res = f.write_all(data).and_then(|_| f.sync_all());
     if let Err(e) = res {
         let _ = fs::remove_file(&tmp);
@@ -71,13 +81,17 @@ pub fn write_atomic_new(path: &Path, data: &[u8], mode: u32) -> io::Result<bool>
 pub fn read_regular(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
     let f = match OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .custom_flags(
+            rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32,
+        )
         .open(path)
     {
         Ok(f) => f,
         Err(e) if matches!(e.kind(), io::ErrorKind::NotFound) => return Ok(None),
         // ELOOP: a symlink, which never counts.
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Ok(None)
+        }
         Err(e) => return Err(e),
     };
     if !f.metadata()?.is_file() {
@@ -101,16 +115,26 @@ mod tests {
     fn atomic_writes_are_private_and_new_means_new() {
         let d = std::env::temp_dir().join(format!("paliadin-fsutil-{}", std::process::id()));
         private_dir(&d.join("x")).unwrap();
-        assert_eq!(fs::metadata(d.join("x")).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(d.join("x")).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         let p = d.join("x/f");
         write_atomic(&p, b"one", 0o600).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(!write_atomic_new(&p, b"two", 0o600).unwrap());
         assert_eq!(read_regular(&p, 100).unwrap().unwrap(), b"one");
         std::os::unix::fs::symlink(&p, d.join("x/link")).unwrap();
         assert_eq!(read_regular(&d.join("x/link"), 100).unwrap(), None);
         assert_eq!(read_regular(&d.join("x"), 100).unwrap(), None);
-        assert_eq!(fs::read_dir(d.join("x")).unwrap().count(), 2, "no temp file left behind");
+        assert_eq!(
+            fs::read_dir(d.join("x")).unwrap().count(),
+            2,
+            "no temp file left behind"
+        );
         fs::remove_dir_all(&d).unwrap();
     }
 }

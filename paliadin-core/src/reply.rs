@@ -56,8 +56,12 @@ pub fn chip_count(body: &str) -> usize {
         let after = &rest[i + 7..];
         // A link needs its opening bracket on the same line and a closing
         // parenthesis after a non-empty target.
-        let opened = before.rfind('[').is_some_and(|o| !before[o..].contains('\n'));
-        let closed = after.find(')').is_some_and(|c| c > 0 && !after[..c].contains(char::is_whitespace));
+        let opened = before
+            .rfind('[')
+            .is_some_and(|o| !before[o..].contains('\n'));
+        let closed = after
+            .find(')')
+            .is_some_and(|c| c > 0 && !after[..c].contains(char::is_whitespace));
         if opened && closed {
             count += 1;
         }
@@ -74,12 +78,20 @@ pub fn tokens(body: &str) -> usize {
 /// Everything the client derives from a raw reply.
 pub fn parse(reply: &str) -> Parsed {
     let (body, meta) = split_trailer(reply);
-    Parsed { chip_count: chip_count(&body), tokens: tokens(&body), body, meta }
+    Parsed {
+        chip_count: chip_count(&body),
+        tokens: tokens(&body),
+        body,
+        meta,
+    }
 }
 
 /// Renders a trailer line for `meta` (used by the test agent and docs).
 pub fn render_trailer(meta: &Meta) -> String {
-    format!("{TRAILER_OPEN} {} {TRAILER_CLOSE}", serde_json::to_string(meta).unwrap_or_default())
+    format!(
+        "{TRAILER_OPEN} {} {TRAILER_CLOSE}",
+        serde_json::to_string(meta).unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
@@ -90,7 +102,10 @@ mod tests {
     fn trailer_is_stripped_and_parsed() {
         let r = "Hello [Invoice 42](chip:invoice/42) and [x](chip:a)\n\n<!-- paliadin-meta: {\"used_tools\":[\"sql\"],\"rows_seen\":12,\"classifier_tag\":\"billing\"} -->\n";
         let p = parse(r);
-        assert_eq!(p.body, "Hello [Invoice 42](chip:invoice/42) and [x](chip:a)");
+        assert_eq!(
+            p.body,
+            "Hello [Invoice 42](chip:invoice/42) and [x](chip:a)"
+        );
         assert_eq!(p.meta.used_tools, vec!["sql"]);
         assert_eq!(p.meta.rows_seen, Some(12));
         assert_eq!(p.meta.classifier_tag.as_deref(), Some("billing"));
@@ -100,7 +115,11 @@ mod tests {
 
     #[test]
     fn malformed_trailer_leaves_body_whole() {
-        for r in ["a\n<!-- paliadin-meta: {oops} -->", "a\n<!-- paliadin-meta: {\"rows_seen\":\"x\"} -->", "a\n<!-- other -->"] {
+        for r in [
+            "a\n<!-- paliadin-meta: {oops} -->",
+            "a\n<!-- paliadin-meta: {\"rows_seen\":\"x\"} -->",
+            "a\n<!-- other -->",
+        ] {
             let (body, meta) = split_trailer(r);
             assert_eq!(body, r);
             assert_eq!(meta, Meta::default());
@@ -111,7 +130,10 @@ mod tests {
 
     #[test]
     fn chips_need_link_form() {
-        assert_eq!(chip_count("see (chip:x) and [a](http://x) and [b](chip:) [c]\n(chip:y)"), 0);
+        assert_eq!(
+            chip_count("see (chip:x) and [a](http://x) and [b](chip:) [c]\n(chip:y)"),
+            0
+        );
         assert_eq!(chip_count("[ä](chip:ü/1)[b](chip:2)"), 2);
         assert_eq!(tokens("ü"), 1);
         assert_eq!(tokens(""), 0);
@@ -120,7 +142,11 @@ mod tests {
 
     #[test]
     fn rendered_trailer_parses_back() {
-        let m = Meta { used_tools: vec!["sql".into()], rows_seen: Some(3), classifier_tag: None };
+        let m = Meta {
+            used_tools: vec!["sql".into()],
+            rows_seen: Some(3),
+            classifier_tag: None,
+        };
         let (body, got) = split_trailer(&format!("body\n{}", render_trailer(&m)));
         assert_eq!((body.as_str(), got), ("body", m));
     }

@@ -27,17 +27,32 @@ pub enum MessageSource {
 /// One request to the shim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Health { session: SessionName },
-    RunTurn { session: SessionName, turn: Uuid, message: MessageSource },
-    Reset { session: SessionName },
-    Poll { session: SessionName, turn: Uuid },
-    Status { session: SessionName },
+    Health {
+        session: SessionName,
+    },
+    RunTurn {
+        session: SessionName,
+        turn: Uuid,
+        message: MessageSource,
+    },
+    Reset {
+        session: SessionName,
+    },
+    Poll {
+        session: SessionName,
+        turn: Uuid,
+    },
+    Status {
+        session: SessionName,
+    },
     Sessions,
     Version,
 }
 
 /// The protocol verbs, in the order of PROTOCOL section 1.
-pub const VERBS: [&str; 7] = ["health", "run-turn", "reset", "poll", "status", "sessions", "version"];
+pub const VERBS: [&str; 7] = [
+    "health", "run-turn", "reset", "poll", "status", "sessions", "version",
+];
 
 /// Why a request was refused (exit 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,7 +62,11 @@ pub enum RequestError {
     #[error("unknown verb {verb:?}: expected one of {}", VERBS.join(", "))]
     UnknownVerb { verb: String },
     #[error("{verb} takes {expected}, got {got} argument(s)")]
-    Arity { verb: &'static str, expected: &'static str, got: usize },
+    Arity {
+        verb: &'static str,
+        expected: &'static str,
+        got: usize,
+    },
     #[error("invalid session name: {0}")]
     Session(SessionNameError),
     #[error("invalid turn id: expected a lowercase canonical UUID")]
@@ -71,7 +90,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { arg_message: MAX_ARG_MESSAGE, stdin_message: MAX_STDIN_MESSAGE }
+        Limits {
+            arg_message: MAX_ARG_MESSAGE,
+            stdin_message: MAX_STDIN_MESSAGE,
+        }
     }
 }
 
@@ -80,7 +102,10 @@ impl Limits {
     pub fn capped(max: Option<usize>) -> Limits {
         let d = Limits::default();
         match max {
-            Some(m) => Limits { arg_message: d.arg_message.min(m), stdin_message: d.stdin_message.min(m) },
+            Some(m) => Limits {
+                arg_message: d.arg_message.min(m),
+                stdin_message: d.stdin_message.min(m),
+            },
             None => d,
         }
     }
@@ -107,7 +132,10 @@ pub fn parse_turn_id(s: &str) -> Result<Uuid, RequestError> {
 /// Checks decoded message bytes: UTF-8, non-empty, within `limit`.
 pub fn check_message(bytes: Vec<u8>, limit: usize) -> Result<String, RequestError> {
     if bytes.len() > limit {
-        return Err(RequestError::TooLarge { got: bytes.len(), limit });
+        return Err(RequestError::TooLarge {
+            got: bytes.len(),
+            limit,
+        });
     }
     let text = String::from_utf8(bytes).map_err(|_| RequestError::Utf8)?;
     if text.trim().is_empty() {
@@ -118,7 +146,10 @@ pub fn check_message(bytes: Vec<u8>, limit: usize) -> Result<String, RequestErro
 
 /// Reads a `-` message from `input`, at most `limit` bytes (one more is
 /// read to tell "too large" from "exactly the limit").
-pub fn decode_stdin_message(input: &mut dyn std::io::Read, limit: usize) -> Result<String, RequestError> {
+pub fn decode_stdin_message(
+    input: &mut dyn std::io::Read,
+    limit: usize,
+) -> Result<String, RequestError> {
     use std::io::Read as _;
     let mut buf = Vec::new();
     let mut taken = input.take(limit as u64 + 1);
@@ -127,16 +158,28 @@ pub fn decode_stdin_message(input: &mut dyn std::io::Read, limit: usize) -> Resu
     }
     if buf.len() > limit {
         // Report what we know without draining an unbounded stream.
-        return Err(RequestError::TooLarge { got: buf.len(), limit });
+        return Err(RequestError::TooLarge {
+            got: buf.len(),
+            limit,
+        });
     }
     check_message(buf, limit)
 }
 
-fn arity(verb: &'static str, expected: &'static str, args: &[&str], n: usize) -> Result<(), RequestError> {
+fn arity(
+    verb: &'static str,
+    expected: &'static str,
+    args: &[&str],
+    n: usize,
+) -> Result<(), RequestError> {
     if args.len() == n {
         Ok(())
     } else {
-        Err(RequestError::Arity { verb, expected, got: args.len() })
+        Err(RequestError::Arity {
+            verb,
+            expected,
+            got: args.len(),
+        })
     }
 }
 
@@ -144,23 +187,32 @@ impl Request {
     /// Parses the words of a request (verb first), checking each argument.
     pub fn parse(words: &[&str], limits: Limits) -> Result<Request, RequestError> {
         let (verb, args) = words.split_first().ok_or(RequestError::Empty)?;
-        let session = |i: usize| SessionName::new(args[i]).map_err(|e| RequestError::Session(e));
+        let session = |i: usize| SessionName::new(args[i]).map_err(RequestError::Session);
         Ok(match *verb {
             "health" => {
                 arity("health", "<session>", args, 1)?;
-                Request::Health { session: session(0)? }
+                Request::Health {
+                    session: session(0)?,
+                }
             }
             "reset" => {
                 arity("reset", "<session>", args, 1)?;
-                Request::Reset { session: session(0)? }
+                Request::Reset {
+                    session: session(0)?,
+                }
             }
             "status" => {
                 arity("status", "<session>", args, 1)?;
-                Request::Status { session: session(0)? }
+                Request::Status {
+                    session: session(0)?,
+                }
             }
             "poll" => {
                 arity("poll", "<session> <turn-id>", args, 2)?;
-                Request::Poll { session: session(0)?, turn: parse_turn_id(args[1])? }
+                Request::Poll {
+                    session: session(0)?,
+                    turn: parse_turn_id(args[1])?,
+                }
             }
             "run-turn" => {
                 arity("run-turn", "<session> <turn-id> <message-b64|->", args, 3)?;
@@ -171,7 +223,11 @@ impl Request {
                 } else {
                     MessageSource::Inline(decode_b64_message(args[2], limits.arg_message)?)
                 };
-                Request::RunTurn { session, turn, message }
+                Request::RunTurn {
+                    session,
+                    turn,
+                    message,
+                }
             }
             "sessions" => {
                 arity("sessions", "no arguments", args, 0)?;
@@ -181,7 +237,11 @@ impl Request {
                 arity("version", "no arguments", args, 0)?;
                 Request::Version
             }
-            other => return Err(RequestError::UnknownVerb { verb: truncate(other, 40) }),
+            other => {
+                return Err(RequestError::UnknownVerb {
+                    verb: truncate(other, 40),
+                })
+            }
         })
     }
 
@@ -194,9 +254,15 @@ impl Request {
             Request::Reset { session } => vec!["reset".into(), s(session)],
             Request::Status { session } => vec!["status".into(), s(session)],
             Request::Poll { session, turn } => vec!["poll".into(), s(session), turn.to_string()],
-            Request::RunTurn { session, turn, message } => {
+            Request::RunTurn {
+                session,
+                turn,
+                message,
+            } => {
                 let m = match message {
-                    MessageSource::Inline(text) => base64::engine::general_purpose::STANDARD.encode(text),
+                    MessageSource::Inline(text) => {
+                        base64::engine::general_purpose::STANDARD.encode(text)
+                    }
                     MessageSource::Stdin => "-".into(),
                 };
                 vec!["run-turn".into(), s(session), turn.to_string(), m]
@@ -236,7 +302,11 @@ impl fmt::Display for Request {
     /// The request as one line, with an inline message elided (for logs).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut words = self.to_words();
-        if let Request::RunTurn { message: MessageSource::Inline(_), .. } = self {
+        if let Request::RunTurn {
+            message: MessageSource::Inline(_),
+            ..
+        } = self
+        {
             words[3] = "<message>".into();
         }
         f.write_str(&words.join(" "))
@@ -247,7 +317,10 @@ fn decode_b64_message(arg: &str, limit: usize) -> Result<String, RequestError> {
     // Bound the work before decoding: base64 is 4 characters per 3 bytes.
     let max_encoded = limit.div_ceil(3) * 4;
     if arg.len() > max_encoded {
-        return Err(RequestError::TooLarge { got: arg.len() / 4 * 3, limit });
+        return Err(RequestError::TooLarge {
+            got: arg.len() / 4 * 3,
+            limit,
+        });
     }
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(arg)
@@ -277,9 +350,20 @@ mod tests {
             Request::Health { session: s.clone() },
             Request::Reset { session: s.clone() },
             Request::Status { session: s.clone() },
-            Request::Poll { session: s.clone(), turn },
-            Request::RunTurn { session: s.clone(), turn, message: MessageSource::Inline("héllo\n; C-c".into()) },
-            Request::RunTurn { session: s.clone(), turn, message: MessageSource::Stdin },
+            Request::Poll {
+                session: s.clone(),
+                turn,
+            },
+            Request::RunTurn {
+                session: s.clone(),
+                turn,
+                message: MessageSource::Inline("héllo\n; C-c".into()),
+            },
+            Request::RunTurn {
+                session: s.clone(),
+                turn,
+                message: MessageSource::Stdin,
+            },
             Request::Sessions,
             Request::Version,
         ];
@@ -291,30 +375,55 @@ mod tests {
 
     #[test]
     fn tabs_and_runs_of_spaces_separate_words() {
-        assert_eq!(parse("health\t  s ").unwrap(), Request::Health { session: SessionName::new("s").unwrap() });
+        assert_eq!(
+            parse("health\t  s ").unwrap(),
+            Request::Health {
+                session: SessionName::new("s").unwrap()
+            }
+        );
     }
 
     #[test]
     fn refuses_bad_requests() {
-        let cases: &[(&str, fn(&RequestError) -> bool)] = &[
+        type Check = fn(&RequestError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, RequestError::Empty)),
-            ("attach s", |e| matches!(e, RequestError::UnknownVerb { .. })),
-            ("hook Stop", |e| matches!(e, RequestError::UnknownVerb { .. })),
+            ("attach s", |e| {
+                matches!(e, RequestError::UnknownVerb { .. })
+            }),
+            ("hook Stop", |e| {
+                matches!(e, RequestError::UnknownVerb { .. })
+            }),
             ("health", |e| matches!(e, RequestError::Arity { .. })),
             ("health a b", |e| matches!(e, RequestError::Arity { .. })),
             ("sessions x", |e| matches!(e, RequestError::Arity { .. })),
             ("health a/b", |e| matches!(e, RequestError::Session(_))),
-            ("poll s 0B7C2F3E-1D2A-4B5C-8D9E-0F1A2B3C4D5E", |e| matches!(e, RequestError::TurnId)),
-            ("poll s {0b7c2f3e-1d2a-4b5c-8d9e-0f1a2b3c4d5e}", |e| matches!(e, RequestError::TurnId)),
-            ("poll s 0b7c2f3e1d2a4b5c8d9e0f1a2b3c4d5e", |e| matches!(e, RequestError::TurnId)),
+            ("poll s 0B7C2F3E-1D2A-4B5C-8D9E-0F1A2B3C4D5E", |e| {
+                matches!(e, RequestError::TurnId)
+            }),
+            ("poll s {0b7c2f3e-1d2a-4b5c-8d9e-0f1a2b3c4d5e}", |e| {
+                matches!(e, RequestError::TurnId)
+            }),
+            ("poll s 0b7c2f3e1d2a4b5c8d9e0f1a2b3c4d5e", |e| {
+                matches!(e, RequestError::TurnId)
+            }),
         ];
         for (line, ok) in cases {
             let e = parse(line).unwrap_err();
             assert!(ok(&e), "{line:?} gave {e:?}");
         }
-        let bad_b64 = [("aGk", RequestError::Base64), ("a$==", RequestError::Base64), ("//79", RequestError::Utf8), ("ICA=", RequestError::EmptyMessage)];
+        let bad_b64 = [
+            ("aGk", RequestError::Base64),
+            ("a$==", RequestError::Base64),
+            ("//79", RequestError::Utf8),
+            ("ICA=", RequestError::EmptyMessage),
+        ];
         for (b, want) in bad_b64 {
-            assert_eq!(parse(&format!("run-turn s {ID} {b}")).unwrap_err(), want, "{b}");
+            assert_eq!(
+                parse(&format!("run-turn s {ID} {b}")).unwrap_err(),
+                want,
+                "{b}"
+            );
         }
     }
 
@@ -323,13 +432,28 @@ mod tests {
         let exact = "x".repeat(MAX_ARG_MESSAGE);
         let enc = base64::engine::general_purpose::STANDARD.encode(&exact);
         assert!(parse(&format!("run-turn s {ID} {enc}")).is_ok());
-        let over = base64::engine::general_purpose::STANDARD.encode("x".repeat(MAX_ARG_MESSAGE + 1));
-        assert!(matches!(parse(&format!("run-turn s {ID} {over}")), Err(RequestError::TooLarge { .. })));
+        let over =
+            base64::engine::general_purpose::STANDARD.encode("x".repeat(MAX_ARG_MESSAGE + 1));
+        assert!(matches!(
+            parse(&format!("run-turn s {ID} {over}")),
+            Err(RequestError::TooLarge { .. })
+        ));
         let small = Limits::capped(Some(10));
-        let r = Request::parse(&["run-turn", "s", ID, &base64::engine::general_purpose::STANDARD.encode("01234567890")], small);
+        let r = Request::parse(
+            &[
+                "run-turn",
+                "s",
+                ID,
+                &base64::engine::general_purpose::STANDARD.encode("01234567890"),
+            ],
+            small,
+        );
         assert!(matches!(r, Err(RequestError::TooLarge { .. })));
         let mut big = std::io::Cursor::new(vec![b'a'; 11]);
-        assert!(matches!(decode_stdin_message(&mut big, 10), Err(RequestError::TooLarge { .. })));
+        assert!(matches!(
+            decode_stdin_message(&mut big, 10),
+            Err(RequestError::TooLarge { .. })
+        ));
         let mut fits = std::io::Cursor::new(vec![b'a'; 10]);
         assert_eq!(decode_stdin_message(&mut fits, 10).unwrap(), "a".repeat(10));
     }

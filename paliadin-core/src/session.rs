@@ -105,17 +105,36 @@ mod tests {
 
     #[test]
     fn accepts_the_rule_and_nothing_else() {
-        for ok in ["a", "paliad-paliadin-0123abcd", "A.b_c-9", &"x".repeat(64), "..", "-"] {
+        for ok in [
+            "a",
+            "paliad-paliadin-0123abcd",
+            "A.b_c-9",
+            &"x".repeat(64),
+            "..",
+            "-",
+        ] {
             assert!(SessionName::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", &"x".repeat(65), "a b", "a/b", "a:b", "ä", "a\n", "a\0", "$(x)"] {
+        for bad in [
+            "",
+            &"x".repeat(65),
+            "a b",
+            "a/b",
+            "a:b",
+            "ä",
+            "a\n",
+            "a\0",
+            "$(x)",
+        ] {
             assert!(SessionName::new(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn key_is_injective_dot_free_and_reversible() {
-        let names = ["a.b", "a_b", "a_db", "a__b", "a._", "..", ".", "_", "__", "_d"];
+        let names = [
+            "a.b", "a_b", "a_db", "a__b", "a._", "..", ".", "_", "__", "_d",
+        ];
         let mut keys = std::collections::HashSet::new();
         for n in names {
             let s = SessionName::new(n).unwrap();
@@ -131,7 +150,9 @@ mod tests {
     fn user_session_matches_the_go_service() {
         let u: uuid::Uuid = "0123abcd-0000-4000-8000-000000000000".parse().unwrap();
         assert_eq!(
-            SessionName::for_user("paliad-paliadin", &u).unwrap().as_str(),
+            SessionName::for_user("paliad-paliadin", &u)
+                .unwrap()
+                .as_str(),
             "paliad-paliadin-0123abcd"
         );
     }

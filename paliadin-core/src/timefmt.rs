@@ -61,16 +61,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected a number and a unit, such as 30d or 12h"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("invalid duration {s:?}: expected a number and a unit, such as 30d or 12h")
+    })?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
         "w" => 7 * 86_400,
-        _ => return Err(format!("invalid duration {s:?}: the unit is one of s, m, h, d, w")),
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: the unit is one of s, m, h, d, w"
+            ))
+        }
     };
     Ok(Duration::from_secs(n.saturating_mul(mult)))
 }
@@ -81,7 +85,9 @@ pub fn parse_since(s: &str, now_ms: i64) -> Result<i64, String> {
     if let Ok(d) = parse_duration(s) {
         return Ok(now_ms - d.as_millis() as i64);
     }
-    let bad = || format!("invalid time {s:?}: expected a duration (2h, 7d), a day (2026-11-25) or 2026-11-25T10:00:00Z");
+    let bad = || {
+        format!("invalid time {s:?}: expected a duration (2h, 7d), a day (2026-11-25) or 2026-11-25T10:00:00Z")
+    };
     let (date, time) = match s.split_once('T') {
         Some((d, t)) => (d, Some(t.strip_suffix('Z').ok_or_else(bad)?)),
         None => (s, None),
@@ -99,7 +105,10 @@ pub fn parse_since(s: &str, now_ms: i64) -> Result<i64, String> {
     let mut secs = days_from_civil(y, m, d) * 86_400;
     if let Some(t) = time {
         let t = t.split('.').next().unwrap_or("");
-        let hms: Vec<u32> = t.split(':').map(|p| p.parse().map_err(|_| bad())).collect::<Result<_, _>>()?;
+        let hms: Vec<u32> = t
+            .split(':')
+            .map(|p| p.parse().map_err(|_| bad()))
+            .collect::<Result<_, _>>()?;
         if hms.len() != 3 || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 {
             return Err(bad());
         }
@@ -116,17 +125,26 @@ mod tests {
     fn formats_and_parses_known_instants() {
         assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_ms(1_795_618_373_123), "2026-11-25T14:52:53.123Z");
-        assert_eq!(parse_since("2026-11-25T14:52:53Z", 0).unwrap(), 1_795_618_373_000);
+        assert_eq!(
+            parse_since("2026-11-25T14:52:53Z", 0).unwrap(),
+            1_795_618_373_000
+        );
         assert_eq!(parse_since("2024-02-29", 0).unwrap(), 1_709_164_800_000);
         assert_eq!(day_of_ms(1_709_164_800_000), "2024-02-29");
-        assert_eq!(parse_since("2h", 10_000_000).unwrap(), 10_000_000 - 7_200_000);
+        assert_eq!(
+            parse_since("2h", 10_000_000).unwrap(),
+            10_000_000 - 7_200_000
+        );
         assert!(parse_since("yesterday", 0).is_err());
         assert!(parse_since("2024-13-01", 0).is_err());
     }
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("30d").unwrap(), Duration::from_secs(30 * 86_400));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
         assert_eq!(parse_duration("45").unwrap(), Duration::from_secs(45));
         assert!(parse_duration("3y").is_err());
         assert!(parse_duration("-1d").is_err());

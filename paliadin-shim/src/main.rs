@@ -1,1 +1,87 @@
-fn main() {}
+//! `paliadin-shim`: the laptop side of paliadin (PROTOCOL sections 1 to 5).
+//! Reads one request, from `SSH_ORIGINAL_COMMAND` when sshd forced this
+//! program, else from its own arguments; serves it; exits with a documented
+//! status and, on failure, one line on stderr. Never exits 126, 127 or 255.
+
+mod agent;
+mod cli;
+mod cmd;
+mod config;
+mod error;
+mod hooks;
+mod state;
+mod tmux;
+mod wait;
+
+use clap::Parser as _;
+use paliadin_core::request::{split_ssh_command, Request};
+use paliadin_core::ExitCode;
+
+use crate::agent::Shim;
+use crate::error::{Result, ShimError};
+
+fn main() -> std::process::ExitCode {
+    let opts = cli::Options::parse();
+    let ssh = std::env::var("SSH_ORIGINAL_COMMAND").ok();
+    let words: Vec<String> = match &ssh {
+        Some(line) => split_ssh_command(line)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        None => opts.request.clone(),
+    };
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    // The hook must answer whatever happens, config or not.
+    if let (None, ["hook", event]) = (&ssh, words.as_slice()) {
+        hooks::run(event);
+        return ExitCode::Ok.into();
+    }
+    match serve(&opts, &words, ssh.is_some()) {
+        Ok(()) => ExitCode::Ok.into(),
+        Err(e) => {
+            e.report(&mut std::io::stderr());
+            e.code.into()
+        }
+    }
+}
+
+fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
+    if let Some(&verb @ ("attach" | "hook")) = words.first() {
+        if over_ssh {
+            return Err(ShimError::invalid(format!(
+                "{verb} is only available locally, not over ssh"
+            )));
+        }
+    }
+    let config = config::Config::load(opts).map_err(|e| ShimError::failure(format!("{e:#}")))?;
+    let limits = config.limits;
+    let shim = Shim::new(config);
+    if let ["attach", rest @ ..] = words {
+        let [name] = rest else {
+            return Err(ShimError::invalid("attach takes <session>"));
+        };
+        let name = paliadin_core::SessionName::new(name)
+            .map_err(|e| ShimError::invalid(format!("invalid session name: {e}")))?;
+        return cmd::attach::run(&shim, &name);
+    }
+    if let ["hook", ..] = words {
+        return Err(ShimError::invalid("hook takes <Event>"));
+    }
+    let req = Request::parse(words, limits).map_err(|e| ShimError::invalid(e.to_string()))?;
+    match req {
+        Request::Health { session } => cmd::health::run(&shim, &session),
+        Request::RunTurn {
+            session,
+            turn,
+            message,
+        } => cmd::run_turn::run(&shim, &session, turn, message),
+        Request::Reset { session } => cmd::reset::run(&shim, &session),
+        Request::Poll { session, turn } => cmd::poll::run(&shim, &session, turn),
+        Request::Status { session } => cmd::status::run(&shim, &session),
+        Request::Sessions => cmd::sessions::run(&shim),
+        Request::Version => {
+            cmd::print(format!("paliadin-shim {}\n", env!("CARGO_PKG_VERSION")).as_bytes())
+                .map_err(|e| ShimError::new(ExitCode::Failure, e.to_string()))
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The agent's life in its pane: starting it (once, even when requests
+//! race), knowing when it is ready for the first paste, and telling alive from
+//! dead. Owns the `start.lock`, `ready` and `agent.json` files of a session;
+//! never types a turn (that is `cmd::run_turn`'s).
+
+use paliadin_core::ExitCode;
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Result, ShimError};
+use crate::hooks;
+use crate::state::SessionDir;
+use crate::tmux::{Pane, Tmux, TmuxError};
+use crate::wait::{Wake, Watch};
+
+/// How many pane lines an error shows.
+pub const TAIL_LINES: usize = 15;
+
+/// The shim's view of the world for one request.
+pub struct Shim {
+    pub config: Config,
+    pub tmux: Tmux,
+}
+
+/// Maps a tmux failure to the shim's exit codes.
+pub fn tmux_error(e: TmuxError) -> ShimError {
+    match e {
+        TmuxError::Missing => {
+            ShimError::unavailable("tmux is not installed or not on PATH: install tmux")
+        }
+        TmuxError::NoSession(_) => {
+            ShimError::unavailable("the agent's pane is gone (the agent exited)")
+        }
+        e => ShimError::unavailable(e.to_string()),
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return is_executable(Path::new(program));
+    }
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| is_executable(&d.join(program))))
+        .unwrap_or(false)
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+impl Shim {
+    pub fn new(config: Config) -> Shim {
+        let tmux = Tmux::new(&config.tmux_socket);
+        Shim { config, tmux }
+    }
+
+    pub fn session_dir(&self, name: &paliadin_core::SessionName) -> SessionDir {
+        SessionDir::new(&self.config.state_dir, name)
+    }
+
+    /// The pane's last lines, for an error report.
+    pub fn tail(&self, s: &SessionDir) -> Option<String> {
+        self.tmux.tail(&s.name.key(), TAIL_LINES).ok()
+    }
+
+    /// The live pane of the session, if any.
+    pub fn live_pane(&self, s: &SessionDir) -> Result<Option<Pane>> {
+        let pane = self.tmux.pane(&s.name.key()).map_err(tmux_error)?;
+        Ok(pane.filter(|p| {
+            !p.dead
+                && rustix::process::test_kill_process(
+                    rustix::process::Pid::from_raw(p.pid).expect("pane pid"),
+                )
+                .is_ok()
+        }))
+    }
+
+    /// Makes sure the session's agent runs and is ready for a paste, starting
+    /// it if needed; waits until `deadline` at most.
+    pub fn ensure_ready(&self, s: &SessionDir, deadline: Instant) -> Result<Pane> {
+        if s.has("ready") {
+            if let Some(p) = self.live_pane(s)? {
+                return Ok(p);
+            }
+        }
+        let _guard = s.lock("start.lock", deadline)?.ok_or_else(|| {
+            ShimError::new(ExitCode::Blocked, "the agent is still starting").with_pane(self.tail(s))
+        })?;
+        let pane = match self.live_pane(s)? {
+            Some(p) => p,
+            None => self.start(s)?,
+        };
+        self.await_ready(
+            s,
+            pane,
+            deadline.min(Instant::now() + self.config.ready_timeout),
+        )
+    }
+
+    fn start(&self, s: &SessionDir) -> Result<Pane> {
+        let key = s.name.key();
+        // A dead pane must never be pasted into (tmux 3.3a crashes): remove it.
+        let _ = self.tmux.kill_session(&key);
+        for f in ["ready", "last_prompt", "current"] {
+            s.remove(f);
+        }
+        let program = &self.config.agent[0];
+        if !on_path(program) {
+            return Err(ShimError::unavailable(format!("the agent {program:?} is not installed or not on PATH: set `agent` in the shim's config")));
+        }
+        if !self.config.workdir.is_dir() {
+            return Err(ShimError::unavailable(format!(
+                "the agent's workdir {} does not exist",
+                self.config.workdir.display()
+            )));
+        }
+        let mut argv = self.config.agent.clone();
+        if self.config.agent_hooks {
+            let settings = hooks::write_settings(&self.config.state_dir)?;
+            argv.push("--settings".into());
+            argv.push(settings.to_string_lossy().into_owned());
+        }
+        let state = self.config.state_dir.to_string_lossy().into_owned();
+        let env = [
+            ("PALIADIN_SESSION", s.name.as_str()),
+            ("PALIADIN_STATE_DIR", state.as_str()),
+        ];
+        self.tmux
+            .new_session(&key, &self.config.workdir, &env, &argv)
+            .map_err(tmux_error)?;
+        let pane = self.live_pane(s)?.ok_or_else(|| {
+            ShimError::unavailable(format!(
+                "the agent {program:?} exited as soon as it started"
+            ))
+        })?;
+        s.write("agent.json", &json!({ "argv": argv, "pid": pane.pid, "started_ms": paliadin_core::timefmt::now_ms() }).to_string())?;
+        s.touch();
+        Ok(pane)
+    }
+
+    fn await_ready(&self, s: &SessionDir, pane: Pane, deadline: Instant) -> Result<Pane> {
+        let mut watch = Watch::new(&[&s.dir])?;
+        if !watch.watch_pid(pane.pid)? {
+            return Err(ShimError::unavailable("the agent exited during start-up"));
+        }
+        let pattern = self.config.ready_pattern.as_deref();
+        loop {
+            if s.has("ready") {
+                return Ok(pane);
+            }
+            if !self.config.agent_hooks {
+                let seen = match pattern {
+                    None => true,
+                    Some(p) => self
+                        .tmux
+                        .screen(&s.name.key())
+                        .is_ok_and(|scr| scr.contains(p)),
+                };
+                if seen {
+                    s.write("ready", &json!({ "source": "pattern" }).to_string())?;
+                    return Ok(pane);
+                }
+            }
+            let until = if self.config.agent_hooks {
+                deadline
+            } else {
+                deadline.min(Instant::now() + Duration::from_millis(100))
+            };
+            match watch.wait(until)? {
+                Wake::Died => {
+                    return Err(ShimError::unavailable("the agent exited during start-up"))
+                }
+                Wake::Deadline if Instant::now() >= deadline => {
+                    return Err(ShimError::unavailable(format!(
+                        "the agent did not become ready within {} s",
+                        self.config.ready_timeout.as_secs()
+                    ))
+                    .with_pane(self.tail(s)));
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `poll <session> <turn-id>`: the reply of a turn that ran past its wait,
+//! once it has arrived; 124 while it is pending; 2 for a turn the shim does
+//! not hold. Never waits and never types.
+
+use paliadin_core::{ExitCode, SessionName};
+use uuid::Uuid;
+
+use crate::agent::Shim;
+use crate::cmd::run_turn::settle;
+use crate::error::{Result, ShimError};
+
+pub fn run(shim: &Shim, session: &SessionName, turn: Uuid) -> Result<()> {
+    let s = shim.session_dir(session);
+    s.sweep();
+    let t = s.turn(turn);
+    if !t.exists() {
+        return Err(ShimError::invalid(format!(
+            "turn {turn} is not held for session {session}"
+        )));
+    }
+    match settle(shim, &s, &t)? {
+        Some(done) => done,
+        None => Err(
+            ShimError::new(ExitCode::Timeout, format!("turn {turn} is still pending"))
+                .with_pane(shim.tail(&s)),
+        ),
+    }
+}

@@ -1,0 +1,217 @@
+//! PROTOCOL section 5 from the shim's side: the settings file that registers
+//! `paliadin-shim hook <Event>` with the agent, and the handler that runs for
+//! each event. The handler reads its stdin with a bound, leaves a marker in
+//! the session's state, and exits 0 within a second whatever it got: it must
+//! never hold the agent up, never type into a pane, never fail loudly.
+
+use paliadin_core::envelope::turn_of_prompt;
+use paliadin_core::fsutil;
+use paliadin_core::session::SessionName;
+use serde_json::{json, Value};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::state::SessionDir;
+
+/// The events the shim registers for.
+pub const EVENTS: [&str; 5] = [
+    "SessionStart",
+    "UserPromptSubmit",
+    "Stop",
+    "StopFailure",
+    "Notification",
+];
+
+/// The most the handler reads from stdin (a Stop carries the whole reply).
+const MAX_INPUT: usize = 16 << 20;
+/// The handler's whole budget for reading stdin.
+const READ_BUDGET: Duration = Duration::from_millis(800);
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The settings JSON that registers `exe hook <Event>` for every event.
+pub fn settings_json(exe: &Path) -> String {
+    let mut hooks = serde_json::Map::new();
+    for ev in EVENTS {
+        let command = format!("{} hook {ev}", shell_quote(&exe.to_string_lossy()));
+        hooks.insert(
+            ev.into(),
+            json!([{ "hooks": [{ "type": "command", "command": command, "timeout": 5 }] }]),
+        );
+    }
+    serde_json::to_string_pretty(&json!({ "hooks": hooks })).unwrap_or_default()
+}
+
+/// Writes the settings file under `state_dir` (only when it changed) and returns its path.
+pub fn write_settings(state_dir: &Path) -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = state_dir.join("claude-settings.json");
+    let text = settings_json(&exe);
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+        fsutil::write_atomic(&path, text.as_bytes(), 0o600)?;
+    }
+    Ok(path)
+}
+
+/// Reads stdin until EOF, [`MAX_INPUT`] or [`READ_BUDGET`], whichever first.
+fn read_bounded_stdin() -> Vec<u8> {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let stdin = std::io::stdin();
+    let fd = rustix::stdio::stdin();
+    let deadline = Instant::now() + READ_BUDGET;
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    while buf.len() < MAX_INPUT {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let ts = Timespec {
+            tv_sec: 0,
+            tv_nsec: left.subsec_nanos() as i64 + left.as_secs() as i64 * 1_000_000_000,
+        };
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+        match stdin.lock().read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n.min(MAX_INPUT - buf.len())]),
+        }
+    }
+    buf
+}
+
+/// The handler of `paliadin-shim hook <Event>`: always returns normally.
+pub fn run(event: &str) {
+    let input = read_bounded_stdin();
+    let v: Value = serde_json::from_slice(&input).unwrap_or(Value::Null);
+    let (Some(state), Some(session)) = (
+        std::env::var_os("PALIADIN_STATE_DIR"),
+        std::env::var("PALIADIN_SESSION").ok(),
+    ) else {
+        return;
+    };
+    let Ok(name) = SessionName::new(&session) else {
+        return;
+    };
+    let dir = SessionDir::new(Path::new(&state), &name);
+    if !dir.dir.is_dir() {
+        return;
+    }
+    handle(&dir, event, &v);
+}
+
+/// Acts on one event (separate from stdin for tests).
+pub fn handle(dir: &SessionDir, event: &str, v: &Value) {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    dir.touch();
+    let last = || {
+        dir.read("last_prompt")
+            .and_then(|t| t.trim().parse::<uuid::Uuid>().ok())
+            .map(|id| dir.turn(id))
+    };
+    match event {
+        "SessionStart" => {
+            let _ = dir.write(
+                "ready",
+                &json!({ "source": s("source"), "at_ms": paliadin_core::timefmt::now_ms() })
+                    .to_string(),
+            );
+        }
+        "UserPromptSubmit" => {
+            if let Some(id) = turn_of_prompt(&s("prompt")) {
+                let _ = dir.write("last_prompt", &id.to_string());
+                let t = dir.turn(id);
+                if t.exists() {
+                    let _ = t.mark("submitted", "");
+                }
+            }
+        }
+        "Stop" => {
+            let msg = s("last_assistant_message");
+            if let Some(t) = last().filter(|t| t.exists()) {
+                if !msg.trim().is_empty() && !t.delivered_or_claimed() {
+                    let wrote = fsutil::write_atomic_new(&t.reply_path(), msg.as_bytes(), 0o600)
+                        .unwrap_or(false);
+                    // A delivery that finished meanwhile keeps no copy.
+                    if wrote && t.has("delivered") {
+                        let _ = std::fs::remove_file(t.reply_path());
+                    }
+                }
+            }
+        }
+        "StopFailure" => {
+            if let Some(t) = last().filter(|t| t.exists()) {
+                let e = v.get("error").map(|e| {
+                    e.as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| e.to_string())
+                });
+                let _ = t.mark(
+                    "failed",
+                    e.as_deref().unwrap_or("the agent reported a failure"),
+                );
+            }
+        }
+        "Notification" => {
+            let kind = s("notification_type");
+            if matches!(kind.as_str(), "permission_prompt" | "elicitation_dialog") {
+                if let Some(t) = last().filter(|t| t.exists()) {
+                    let _ = t.mark("blocked", &format!("{kind}: {}", s("message")));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_register_every_event_with_a_quoted_path() {
+        let v: Value =
+            serde_json::from_str(&settings_json(Path::new("/opt/it's here/paliadin-shim")))
+                .unwrap();
+        for ev in EVENTS {
+            let cmd = v["hooks"][ev][0]["hooks"][0]["command"].as_str().unwrap();
+            assert_eq!(cmd, format!(r"'/opt/it'\''s here/paliadin-shim' hook {ev}"));
+            assert_eq!(v["hooks"][ev][0]["hooks"][0]["type"], "command");
+        }
+    }
+
+    #[test]
+    fn stop_writes_the_reply_once_and_never_after_delivery() {
+        let tmp = std::env::temp_dir().join(format!("paliadin-hooks-{}", std::process::id()));
+        let dir = SessionDir::new(&tmp, &SessionName::new("s").unwrap());
+        dir.create().unwrap();
+        let id = uuid::Uuid::new_v4();
+        let t = dir.turn(id);
+        t.create().unwrap();
+        let prompt = format!("[PALIADIN:{id}] reply-to: {}\nhi", t.reply_path().display());
+        handle(&dir, "UserPromptSubmit", &json!({ "prompt": prompt }));
+        assert!(t.has("submitted"));
+        handle(&dir, "Stop", &json!({ "last_assistant_message": "first" }));
+        handle(&dir, "Stop", &json!({ "last_assistant_message": "second" }));
+        assert_eq!(std::fs::read_to_string(t.reply_path()).unwrap(), "first");
+        assert_eq!(t.claim().unwrap().unwrap(), b"first");
+        t.delivered().unwrap();
+        handle(&dir, "Stop", &json!({ "last_assistant_message": "third" }));
+        assert!(!t.reply_path().exists());
+        handle(
+            &dir,
+            "Notification",
+            &json!({ "notification_type": "idle_prompt" }),
+        );
+        assert!(!t.has("blocked"));
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}

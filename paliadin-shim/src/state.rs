@@ -1,0 +1,275 @@
+//! The shim's state on disk, under `<state_dir>/sessions/<key>/`: the turn
+//! lock, the markers the hooks leave, and one directory per turn holding its
+//! reply file. Owns every path below the state directory and every rule about
+//! them (who writes what, once); never talks to tmux or reads a hook's stdin.
+//!
+//! ```text
+//! <state_dir>/claude-settings.json       the hooks the agent is started with
+//! <state_dir>/sessions/<key>/lock        held across a turn (flock)
+//!                           start.lock   held while the agent starts
+//!                           ready        SessionStart arrived
+//!                           agent.json   argv and start time of the agent
+//!                           last_prompt  id of the last submitted turn
+//!                           current      id of the turn being waited for
+//!                           turns/<id>/  reply.md, submitted, blocked, failed, delivered
+//! ```
+
+use paliadin_core::fsutil;
+use paliadin_core::session::SessionName;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+use uuid::Uuid;
+
+/// Largest reply the shim will read.
+pub const MAX_REPLY: u64 = 64 << 20;
+/// How long an undelivered reply is kept for `poll`.
+pub const TURN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The state of one session.
+#[derive(Debug, Clone)]
+pub struct SessionDir {
+    pub name: SessionName,
+    pub dir: PathBuf,
+}
+
+/// A held flock, released when dropped or when the process dies.
+#[derive(Debug)]
+pub struct Lock(#[allow(dead_code)] File);
+
+fn open_lock(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+}
+
+fn try_flock(f: &File) -> io::Result<bool> {
+    use rustix::fs::{flock, FlockOperation};
+    match flock(f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl SessionDir {
+    pub fn new(state_dir: &Path, name: &SessionName) -> SessionDir {
+        SessionDir {
+            name: name.clone(),
+            dir: state_dir.join("sessions").join(name.key()),
+        }
+    }
+
+    /// Creates the directory (0700) if missing.
+    pub fn create(&self) -> io::Result<()> {
+        fsutil::private_dir(&self.dir.join("turns"))
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Takes `file`'s lock, waiting until `deadline`; `Ok(None)` if it stayed held.
+    pub fn lock(&self, file: &str, deadline: Instant) -> io::Result<Option<Lock>> {
+        let f = open_lock(&self.path(file))?;
+        loop {
+            if try_flock(&f)? {
+                return Ok(Some(Lock(f)));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether a turn holds the session right now.
+    pub fn busy(&self) -> bool {
+        match open_lock(&self.path("lock")) {
+            Ok(f) => !try_flock(&f).unwrap_or(true),
+            Err(_) => false,
+        }
+    }
+
+    /// Reads a small marker file's text.
+    pub fn read(&self, file: &str) -> Option<String> {
+        fsutil::read_regular(&self.path(file), 1 << 20)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    pub fn write(&self, file: &str, text: &str) -> io::Result<()> {
+        fsutil::write_atomic(&self.path(file), text.as_bytes(), 0o600)
+    }
+
+    pub fn remove(&self, file: &str) {
+        let _ = fs::remove_file(self.path(file));
+    }
+
+    pub fn has(&self, file: &str) -> bool {
+        fsutil::exists(&self.path(file))
+    }
+
+    /// Modification time of `file`.
+    pub fn mtime(&self, file: &str) -> Option<SystemTime> {
+        fs::metadata(self.path(file))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
+    /// Marks activity now.
+    pub fn touch(&self) {
+        let _ = self.write("activity", "");
+    }
+
+    pub fn turn(&self, id: Uuid) -> TurnDir {
+        TurnDir {
+            id,
+            dir: self.dir.join("turns").join(id.to_string()),
+        }
+    }
+
+    /// Removes turns older than [`TURN_TTL`].
+    pub fn sweep(&self) {
+        let Ok(entries) = fs::read_dir(self.dir.join("turns")) else {
+            return;
+        };
+        let now = SystemTime::now();
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > TURN_TTL);
+            if old {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// One turn's directory.
+#[derive(Debug, Clone)]
+pub struct TurnDir {
+    pub id: Uuid,
+    pub dir: PathBuf,
+}
+
+/// What a turn's directory says about it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TurnState {
+    /// The reply file is there.
+    Replied,
+    /// Already delivered once.
+    Delivered,
+    /// The agent reported a failure (with its error).
+    Failed(String),
+    /// The pane waits on a person (with the notification's message).
+    Blocked(String),
+    /// Typed, nothing yet.
+    Pending,
+}
+
+impl TurnDir {
+    pub fn exists(&self) -> bool {
+        self.dir.is_dir()
+    }
+
+    /// Creates the directory; `Ok(false)` if it already existed.
+    pub fn create(&self) -> io::Result<bool> {
+        use std::os::unix::fs::DirBuilderExt;
+        match fs::DirBuilder::new().mode(0o700).create(&self.dir) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Where the agent writes its reply.
+    pub fn reply_path(&self) -> PathBuf {
+        self.dir.join("reply.md")
+    }
+
+    fn marker(&self, name: &str) -> Option<String> {
+        fsutil::read_regular(&self.dir.join(name), 1 << 16)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        fsutil::exists(&self.dir.join(name))
+    }
+
+    /// Leaves a marker (idempotent).
+    pub fn mark(&self, name: &str, text: &str) -> io::Result<()> {
+        fsutil::write_atomic(&self.dir.join(name), text.as_bytes(), 0o600)
+    }
+
+    /// The turn's state, the reply winning over everything else.
+    pub fn state(&self) -> TurnState {
+        if self.has("delivered") {
+            TurnState::Delivered
+        } else if fs::symlink_metadata(self.reply_path()).is_ok_and(|m| m.is_file()) {
+            TurnState::Replied
+        } else if let Some(e) = self.marker("failed") {
+            TurnState::Failed(e)
+        } else if let Some(m) = self.marker("blocked") {
+            TurnState::Blocked(m)
+        } else {
+            TurnState::Pending
+        }
+    }
+
+    /// Whether a delivery is done or under way (for the Stop hook).
+    pub fn delivered_or_claimed(&self) -> bool {
+        self.has("delivered") || self.has("reply.claimed")
+    }
+
+    /// Takes the reply for delivery: only one taker wins. The caller prints
+    /// it and then calls [`TurnDir::delivered`], or [`TurnDir::unclaim`] if
+    /// printing failed, so that nothing is lost.
+    pub fn claim(&self) -> io::Result<Option<Vec<u8>>> {
+        let claimed = self.dir.join("reply.claimed");
+        match rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            self.reply_path(),
+            rustix::fs::CWD,
+            &claimed,
+            rustix::fs::RenameFlags::NOREPLACE,
+        ) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::EXIST) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        match fsutil::read_regular(&claimed, MAX_REPLY)? {
+            Some(b) => Ok(Some(b)),
+            None => {
+                // Not a regular file (a symlink or a directory): never counts.
+                let _ = fs::remove_file(&claimed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The claimed reply was printed: leave the tombstone, keep no copy.
+    pub fn delivered(&self) -> io::Result<()> {
+        self.mark("delivered", &paliadin_core::timefmt::now_ms().to_string())?;
+        let _ = fs::remove_file(self.dir.join("reply.claimed"));
+        let _ = fs::remove_file(self.reply_path());
+        Ok(())
+    }
+
+    /// Printing failed: put the reply back for `poll`.
+    pub fn unclaim(&self) {
+        let _ = fs::rename(self.dir.join("reply.claimed"), self.reply_path());
+    }
+}

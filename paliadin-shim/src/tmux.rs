@@ -1,0 +1,346 @@
+//! The shim's only door to tmux. Every call goes through [`Tmux::command`]
+//! (`tmux -L <socket> -f /dev/null -u`, so the user's own server and config
+//! are never touched and non-ASCII survives without a UTF-8 locale), targets
+//! are exact (`=name`), free text never travels in argv (it is loaded from
+//! stdin), every call has a deadline, and tmux's failures come back typed.
+//! Never runs a shell, and never pastes into a pane it has not just seen alive.
+
+use paliadin_core::child::{self, Call, ChildError};
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How long one tmux call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A failed tmux call.
+#[derive(Debug, thiserror::Error)]
+pub enum TmuxError {
+    #[error("tmux is not installed or not on PATH")]
+    Missing,
+    #[error("no tmux session {0}")]
+    NoSession(String),
+    #[error("tmux {verb} failed: {stderr}")]
+    Failed { verb: String, stderr: String },
+    #[error("tmux {verb} did not answer within {secs} s")]
+    TimedOut { verb: String, secs: u64 },
+    #[error("running tmux: {0}")]
+    Other(String),
+}
+
+/// What the shim needs to know of a session's pane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pane {
+    pub pid: i32,
+    pub dead: bool,
+    pub created: i64,
+    pub activity: i64,
+}
+
+/// One tmux server, by socket name.
+#[derive(Debug, Clone)]
+pub struct Tmux {
+    socket: String,
+}
+
+/// Whether tmux's stderr says the session (or the whole server) is not there.
+pub fn is_missing_session(stderr: &str) -> bool {
+    [
+        "can't find session",
+        "no server running",
+        "error connecting to",
+        "session not found",
+        "can't find pane",
+        "can't find window",
+    ]
+    .iter()
+    .any(|m| stderr.contains(m))
+}
+
+/// Parses `#{pane_pid} #{pane_dead} #{session_created} #{session_activity}`.
+pub fn parse_pane(line: &str) -> Option<Pane> {
+    let mut it = line.split_whitespace();
+    let pid = it.next()?.parse().ok()?;
+    let dead = it.next()? == "1";
+    let created = it.next()?.parse().ok()?;
+    let activity = it.next()?.parse().ok()?;
+    Some(Pane {
+        pid,
+        dead,
+        created,
+        activity,
+    })
+}
+
+fn exact(name: &str) -> String {
+    format!("={name}")
+}
+
+fn pane_target(name: &str) -> String {
+    format!("={name}:")
+}
+
+impl Tmux {
+    pub fn new(socket: &str) -> Tmux {
+        Tmux {
+            socket: socket.to_owned(),
+        }
+    }
+
+    /// The base command every call starts from.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.arg("-L")
+            .arg(&self.socket)
+            .args(["-f", "/dev/null", "-u"]);
+        // Inside the operator's tmux, TMUX would point elsewhere; and a server
+        // we start must not carry these into the agent (PROTOCOL section 2).
+        for var in ["TMUX", "TMUX_PANE", "ANTHROPIC_API_KEY", "CLAUDECODE"] {
+            c.env_remove(var);
+        }
+        c
+    }
+
+    /// Runs one (possibly chained) tmux invocation; returns its stdout.
+    fn run(&self, args: &[OsString], stdin: Option<&[u8]>) -> Result<String, TmuxError> {
+        let verb = args
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut cmd = self.command();
+        cmd.args(args);
+        let out = child::run(
+            &mut cmd,
+            Call {
+                stdin,
+                deadline: Instant::now() + CALL_TIMEOUT,
+                cancel: None,
+            },
+        )
+        .map_err(|e| match e {
+            e if e.is_not_found() => TmuxError::Missing,
+            ChildError::TimedOut { .. } => TmuxError::TimedOut {
+                verb: verb.clone(),
+                secs: CALL_TIMEOUT.as_secs(),
+            },
+            e => TmuxError::Other(e.to_string()),
+        })?;
+        if out.code() == 0 {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        if is_missing_session(&stderr) {
+            return Err(TmuxError::NoSession(stderr));
+        }
+        Err(TmuxError::Failed { verb, stderr })
+    }
+
+    fn args<const N: usize>(a: [&str; N]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    /// The session's pane, or `None` when the session (or server) is absent.
+    pub fn pane(&self, name: &str) -> Result<Option<Pane>, TmuxError> {
+        let t = exact(name);
+        let p = pane_target(name);
+        let fmt = "#{pane_pid} #{pane_dead} #{session_created} #{session_activity}";
+        match self.run(
+            &Self::args([
+                "has-session",
+                "-t",
+                &t,
+                ";",
+                "display-message",
+                "-p",
+                "-t",
+                &p,
+                fmt,
+            ]),
+            None,
+        ) {
+            Ok(out) => Ok(parse_pane(out.trim())),
+            Err(TmuxError::NoSession(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts a detached session whose pane runs `argv` directly (through
+    /// `env -u`, never a shell), in `workdir`, with `env` set.
+    pub fn new_session(
+        &self,
+        name: &str,
+        workdir: &Path,
+        env: &[(&str, &str)],
+        argv: &[String],
+    ) -> Result<(), TmuxError> {
+        let mut a: Vec<OsString> = Self::args([
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "200",
+            "-y",
+            "50",
+            "-c",
+        ]);
+        a.push(workdir.into());
+        for (k, v) in env {
+            a.push("-e".into());
+            a.push(format!("{k}={v}").into());
+        }
+        a.push("--".into());
+        // `env` makes argv always longer than one word, so tmux execs it
+        // directly instead of through `sh -c`, and removes what must not
+        // reach the agent even if the server's global environment has it.
+        for w in ["env", "-u", "ANTHROPIC_API_KEY", "-u", "CLAUDECODE", "--"] {
+            a.push(w.into());
+        }
+        a.extend(argv.iter().map(OsString::from));
+        self.run(&a, None).map(drop)
+    }
+
+    /// Pastes `text` as one bracketed paste and presses Enter, in one tmux
+    /// invocation that first checks the session is there and leaves copy mode.
+    pub fn paste_submit(&self, name: &str, buffer: &str, text: &str) -> Result<(), TmuxError> {
+        let t = exact(name);
+        let p = pane_target(name);
+        let a = Self::args([
+            "has-session",
+            "-t",
+            &t,
+            ";",
+            "copy-mode",
+            "-q",
+            "-t",
+            &p,
+            ";",
+            "load-buffer",
+            "-b",
+            buffer,
+            "-",
+            ";",
+            "paste-buffer",
+            "-d",
+            "-p",
+            "-r",
+            "-b",
+            buffer,
+            "-t",
+            &p,
+            ";",
+            "send-keys",
+            "-t",
+            &p,
+            "Enter",
+        ]);
+        self.run(&a, Some(text.as_bytes())).map(drop)
+    }
+
+    /// Presses Enter once more (after leaving copy mode).
+    pub fn enter(&self, name: &str) -> Result<(), TmuxError> {
+        let t = exact(name);
+        let p = pane_target(name);
+        self.run(
+            &Self::args([
+                "has-session",
+                "-t",
+                &t,
+                ";",
+                "copy-mode",
+                "-q",
+                "-t",
+                &p,
+                ";",
+                "send-keys",
+                "-t",
+                &p,
+                "Enter",
+            ]),
+            None,
+        )
+        .map(drop)
+    }
+
+    /// The last `n` non-blank lines on the pane's screen.
+    pub fn tail(&self, name: &str, n: usize) -> Result<String, TmuxError> {
+        let p = pane_target(name);
+        let out = self.run(&Self::args(["capture-pane", "-p", "-J", "-t", &p]), None)?;
+        let lines: Vec<&str> = out
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect();
+        Ok(lines[lines.len().saturating_sub(n)..].join("\n"))
+    }
+
+    /// The whole visible screen (for a ready pattern).
+    pub fn screen(&self, name: &str) -> Result<String, TmuxError> {
+        self.run(
+            &Self::args(["capture-pane", "-p", "-J", "-t", &pane_target(name)]),
+            None,
+        )
+    }
+
+    /// Ends the session; `Ok(false)` when there was none.
+    pub fn kill_session(&self, name: &str) -> Result<bool, TmuxError> {
+        match self.run(&Self::args(["kill-session", "-t", &exact(name)]), None) {
+            Ok(_) => Ok(true),
+            Err(TmuxError::NoSession(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names of all sessions on this server (none when it is not running).
+    pub fn list_sessions(&self) -> Result<Vec<String>, TmuxError> {
+        match self.run(
+            &Self::args(["list-sessions", "-F", "#{session_name}"]),
+            None,
+        ) {
+            Ok(out) => Ok(out.lines().map(str::to_owned).collect()),
+            Err(TmuxError::NoSession(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The command that attaches a terminal to the session.
+    pub fn attach_command(&self, name: &str) -> Command {
+        let mut c = self.command();
+        c.args(["attach-session", "-t", &exact(name)]);
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_captured_formats() {
+        assert_eq!(
+            parse_pane("2196 0 1795618373 1795618380"),
+            Some(Pane {
+                pid: 2196,
+                dead: false,
+                created: 1_795_618_373,
+                activity: 1_795_618_380
+            })
+        );
+        assert_eq!(parse_pane("2196 1 1 2").map(|p| p.dead), Some(true));
+        assert_eq!(parse_pane(""), None);
+    }
+
+    #[test]
+    fn recognises_missing_sessions_in_captured_stderr() {
+        // Captured from tmux 3.3a.
+        assert!(is_missing_session("can't find session: nosuch"));
+        assert!(is_missing_session(
+            "no server running on /tmp/tmux-0/paliadin-x"
+        ));
+        assert!(is_missing_session(
+            "error connecting to /tmp/tmux-0/x (No such file or directory)"
+        ));
+        assert!(!is_missing_session("unknown command: foo"));
+    }
+}
