@@ -31,10 +31,13 @@ fn main() -> std::process::ExitCode {
         None => opts.request.clone(),
     };
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    // The hook must answer whatever happens, config or not.
-    if let (None, ["hook", event]) = (&ssh, words.as_slice()) {
-        hooks::run(event);
-        return ExitCode::Ok.into();
+    // The hook must answer whatever happens, config or not. Its words come
+    // from argv, which sshd's forced command fixes, so they are always local.
+    if let [hook, event] = opts.request.as_slice() {
+        if hook == "hook" {
+            hooks::run(event);
+            return ExitCode::Ok.into();
+        }
     }
     match serve(&opts, &words, ssh.is_some()) {
         Ok(()) => ExitCode::Ok.into(),

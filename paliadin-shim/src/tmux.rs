@@ -96,7 +96,13 @@ impl Tmux {
             .args(["-f", "/dev/null", "-u"]);
         // Inside the operator's tmux, TMUX would point elsewhere; and a server
         // we start must not carry these into the agent (PROTOCOL section 2).
-        for var in ["TMUX", "TMUX_PANE", "ANTHROPIC_API_KEY", "CLAUDECODE"] {
+        for var in [
+            "TMUX",
+            "TMUX_PANE",
+            "SSH_ORIGINAL_COMMAND",
+            "ANTHROPIC_API_KEY",
+            "CLAUDECODE",
+        ] {
             c.env_remove(var);
         }
         c
@@ -193,8 +199,18 @@ impl Tmux {
         a.push("--".into());
         // `env` makes argv always longer than one word, so tmux execs it
         // directly instead of through `sh -c`, and removes what must not
-        // reach the agent even if the server's global environment has it.
-        for w in ["env", "-u", "ANTHROPIC_API_KEY", "-u", "CLAUDECODE", "--"] {
+        // reach the agent (or its hooks, which are this shim again) even if
+        // the server's global environment has it.
+        for w in [
+            "env",
+            "-u",
+            "ANTHROPIC_API_KEY",
+            "-u",
+            "CLAUDECODE",
+            "-u",
+            "SSH_ORIGINAL_COMMAND",
+            "--",
+        ] {
             a.push(w.into());
         }
         a.extend(argv.iter().map(OsString::from));

@@ -1,0 +1,476 @@
+//! `paliadin-shim` against real tmux and the test agent: every verb, every
+//! exit code, message fidelity, concurrency and the faults PROTOCOL names.
+
+use paliadin_tests::{b64, turn_id, ShimSettings, TestEnv, Value};
+
+fn env_with(args: &[&str]) -> TestEnv {
+    TestEnv::with(ShimSettings {
+        agent_args: args.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    })
+}
+
+/// The body the test agent replies with for `message` (PROTOCOL section 4 trailer stripped).
+fn body(reply: &str) -> String {
+    paliadin_core::reply::split_trailer(reply).0
+}
+
+fn turn(env: &TestEnv, session: &str, message: &str) -> (String, paliadin_tests::Run) {
+    let id = turn_id();
+    let r = env.shim(&["run-turn", session, &id, &b64(message)]);
+    (id, r)
+}
+
+#[test]
+fn version_health_status_sessions_reset() {
+    let env = TestEnv::new();
+    assert!(env.shim(&["version"]).ok().starts_with("paliadin-shim "));
+    assert_eq!(env.shim(&["health", "alice"]).ok(), "ok\n");
+    assert_eq!(env.tmux_sessions(), vec!["alice"]);
+    let st: Value = serde_json::from_str(&env.shim(&["status", "alice"]).ok()).unwrap();
+    assert_eq!(st["exists"], true);
+    assert_eq!(st["alive"], true);
+    assert_eq!(st["busy"], false);
+    assert!(st["agent"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("paliadin-test-agent"));
+    let lines = env.shim(&["sessions"]).ok();
+    let all: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["session"], "alice");
+    assert_eq!(env.shim(&["reset", "alice"]).ok(), "ok\n");
+    assert!(env.tmux_sessions().is_empty());
+    assert_eq!(
+        env.shim(&["reset", "alice"]).ok(),
+        "ok\n",
+        "reset of no session is ok"
+    );
+    let st: Value = serde_json::from_str(&env.shim(&["status", "alice"]).ok()).unwrap();
+    assert_eq!(st["exists"], false);
+    // A turn after reset starts a fresh agent.
+    let (_, r) = turn(&env, "alice", "after reset");
+    assert_eq!(body(&r.ok()), "after reset");
+}
+
+#[test]
+fn a_turn_is_typed_once_answered_once_and_not_kept() {
+    let env = TestEnv::new();
+    let (id, r) = turn(&env, "s1", "What is 2+2?");
+    let out = r.ok();
+    assert_eq!(body(&out), "What is 2+2?");
+    assert!(
+        out.contains("paliadin-meta"),
+        "the trailer reaches the client: {out}"
+    );
+    assert_eq!(env.submissions_of(&id), vec!["What is 2+2?"]);
+    let reply = env
+        .state
+        .join("sessions/s1/turns")
+        .join(&id)
+        .join("reply.md");
+    assert!(!reply.exists(), "no copy kept after delivery");
+    // Delivered once: a poll or a repeat of the id answers 2 and types nothing.
+    env.shim(&["poll", "s1", &id])
+        .shim_error(2, "invalid_input");
+    env.shim(&["run-turn", "s1", &id, &b64("again")])
+        .shim_error(2, "invalid_input");
+    assert_eq!(env.submissions_of(&id).len(), 1);
+}
+
+#[test]
+fn the_same_request_works_from_ssh_original_command() {
+    let env = TestEnv::new();
+    let id = turn_id();
+    let r = env.shim_forced(&format!("run-turn\tforced  {id} {}", b64("via ssh")), None);
+    assert_eq!(body(&r.ok()), "via ssh");
+    env.shim_forced("attach forced", None)
+        .shim_error(2, "invalid_input");
+    env.shim_forced("hook Stop", None)
+        .shim_error(2, "invalid_input");
+}
+
+#[test]
+fn message_fidelity() {
+    let env = TestEnv::new();
+    let cases = [
+        "line one\nline two\n\n  indented\tand tabbed",
+        "Grüße, 日本語, emoji 🎉, RTL שלום",
+        "C-c",
+        "Enter",
+        "send-keys -t =x: C-c ; kill-server ;",
+        "-leading dash",
+        "a trailing semicolon;",
+        "$(rm -rf /) `id` 'quotes' \"double\" \\ back",
+        "/clear",
+        "@file mention",
+    ];
+    for msg in cases {
+        let (id, r) = turn(&env, "fid", msg);
+        assert_eq!(body(&r.ok()), msg.trim_end(), "reply of {msg:?}");
+        assert_eq!(
+            env.submissions_of(&id),
+            vec![msg.to_string()],
+            "submission of {msg:?}"
+        );
+    }
+    // Control characters are removed before pasting; nothing ends the paste early.
+    let raw =
+        "before\r\nESC\x1b[31mred\x1b[0m paste-end \x1b[201~ still inside\x00\x7f\u{85}\u{9b}end";
+    let clean = paliadin_core::envelope::sanitise(raw);
+    assert_eq!(
+        clean,
+        "before\nESC[31mred[0m paste-end [201~ still inside end".replace(" end", "end")
+    );
+    let (id, r) = turn(&env, "fid", raw);
+    assert_eq!(body(&r.ok()), clean);
+    assert_eq!(env.submissions_of(&id), vec![clean.clone()]);
+    assert_eq!(
+        env.prompts().len(),
+        cases.len() + 1,
+        "one submission per turn"
+    );
+}
+
+#[test]
+fn large_messages_by_argument_and_by_stdin() {
+    let env = TestEnv::new();
+    let line = "The quick brown fox jumps over the lazy dog — 0123456789 äöü\n";
+    let big: String = line.repeat(60 * 1024 / line.len());
+    assert!(big.len() <= 64 * 1024);
+    let (id, r) = turn(&env, "big", &big);
+    assert_eq!(body(&r.ok()), big.trim_end());
+    assert_eq!(env.submissions_of(&id), vec![big.clone()]);
+
+    let huge: String = line.repeat(1024 * 1024 / line.len());
+    let id = turn_id();
+    let r = env.shim_in(&["run-turn", "big", &id, "-"], Some(huge.as_bytes()));
+    assert_eq!(body(&r.ok()), huge.trim_end());
+    assert_eq!(env.submissions_of(&id), vec![huge.clone()]);
+
+    // One byte over each limit is refused and nothing is typed.
+    let over = "x".repeat(64 * 1024 + 1);
+    env.shim(&["run-turn", "big", &turn_id(), &b64(&over)])
+        .shim_error(2, "invalid_input");
+    let over = vec![b'x'; 1024 * 1024 + 1];
+    env.shim_in(&["run-turn", "big", &turn_id(), "-"], Some(&over))
+        .shim_error(2, "invalid_input");
+    assert_eq!(env.prompts().len(), 2);
+}
+
+#[test]
+fn bad_requests_exit_2_and_touch_no_pane() {
+    let env = TestEnv::new();
+    let id = turn_id();
+    let bad: Vec<Vec<String>> = vec![
+        vec![],
+        vec!["frobnicate".into()],
+        vec!["health".into()],
+        vec!["health".into(), "a".into(), "b".into()],
+        vec!["health".into(), "a/b".into()],
+        vec!["health".into(), "".into()],
+        vec!["health".into(), "x".repeat(65)],
+        vec!["health".into(), "ümlaut".into()],
+        vec!["poll".into(), "s".into(), id.to_uppercase()],
+        vec!["poll".into(), "s".into(), "not-a-uuid".into()],
+        vec!["run-turn".into(), "s".into(), id.clone()],
+        vec!["run-turn".into(), "s".into(), id.clone(), "***".into()],
+        vec!["run-turn".into(), "s".into(), id.clone(), "aGk".into()],
+        vec![
+            "run-turn".into(),
+            "s".into(),
+            id.clone(),
+            b64("\u{1b}\u{7}"),
+        ],
+        vec!["run-turn".into(), "s".into(), id.clone(), "//79".into()],
+        vec!["sessions".into(), "extra".into()],
+        vec!["version".into(), "extra".into()],
+        vec!["attach".into()],
+        vec!["hook".into()],
+    ];
+    for words in &bad {
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
+        let r = env.shim(&args);
+        r.shim_error(2, "invalid_input");
+        assert_eq!(r.stderr.lines().count(), 1, "one line\n{r}");
+        let line = words.join(" ");
+        env.shim_forced(&line, None).shim_error(2, "invalid_input");
+    }
+    // stdin that is not UTF-8
+    env.shim_in(&["run-turn", "s", &id, "-"], Some(&[0xff, 0xfe]))
+        .shim_error(2, "invalid_input");
+    assert!(env.tmux_sessions().is_empty(), "no session was started");
+    assert!(env.prompts().is_empty(), "nothing was typed");
+}
+
+#[test]
+fn two_turns_on_one_session_run_in_order() {
+    let env = TestEnv::new();
+    env.shim(&["health", "pair"]).ok();
+    let results: Vec<(String, String)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..2)
+            .map(|i| {
+                let env = &env;
+                s.spawn(move || {
+                    let msg = format!("paliadin-test: slow:300\nturn number {i}");
+                    let (_, r) = turn(env, "pair", &msg);
+                    (msg, r.ok())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (msg, out) in &results {
+        assert_eq!(&body(out), msg, "each turn gets its own reply");
+    }
+    let prompts = env.prompts();
+    assert_eq!(prompts.len(), 2);
+    // The second submission came only after the first was answered: pids equal, turns distinct.
+    assert_ne!(prompts[0]["turn"], prompts[1]["turn"]);
+}
+
+#[test]
+fn eight_sessions_at_once() {
+    let env = TestEnv::new();
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let env = &env;
+                s.spawn(move || {
+                    let session = format!("user-{i}");
+                    let msg = format!("hello from {session}");
+                    let (id, r) = turn(env, &session, &msg);
+                    assert_eq!(body(&r.ok()), msg);
+                    assert_eq!(env.submissions_of(&id), vec![msg]);
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(env.tmux_sessions().len(), 8);
+}
+
+#[test]
+fn session_names_never_share_a_pane() {
+    let env = TestEnv::new();
+    for name in ["a.b", "a_b", "..", "-x"] {
+        let (_, r) = turn(&env, name, &format!("to {name}"));
+        assert_eq!(body(&r.ok()), format!("to {name}"));
+    }
+    assert_eq!(env.tmux_sessions().len(), 4);
+    let st: Vec<Value> = env
+        .shim(&["sessions"])
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut names: Vec<&str> = st.iter().map(|v| v["session"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, vec!["-x", "..", "a.b", "a_b"]);
+    assert!(env.state.join("sessions").read_dir().unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .contains('.')));
+}
+
+#[test]
+fn crash_mid_turn_is_69_and_other_sessions_keep_working() {
+    let env = TestEnv::new();
+    env.shim(&["health", "steady"]).ok();
+    let (_, r) = turn(&env, "crashy", "paliadin-test: crash\nboom");
+    r.shim_error(69, "agent_unavailable");
+    let (_, r) = turn(&env, "steady", "still here?");
+    assert_eq!(body(&r.ok()), "still here?");
+    // The crashed session starts afresh on its next turn.
+    let (_, r) = turn(&env, "crashy", "again");
+    assert_eq!(body(&r.ok()), "again");
+}
+
+#[test]
+fn permission_prompt_is_75_now_with_the_pane() {
+    let env = TestEnv::new();
+    let (_, r) = turn(&env, "perm", "paliadin-test: permission\nrun ls");
+    r.shim_error(75, "blocked");
+    assert!(
+        r.stderr.contains("Do you want to allow"),
+        "pane lines follow\n{r}"
+    );
+    let st: Value = serde_json::from_str(&env.shim(&["status", "perm"]).ok()).unwrap();
+    assert_eq!(st["blocked"], true);
+    let (_, r) = turn(&env, "dlg", "paliadin-test: dialog\nask me");
+    r.shim_error(75, "blocked");
+}
+
+#[test]
+fn agent_failure_is_76() {
+    let env = TestEnv::new();
+    let (_, r) = turn(&env, "fail", "paliadin-test: failure\nhi");
+    r.shim_error(76, "agent_error");
+    assert!(r.stderr.contains("rate_limit"), "{r}");
+}
+
+#[test]
+fn silence_is_124_with_the_pane_then_poll_collects_the_reply() {
+    let env = TestEnv::with(ShimSettings {
+        wait_secs: 2,
+        ..Default::default()
+    });
+    let id = turn_id();
+    let msg = "paliadin-test: slow:4000\nlate answer";
+    let r = env.shim(&["run-turn", "late", &id, &b64(msg)]);
+    r.shim_error(124, "timeout");
+    assert!(
+        r.stderr.contains("--- last lines of the pane ---\n") && r.stderr.contains("thinking..."),
+        "pane lines follow\n{r}"
+    );
+    // Still pending: poll says 124 at once.
+    env.shim(&["poll", "late", &id]).shim_error(124, "timeout");
+    // A retry with the same id types nothing and waits like poll.
+    let r = env.shim(&["run-turn", "late", &id, &b64(msg)]);
+    let reply = if r.code == 124 {
+        env.shim(&["run-turn", "late", &id, &b64(msg)]).ok()
+    } else {
+        r.ok()
+    };
+    assert_eq!(body(&reply), msg);
+    assert_eq!(env.submissions_of(&id).len(), 1, "typed once");
+    env.shim(&["poll", "late", &id])
+        .shim_error(2, "invalid_input");
+    env.shim(&["poll", "late", &turn_id()])
+        .shim_error(2, "invalid_input");
+}
+
+#[test]
+fn a_silent_agent_times_out() {
+    let env = TestEnv::with(ShimSettings {
+        wait_secs: 1,
+        ..Default::default()
+    });
+    let id = turn_id();
+    env.shim(&[
+        "run-turn",
+        "mute",
+        &id,
+        &b64("paliadin-test: silent\nhello?"),
+    ])
+    .shim_error(124, "timeout");
+    env.shim(&["poll", "mute", &id]).shim_error(124, "timeout");
+}
+
+#[test]
+fn reply_without_the_skill_comes_from_the_stop_hook() {
+    let env = env_with(&["--mode", "no-skill"]);
+    let (_, r) = turn(&env, "noskill", "answer me anyway");
+    assert_eq!(body(&r.ok()), "answer me anyway");
+}
+
+#[test]
+fn slow_start_loses_no_turn() {
+    let env = env_with(&["--start-delay-ms", "2500"]);
+    let (id, r) = turn(&env, "slow", "first words");
+    assert_eq!(body(&r.ok()), "first words");
+    assert_eq!(env.submissions_of(&id), vec!["first words"]);
+}
+
+#[test]
+fn a_swallowed_enter_is_pressed_again_and_the_paste_never_repeated() {
+    let env = TestEnv::with(ShimSettings {
+        agent_args: vec!["--swallow-enter".into(), "1".into()],
+        extra: "submit_retry_ms = 300".into(),
+        ..Default::default()
+    });
+    let (id, r) = turn(&env, "swallow", "are you there?");
+    assert_eq!(body(&r.ok()), "are you there?");
+    assert_eq!(env.submissions_of(&id), vec!["are you there?"]);
+}
+
+#[test]
+fn an_agent_without_hooks_works_through_the_reply_file() {
+    let env = TestEnv::with(ShimSettings {
+        agent_hooks: false,
+        extra: "ready_pattern = \"test-agent ready\"".into(),
+        ..Default::default()
+    });
+    let (id, r) = turn(&env, "nohooks", "plain file protocol");
+    assert_eq!(body(&r.ok()), "plain file protocol");
+    assert_eq!(env.submissions_of(&id).len(), 1);
+}
+
+#[test]
+fn a_stale_reply_of_another_turn_is_not_taken() {
+    let env = TestEnv::new();
+    env.shim(&["health", "stale"]).ok();
+    let other = turn_id();
+    let other_dir = env.state.join("sessions/stale/turns").join(&other);
+    std::fs::create_dir_all(&other_dir).unwrap();
+    std::fs::write(other_dir.join("reply.md"), "stale reply of another turn").unwrap();
+    let (_, r) = turn(&env, "stale", "fresh question");
+    assert_eq!(body(&r.ok()), "fresh question");
+    // The other turn's reply is still there for its own poll.
+    assert_eq!(
+        env.shim(&["poll", "stale", &other]).ok(),
+        "stale reply of another turn"
+    );
+}
+
+#[test]
+fn a_symlinked_reply_never_counts() {
+    let env = TestEnv::with(ShimSettings {
+        wait_secs: 1,
+        ..Default::default()
+    });
+    env.shim(&["health", "link"]).ok();
+    let id = turn_id();
+    let dir = env.state.join("sessions/link/turns").join(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = env.home.join("secret.txt");
+    std::fs::write(&secret, "outside the state").unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join("reply.md")).unwrap();
+    env.shim(&["poll", "link", &id]).shim_error(124, "timeout");
+}
+
+#[test]
+fn concurrent_repeats_of_one_turn_id_type_it_once() {
+    let env = TestEnv::new();
+    env.shim(&["health", "dup"]).ok();
+    let id = turn_id();
+    let msg = "paliadin-test: slow:500\nonly once";
+    let runs: Vec<paliadin_tests::Run> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| env.shim(&["run-turn", "dup", &id, &b64(msg)])))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let delivered: Vec<_> = runs.iter().filter(|r| r.code == 0).collect();
+    assert_eq!(delivered.len(), 1, "delivered exactly once: {runs:#?}");
+    assert_eq!(body(&delivered[0].out()), msg);
+    for r in runs.iter().filter(|r| r.code != 0) {
+        r.shim_error(2, "invalid_input");
+    }
+    assert_eq!(env.submissions_of(&id).len(), 1);
+}
+
+#[test]
+fn missing_agent_or_tmux_is_69() {
+    let env = TestEnv::with(ShimSettings {
+        extra: String::new(),
+        ..Default::default()
+    });
+    let r = env.shim(&["--agent", "paliadin-no-such-agent --flag", "health", "x"]);
+    r.shim_error(69, "agent_unavailable");
+    assert!(r.stderr.contains("paliadin-no-such-agent"), "{r}");
+    let mut c = env.command(&paliadin_tests::bin("paliadin-shim"));
+    c.env("PATH", "/nonexistent")
+        .arg("--config")
+        .arg(&env.config)
+        .args(["health", "x"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(30));
+    r.shim_error(69, "agent_unavailable");
+    assert!(r.stderr.contains("tmux"), "{r}");
+}
