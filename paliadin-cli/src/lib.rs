@@ -1,1 +1,4 @@
 //! stub
+pub mod store;
+pub mod ssh;
+pub mod transport;

@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-const TRAILER_OPEN: &str = "<!-- paliadin-meta:";
-const TRAILER_CLOSE: &str = "-->";
+/// How a trailer line opens.
+pub const TRAILER_OPEN: &str = "<!-- paliadin-meta:";
+/// How a trailer line closes.
+pub const TRAILER_CLOSE: &str = "-->";
 
 /// The fields a trailer may carry; each is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
