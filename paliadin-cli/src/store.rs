@@ -1,0 +1,1804 @@
+//! The turn log: the SQLite database in which `paliadin-cli` records every
+//! turn (PROTOCOL section 6) and every reachability probe.
+//!
+//! This module owns the database: the file and its pragmas, the schema and its
+//! append-only migrations, and every SQL statement the client runs. Nothing
+//! else in the crate writes SQL.
+//!
+//! It must never run ssh (or any other program), and never hold a transaction
+//! across anything slow: a turn's row is written in one short `BEGIN
+//! IMMEDIATE` transaction before the ssh call and completed in another after
+//! it, so a turn that takes minutes holds no lock while it runs and a crash
+//! mid-turn still leaves a `running` row behind.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use paliadin_core::fsutil;
+use paliadin_core::timefmt::day_of_ms;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Type, Value, ValueRef};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, ToSql};
+use rusqlite::{ErrorCode, Transaction, TransactionBehavior};
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+/// How long a statement waits for another process's write lock before it
+/// gives up with "database is locked". Set explicitly: rusqlite's default
+/// is the same today, but the promise is ours, not theirs.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The schema, one entry per `user_version`: entry `i` takes the database
+/// from version `i` to `i + 1`. Append only: never edit, reorder or remove an
+/// entry once a binary with it has been released, because databases in the
+/// field have already run it.
+const MIGRATIONS: &[&str] = &[
+    // 1: turns with full-text search over message and response, and probes.
+    r#"
+    CREATE TABLE turns (
+        id             INTEGER PRIMARY KEY,
+        turn_id        TEXT NOT NULL UNIQUE,
+        user_id        TEXT,
+        session        TEXT NOT NULL,
+        host           TEXT NOT NULL,
+        started_ms     INTEGER NOT NULL,
+        ended_ms       INTEGER,
+        duration_ms    INTEGER,
+        message        TEXT NOT NULL,
+        page_origin    TEXT,
+        response       TEXT,
+        tokens         INTEGER,
+        used_tools     TEXT,
+        rows_seen      INTEGER,
+        classifier_tag TEXT,
+        chip_count     INTEGER,
+        status         TEXT NOT NULL
+                       CHECK (status IN ('running', 'ok', 'error', 'pending')),
+        error_code     TEXT,
+        error_detail   TEXT
+    );
+    CREATE INDEX turns_started ON turns (started_ms);
+    CREATE INDEX turns_session_started ON turns (session, started_ms);
+    CREATE INDEX turns_user_started ON turns (user_id, started_ms);
+    CREATE INDEX turns_status_started ON turns (status, started_ms);
+    -- Partial: only failed turns carry a code, so this stays small, and
+    -- `list --error-code` need not walk every turn to find a rare one.
+    CREATE INDEX turns_error_code_started ON turns (error_code, started_ms)
+        WHERE error_code IS NOT NULL;
+
+    CREATE VIRTUAL TABLE turns_fts USING fts5(
+        message, response,
+        content = 'turns', content_rowid = 'id',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN
+        INSERT INTO turns_fts (rowid, message, response)
+        VALUES (new.id, new.message, new.response);
+    END;
+    CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN
+        INSERT INTO turns_fts (turns_fts, rowid, message, response)
+        VALUES ('delete', old.id, old.message, old.response);
+    END;
+    CREATE TRIGGER turns_fts_update AFTER UPDATE OF message, response ON turns BEGIN
+        INSERT INTO turns_fts (turns_fts, rowid, message, response)
+        VALUES ('delete', old.id, old.message, old.response);
+        INSERT INTO turns_fts (rowid, message, response)
+        VALUES (new.id, new.message, new.response);
+    END;
+
+    CREATE TABLE probes (
+        id          INTEGER PRIMARY KEY,
+        session     TEXT NOT NULL,
+        host        TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        ok          INTEGER NOT NULL,
+        error_code  TEXT,
+        detail      TEXT
+    );
+    CREATE INDEX probes_at ON probes (at_ms);
+    "#,
+];
+
+/// Every column of `turns`, in the order [`turn_from_row`] reads them.
+const TURN_COLUMNS: &str = "id, turn_id, user_id, session, host, started_ms, ended_ms, \
+     duration_ms, message, page_origin, response, tokens, used_tools, rows_seen, \
+     classifier_tag, chip_count, status, error_code, error_detail";
+
+/// What can go wrong with the turn log.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused a statement (locked past the busy timeout, disk full,
+    /// corrupt file, ...).
+    #[error("turn log: {0}: check the disk, the database file's permissions, and that no other process holds it locked")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer `paliadin-cli`; nothing was changed.
+    #[error("database {} has schema version {found}, newer than this paliadin-cli knows ({known}): upgrade paliadin-cli", path.display())]
+    TooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its `user_version`.
+        found: i64,
+        /// The newest version this binary can migrate to.
+        known: i64,
+    },
+    /// No turn has this id.
+    #[error("no turn {0} in the turn log: check the turn id")]
+    UnknownTurn(Uuid),
+    /// A search query with no words in it.
+    #[error("empty search query: give at least one word to search for")]
+    EmptyQuery,
+    /// The database file or its directory could not be created.
+    #[error("turn log: {0}: check that the data directory exists and is writable")]
+    Io(#[from] io::Error),
+}
+
+/// Where a turn stands (PROTOCOL section 6). A stopped turn is `Error` with
+/// error code `interrupted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Written before the ssh call; not finished (or the client died).
+    Running,
+    /// The agent replied.
+    Ok,
+    /// The turn failed; `error_code` says how.
+    Error,
+    /// The shim accepted the turn but the reply is still to be collected.
+    Pending,
+}
+
+impl Status {
+    /// All statuses, in the order they are listed in PROTOCOL section 6.
+    pub const ALL: [Status; 4] = [Status::Running, Status::Ok, Status::Error, Status::Pending];
+
+    /// The stored (and printed) name: `running`, `ok`, `error`, `pending`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Ok => "ok",
+            Status::Error => "error",
+            Status::Pending => "pending",
+        }
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+
+    /// Parses the name [`Status::as_str`] gives.
+    fn from_str(s: &str) -> Result<Status, String> {
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown status `{s}`: expected running, ok, error or pending"))
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ToSql for Status {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Status {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Status> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e: String| FromSqlError::Other(e.into()))
+    }
+}
+
+/// A turn about to be sent: the row written before the ssh call.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewTurn {
+    /// The id the client made for this turn.
+    #[serde(serialize_with = "ser_uuid")]
+    pub turn_id: Uuid,
+    /// The user the turn was run for, if known.
+    #[serde(serialize_with = "ser_opt_uuid")]
+    pub user_id: Option<Uuid>,
+    /// The shim session name.
+    pub session: String,
+    /// The ssh destination.
+    pub host: String,
+    /// When the turn started, ms since the epoch.
+    pub started_ms: i64,
+    /// The user's message.
+    pub message: String,
+    /// The origin of the page the user was on, if any.
+    pub page_origin: Option<String>,
+}
+
+/// How a turn ended: what completes its row after the ssh call.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// When the turn ended, ms since the epoch.
+    pub ended_ms: i64,
+    /// The final status.
+    pub status: Status,
+    /// The response without its trailer.
+    pub response: Option<String>,
+    /// Tokens used, from the trailer.
+    pub tokens: Option<i64>,
+    /// Tools the agent used, from the trailer.
+    pub used_tools: Vec<String>,
+    /// Rows the agent saw, from the trailer.
+    pub rows_seen: Option<i64>,
+    /// The classifier's tag, from the trailer.
+    pub classifier_tag: Option<String>,
+    /// How many chips the reply carried.
+    pub chip_count: Option<i64>,
+    /// A stable error code (PROTOCOL section 6) when the turn failed.
+    pub error_code: Option<String>,
+    /// What went wrong, for people.
+    pub error_detail: Option<String>,
+}
+
+/// One row of `turns`, every column. Times are ms since the epoch; callers
+/// format them (see `paliadin_core::timefmt`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TurnRow {
+    /// The row id; increases with every turn written.
+    pub id: i64,
+    /// See [`NewTurn::turn_id`].
+    #[serde(serialize_with = "ser_uuid")]
+    pub turn_id: Uuid,
+    /// See [`NewTurn::user_id`].
+    #[serde(serialize_with = "ser_opt_uuid")]
+    pub user_id: Option<Uuid>,
+    /// See [`NewTurn::session`].
+    pub session: String,
+    /// See [`NewTurn::host`].
+    pub host: String,
+    /// See [`NewTurn::started_ms`].
+    pub started_ms: i64,
+    /// See [`Outcome::ended_ms`]; `None` while running.
+    pub ended_ms: Option<i64>,
+    /// `ended_ms - started_ms`; `None` while running.
+    pub duration_ms: Option<i64>,
+    /// See [`NewTurn::message`].
+    pub message: String,
+    /// See [`NewTurn::page_origin`].
+    pub page_origin: Option<String>,
+    /// See [`Outcome::response`].
+    pub response: Option<String>,
+    /// See [`Outcome::tokens`].
+    pub tokens: Option<i64>,
+    /// See [`Outcome::used_tools`]; empty while running.
+    pub used_tools: Vec<String>,
+    /// See [`Outcome::rows_seen`].
+    pub rows_seen: Option<i64>,
+    /// See [`Outcome::classifier_tag`].
+    pub classifier_tag: Option<String>,
+    /// See [`Outcome::chip_count`].
+    pub chip_count: Option<i64>,
+    /// See [`Outcome::status`].
+    pub status: Status,
+    /// See [`Outcome::error_code`].
+    pub error_code: Option<String>,
+    /// See [`Outcome::error_detail`].
+    pub error_detail: Option<String>,
+}
+
+/// One reachability check of a host's shim.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Probe {
+    /// The shim session name.
+    pub session: String,
+    /// The ssh destination.
+    pub host: String,
+    /// When the probe started, ms since the epoch.
+    pub at_ms: i64,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// Whether the shim answered.
+    pub ok: bool,
+    /// A stable error code (PROTOCOL section 6) when it did not.
+    pub error_code: Option<String>,
+    /// What went wrong, for people.
+    pub detail: Option<String>,
+}
+
+/// Which turns [`Store::list`] returns: all conditions must hold; newest
+/// first, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    /// At most this many rows.
+    pub limit: usize,
+    /// Only this user's turns.
+    pub user_id: Option<Uuid>,
+    /// Only this session's turns.
+    pub session: Option<String>,
+    /// Only turns with this status.
+    pub status: Option<Status>,
+    /// Only turns with this error code.
+    pub error_code: Option<String>,
+    /// Only turns started at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+}
+
+impl Filter {
+    /// The limit of [`Filter::default`].
+    pub const DEFAULT_LIMIT: usize = 20;
+}
+
+impl Default for Filter {
+    /// Every turn, newest [`Filter::DEFAULT_LIMIT`] first.
+    fn default() -> Filter {
+        Filter {
+            limit: Filter::DEFAULT_LIMIT,
+            user_id: None,
+            session: None,
+            status: None,
+            error_code: None,
+            since_ms: None,
+        }
+    }
+}
+
+/// Totals over the turns in a time range, from [`Store::stats`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// All turns.
+    pub total: i64,
+    /// Turns with status `ok`.
+    pub ok: i64,
+    /// Turns with status `error`.
+    pub errors: i64,
+    /// Turns with status `pending`.
+    pub pending: i64,
+    /// Turns with status `running`.
+    pub running: i64,
+    /// `errors / total`, 0 when there are no turns.
+    pub error_rate: f64,
+    /// Turns per error code (any status), most frequent first.
+    pub by_code: Vec<(String, i64)>,
+    /// Median duration of finished turns (nearest rank).
+    pub median_ms: Option<i64>,
+    /// 95th percentile duration of finished turns (nearest rank).
+    pub p95_ms: Option<i64>,
+    /// One entry per UTC day that has turns, oldest first.
+    pub days: Vec<DayStats>,
+}
+
+/// One UTC day of [`Stats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayStats {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    /// Turns started that day.
+    pub total: i64,
+    /// Of those, turns with status `error`.
+    pub errors: i64,
+    /// Median duration of that day's finished turns (nearest rank).
+    pub median_ms: Option<i64>,
+    /// 95th percentile duration of that day's finished turns (nearest rank).
+    pub p95_ms: Option<i64>,
+}
+
+/// The open turn log. One per process; not shared between threads.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens the turn log at `path`, creating its directory (0700) and the
+    /// file (0600) if missing, and migrates it to the newest schema. Refuses,
+    /// without changing anything, a database from a newer `paliadin-cli`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fsutil::private_dir(dir)?;
+        }
+        // Create the file ourselves so it is private from the first byte;
+        // an existing file is not touched.
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+        let conn = Connection::open(path)?;
+        Store::setup(conn, path.to_path_buf(), true)
+    }
+
+    /// A fresh, migrated database in memory, for tests.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::setup(
+            Connection::open_in_memory()?,
+            PathBuf::from(":memory:"),
+            false,
+        )
+    }
+
+    fn setup(conn: Connection, path: PathBuf, wal: bool) -> Result<Store, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Read the version before any pragma that writes (journal_mode does),
+        // so a newer binary's database is refused untouched.
+        check_version(user_version(&conn)?, &path)?;
+        if wal {
+            enable_wal(&conn)?;
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Applies the missing [`MIGRATIONS`] in one `BEGIN IMMEDIATE`
+    /// transaction. The version is read again inside it: another process may
+    /// have migrated between our first look and our taking the write lock.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let known = MIGRATIONS.len();
+        if user_version(&self.conn)? == known as i64 {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = user_version(&tx)?;
+        check_version(found, &self.path)?;
+        let from = usize::try_from(found).unwrap_or(0);
+        for sql in &MIGRATIONS[from..] {
+            tx.execute_batch(sql)?;
+        }
+        tx.pragma_update(None, "user_version", known as i64)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn write(&mut self) -> Result<Transaction<'_>, StoreError> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// The database file (`:memory:` for [`Store::open_in_memory`]).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records a turn as `running`. Call before the ssh call, so a crash
+    /// leaves a trace.
+    pub fn begin_turn(&mut self, turn: &NewTurn) -> Result<(), StoreError> {
+        let tx = self.write()?;
+        tx.execute(
+            "INSERT INTO turns (turn_id, user_id, session, host, started_ms, message, \
+             page_origin, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                turn.turn_id.to_string(),
+                turn.user_id.map(|u| u.to_string()),
+                turn.session,
+                turn.host,
+                turn.started_ms,
+                turn.message,
+                turn.page_origin,
+                Status::Running,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Completes a turn: its end, duration (`ended_ms - started_ms`) and
+    /// everything in `outcome`. May be called again (a `timeout` turn later
+    /// collected by `poll` becomes `ok`); the last call wins.
+    pub fn finish_turn(&mut self, turn_id: Uuid, outcome: &Outcome) -> Result<(), StoreError> {
+        let tools = serde_json::to_string(&outcome.used_tools).unwrap_or_else(|_| "[]".into());
+        let tx = self.write()?;
+        let changed = tx.execute(
+            "UPDATE turns SET ended_ms = ?2, duration_ms = ?2 - started_ms, status = ?3, \
+             response = ?4, tokens = ?5, used_tools = ?6, rows_seen = ?7, \
+             classifier_tag = ?8, chip_count = ?9, error_code = ?10, error_detail = ?11 \
+             WHERE turn_id = ?1",
+            params![
+                turn_id.to_string(),
+                outcome.ended_ms,
+                outcome.status,
+                outcome.response,
+                outcome.tokens,
+                tools,
+                outcome.rows_seen,
+                outcome.classifier_tag,
+                outcome.chip_count,
+                outcome.error_code,
+                outcome.error_detail,
+            ],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::UnknownTurn(turn_id));
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The turn with this id, if any.
+    pub fn get(&self, turn_id: Uuid) -> Result<Option<TurnRow>, StoreError> {
+        let sql = format!("SELECT {TURN_COLUMNS} FROM turns WHERE turn_id = ?1");
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([turn_id.to_string()], turn_from_row)
+            .optional()?)
+    }
+
+    /// The turns `filter` selects, newest first.
+    pub fn list(&self, filter: &Filter) -> Result<Vec<TurnRow>, StoreError> {
+        let (sql, args) = list_query(filter);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), turn_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Full-text search over messages and responses, newest first. Any text
+    /// is a safe query: each whitespace-separated word is matched as a
+    /// literal phrase (case and diacritics ignored), and a turn must match
+    /// every word.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<TurnRow>, StoreError> {
+        let fts = fts_query(query).ok_or(StoreError::EmptyQuery)?;
+        // FTS5 walks its index backwards for `ORDER BY rowid DESC` and stops
+        // at the limit, so a common word costs no more than a rare one.
+        let sql = format!(
+            "SELECT {TURN_COLUMNS} FROM turns JOIN (SELECT rowid AS hit FROM turns_fts \
+             WHERE turns_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2) ON id = hit \
+             ORDER BY id DESC"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![fts, sql_limit(limit)], turn_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Totals, error codes and durations of the turns started at or after
+    /// `since_ms` (all turns when `None`), overall and per UTC day.
+    pub fn stats(&self, since_ms: Option<i64>) -> Result<Stats, StoreError> {
+        let (cond, args): (&str, Vec<i64>) = match since_ms {
+            Some(t) => ("started_ms >= ?1", vec![t]),
+            None => ("1", vec![]),
+        };
+        let (total, ok, errors, pending, running, finished): (i64, i64, i64, i64, i64, i64) = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*), COALESCE(SUM(status = 'ok'), 0), \
+                 COALESCE(SUM(status = 'error'), 0), COALESCE(SUM(status = 'pending'), 0), \
+                 COALESCE(SUM(status = 'running'), 0), COUNT(duration_ms) \
+                 FROM turns WHERE {cond}"
+            ))?
+            .query_row(params_from_iter(&args), |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?;
+
+        let by_code = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT error_code, COUNT(*) FROM turns \
+                 WHERE error_code IS NOT NULL AND {cond} \
+                 GROUP BY error_code ORDER BY COUNT(*) DESC, error_code"
+            ))?
+            .query_map(params_from_iter(&args), |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<(String, i64)>, _>>()?;
+
+        // Nearest rank: the smallest value with at least p% of the values at
+        // or below it, i.e. the ceil(p * n / 100)-th in ascending order.
+        let (mut median_ms, mut p95_ms) = (None, None);
+        if finished > 0 {
+            let (k50, k95) = (rank(50, finished), rank(95, finished));
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT rn, x FROM (SELECT duration_ms AS x, \
+                 ROW_NUMBER() OVER (ORDER BY duration_ms) AS rn \
+                 FROM turns WHERE duration_ms IS NOT NULL AND {cond}) \
+                 WHERE rn IN (?{a}, ?{b})",
+                a = args.len() + 1,
+                b = args.len() + 2,
+            ))?;
+            let all = args.iter().copied().chain([k50, k95]);
+            let mut rows = stmt.query(params_from_iter(all))?;
+            while let Some(row) = rows.next()? {
+                let (rn, x): (i64, i64) = (row.get(0)?, row.get(1)?);
+                if rn == k50 {
+                    median_ms = Some(x);
+                }
+                if rn == k95 {
+                    p95_ms = Some(x);
+                }
+            }
+        }
+
+        // Per day, all in SQL so only one row per day comes back. NULL
+        // durations sort first, so a finished turn's rank within its day is
+        // its row number minus the day's unfinished turns. The rank formula
+        // is `rank` below, in integers.
+        let days = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT d, COUNT(*), COALESCE(SUM(status = 'error'), 0), \
+                 MAX(CASE WHEN rn = (50 * n + 99) / 100 THEN x END), \
+                 MAX(CASE WHEN rn = (95 * n + 99) / 100 THEN x END) \
+                 FROM (SELECT d, status, x, n, \
+                   ROW_NUMBER() OVER (PARTITION BY d ORDER BY x) - (all_n - n) AS rn \
+                   FROM (SELECT d, status, x, \
+                     COUNT(x) OVER (PARTITION BY d) AS n, \
+                     COUNT(*) OVER (PARTITION BY d) AS all_n \
+                     FROM (SELECT started_ms / {DAY_MS} - (started_ms % {DAY_MS} < 0) AS d, \
+                       status, duration_ms AS x FROM turns WHERE {cond}))) \
+                 GROUP BY d ORDER BY d"
+            ))?
+            .query_map(params_from_iter(&args), |r| {
+                Ok(DayStats {
+                    day: day_of_ms(r.get::<_, i64>(0)? * DAY_MS),
+                    total: r.get(1)?,
+                    errors: r.get(2)?,
+                    median_ms: r.get(3)?,
+                    p95_ms: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Stats {
+            total,
+            ok,
+            errors,
+            pending,
+            running,
+            error_rate: if total == 0 {
+                0.0
+            } else {
+                errors as f64 / total as f64
+            },
+            by_code,
+            median_ms,
+            p95_ms,
+            days,
+        })
+    }
+
+    /// Deletes the turns started and the probes taken before `older_than_ms`
+    /// (and the turns' search index entries), in one transaction. Returns
+    /// the number of turns deleted.
+    pub fn prune(&mut self, older_than_ms: i64) -> Result<usize, StoreError> {
+        let tx = self.write()?;
+        let turns = tx.execute("DELETE FROM turns WHERE started_ms < ?1", [older_than_ms])?;
+        tx.execute("DELETE FROM probes WHERE at_ms < ?1", [older_than_ms])?;
+        tx.commit()?;
+        Ok(turns)
+    }
+
+    /// Records one probe.
+    pub fn record_probe(&mut self, probe: &Probe) -> Result<(), StoreError> {
+        let tx = self.write()?;
+        tx.execute(
+            "INSERT INTO probes (session, host, at_ms, duration_ms, ok, error_code, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                probe.session,
+                probe.host,
+                probe.at_ms,
+                probe.duration_ms,
+                probe.ok,
+                probe.error_code,
+                probe.detail,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The newest `limit` probes, newest first.
+    pub fn probes(&self, limit: usize) -> Result<Vec<Probe>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT session, host, at_ms, duration_ms, ok, error_code, detail FROM probes \
+             ORDER BY at_ms DESC, id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([sql_limit(limit)], |r| {
+            Ok(Probe {
+                session: r.get(0)?,
+                host: r.get(1)?,
+                at_ms: r.get(2)?,
+                duration_ms: r.get(3)?,
+                ok: r.get(4)?,
+                error_code: r.get(5)?,
+                detail: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// Switches a database to write-ahead logging (a no-op once it is: the mode
+/// is stored in the file). The switch needs an exclusive lock, and SQLite
+/// skips the busy handler when waiting could deadlock, e.g. when two
+/// processes open a fresh file at once; so retry until the busy timeout.
+fn enable_wal(conn: &Connection) -> Result<(), StoreError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        // Returns the resulting mode; a file system without shared memory
+        // keeps the old one, which is slower but still correct.
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_mode) => return Ok(()),
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+fn check_version(found: i64, path: &Path) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    Ok(())
+}
+
+/// The 1-based nearest rank of the `percent`th percentile among `n` values.
+fn rank(percent: i64, n: i64) -> i64 {
+    (percent * n + 99) / 100
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// The SQL and arguments of [`Store::list`]. Every combination of filters is
+/// served by an index in `started_ms` order, so no sort and no full scan:
+/// see the test `every_filter_combination_uses_an_index`.
+fn list_query(filter: &Filter) -> (String, Vec<Value>) {
+    let mut conds: Vec<String> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |cond: &str, value: Value| {
+        args.push(value);
+        conds.push(format!("{cond} ?{}", args.len()));
+    };
+    if let Some(user) = filter.user_id {
+        push("user_id =", Value::Text(user.to_string()));
+    }
+    if let Some(session) = &filter.session {
+        push("session =", Value::Text(session.clone()));
+    }
+    if let Some(status) = filter.status {
+        push("status =", Value::Text(status.as_str().into()));
+    }
+    if let Some(code) = &filter.error_code {
+        push("error_code =", Value::Text(code.clone()));
+    }
+    if let Some(since) = filter.since_ms {
+        push("started_ms >=", Value::Integer(since));
+    }
+    let where_ = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    args.push(Value::Integer(sql_limit(filter.limit)));
+    let sql = format!(
+        "SELECT {TURN_COLUMNS} FROM turns{where_} ORDER BY started_ms DESC, id DESC LIMIT ?{}",
+        args.len()
+    );
+    (sql, args)
+}
+
+/// Turns any user text into an FTS5 query that cannot be a syntax error:
+/// each word (separated by whitespace or NUL) becomes a quoted string (embedded `"`
+/// doubled), joined by spaces, which FTS5 reads as AND. `None` if blank.
+fn fts_query(query: &str) -> Option<String> {
+    // A NUL would end the query string early inside FTS5 (an "unterminated
+    // string" error), so it separates words like whitespace does.
+    let terms: Vec<String> = query
+        .split(|c: char| c.is_whitespace() || c == '\0')
+        .filter(|t| !t.is_empty())
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+fn conversion_error(
+    col: usize,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(col, Type::Text, Box::new(e))
+}
+
+fn uuid_at(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<Uuid>> {
+    row.get::<_, Option<String>>(col)?
+        .map(|s| Uuid::parse_str(&s).map_err(|e| conversion_error(col, e)))
+        .transpose()
+}
+
+fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
+    let used_tools = match row.get::<_, Option<String>>(12)? {
+        Some(json) => serde_json::from_str(&json).map_err(|e| conversion_error(12, e))?,
+        None => Vec::new(),
+    };
+    Ok(TurnRow {
+        id: row.get(0)?,
+        turn_id: uuid_at(row, 1)?.ok_or(rusqlite::Error::InvalidColumnType(
+            1,
+            "turn_id".into(),
+            Type::Null,
+        ))?,
+        user_id: uuid_at(row, 2)?,
+        session: row.get(3)?,
+        host: row.get(4)?,
+        started_ms: row.get(5)?,
+        ended_ms: row.get(6)?,
+        duration_ms: row.get(7)?,
+        message: row.get(8)?,
+        page_origin: row.get(9)?,
+        response: row.get(10)?,
+        tokens: row.get(11)?,
+        used_tools,
+        rows_seen: row.get(13)?,
+        classifier_tag: row.get(14)?,
+        chip_count: row.get(15)?,
+        status: row.get(16)?,
+        error_code: row.get(17)?,
+        error_detail: row.get(18)?,
+    })
+}
+
+// uuid is built without its `serde` feature; serialize ids as their
+// hyphenated text, the same text the database holds.
+fn ser_uuid<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(id)
+}
+
+fn ser_opt_uuid<S: Serializer>(id: &Option<Uuid>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.collect_str(id),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Arc, Barrier};
+
+    const T0: i64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
+
+    fn new_turn(n: u128, session: &str, started_ms: i64, message: &str) -> NewTurn {
+        NewTurn {
+            turn_id: Uuid::from_u128(n),
+            user_id: None,
+            session: session.into(),
+            host: "host-a".into(),
+            started_ms,
+            message: message.into(),
+            page_origin: None,
+        }
+    }
+
+    fn outcome(ended_ms: i64, status: Status) -> Outcome {
+        Outcome {
+            ended_ms,
+            status,
+            response: None,
+            tokens: None,
+            used_tools: Vec::new(),
+            rows_seen: None,
+            classifier_tag: None,
+            chip_count: None,
+            error_code: None,
+            error_detail: None,
+        }
+    }
+
+    fn failed(ended_ms: i64, code: &str) -> Outcome {
+        Outcome {
+            error_code: Some(code.into()),
+            ..outcome(ended_ms, Status::Error)
+        }
+    }
+
+    fn ids(rows: &[TurnRow]) -> Vec<u128> {
+        rows.iter().map(|r| r.turn_id.as_u128()).collect()
+    }
+
+    fn fts_integrity(store: &Store) {
+        store
+            .conn
+            .execute(
+                "INSERT INTO turns_fts (turns_fts, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+            .expect("the search index matches the turns table");
+    }
+
+    #[test]
+    fn open_creates_private_files_and_migrates_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/paliadin/turns.db");
+        {
+            let mut store = Store::open(&path).unwrap();
+            assert_eq!(store.path(), path);
+            store.begin_turn(&new_turn(1, "s", T0, "hello")).unwrap();
+        }
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+
+        let store = Store::open(&path).unwrap();
+        assert_eq!(user_version(&store.conn).unwrap(), MIGRATIONS.len() as i64);
+        assert!(store.get(Uuid::from_u128(1)).unwrap().is_some());
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let timeout: i64 = store
+            .conn
+            .pragma_query_value(None, "busy_timeout", |r| r.get(0))
+            .unwrap();
+        assert_eq!(timeout, 5000);
+        let fk: i64 = store
+            .conn
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        drop(store);
+
+        // Migrating an up-to-date database again, inside the transaction,
+        // is a no-op too.
+        let mut store = Store::open(&path).unwrap();
+        store.migrate().unwrap();
+        store.conn.pragma_update(None, "user_version", 0).unwrap();
+        assert!(
+            store.migrate().is_err(),
+            "re-running migration 1 must not silently pass"
+        );
+    }
+
+    #[test]
+    fn concurrent_first_open_of_a_fresh_file() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = Arc::new(dir.path().join("turns.db"));
+            let threads = 6;
+            let barrier = Arc::new(Barrier::new(threads));
+            let handles: Vec<_> = (0..threads)
+                .map(|i| {
+                    let (path, barrier) = (Arc::clone(&path), Arc::clone(&barrier));
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let mut store = Store::open(&path)?;
+                        store.begin_turn(&new_turn(i as u128 + 1, "s", T0 + i as i64, "hi"))
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join()
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            }
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.list(&Filter::default()).unwrap().len(), threads);
+        }
+    }
+
+    #[test]
+    fn too_new_database_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("turns.db");
+        let future = MIGRATIONS.len() as i64 + 1;
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE from_the_future (x); INSERT INTO from_the_future VALUES (1);",
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", future).unwrap();
+        }
+        let before = std::fs::read(&path).unwrap();
+        let err = Store::open(&path).unwrap_err();
+        match &err {
+            StoreError::TooNew { found, known, .. } => {
+                assert_eq!((*found, *known), (future, MIGRATIONS.len() as i64));
+            }
+            other => panic!("expected TooNew, got {other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "database {} has schema version {future}, newer than this paliadin-cli knows ({}): upgrade paliadin-cli",
+                path.display(),
+                MIGRATIONS.len()
+            )
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        let conn = Connection::open(&path).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete", "the journal mode was not switched");
+    }
+
+    #[test]
+    fn begin_finish_get_round_trip() {
+        let mut store = Store::open_in_memory().unwrap();
+        let user = Uuid::from_u128(0xabc);
+        let turn = NewTurn {
+            user_id: Some(user),
+            page_origin: Some("https://example.com".into()),
+            ..new_turn(7, "sess", T0, "how were sales?")
+        };
+        store.begin_turn(&turn).unwrap();
+        let row = store.get(turn.turn_id).unwrap().unwrap();
+        assert_eq!(row.status, Status::Running);
+        assert_eq!(
+            (row.ended_ms, row.duration_ms, row.response.as_deref()),
+            (None, None, None)
+        );
+        assert!(row.used_tools.is_empty());
+        assert_eq!(row.user_id, Some(user));
+        assert_eq!(row.page_origin.as_deref(), Some("https://example.com"));
+        assert!(store.begin_turn(&turn).is_err(), "turn ids are unique");
+
+        let done = Outcome {
+            response: Some("up 3%".into()),
+            tokens: Some(1234),
+            used_tools: vec!["sql".into(), "chart".into()],
+            rows_seen: Some(42),
+            classifier_tag: Some("sales".into()),
+            chip_count: Some(2),
+            ..outcome(T0 + 1500, Status::Ok)
+        };
+        store.finish_turn(turn.turn_id, &done).unwrap();
+        let row = store.get(turn.turn_id).unwrap().unwrap();
+        let expected = TurnRow {
+            id: row.id,
+            turn_id: turn.turn_id,
+            user_id: Some(user),
+            session: "sess".into(),
+            host: "host-a".into(),
+            started_ms: T0,
+            ended_ms: Some(T0 + 1500),
+            duration_ms: Some(1500),
+            message: "how were sales?".into(),
+            page_origin: Some("https://example.com".into()),
+            response: Some("up 3%".into()),
+            tokens: Some(1234),
+            used_tools: vec!["sql".into(), "chart".into()],
+            rows_seen: Some(42),
+            classifier_tag: Some("sales".into()),
+            chip_count: Some(2),
+            status: Status::Ok,
+            error_code: None,
+            error_detail: None,
+        };
+        assert_eq!(row, expected);
+
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["turn_id"], turn.turn_id.to_string());
+        assert_eq!(json["status"], "ok");
+        assert_eq!(json["used_tools"], serde_json::json!(["sql", "chart"]));
+
+        let nobody = Uuid::from_u128(999);
+        assert!(store.get(nobody).unwrap().is_none());
+        let err = store.finish_turn(nobody, &done).unwrap_err();
+        assert!(
+            matches!(err, StoreError::UnknownTurn(id) if id == nobody),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn status_names() {
+        for st in Status::ALL {
+            assert_eq!(st.as_str().parse::<Status>().unwrap(), st);
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+        }
+        assert!("interrupted".parse::<Status>().is_err());
+        assert!("OK".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn check_constraint_refuses_unknown_status() {
+        let store = Store::open_in_memory().unwrap();
+        let res = store.conn.execute(
+            "INSERT INTO turns (turn_id, session, host, started_ms, message, status) \
+             VALUES ('x', 's', 'h', 0, 'm', 'interrupted')",
+            [],
+        );
+        assert!(res.is_err());
+    }
+
+    fn filter_fixture() -> Store {
+        let mut store = Store::open_in_memory().unwrap();
+        let (u1, u2) = (Uuid::from_u128(0x100), Uuid::from_u128(0x200));
+        // (n, user, session, start offset, outcome)
+        let turns = [
+            (1, Some(u1), "a", 0, Some(outcome(10, Status::Ok))),
+            (2, Some(u2), "a", 1000, Some(failed(1010, "timeout"))),
+            (3, Some(u1), "b", 2000, Some(failed(2010, "unreachable"))),
+            (4, None, "b", 3000, Some(outcome(3010, Status::Pending))),
+            (5, Some(u2), "a", 4000, None),
+            (6, Some(u1), "a", 5000, Some(failed(5010, "timeout"))),
+        ];
+        for (n, user, session, off, out) in turns {
+            let t = NewTurn {
+                user_id: user,
+                ..new_turn(n, session, T0 + off, "m")
+            };
+            store.begin_turn(&t).unwrap();
+            if let Some(mut o) = out {
+                o.ended_ms += T0;
+                store.finish_turn(t.turn_id, &o).unwrap();
+            }
+        }
+        store
+    }
+
+    #[test]
+    fn list_filters_newest_first() {
+        let store = filter_fixture();
+        let list = |f: Filter| ids(&store.list(&f).unwrap());
+        assert_eq!(list(Filter::default()), [6, 5, 4, 3, 2, 1]);
+        assert_eq!(
+            list(Filter {
+                limit: 2,
+                ..Filter::default()
+            }),
+            [6, 5]
+        );
+        assert_eq!(
+            list(Filter {
+                limit: 0,
+                ..Filter::default()
+            }),
+            Vec::<u128>::new()
+        );
+        assert_eq!(
+            list(Filter {
+                user_id: Some(Uuid::from_u128(0x100)),
+                ..Filter::default()
+            }),
+            [6, 3, 1]
+        );
+        assert_eq!(
+            list(Filter {
+                session: Some("b".into()),
+                ..Filter::default()
+            }),
+            [4, 3]
+        );
+        assert_eq!(
+            list(Filter {
+                status: Some(Status::Error),
+                ..Filter::default()
+            }),
+            [6, 3, 2]
+        );
+        assert_eq!(
+            list(Filter {
+                status: Some(Status::Running),
+                ..Filter::default()
+            }),
+            [5]
+        );
+        assert_eq!(
+            list(Filter {
+                error_code: Some("timeout".into()),
+                ..Filter::default()
+            }),
+            [6, 2]
+        );
+        assert_eq!(
+            list(Filter {
+                since_ms: Some(T0 + 3000),
+                ..Filter::default()
+            }),
+            [6, 5, 4]
+        );
+        let all = Filter {
+            limit: 10,
+            user_id: Some(Uuid::from_u128(0x100)),
+            session: Some("a".into()),
+            status: Some(Status::Error),
+            error_code: Some("timeout".into()),
+            since_ms: Some(T0 + 1),
+        };
+        assert_eq!(list(all), [6]);
+        assert_eq!(
+            list(Filter {
+                session: Some("nope".into()),
+                ..Filter::default()
+            }),
+            Vec::<u128>::new()
+        );
+    }
+
+    #[test]
+    fn every_filter_combination_uses_an_index() {
+        let store = filter_fixture();
+        for mask in 0..32u32 {
+            let on = |bit: u32| mask & (1 << bit) != 0;
+            let filter = Filter {
+                limit: 20,
+                user_id: on(0).then(|| Uuid::from_u128(1)),
+                session: on(1).then(|| "a".to_string()),
+                status: on(2).then_some(Status::Error),
+                error_code: on(3).then(|| "timeout".to_string()),
+                since_ms: on(4).then_some(T0),
+            };
+            let (sql, args) = list_query(&filter);
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let text = plan.join("; ");
+            assert!(!text.contains("TEMP B-TREE"), "{filter:?} sorts: {text}");
+            assert!(
+                plan.iter().all(|p| p.contains("INDEX")),
+                "{filter:?} scans: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn search_finds_words_newest_first() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .begin_turn(&new_turn(1, "s", T0, "Umsätze im Mai für Zürich"))
+            .unwrap();
+        store
+            .begin_turn(&new_turn(2, "s", T0 + 1, "revenue in May for Zurich"))
+            .unwrap();
+        store
+            .begin_turn(&new_turn(3, "s", T0 + 2, "日本 の 売上"))
+            .unwrap();
+        store
+            .begin_turn(&new_turn(4, "s", T0 + 3, "what is \"churn\"? (-rate)"))
+            .unwrap();
+        let done = Outcome {
+            response: Some("Churn fell in Zurich".into()),
+            ..outcome(T0 + 10, Status::Ok)
+        };
+        store.finish_turn(Uuid::from_u128(2), &done).unwrap();
+
+        let search = |store: &Store, q: &str| ids(&store.search(q, 10).unwrap());
+        assert_eq!(
+            search(&store, "zurich"),
+            [2, 1],
+            "diacritics and case are ignored"
+        );
+        assert_eq!(search(&store, "ZÜRICH"), [2, 1]);
+        assert_eq!(search(&store, "umsatze"), [1]);
+        assert_eq!(
+            search(&store, "churn"),
+            [4, 2],
+            "responses are searched too"
+        );
+        assert_eq!(search(&store, "churn zurich"), [2], "words are ANDed");
+        assert_eq!(search(&store, "zurich   may\t"), [2]);
+        assert_eq!(search(&store, "日本"), [3]);
+        assert_eq!(search(&store, "\"churn\"?"), [4, 2]);
+        assert_eq!(store.search("zurich", 1).unwrap().len(), 1);
+        assert_eq!(search(&store, "absent"), Vec::<u128>::new());
+
+        // A response replaced later is searched by its new text only.
+        let again = Outcome {
+            response: Some("nothing to see".into()),
+            ..done
+        };
+        store.finish_turn(Uuid::from_u128(2), &again).unwrap();
+        assert_eq!(search(&store, "churn"), [4]);
+        fts_integrity(&store);
+    }
+
+    #[test]
+    fn search_accepts_any_text() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .begin_turn(&new_turn(
+                1,
+                "s",
+                T0,
+                "AND OR NOT ( ) * - \" ü 日本 NEAR(a b)",
+            ))
+            .unwrap();
+        for q in [
+            "-",
+            "\"",
+            "AND",
+            "*",
+            "OR NOT",
+            "(",
+            "ü",
+            "日本",
+            ")",
+            "NEAR(",
+            "a:b",
+            "message:x",
+            "^",
+            "\"\"",
+            "'",
+            "a*",
+            "-x",
+            "{message}",
+            "+",
+            "a OR",
+            "NOT",
+            ":",
+            "\\",
+            "%",
+            "a\u{0}b",
+            "\u{7f}",
+        ] {
+            if let Err(e) = store.search(q, 10) {
+                panic!("query {q:?}: {e}");
+            }
+        }
+        assert_eq!(ids(&store.search("ü", 10).unwrap()), [1]);
+        assert_eq!(ids(&store.search("日本", 10).unwrap()), [1]);
+        assert_eq!(
+            ids(&store.search("OR NOT", 10).unwrap()),
+            [1],
+            "operators are plain words"
+        );
+        for q in ["", " ", "\t\n ", "\u{0}"] {
+            assert!(
+                matches!(store.search(q, 10), Err(StoreError::EmptyQuery)),
+                "{q:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fts_query_quotes_every_word() {
+        assert_eq!(fts_query("a \"b\" c").unwrap(), r#""a" """b""" "c""#);
+        assert_eq!(fts_query("  x  ").unwrap(), "\"x\"");
+        assert_eq!(fts_query(" \t"), None);
+    }
+
+    #[test]
+    fn stats_on_a_known_set() {
+        let mut store = Store::open_in_memory().unwrap();
+        let day2 = T0 - T0.rem_euclid(DAY_MS) + DAY_MS; // midnight after T0
+                                                        // Day 1: ten finished turns of 100..1000 ms, two errors; one running.
+        for i in 0..10i64 {
+            let t = new_turn(i as u128 + 1, "s", T0 + i, "m");
+            store.begin_turn(&t).unwrap();
+            let end = T0 + i + (i + 1) * 100;
+            let out = match i {
+                3 => failed(end, "timeout"),
+                7 => failed(end, "unreachable"),
+                _ => outcome(end, Status::Ok),
+            };
+            store.finish_turn(t.turn_id, &out).unwrap();
+        }
+        store.begin_turn(&new_turn(11, "s", T0 + 20, "m")).unwrap();
+        // Day 2: one pending turn of 50 ms, one timeout of 5000 ms.
+        let t = new_turn(12, "s", day2 + 5, "m");
+        store.begin_turn(&t).unwrap();
+        store
+            .finish_turn(t.turn_id, &outcome(day2 + 55, Status::Pending))
+            .unwrap();
+        let t = new_turn(13, "s", day2 + 6, "m");
+        store.begin_turn(&t).unwrap();
+        store
+            .finish_turn(t.turn_id, &failed(day2 + 5006, "timeout"))
+            .unwrap();
+
+        let s = store.stats(None).unwrap();
+        assert_eq!(
+            (s.total, s.ok, s.errors, s.pending, s.running),
+            (13, 8, 3, 1, 1)
+        );
+        assert!((s.error_rate - 3.0 / 13.0).abs() < 1e-12);
+        assert_eq!(
+            s.by_code,
+            [("timeout".to_string(), 2), ("unreachable".to_string(), 1)]
+        );
+        // Finished durations: 50, 100..1000, 5000 (12 values). Median: 6th =
+        // 500; p95: ceil(11.4) = 12th = 5000.
+        assert_eq!((s.median_ms, s.p95_ms), (Some(500), Some(5000)));
+        assert_eq!(
+            s.days,
+            [
+                DayStats {
+                    day: day_of_ms(T0),
+                    total: 11,
+                    errors: 2,
+                    median_ms: Some(500), // 5th of 10
+                    p95_ms: Some(1000),   // 10th of 10
+                },
+                DayStats {
+                    day: day_of_ms(day2),
+                    total: 2,
+                    errors: 1,
+                    median_ms: Some(50),
+                    p95_ms: Some(5000)
+                },
+            ]
+        );
+        assert_eq!(s.days[0].day, "2023-11-14");
+
+        let s = store.stats(Some(day2)).unwrap();
+        assert_eq!(
+            (s.total, s.ok, s.errors, s.pending, s.running),
+            (2, 0, 1, 1, 0)
+        );
+        assert_eq!(s.by_code, [("timeout".to_string(), 1)]);
+        assert_eq!((s.median_ms, s.p95_ms), (Some(50), Some(5000)));
+        assert_eq!(s.days.len(), 1);
+
+        let s = store.stats(Some(day2 + DAY_MS)).unwrap();
+        assert_eq!(
+            (s.total, s.error_rate, s.median_ms, s.p95_ms),
+            (0, 0.0, None, None)
+        );
+        assert!(s.by_code.is_empty() && s.days.is_empty());
+
+        let empty = Store::open_in_memory().unwrap().stats(None).unwrap();
+        assert_eq!((empty.total, empty.median_ms), (0, None));
+    }
+
+    #[test]
+    fn percentile_ranks() {
+        assert_eq!([1, 2, 3, 4, 5].map(|n| rank(50, n)), [1, 1, 2, 2, 3]);
+        assert_eq!(
+            [1, 19, 20, 21, 100].map(|n| rank(95, n)),
+            [1, 19, 19, 20, 95]
+        );
+    }
+
+    #[test]
+    fn prune_deletes_old_turns_probes_and_index_entries() {
+        let mut store = Store::open_in_memory().unwrap();
+        for i in 0..6i64 {
+            let t = new_turn(
+                i as u128 + 1,
+                "s",
+                T0 + i * 1000,
+                &format!("word{i} common"),
+            );
+            store.begin_turn(&t).unwrap();
+            let out = Outcome {
+                response: Some("answer common".into()),
+                ..outcome(T0 + i * 1000 + 5, Status::Ok)
+            };
+            store.finish_turn(t.turn_id, &out).unwrap();
+            let probe = Probe {
+                session: "s".into(),
+                host: "h".into(),
+                at_ms: T0 + i * 1000,
+                duration_ms: 3,
+                ok: i % 2 == 0,
+                error_code: (i % 2 == 1).then(|| "unreachable".into()),
+                detail: None,
+            };
+            store.record_probe(&probe).unwrap();
+        }
+        assert_eq!(store.prune(T0 + 3000).unwrap(), 3);
+        assert_eq!(store.prune(T0 + 3000).unwrap(), 0);
+        assert_eq!(ids(&store.list(&Filter::default()).unwrap()), [6, 5, 4]);
+        assert_eq!(ids(&store.search("common", 10).unwrap()), [6, 5, 4]);
+        assert!(store.search("word1", 10).unwrap().is_empty());
+        let probes = store.probes(10).unwrap();
+        assert_eq!(
+            probes.iter().map(|p| p.at_ms - T0).collect::<Vec<_>>(),
+            [5000, 4000, 3000]
+        );
+        fts_integrity(&store);
+    }
+
+    #[test]
+    fn probes_round_trip_newest_first() {
+        let mut store = Store::open_in_memory().unwrap();
+        let probe = |at: i64, ok: bool| Probe {
+            session: "s".into(),
+            host: "user@box".into(),
+            at_ms: at,
+            duration_ms: 12,
+            ok,
+            error_code: (!ok).then(|| "auth_failed".into()),
+            detail: (!ok).then(|| "Permission denied (publickey)".into()),
+        };
+        store.record_probe(&probe(T0, true)).unwrap();
+        store.record_probe(&probe(T0 + 2, false)).unwrap();
+        store.record_probe(&probe(T0 + 1, true)).unwrap();
+        assert_eq!(
+            store.probes(10).unwrap(),
+            [probe(T0 + 2, false), probe(T0 + 1, true), probe(T0, true)]
+        );
+        assert_eq!(store.probes(1).unwrap(), [probe(T0 + 2, false)]);
+    }
+
+    /// A deterministic generator, so the benchmark needs no `rand`.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 >> 33
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn vocabulary() -> Vec<String> {
+        let common = "the of and to in for on with what how many which show me last week month \
+            year sales revenue orders customers top products region total average by per compare \
+            trend growth churn margin cost price store daily report list count new returning users \
+            why did drop increase chart table filter between q1 q2 q3 q4 europe asia america";
+        let mut words: Vec<String> = common.split_whitespace().map(String::from).collect();
+        let syllables = [
+            "ka", "lo", "mi", "ne", "ru", "ta", "vo", "shi", "den", "gar", "pel", "quo", "zen",
+            "bri",
+        ];
+        let mut rng = Lcg(7);
+        while words.len() < 5000 {
+            let n = 2 + rng.below(3);
+            let w: String = (0..n)
+                .map(|_| syllables[rng.below(syllables.len() as u64) as usize])
+                .collect();
+            words.push(w);
+        }
+        words
+    }
+
+    fn sentence(rng: &mut Lcg, words: &[String], target: usize) -> String {
+        let mut s = String::with_capacity(target + 16);
+        while s.len() < target {
+            // Skewed towards the first (common) words, with a long tail.
+            let r = rng.below(1 << 20) as f64 / (1 << 20) as f64;
+            let i = ((r * r * r) * words.len() as f64) as usize;
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            s.push_str(&words[i.min(words.len() - 1)]);
+        }
+        s
+    }
+
+    #[test]
+    #[ignore = "fills a database with a million turns; run in release with --ignored --nocapture"]
+    fn million_rows_speed() {
+        use std::time::Instant;
+        const N: i64 = 1_000_000;
+        const SPAN_MS: i64 = 90 * DAY_MS;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("turns.db");
+        let mut store = Store::open(&path).unwrap();
+        let words = vocabulary();
+        let codes = [
+            "timeout",
+            "unreachable",
+            "agent_error",
+            "auth_failed",
+            "blocked",
+        ];
+        let statuses = [Status::Ok, Status::Error, Status::Pending, Status::Running];
+        let users: Vec<String> = (0..200u128)
+            .map(|u| Uuid::from_u128(u + 1).to_string())
+            .collect();
+        let mut rng = Lcg(42);
+        let fill = Instant::now();
+        for batch in 0..(N / 100_000) {
+            let tx = store.write().unwrap();
+            {
+                let mut ins = tx
+                    .prepare(
+                        "INSERT INTO turns (turn_id, user_id, session, host, started_ms, ended_ms, \
+                         duration_ms, message, response, tokens, used_tools, status, error_code) \
+                         VALUES (?1, ?2, ?3, 'host-a', ?4, ?5, ?6, ?7, ?8, ?9, '[\"sql\"]', ?10, ?11)",
+                    )
+                    .unwrap();
+                for j in 0..100_000 {
+                    let i = batch * 100_000 + j;
+                    let started = T0 + i * (SPAN_MS / N);
+                    let roll = rng.below(100);
+                    let status = statuses[match roll {
+                        0..=89 => 0,
+                        90..=95 => 1,
+                        96..=97 => 2,
+                        _ => 3,
+                    }];
+                    let duration =
+                        (status != Status::Running).then(|| 500 + rng.below(60_000) as i64);
+                    let mut message = sentence(&mut rng, &words, 95);
+                    if i % 100_000 == 777 {
+                        message.push_str(" xylophonic");
+                    }
+                    let response = (status == Status::Ok).then(|| sentence(&mut rng, &words, 160));
+                    let code = (status == Status::Error).then(|| codes[rng.below(5) as usize]);
+                    ins.execute(params![
+                        Uuid::from_u128(i as u128 + 1).to_string(),
+                        users[rng.below(200) as usize],
+                        format!("sess-{}", rng.below(50)),
+                        started,
+                        duration.map(|d| started + d),
+                        duration,
+                        message,
+                        response,
+                        duration.map(|d| d / 10),
+                        status,
+                        code,
+                    ])
+                    .unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        println!("fill: {:?} for {N} turns", fill.elapsed());
+        drop(store);
+        let size = std::fs::metadata(&path).unwrap().len();
+        println!("database: {} MB", size / 1_000_000);
+
+        let t = Instant::now();
+        let store = Store::open(&path).unwrap();
+        println!("open: {:?}", t.elapsed());
+        let mut slow = Vec::new();
+        let mut time = |name: &str, f: &mut dyn FnMut() -> usize| {
+            f(); // warm the page cache and the statement cache once
+            let t = Instant::now();
+            let n = f();
+            let el = t.elapsed();
+            println!(
+                "{name:<40} {:>10.3} ms  ({n} rows)",
+                el.as_secs_f64() * 1000.0
+            );
+            if el > Duration::from_millis(100) {
+                slow.push(name.to_string());
+            }
+        };
+        let last = T0 + SPAN_MS;
+        let filters = [
+            ("list default", Filter::default()),
+            (
+                "list limit 1000",
+                Filter {
+                    limit: 1000,
+                    ..Filter::default()
+                },
+            ),
+            (
+                "list session",
+                Filter {
+                    session: Some("sess-7".into()),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "list user",
+                Filter {
+                    user_id: Some(Uuid::from_u128(5)),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "list status=error",
+                Filter {
+                    status: Some(Status::Error),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "list status=running",
+                Filter {
+                    status: Some(Status::Running),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "list error_code=blocked",
+                Filter {
+                    error_code: Some("blocked".into()),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "list since last day",
+                Filter {
+                    since_ms: Some(last - DAY_MS),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "list session+status=error",
+                Filter {
+                    session: Some("sess-7".into()),
+                    status: Some(Status::Error),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "list user+error_code+since 30d",
+                Filter {
+                    user_id: Some(Uuid::from_u128(5)),
+                    error_code: Some("timeout".into()),
+                    since_ms: Some(last - 30 * DAY_MS),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "list absent session",
+                Filter {
+                    session: Some("nope".into()),
+                    ..Filter::default()
+                },
+            ),
+        ];
+        for (name, f) in &filters {
+            time(name, &mut || store.list(f).unwrap().len());
+        }
+        for q in [
+            "xylophonic",
+            "the",
+            "sales",
+            "revenue europe",
+            "the of and",
+            "nonexistentword",
+        ] {
+            time(&format!("search {q:?} limit 20"), &mut || {
+                store.search(q, 20).unwrap().len()
+            });
+        }
+        let stats_time = |name: &str, since: Option<i64>| {
+            let t = Instant::now();
+            let s = store.stats(since).unwrap();
+            println!(
+                "{name:<40} {:>10.3} ms  (total {}, median {:?}, p95 {:?}, {} days)",
+                t.elapsed().as_secs_f64() * 1000.0,
+                s.total,
+                s.median_ms,
+                s.p95_ms,
+                s.days.len()
+            );
+        };
+        stats_time("stats all", None);
+        stats_time("stats last 7 days", Some(last - 7 * DAY_MS));
+        stats_time("stats last day", Some(last - DAY_MS));
+        if !cfg!(debug_assertions) {
+            assert!(slow.is_empty(), "over 100 ms: {slow:?}");
+        }
+    }
+}

@@ -1,0 +1,404 @@
+//! The choice between reaching the shim over ssh and running it on this
+//! machine, and the stable error codes of PROTOCOL section 6 ([`ErrorCode`]).
+//! Either way a call is one request, one [`Reply`], under one wall-clock
+//! deadline and an optional cancel fd.
+//!
+//! This module must never parse a reply's body (the caller does, with
+//! `paliadin_core::reply`), never build an ssh command (that is `ssh.rs`), and
+//! never run a shell.
+
+use std::fmt;
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use paliadin_core::child::{self, Call, ChildError};
+use paliadin_core::{ExitCode, Request};
+
+pub use crate::ssh::Reply;
+use crate::ssh::{self, SshConfig, SshError};
+
+/// The stable error codes of a turn's record (PROTOCOL section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// ssh could not connect: refused, timed out, no route, name unknown.
+    Unreachable,
+    /// ssh was refused the key, or the host key did not match.
+    AuthFailed,
+    /// The shim said 2.
+    InvalidInput,
+    /// The shim said 69 (or a local shim could not be started).
+    AgentUnavailable,
+    /// The shim said 75.
+    Blocked,
+    /// The shim said 76.
+    AgentError,
+    /// The shim said 124, or the client's own deadline passed.
+    Timeout,
+    /// The client was stopped mid-turn.
+    Interrupted,
+    /// Anything else.
+    ShimError,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of PROTOCOL section 6.
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::Unreachable,
+        ErrorCode::AuthFailed,
+        ErrorCode::InvalidInput,
+        ErrorCode::AgentUnavailable,
+        ErrorCode::Blocked,
+        ErrorCode::AgentError,
+        ErrorCode::Timeout,
+        ErrorCode::Interrupted,
+        ErrorCode::ShimError,
+    ];
+
+    /// The stable string stored in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unreachable => "unreachable",
+            ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::AgentUnavailable => "agent_unavailable",
+            ErrorCode::Blocked => "blocked",
+            ErrorCode::AgentError => "agent_error",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Interrupted => "interrupted",
+            ErrorCode::ShimError => "shim_error",
+        }
+    }
+
+    /// The code for a stored string, `None` for anything else.
+    pub fn parse(s: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The code for the shim's exit status: `None` for 0, otherwise the
+    /// code of the same name (1 and unknown statuses are `shim_error`).
+    pub fn from_shim_exit(code: ExitCode) -> Option<ErrorCode> {
+        Some(match code {
+            ExitCode::Ok => return None,
+            ExitCode::Failure => ErrorCode::ShimError,
+            ExitCode::Invalid => ErrorCode::InvalidInput,
+            ExitCode::Unavailable => ErrorCode::AgentUnavailable,
+            ExitCode::Blocked => ErrorCode::Blocked,
+            ExitCode::AgentError => ErrorCode::AgentError,
+            ExitCode::Timeout => ErrorCode::Timeout,
+        })
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How requests reach the shim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// Over ssh to the laptop, where `authorized_keys` forces the shim.
+    Ssh(SshConfig),
+    /// The shim binary on this machine, run directly with `args` (its own
+    /// options, such as `--config`) followed by the request's words.
+    Local { shim: PathBuf, args: Vec<String> },
+}
+
+/// Why a call left no [`Reply`].
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The ssh call did not run or did not finish.
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// The local shim binary does not exist.
+    #[error("paliadin-shim not found at {}: set --shim or install it", path.display())]
+    ShimNotFound { path: PathBuf },
+    /// The local shim was killed at the deadline, `secs` after it started.
+    #[error("paliadin-shim did not finish within {secs:.1} s")]
+    TimedOut { secs: f64 },
+    /// The local shim was killed because the cancel fd became readable.
+    #[error("paliadin-shim was interrupted")]
+    Interrupted,
+    /// The local shim could not be started or awaited.
+    #[error("{what}: {source}")]
+    Io { what: String, source: io::Error },
+}
+
+impl Transport {
+    /// Runs one request. `stdin` goes to the shim's stdin (`None`: /dev/null);
+    /// the shim (or ssh) is killed at `deadline` or when `cancel` becomes
+    /// readable. `Ok` for any exit status; [`Transport::error_code`] reads it.
+    pub fn call(
+        &self,
+        req: &Request,
+        stdin: Option<&[u8]>,
+        deadline: Instant,
+        cancel: Option<BorrowedFd<'_>>,
+    ) -> Result<Reply, TransportError> {
+        match self {
+            Transport::Ssh(cfg) => Ok(cfg.call(req, stdin, deadline, cancel)?),
+            Transport::Local { shim, args } => {
+                let started = Instant::now();
+                let mut cmd = local_command(shim, args, req);
+                let out = child::run(
+                    &mut cmd,
+                    Call {
+                        stdin,
+                        deadline,
+                        cancel,
+                    },
+                )
+                .map_err(|e| match e {
+                    ChildError::Spawn { source, .. }
+                        if source.kind() == io::ErrorKind::NotFound =>
+                    {
+                        TransportError::ShimNotFound { path: shim.clone() }
+                    }
+                    ChildError::Spawn { program, source } => TransportError::Io {
+                        what: format!("could not start {program}"),
+                        source,
+                    },
+                    ChildError::TimedOut { .. } => TransportError::TimedOut {
+                        secs: deadline.saturating_duration_since(started).as_secs_f64(),
+                    },
+                    ChildError::Cancelled { .. } => TransportError::Interrupted,
+                    ChildError::Wait { program, source } => TransportError::Io {
+                        what: format!("waiting for {program}"),
+                        source,
+                    },
+                })?;
+                Ok(Reply {
+                    status: out.code(),
+                    shim_stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                    stdout: out.stdout,
+                    ssh_log: String::new(),
+                })
+            }
+        }
+    }
+
+    /// The error code of PROTOCOL section 6 for a call's result, `None` for
+    /// success. A reply over ssh is read by [`ssh::classify`] (255 is ssh's
+    /// own); a local reply by its exit status alone. A passed deadline is
+    /// `timeout`, a cancel `interrupted`; a call that could not start is
+    /// `unreachable` over ssh and `agent_unavailable` locally.
+    pub fn error_code(&self, result: &Result<Reply, TransportError>) -> Option<ErrorCode> {
+        let local = matches!(self, Transport::Local { .. });
+        match result {
+            Ok(r) if local => ErrorCode::from_shim_exit(ExitCode::from_code(r.status)),
+            Ok(r) => ssh::classify(r.status, &r.ssh_log),
+            Err(
+                TransportError::TimedOut { .. } | TransportError::Ssh(SshError::TimedOut { .. }),
+            ) => Some(ErrorCode::Timeout),
+            Err(TransportError::Interrupted | TransportError::Ssh(SshError::Interrupted)) => {
+                Some(ErrorCode::Interrupted)
+            }
+            Err(TransportError::Ssh(_)) => Some(ErrorCode::Unreachable),
+            Err(TransportError::ShimNotFound { .. } | TransportError::Io { .. }) => {
+                Some(ErrorCode::AgentUnavailable)
+            }
+        }
+    }
+
+    /// The host for the record: the ssh host, or `local`.
+    pub fn host(&self) -> &str {
+        match self {
+            Transport::Ssh(cfg) => &cfg.host,
+            Transport::Local { .. } => "local",
+        }
+    }
+}
+
+/// The local shim's command: its options, then the request's words. Without
+/// `SSH_ORIGINAL_COMMAND`, which would make the shim read that instead.
+fn local_command(shim: &std::path::Path, args: &[String], req: &Request) -> Command {
+    let mut cmd = Command::new(shim);
+    cmd.args(args)
+        .args(req.to_words())
+        .env_remove("SSH_ORIGINAL_COMMAND");
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paliadin_core::SessionName;
+    use std::time::Duration;
+
+    fn health(s: &str) -> Request {
+        Request::Health {
+            session: SessionName::new(s).unwrap(),
+        }
+    }
+
+    fn soon(secs: f64) -> Instant {
+        Instant::now() + Duration::from_secs_f64(secs)
+    }
+
+    /// A stand-in shim: `sh -c <script> shim <words...>`.
+    fn sh(script: &str) -> Transport {
+        Transport::Local {
+            shim: "sh".into(),
+            args: vec!["-c".into(), script.into(), "paliadin-shim".into()],
+        }
+    }
+
+    #[test]
+    fn error_codes_are_stable_strings() {
+        let want = [
+            "unreachable",
+            "auth_failed",
+            "invalid_input",
+            "agent_unavailable",
+            "blocked",
+            "agent_error",
+            "timeout",
+            "interrupted",
+            "shim_error",
+        ];
+        for (c, w) in ErrorCode::ALL.into_iter().zip(want) {
+            assert_eq!(c.as_str(), w);
+            assert_eq!(c.to_string(), w);
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{w}\""));
+            assert_eq!(
+                serde_json::from_str::<ErrorCode>(&format!("\"{w}\"")).unwrap(),
+                c
+            );
+            assert_eq!(ErrorCode::parse(w), Some(c));
+        }
+        assert_eq!(ErrorCode::parse("ok"), None);
+    }
+
+    #[test]
+    fn shim_exits_map_by_name() {
+        for e in ExitCode::ALL {
+            match ErrorCode::from_shim_exit(e) {
+                None => assert_eq!(e, ExitCode::Ok),
+                Some(c) => assert_eq!(c.as_str(), e.name()),
+            }
+        }
+    }
+
+    #[test]
+    fn local_command_puts_words_after_args_and_drops_ssh_original_command() {
+        let cmd = local_command(
+            "shim".as_ref(),
+            &["--config".into(), "c.toml".into()],
+            &health("s1"),
+        );
+        let a: Vec<_> = cmd.get_args().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(a, ["--config", "c.toml", "health", "s1"]);
+        assert!(cmd
+            .get_envs()
+            .any(|(k, v)| k == "SSH_ORIGINAL_COMMAND" && v.is_none()));
+    }
+
+    #[test]
+    fn local_call_returns_any_status() {
+        let t = sh("echo \"$@\"; cat; echo 'paliadin-shim: blocked: prompt' >&2; exit 75");
+        let r = t.call(&health("s1"), Some(b"in"), soon(10.0), None);
+        let reply = r.as_ref().unwrap();
+        assert_eq!(reply.status, 75);
+        assert_eq!(reply.stdout, b"health s1\nin");
+        assert_eq!(
+            reply.detail().as_deref(),
+            Some("paliadin-shim: blocked: prompt")
+        );
+        assert_eq!(t.error_code(&r), Some(ErrorCode::Blocked));
+        let ok = sh("echo ok").call(&health("s1"), None, soon(10.0), None);
+        assert_eq!(t.error_code(&ok), None);
+        // A local 255 is the shim's failure, not ssh's.
+        let r = sh("exit 255").call(&health("s1"), None, soon(10.0), None);
+        assert_eq!(t.error_code(&r), Some(ErrorCode::ShimError));
+    }
+
+    #[test]
+    fn local_deadline_and_cancel() {
+        let t = sh("exec sleep 30");
+        let r = t.call(&health("s1"), None, soon(0.2), None);
+        assert!(
+            matches!(r, Err(TransportError::TimedOut { secs }) if secs < 1.0),
+            "{r:?}"
+        );
+        assert_eq!(t.error_code(&r), Some(ErrorCode::Timeout));
+        let (rd, wr) = rustix::pipe::pipe().unwrap();
+        rustix::io::write(&wr, b"x").unwrap();
+        let r = t.call(
+            &health("s1"),
+            None,
+            soon(30.0),
+            Some(std::os::fd::AsFd::as_fd(&rd)),
+        );
+        assert!(matches!(r, Err(TransportError::Interrupted)), "{r:?}");
+        assert_eq!(t.error_code(&r), Some(ErrorCode::Interrupted));
+    }
+
+    #[test]
+    fn missing_local_shim_is_agent_unavailable() {
+        let t = Transport::Local {
+            shim: "/nonexistent/paliadin-shim".into(),
+            args: vec![],
+        };
+        let r = t.call(&health("s1"), None, soon(5.0), None);
+        let e = r.as_ref().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "paliadin-shim not found at /nonexistent/paliadin-shim: set --shim or install it"
+        );
+        assert_eq!(t.error_code(&r), Some(ErrorCode::AgentUnavailable));
+        assert_eq!(t.host(), "local");
+    }
+
+    #[test]
+    fn ssh_errors_map_to_codes() {
+        let t = Transport::Ssh(SshConfig::new("laptop", "ctl", "logs"));
+        assert_eq!(t.host(), "laptop");
+        let code = |e: SshError| t.error_code(&Err(e.into()));
+        assert_eq!(
+            code(SshError::TimedOut { secs: 1.0 }),
+            Some(ErrorCode::Timeout)
+        );
+        assert_eq!(code(SshError::Interrupted), Some(ErrorCode::Interrupted));
+        assert_eq!(
+            code(SshError::Spawn {
+                program: "ssh".into()
+            }),
+            Some(ErrorCode::Unreachable)
+        );
+        assert_eq!(
+            code(SshError::ControlDir("x".into())),
+            Some(ErrorCode::Unreachable)
+        );
+        let reply = |status, log: &str| {
+            Ok(Reply {
+                status,
+                ssh_log: log.into(),
+                ..Reply::default()
+            })
+        };
+        assert_eq!(
+            t.error_code(&reply(255, "x: Permission denied (publickey).\n")),
+            Some(ErrorCode::AuthFailed)
+        );
+        assert_eq!(
+            t.error_code(&reply(
+                255,
+                "ssh: connect to host h port 1: Connection refused\n"
+            )),
+            Some(ErrorCode::Unreachable)
+        );
+        assert_eq!(
+            t.error_code(&reply(
+                0,
+                "ControlSocket c/h already exists, disabling multiplexing\n"
+            )),
+            None
+        );
+        assert_eq!(t.error_code(&reply(124, "")), Some(ErrorCode::Timeout));
+    }
+}
