@@ -1,4 +1,13 @@
-//! stub
-pub mod store;
+//! paliadin-cli as a library: run turns against `paliadin-shim` (over ssh or
+//! locally) and keep every turn in SQLite. The [`client::Client`] is the
+//! entry point for Rust callers; the binary is a thin layer of commands
+//! over it.
+
+pub mod client;
+pub mod config;
+pub mod exit;
 pub mod ssh;
+pub mod store;
 pub mod transport;
+
+pub use client::{Client, TurnRequest, TurnResult};

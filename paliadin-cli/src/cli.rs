@@ -1,0 +1,248 @@
+//! Every clap type of paliadin-cli, in one place; help text on every flag.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use uuid::Uuid;
+
+const AFTER_HELP: &str = "\
+Configuration: ~/.config/paliadin/cli.toml ($XDG_CONFIG_HOME), then PALIADIN_* variables
+(PALIADIN_HOST or PALIADIN_REMOTE_HOST, PALIADIN_PORT, PALIADIN_SSH_USER, PALIADIN_KEY,
+PALIADIN_KNOWN_HOSTS, PALIADIN_SESSION_PREFIX, PALIADIN_DB, PALIADIN_TRANSPORT, PALIADIN_SHIM,
+PALIADIN_NO_MUX, PALIADIN_TIMEOUT, PALIADIN_CONFIG), then flags; later wins.
+
+Exit status: 0 ok; 1 other failure (config, log); 2 usage or invalid input; 68 unreachable;
+69 agent unavailable; 70 shim error; 75 blocked on a person; 76 agent error; 77 auth failed;
+124 timeout (the turn is pending: `poll` collects it); 130 interrupted. `health`: 0 OK, 2 CRITICAL.";
+
+/// Talk to Claude Code on a laptop over ssh; every turn logged to SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "paliadin-cli", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Config file. Default: $XDG_CONFIG_HOME/paliadin/cli.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The laptop's host name or address.
+    #[arg(long, global = true, value_name = "HOST")]
+    pub host: Option<String>,
+    /// The laptop's sshd port. Default: 22022.
+    #[arg(long, global = true, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// The user to log in as on the laptop.
+    #[arg(long, global = true, value_name = "USER")]
+    pub ssh_user: Option<String>,
+    /// The private key whose public half the laptop's authorized_keys forces into the shim.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// known_hosts file pinning the laptop's host key.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Prefix of per-user sessions (<prefix>-<first 8 hex of the user's UUID>). Default: paliad-paliadin.
+    #[arg(long, global = true, value_name = "PREFIX")]
+    pub session_prefix: Option<String>,
+    /// The turn log. Default: $XDG_DATA_HOME/paliadin/turns.db.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// How to reach the shim: ssh, or local (run the shim on this machine).
+    #[arg(long, global = true, value_name = "ssh|local", value_parser = ["ssh", "local"])]
+    pub transport: Option<String>,
+    /// The shim binary for --transport local. Default: paliadin-shim on PATH.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub shim: Option<PathBuf>,
+    /// Open a new ssh connection per call instead of reusing one.
+    #[arg(long, global = true)]
+    pub no_mux: bool,
+}
+
+/// Which session a command talks to.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Target {
+    /// The user's UUID: the session is <prefix>-<first 8 hex>, as the Go service derives it.
+    #[arg(long, value_name = "UUID", conflicts_with = "session")]
+    pub user: Option<Uuid>,
+    /// The session name itself ([A-Za-z0-9_.-]{1,64}).
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one turn and print the reply.
+    Turn(TurnArgs),
+    /// Chat by hand in a terminal.
+    Chat(ChatArgs),
+    /// Probe the shim, for cron: one line, OK or CRITICAL.
+    Health(HealthArgs),
+    /// End a session and its agent; the next turn starts afresh.
+    Reset(ResetArgs),
+    /// Collect the late reply of a turn that timed out.
+    Poll(PollArgs),
+    /// Show a session's state on the laptop.
+    Status(StatusArgs),
+    /// List the sessions on the laptop.
+    Sessions(SessionsArgs),
+    /// Read the turn log.
+    Log(LogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TurnArgs {
+    /// The message; `-` or absent reads stdin (when it is not a terminal).
+    pub message: Option<String>,
+    #[command(flatten)]
+    pub target: Target,
+    /// Where the user asked from (recorded with the turn).
+    #[arg(long, value_name = "TEXT")]
+    pub page_origin: Option<String>,
+    /// Seconds before the client gives up on the call. Default: 75.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Seconds before the client gives up on a turn. Default: 75.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Seconds before the probe counts as failed. Default: 10.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub timeout: u64,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResetArgs {
+    #[command(flatten)]
+    pub target: Target,
+}
+
+#[derive(Debug, Args)]
+pub struct PollArgs {
+    /// The turn id printed by a `turn` that timed out.
+    pub turn_id: Uuid,
+    /// The session, for a turn that is not in the log.
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+    /// Print the whole result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Print the shim's JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    /// Print one JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LogArgs {
+    #[command(subcommand)]
+    pub command: Option<LogCommand>,
+    #[command(flatten)]
+    pub list: LogList,
+}
+
+/// Filters and output of the turn table.
+#[derive(Debug, Args, Clone)]
+pub struct LogList {
+    /// How many turns, newest first.
+    #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Only this user's turns.
+    #[arg(long, value_name = "UUID")]
+    pub user: Option<Uuid>,
+    /// Only this session's turns.
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+    /// Only turns with this status: running, ok, error or pending.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+    /// Only turns with this error code (unreachable, timeout, ...).
+    #[arg(long, value_name = "CODE")]
+    pub code: Option<String>,
+    /// Only turns since then: a duration (2h, 7d), a day (2026-11-25) or RFC 3339.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Print a JSON array.
+    #[arg(long, conflicts_with = "jsonl")]
+    pub json: bool,
+    /// Print one JSON object per line.
+    #[arg(long)]
+    pub jsonl: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Show one turn in full.
+    Show {
+        /// The turn's id.
+        turn_id: Uuid,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Full-text search over messages and replies (any text is a safe query).
+    Search {
+        /// Words to find (all of them, in any order).
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        query: Vec<String>,
+        /// How many turns, newest first.
+        #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 20)]
+        limit: usize,
+        /// Print a JSON array.
+        #[arg(long, conflicts_with = "jsonl")]
+        json: bool,
+        /// Print one JSON object per line.
+        #[arg(long)]
+        jsonl: bool,
+    },
+    /// Turns, error rate by code, median and 95th percentile duration, by day.
+    Stats {
+        /// Only turns since then (2h, 7d, 2026-11-25, RFC 3339).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete turns and probes older than a duration.
+    Prune {
+        /// How old, such as 90d or 12w.
+        #[arg(long, value_name = "DURATION", required = true)]
+        older_than: String,
+    },
+    /// Print the database's path.
+    Path,
+}

@@ -1,0 +1,356 @@
+//! The library face of paliadin-cli: a [`Client`] that runs requests against
+//! the shim and records every turn and probe in the [`Store`]. The row goes
+//! in before the call and is completed after; a failed log write never hides
+//! the turn's own result (it comes back in `log_error`). Never prints, never
+//! reads flags: the binary does that.
+
+use paliadin_core::reply;
+use paliadin_core::request::{MessageSource, Request, MAX_ARG_MESSAGE};
+use paliadin_core::timefmt::now_ms;
+use paliadin_core::SessionName;
+use serde::Serialize;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+use crate::store::{NewTurn, Outcome, Probe, Status, Store};
+use crate::transport::{ErrorCode, Reply, Transport, TransportError};
+
+/// Runs turns and keeps their record.
+pub struct Client {
+    pub transport: Transport,
+    /// The log; `None` runs without one (every result says so).
+    pub store: Option<Store>,
+    /// The wall-clock limit of one call.
+    pub timeout: Duration,
+    /// A call is stopped when this becomes readable (a signal pipe).
+    pub cancel: Option<OwnedFd>,
+}
+
+/// One turn to run.
+#[derive(Debug, Clone)]
+pub struct TurnRequest {
+    pub session: SessionName,
+    pub user_id: Option<Uuid>,
+    pub message: String,
+    pub page_origin: Option<String>,
+}
+
+/// What became of a turn (also the `--json` output of `turn`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnResult {
+    pub turn_id: String,
+    pub session: String,
+    pub host: String,
+    pub status: Status,
+    pub response: Option<String>,
+    pub used_tools: Vec<String>,
+    pub rows_seen: Option<i64>,
+    pub chip_count: Option<i64>,
+    pub classifier_tag: Option<String>,
+    pub tokens: Option<i64>,
+    pub duration_ms: i64,
+    pub error_code: Option<ErrorCode>,
+    pub error_detail: Option<String>,
+    /// Why the record could not be written, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
+}
+
+/// A failed call that is not a turn (reset, status, sessions).
+#[derive(Debug, thiserror::Error)]
+#[error("{code}: {detail}")]
+pub struct CallError {
+    pub code: ErrorCode,
+    pub detail: String,
+}
+
+/// The outcome of a health probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub ok: bool,
+    pub session: String,
+    pub host: String,
+    pub duration_ms: i64,
+    pub error_code: Option<ErrorCode>,
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
+}
+
+/// One line on what went wrong, without the shim's own `paliadin-shim: <code>:` prefix.
+fn detail_of(result: &Result<Reply, TransportError>) -> String {
+    match result {
+        Ok(r) => {
+            let d = r
+                .detail()
+                .unwrap_or_else(|| format!("exit status {}", r.status));
+            match d
+                .strip_prefix("paliadin-shim: ")
+                .and_then(|rest| rest.split_once(": "))
+            {
+                Some((code, rest)) if ErrorCode::parse(code).is_some() => rest.to_owned(),
+                _ => d,
+            }
+        }
+        Err(e) => e.to_string(),
+    }
+}
+
+impl Client {
+    fn call(
+        &self,
+        req: &Request,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Reply, TransportError> {
+        let deadline = Instant::now() + timeout;
+        self.transport.call(
+            req,
+            stdin,
+            deadline,
+            self.cancel.as_ref().map(|c| c.as_fd()),
+        )
+    }
+
+    /// A call whose only use is its stdout.
+    fn simple(&self, req: &Request) -> Result<Vec<u8>, CallError> {
+        let result = self.call(req, None, self.timeout);
+        match self.transport.error_code(&result) {
+            None => Ok(result.map(|r| r.stdout).unwrap_or_default()),
+            Some(code) => Err(CallError {
+                code,
+                detail: detail_of(&result),
+            }),
+        }
+    }
+
+    fn log<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, crate::store::StoreError>,
+    ) -> Option<String> {
+        match self.store.as_mut() {
+            Some(s) => f(s).err().map(|e| e.to_string()),
+            None => None,
+        }
+    }
+
+    /// Runs one turn: row first, then the call, then the row completed.
+    pub fn turn(&mut self, req: &TurnRequest) -> TurnResult {
+        let turn_id = Uuid::new_v4();
+        let started = now_ms();
+        let host = self.transport.host().to_owned();
+        let begin_error = self.log(|s| {
+            s.begin_turn(&NewTurn {
+                turn_id,
+                user_id: req.user_id,
+                session: req.session.as_str().to_owned(),
+                host: host.clone(),
+                started_ms: started,
+                message: req.message.clone(),
+                page_origin: req.page_origin.clone(),
+            })
+        });
+        // Small messages travel in the argument as the Go service sends
+        // them; larger ones on stdin, which has no argv limit.
+        let (message, stdin) = if req.message.len() <= MAX_ARG_MESSAGE {
+            (MessageSource::Inline(req.message.clone()), None)
+        } else {
+            (MessageSource::Stdin, Some(req.message.as_bytes()))
+        };
+        let request = Request::RunTurn {
+            session: req.session.clone(),
+            turn: turn_id,
+            message,
+        };
+        let result = self.call(&request, stdin, self.timeout);
+        let mut out = self.complete(turn_id, req.session.as_str(), started, &result);
+        out.log_error = begin_error.or(out.log_error);
+        out
+    }
+
+    /// Collects the late reply of a turn that ended in `timeout` and
+    /// completes its row. `session` is needed only for a turn not in the log.
+    pub fn poll(
+        &mut self,
+        turn_id: Uuid,
+        session: Option<SessionName>,
+    ) -> Result<TurnResult, CallError> {
+        let row = match self.store.as_ref() {
+            Some(s) => s.get(turn_id).map_err(|e| CallError {
+                code: ErrorCode::ShimError,
+                detail: e.to_string(),
+            })?,
+            None => None,
+        };
+        let session = match (session, &row) {
+            (Some(s), _) => s,
+            (None, Some(r)) => SessionName::new(&r.session).map_err(|e| CallError {
+                code: ErrorCode::InvalidInput,
+                detail: e.to_string(),
+            })?,
+            (None, None) => {
+                return Err(CallError {
+                    code: ErrorCode::InvalidInput,
+                    detail: format!("turn {turn_id} is not in the log: give --session"),
+                })
+            }
+        };
+        let started = row.as_ref().map(|r| r.started_ms).unwrap_or_else(now_ms);
+        let result = self.call(
+            &Request::Poll {
+                session: session.clone(),
+                turn: turn_id,
+            },
+            None,
+            self.timeout,
+        );
+        let code = self.transport.error_code(&result);
+        if code.is_some() && row.is_none() {
+            return Err(CallError {
+                code: code.unwrap_or(ErrorCode::ShimError),
+                detail: detail_of(&result),
+            });
+        }
+        Ok(self.complete(turn_id, session.as_str(), started, &result))
+    }
+
+    /// Turns a call's result into the turn's outcome and records it.
+    fn complete(
+        &mut self,
+        turn_id: Uuid,
+        session: &str,
+        started: i64,
+        result: &Result<Reply, TransportError>,
+    ) -> TurnResult {
+        let ended = now_ms();
+        let code = self.transport.error_code(result);
+        let mut out = TurnResult {
+            turn_id: turn_id.to_string(),
+            session: session.to_owned(),
+            host: self.transport.host().to_owned(),
+            status: Status::Ok,
+            response: None,
+            used_tools: Vec::new(),
+            rows_seen: None,
+            chip_count: None,
+            classifier_tag: None,
+            tokens: None,
+            duration_ms: ended - started,
+            error_code: code,
+            error_detail: None,
+            log_error: None,
+        };
+        match (code, result) {
+            (None, Ok(reply)) => {
+                let p = reply::parse(&String::from_utf8_lossy(&reply.stdout));
+                out.response = Some(p.body);
+                out.used_tools = p.meta.used_tools;
+                out.rows_seen = p.meta.rows_seen;
+                out.classifier_tag = p.meta.classifier_tag;
+                out.chip_count = Some(p.chip_count as i64);
+                out.tokens = Some(p.tokens as i64);
+            }
+            (Some(c), _) => {
+                // A timed-out turn goes on on the laptop: `poll` completes it.
+                out.status = if c == ErrorCode::Timeout {
+                    Status::Pending
+                } else {
+                    Status::Error
+                };
+                out.error_detail = Some(detail_of(result));
+            }
+            (None, Err(_)) => unreachable!("a transport error always has a code"),
+        }
+        out.log_error = self.log(|s| {
+            s.finish_turn(
+                turn_id,
+                &Outcome {
+                    ended_ms: ended,
+                    status: out.status,
+                    response: out.response.clone(),
+                    tokens: out.tokens,
+                    used_tools: out.used_tools.clone(),
+                    rows_seen: out.rows_seen,
+                    classifier_tag: out.classifier_tag.clone(),
+                    chip_count: out.chip_count,
+                    error_code: out.error_code.map(|c| c.as_str().to_owned()),
+                    error_detail: out.error_detail.clone(),
+                },
+            )
+        });
+        out
+    }
+
+    /// Probes the session (starting it if missing) and records the probe.
+    pub fn health(&mut self, session: &SessionName, timeout: Duration) -> Health {
+        let start = Instant::now();
+        let at = now_ms();
+        let result = self.call(
+            &Request::Health {
+                session: session.clone(),
+            },
+            None,
+            timeout,
+        );
+        let duration_ms = start.elapsed().as_millis() as i64;
+        let mut code = self.transport.error_code(&result);
+        if code.is_none() && !matches!(&result, Ok(r) if r.stdout == b"ok\n") {
+            code = Some(ErrorCode::ShimError);
+        }
+        let mut h = Health {
+            ok: code.is_none(),
+            session: session.as_str().to_owned(),
+            host: self.transport.host().to_owned(),
+            duration_ms,
+            error_code: code,
+            detail: code.map(|_| detail_of(&result)),
+            log_error: None,
+        };
+        let probe = Probe {
+            session: h.session.clone(),
+            host: h.host.clone(),
+            at_ms: at,
+            duration_ms,
+            ok: h.ok,
+            error_code: code.map(|c| c.as_str().to_owned()),
+            detail: h.detail.clone(),
+        };
+        h.log_error = self.log(|s| s.record_probe(&probe));
+        h
+    }
+
+    /// Ends the session and its agent on the laptop.
+    pub fn reset(&self, session: &SessionName) -> Result<(), CallError> {
+        self.simple(&Request::Reset {
+            session: session.clone(),
+        })
+        .map(drop)
+    }
+
+    /// The shim's status object of a session.
+    pub fn status(&self, session: &SessionName) -> Result<serde_json::Value, CallError> {
+        let out = self.simple(&Request::Status {
+            session: session.clone(),
+        })?;
+        serde_json::from_slice(&out).map_err(|e| CallError {
+            code: ErrorCode::ShimError,
+            detail: format!("the shim's status is not JSON: {e}"),
+        })
+    }
+
+    /// The shim's status objects of all its sessions.
+    pub fn sessions(&self) -> Result<Vec<serde_json::Value>, CallError> {
+        let out = self.simple(&Request::Sessions)?;
+        String::from_utf8_lossy(&out)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| CallError {
+                    code: ErrorCode::ShimError,
+                    detail: format!("the shim's sessions are not JSON: {e}"),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,82 @@
+//! `turn [MESSAGE]`: one turn, its reply on stdout (without the trailer), or
+//! with `--json` the whole result. The message comes from the argument, or
+//! stdin when the argument is `-` or absent and stdin is not a terminal.
+
+use anyhow::{bail, Context as _};
+use std::io::Read as _;
+
+use crate::cli::TurnArgs;
+use crate::client::{TurnRequest, TurnResult};
+use crate::cmd::{out, App};
+use crate::exit;
+
+fn read_message(arg: Option<&str>) -> anyhow::Result<String> {
+    match arg {
+        Some(m) if m != "-" => Ok(m.to_owned()),
+        _ => {
+            if arg.is_none() && rustix::termios::isatty(rustix::stdio::stdin()) {
+                bail!("no message: give it as an argument, or pipe it on stdin (use `chat` to type turns)");
+            }
+            let mut buf = Vec::new();
+            // One byte more than the shim takes, so that it can refuse it.
+            std::io::stdin()
+                .take(paliadin_core::request::MAX_STDIN_MESSAGE as u64 + 1)
+                .read_to_end(&mut buf)
+                .context("cannot read the message from stdin")?;
+            String::from_utf8(buf).context("the message on stdin is not UTF-8")
+        }
+    }
+}
+
+/// Prints a turn's result as `turn` and `chat --json`-less callers want it.
+pub fn report(r: &TurnResult, json: bool) -> anyhow::Result<u8> {
+    if let Some(e) = &r.log_error {
+        eprintln!(
+            "paliadin-cli: warning: the turn log could not record turn {}: {e}",
+            r.turn_id
+        );
+    }
+    if json {
+        out(&format!("{}\n", serde_json::to_string(r)?))?;
+    }
+    match r.error_code {
+        None => {
+            if !json {
+                let body = r.response.as_deref().unwrap_or("");
+                out(&format!(
+                    "{body}{}",
+                    if body.ends_with('\n') { "" } else { "\n" }
+                ))?;
+            }
+            Ok(exit::OK)
+        }
+        Some(code) => {
+            let detail = r.error_detail.as_deref().unwrap_or("");
+            eprintln!("paliadin-cli: turn {} failed: {code}: {detail}", r.turn_id);
+            if code == crate::transport::ErrorCode::Timeout {
+                eprintln!(
+                    "paliadin-cli: the turn goes on; collect its reply with: paliadin-cli poll {}",
+                    r.turn_id
+                );
+            }
+            Ok(exit::of(code))
+        }
+    }
+}
+
+pub fn run(app: &App, a: &TurnArgs) -> anyhow::Result<u8> {
+    let message = read_message(a.message.as_deref())?;
+    if message.trim().is_empty() {
+        eprintln!("paliadin-cli: the message is empty: nothing to send");
+        return Ok(exit::USAGE);
+    }
+    let session = app.session(&a.target, "cli")?;
+    let mut client = app.client(true)?;
+    let r = client.turn(&TurnRequest {
+        session,
+        user_id: a.target.user,
+        message,
+        page_origin: a.page_origin.clone(),
+    });
+    report(&r, a.json)
+}

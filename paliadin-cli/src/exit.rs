@@ -1,0 +1,43 @@
+//! The exit statuses of `paliadin-cli`, one per error code of PROTOCOL
+//! section 6, so a script can tell failures apart without parsing text. The
+//! README's table is written from this file.
+
+use crate::transport::ErrorCode;
+
+/// Done.
+pub const OK: u8 = 0;
+/// Anything else: configuration, the log, the terminal.
+pub const FAILURE: u8 = 1;
+/// Wrong usage, or the shim said the request was invalid.
+pub const USAGE: u8 = 2;
+/// `health` found the shim not healthy (the Nagios convention: CRITICAL).
+pub const CRITICAL: u8 = 2;
+
+/// The exit status for a turn or call that failed with `code`.
+pub fn of(code: ErrorCode) -> u8 {
+    match code {
+        ErrorCode::InvalidInput => USAGE,
+        ErrorCode::Unreachable => 68,
+        ErrorCode::AuthFailed => 77,
+        ErrorCode::AgentUnavailable => 69,
+        ErrorCode::ShimError => 70,
+        ErrorCode::Blocked => 75,
+        ErrorCode::AgentError => 76,
+        ErrorCode::Timeout => 124,
+        ErrorCode::Interrupted => 130,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_its_own_status() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(of(c)), "{c} shares its status");
+            assert_ne!(of(c), FAILURE);
+        }
+    }
+}
