@@ -214,9 +214,63 @@ impl TestEnv {
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("XDG_STATE_HOME", self.home.join(".local/state"))
             .env("XDG_DATA_HOME", self.home.join(".local/share"))
+            .env("XDG_RUNTIME_DIR", self.runtime_dir())
             .env("NO_COLOR", "1")
             .current_dir(&self.home);
         c
+    }
+
+    /// A short private directory (connection sockets must fit in 108 bytes).
+    pub fn runtime_dir(&self) -> PathBuf {
+        let d = self.tmp.path().join("run");
+        let _ = std::fs::create_dir_all(&d);
+        let _ = std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        d
+    }
+
+    /// The turn log of this world's client.
+    pub fn db(&self) -> PathBuf {
+        self.home.join("turns.db")
+    }
+
+    /// Runs paliadin-cli with `args`, over this world's sshd when `ssh`, else locally.
+    pub fn cli_in(&mut self, ssh: bool, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut c = self.command(&bin("paliadin-cli"));
+        c.args(self.cli_args(ssh)).args(args);
+        run(&mut c, stdin, Duration::from_secs(150))
+    }
+
+    /// The global flags that point paliadin-cli at this world.
+    pub fn cli_args(&mut self, ssh: bool) -> Vec<String> {
+        let mut v = vec!["--db".to_string(), self.db().to_string_lossy().into_owned()];
+        if ssh {
+            let s = self.sshd();
+            v.extend([
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                s.port.to_string(),
+                "--ssh-user".into(),
+                s.user.clone(),
+                "--key".into(),
+                s.client_key.to_string_lossy().into_owned(),
+                "--known-hosts".into(),
+                s.known_hosts.to_string_lossy().into_owned(),
+            ]);
+        } else {
+            v.extend([
+                "--transport".into(),
+                "local".into(),
+                "--shim".into(),
+                bin("paliadin-shim").to_string_lossy().into_owned(),
+            ]);
+        }
+        v
+    }
+
+    /// Runs paliadin-cli over this world's sshd.
+    pub fn cli(&mut self, args: &[&str]) -> Run {
+        self.cli_in(true, args, None)
     }
 
     /// Runs the shim locally with `args` after `--config`.

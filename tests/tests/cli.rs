@@ -1,0 +1,577 @@
+//! `paliadin-cli` end to end: a private sshd on loopback forcing the real
+//! shim, the test agent in real tmux, a temp HOME and a real SQLite log.
+//! Every command, every error code of PROTOCOL section 6 produced for real.
+
+use paliadin_tests::{ShimSettings, TestEnv, Value};
+use rusqlite::Connection;
+
+fn json(r: &paliadin_tests::Run) -> Value {
+    serde_json::from_str(r.out().trim()).unwrap_or_else(|e| panic!("not JSON ({e})\n{r}"))
+}
+
+fn row(env: &TestEnv, turn_id: &str) -> Value {
+    let c = Connection::open(env.db()).unwrap();
+    c.query_row(
+        "SELECT status, error_code, response, message, session, duration_ms, tokens, chip_count, used_tools FROM turns WHERE turn_id = ?1",
+        [turn_id],
+        |r| {
+            Ok(serde_json::json!({
+                "status": r.get::<_, String>(0)?,
+                "error_code": r.get::<_, Option<String>>(1)?,
+                "response": r.get::<_, Option<String>>(2)?,
+                "message": r.get::<_, String>(3)?,
+                "session": r.get::<_, String>(4)?,
+                "duration_ms": r.get::<_, Option<i64>>(5)?,
+                "tokens": r.get::<_, Option<i64>>(6)?,
+                "chip_count": r.get::<_, Option<i64>>(7)?,
+                "used_tools": r.get::<_, Option<String>>(8)?,
+            }))
+        },
+    )
+    .unwrap_or_else(|e| panic!("no row for {turn_id}: {e}"))
+}
+
+fn count(env: &TestEnv, sql: &str) -> i64 {
+    Connection::open(env.db())
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The failed turn's JSON result and exit status, checked against the log.
+fn failed_turn(env: &mut TestEnv, msg: &str, exit: i32, code: &str) -> Value {
+    let r = env.cli(&["turn", "--json", "--session", "faults", msg]);
+    r.code(exit);
+    let v = json(&r);
+    assert_eq!(v["error_code"], code, "{r}");
+    let db = row(env, v["turn_id"].as_str().unwrap());
+    assert_eq!(db["error_code"], code);
+    v
+}
+
+#[test]
+fn turn_over_ssh_prints_the_reply_and_logs_it() {
+    let mut env = TestEnv::new();
+    let msg = "Hello [Invoice 42](chip:invoice/42) and [B](chip:b/1)";
+    let r = env.cli(&["turn", "--session", "ssh-one", msg]);
+    assert_eq!(r.ok(), format!("{msg}\n"), "the body, trailer stripped");
+    let r = env.cli(&[
+        "turn",
+        "--json",
+        "--session",
+        "ssh-one",
+        "--page-origin",
+        "/invoices",
+        msg,
+    ]);
+    let v = json(&r);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(v["response"], msg);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["chip_count"], 2);
+    assert_eq!(v["used_tools"], serde_json::json!(["test-agent"]));
+    assert_eq!(v["classifier_tag"], "test");
+    assert_eq!(v["rows_seen"], 1);
+    assert_eq!(v["tokens"], msg.chars().count().div_ceil(4));
+    assert_eq!(v["error_code"], Value::Null);
+    let db = row(&env, v["turn_id"].as_str().unwrap());
+    assert_eq!(db["status"], "ok");
+    assert_eq!(db["response"], msg);
+    assert_eq!(db["chip_count"], 2);
+    assert!(db["duration_ms"].as_i64().unwrap() >= 0);
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM turns WHERE status = 'ok'"),
+        2
+    );
+}
+
+#[test]
+fn user_sessions_stdin_and_large_messages() {
+    let mut env = TestEnv::new();
+    let user = "0123abcd-1111-4222-8333-444455556666";
+    let v = json(&env.cli(&["turn", "--json", "--user", user, "who am i"]));
+    assert_eq!(v["session"], "paliad-paliadin-0123abcd");
+    let r = env.cli_in(
+        true,
+        &["turn", "--session", "pipe"],
+        Some(b"from stdin\nsecond line"),
+    );
+    assert_eq!(r.ok(), "from stdin\nsecond line\n");
+    let r = env.cli_in(
+        true,
+        &["turn", "--session", "pipe", "-"],
+        Some("dash means stdin".as_bytes()),
+    );
+    assert_eq!(r.ok(), "dash means stdin\n");
+    let line = "Lorem ipsum dolor sit amet, ünïcödé — 0123456789\n";
+    let kib60 = line.repeat(60 * 1024 / line.len());
+    let r = env.cli(&["turn", "--session", "big", &kib60]);
+    assert_eq!(r.ok(), format!("{}\n", kib60.trim_end()));
+    let mib1 = line.repeat(1024 * 1024 / line.len());
+    let r = env.cli_in(true, &["turn", "--session", "big"], Some(mib1.as_bytes()));
+    assert_eq!(
+        r.ok(),
+        format!("{}\n", mib1.trim_end()),
+        "over the argument limit, sent on stdin"
+    );
+    // Too large for the shim: invalid_input, exit 2, logged.
+    let over = vec![b'x'; 1024 * 1024 + 1];
+    let r = env.cli_in(true, &["turn", "--json", "--session", "big"], Some(&over));
+    r.code(2);
+    assert_eq!(json(&r)["error_code"], "invalid_input");
+    // An empty message is refused before anything is sent or logged.
+    let before = count(&env, "SELECT count(*) FROM turns");
+    env.cli_in(true, &["turn", "--session", "big"], Some(b"  \n"))
+        .code(2);
+    assert_eq!(count(&env, "SELECT count(*) FROM turns"), before);
+}
+
+#[test]
+fn health_reset_status_sessions() {
+    let mut env = TestEnv::new();
+    let r = env.cli(&["health", "--session", "probe"]);
+    let line = r.ok();
+    assert!(
+        line.starts_with("OK paliadin 127.0.0.1 session probe ") && line.ends_with(" ms\n"),
+        "{r}"
+    );
+    let v = json(&env.cli(&["health", "--json", "--session", "probe"]));
+    assert_eq!(v["ok"], true);
+    assert_eq!(count(&env, "SELECT count(*) FROM probes WHERE ok = 1"), 2);
+    let v = json(&env.cli(&["status", "--json", "--session", "probe"]));
+    assert_eq!(v["alive"], true);
+    assert!(env
+        .cli(&["status", "--session", "probe"])
+        .ok()
+        .contains("alive:         yes"));
+    let r = env.cli(&["sessions", "--json"]);
+    let all: Vec<Value> = r
+        .ok()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(all.len(), 1);
+    assert!(env.cli(&["sessions"]).ok().contains("probe"));
+    assert_eq!(
+        env.cli(&["reset", "--session", "probe"]).ok(),
+        "reset probe\n"
+    );
+    assert_eq!(
+        json(&env.cli(&["status", "--json", "--session", "probe"]))["exists"],
+        false
+    );
+    // A turn after reset starts afresh.
+    assert_eq!(
+        env.cli(&["turn", "--session", "probe", "back"]).ok(),
+        "back\n"
+    );
+}
+
+#[test]
+fn unreachable_and_auth_failures_are_classified() {
+    let mut env = TestEnv::new();
+    // Closed port: unreachable, for turns and for health.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let base = env.cli_args(true);
+    let port = env.sshd().port;
+    let set = |flag: &str, value: &str, mux: bool| {
+        let mut a = base.clone();
+        let pos = a.iter().position(|x| x == flag).unwrap();
+        a[pos + 1] = value.to_owned();
+        if !mux {
+            a.push("--no-mux".into());
+        }
+        a
+    };
+    let run = |extra: &[&str], a: &[String]| {
+        let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+        c.args(a).args(extra);
+        paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(60))
+    };
+    let a = set("--port", &closed, true);
+    let r = run(&["turn", "--json", "--session", "x", "hi"], &a);
+    r.code(68);
+    assert_eq!(json(&r)["error_code"], "unreachable");
+    let r = run(&["health", "--session", "x"], &a);
+    r.code(2);
+    assert!(
+        r.out()
+            .starts_with("CRITICAL paliadin 127.0.0.1 session x unreachable: "),
+        "{r}"
+    );
+
+    // Wrong key: auth_failed.
+    let wrong = env.tmp.path().join("wrong_key");
+    paliadin_tests::run(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&wrong),
+        None,
+        std::time::Duration::from_secs(10),
+    )
+    .code(0);
+    let a = set("--key", &wrong.to_string_lossy(), false);
+    let r = run(&["turn", "--json", "--session", "x", "hi"], &a);
+    r.code(77);
+    assert_eq!(json(&r)["error_code"], "auth_failed");
+
+    // Wrong host key pinned: auth_failed.
+    let other_hosts = env.tmp.path().join("other_known_hosts");
+    let pubkey = std::fs::read_to_string(wrong.with_extension("pub")).unwrap();
+    let f: Vec<&str> = pubkey.split_whitespace().collect();
+    std::fs::write(
+        &other_hosts,
+        format!("[127.0.0.1]:{port} {} {}\n", f[0], f[1]),
+    )
+    .unwrap();
+    let a = set("--known-hosts", &other_hosts.to_string_lossy(), false);
+    let r = run(&["turn", "--json", "--session", "x", "hi"], &a);
+    r.code(77);
+    assert_eq!(json(&r)["error_code"], "auth_failed");
+    let r = run(&["health", "--session", "x"], &a);
+    assert!(r.out().contains(" auth_failed: "), "{r}");
+    // Every failed turn left a complete row.
+    assert_eq!(
+        count(
+            &env,
+            "SELECT count(*) FROM turns WHERE status = 'error' AND ended_ms IS NOT NULL"
+        ),
+        3
+    );
+    assert_eq!(count(&env, "SELECT count(*) FROM probes WHERE ok = 0"), 2);
+}
+
+#[test]
+fn agent_faults_are_classified_and_a_timeout_is_collected_by_poll() {
+    let mut env = TestEnv::with(ShimSettings {
+        wait_secs: 3,
+        ..Default::default()
+    });
+    failed_turn(
+        &mut env,
+        "paliadin-test: permission\nrm -rf?",
+        75,
+        "blocked",
+    );
+    env.cli(&["reset", "--session", "faults"]).ok();
+    failed_turn(&mut env, "paliadin-test: failure\nhi", 76, "agent_error");
+    failed_turn(
+        &mut env,
+        "paliadin-test: crash\nhi",
+        69,
+        "agent_unavailable",
+    );
+    let v = failed_turn(
+        &mut env,
+        "paliadin-test: slow:5000\nlate but sure",
+        124,
+        "timeout",
+    );
+    let id = v["turn_id"].as_str().unwrap().to_owned();
+    assert_eq!(row(&env, &id)["status"], "pending");
+    // Not there yet: poll says timeout and leaves the row pending.
+    let r = env.cli(&["poll", &id]);
+    if r.code == 124 {
+        assert_eq!(row(&env, &id)["status"], "pending");
+        // Await the reply: the shim holds it for poll; a second poll after
+        // the agent's delay collects it.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let r = env.cli(&["poll", "--json", &id]);
+            if r.code == 0 {
+                assert_eq!(
+                    json(&r)["response"],
+                    "paliadin-test: slow:5000\nlate but sure"
+                );
+                break;
+            }
+            r.code(124);
+            assert!(
+                std::time::Instant::now() < until,
+                "the late reply never came\n{r}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+    } else {
+        assert_eq!(r.ok(), "paliadin-test: slow:5000\nlate but sure\n");
+    }
+    let db = row(&env, &id);
+    assert_eq!(db["status"], "ok");
+    assert_eq!(db["response"], "paliadin-test: slow:5000\nlate but sure");
+    // A second poll: the shim no longer holds it.
+    env.cli(&["poll", &id]).code(2);
+}
+
+#[test]
+fn a_silent_agent_times_out_and_the_client_has_its_own_deadline() {
+    let mut env = TestEnv::with(ShimSettings {
+        wait_secs: 2,
+        ..Default::default()
+    });
+    failed_turn(&mut env, "paliadin-test: silent\nanyone?", 124, "timeout");
+    // The client's own deadline, shorter than the shim's wait.
+    env.write_config(&ShimSettings {
+        wait_secs: 30,
+        ..Default::default()
+    });
+    let r = env.cli(&[
+        "turn",
+        "--json",
+        "--timeout",
+        "2",
+        "--session",
+        "faults2",
+        "paliadin-test: silent\nstill?",
+    ]);
+    r.code(124);
+    assert_eq!(json(&r)["error_code"], "timeout");
+    assert_eq!(
+        row(&env, json(&r)["turn_id"].as_str().unwrap())["status"],
+        "pending"
+    );
+}
+
+#[test]
+fn an_interrupt_stops_the_turn_and_the_row_says_so() {
+    let mut env = TestEnv::new();
+    env.cli(&["health", "--session", "intr"]).ok();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(env.cli_args(true)).args([
+        "turn",
+        "--json",
+        "--session",
+        "intr",
+        "paliadin-test: silent\nwait for me",
+    ]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    // Await the submission reaching the agent, then interrupt.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while env.prompts().is_empty() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the turn never reached the agent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error_code"], "interrupted");
+    let db = row(&env, v["turn_id"].as_str().unwrap());
+    assert_eq!(db["status"], "error");
+    assert_eq!(db["error_code"], "interrupted");
+}
+
+#[test]
+fn eight_processes_twenty_five_turns_each_lose_no_row() {
+    let mut env = TestEnv::new();
+    let args = env.cli_args(true);
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|p| {
+                let env = &env;
+                let args = &args;
+                s.spawn(move || {
+                    for t in 0..25 {
+                        let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+                        let msg = format!("process {p} turn {t}");
+                        c.args(args)
+                            .args(["turn", "--session", &format!("load-{p}"), &msg]);
+                        let r =
+                            paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(120));
+                        assert_eq!(r.ok(), format!("{msg}\n"));
+                        assert!(r.stderr.is_empty(), "no warning: {r}");
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(count(&env, "SELECT count(*) FROM turns"), 200);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT count(*) FROM turns WHERE status = 'ok' AND response = message"
+        ),
+        200
+    );
+    assert_eq!(
+        count(&env, "SELECT count(DISTINCT message) FROM turns"),
+        200
+    );
+}
+
+#[test]
+fn log_commands_filters_search_stats_prune() {
+    let mut env = TestEnv::new();
+    let msgs = [
+        "alpha beta",
+        "Grüße aus Köln",
+        "quote \" and - dash AND * star",
+        "paliadin-test: failure\nbroken",
+    ];
+    for m in msgs {
+        env.cli_in(false, &["turn", "--session", "logs", m], None);
+    }
+    env.cli_in(
+        false,
+        &["turn", "--session", "other", "alpha in another session"],
+        None,
+    )
+    .ok();
+    let table = env.cli_in(false, &["log"], None).ok();
+    assert_eq!(table.lines().count(), 6, "header and five turns\n{table}");
+    assert!(table.lines().next().unwrap().starts_with("TURN"));
+    let rows: Vec<Value> =
+        serde_json::from_str(&env.cli_in(false, &["log", "--json", "-n", "2"], None).ok()).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows[0]["message"], "alpha in another session",
+        "newest first"
+    );
+    let jl = env
+        .cli_in(false, &["log", "--jsonl", "--session", "logs"], None)
+        .ok();
+    assert_eq!(jl.lines().count(), 4);
+    let errs = env
+        .cli_in(false, &["log", "--jsonl", "--status", "error"], None)
+        .ok();
+    assert_eq!(errs.lines().count(), 1);
+    assert_eq!(
+        env.cli_in(
+            false,
+            &["log", "--jsonl", "--code", "agent_error", "--since", "1h"],
+            None
+        )
+        .ok()
+        .lines()
+        .count(),
+        1
+    );
+    env.cli_in(false, &["log", "--status", "nonsense"], None)
+        .code(1);
+    // Search: any text is a safe query.
+    for q in ["-", "\"", "AND", "*", "OR NOT (", "Köln", "grüße", "日本"] {
+        let r = env.cli_in(false, &["log", "search", "--jsonl", q], None);
+        r.code(0);
+    }
+    let hits = |q: &str, env: &mut TestEnv| {
+        env.cli_in(false, &["log", "search", "--jsonl", q], None)
+            .ok()
+            .lines()
+            .count()
+    };
+    assert_eq!(hits("alpha", &mut env), 2);
+    assert_eq!(hits("Köln", &mut env), 1);
+    assert_eq!(hits("AND", &mut env), 1);
+    assert_eq!(hits("alpha beta", &mut env), 1);
+    // show
+    let id = rows[0]["turn_id"].as_str().unwrap().to_owned();
+    let shown = env.cli_in(false, &["log", "show", &id], None).ok();
+    assert!(
+        shown.contains("alpha in another session") && shown.contains("status:         ok"),
+        "{shown}"
+    );
+    assert_eq!(
+        json(&env.cli_in(false, &["log", "show", "--json", &id], None))["turn_id"],
+        id
+    );
+    env.cli_in(false, &["log", "show", &paliadin_tests::turn_id()], None)
+        .code(1);
+    // stats
+    let st = json(&env.cli_in(false, &["log", "stats", "--json"], None));
+    assert_eq!(st["total"], 5);
+    assert_eq!(st["errors"], 1);
+    assert!(env
+        .cli_in(false, &["log", "stats"], None)
+        .ok()
+        .contains("agent_error"));
+    // path, prune
+    assert_eq!(
+        env.cli_in(false, &["log", "path"], None).ok().trim(),
+        env.db().to_string_lossy()
+    );
+    env.cli_in(false, &["log", "prune", "--older-than", "1d"], None)
+        .ok();
+    assert_eq!(count(&env, "SELECT count(*) FROM turns"), 5);
+    env.cli_in(false, &["log", "prune", "--older-than", "0s"], None)
+        .ok();
+    assert_eq!(count(&env, "SELECT count(*) FROM turns"), 0);
+    assert_eq!(hits("alpha", &mut env), 0, "the search index follows");
+}
+
+#[test]
+fn a_newer_database_is_refused_and_left_untouched() {
+    let mut env = TestEnv::new();
+    env.cli_in(false, &["log"], None).ok();
+    Connection::open(env.db())
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 999")
+        .unwrap();
+    let before = std::fs::read(env.db()).unwrap();
+    let r = env.cli_in(false, &["turn", "--session", "x", "hi"], None);
+    r.code(1);
+    assert!(r.stderr.contains("newer than this paliadin-cli"), "{r}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r}");
+    assert_eq!(std::fs::read(env.db()).unwrap(), before);
+    assert!(env.prompts().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn configuration_file_environment_and_flags_in_that_order() {
+    let env = TestEnv::new();
+    let cfg = env.home.join(".config/paliadin/cli.toml");
+    std::fs::write(&cfg, "db = \"/from/file.db\"\nsession_prefix = \"file\"\n").unwrap();
+    let path = |extra_env: &[(&str, &str)], flags: &[&str]| {
+        let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        c.args(flags).args(["log", "path"]);
+        paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10))
+            .ok()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(path(&[], &[]), "/from/file.db");
+    assert_eq!(
+        path(&[("PALIADIN_DB", "/from/env.db")], &[]),
+        "/from/env.db"
+    );
+    assert_eq!(
+        path(
+            &[("PALIADIN_DB", "/from/env.db")],
+            &["--db", "/from/flag.db"]
+        ),
+        "/from/flag.db"
+    );
+    std::fs::write(&cfg, "bogus_key = 1\n").unwrap();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(["log", "path"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
+    r.code(1);
+    assert!(r.stderr.starts_with("paliadin-cli: invalid config"), "{r}");
+    // No host for ssh: a clear error.
+    std::fs::remove_file(&cfg).unwrap();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(["turn", "hi"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
+    r.code(1);
+    assert!(r.stderr.contains("no host configured"), "{r}");
+}
