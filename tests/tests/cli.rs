@@ -575,3 +575,61 @@ fn configuration_file_environment_and_flags_in_that_order() {
     r.code(1);
     assert!(r.stderr.contains("no host configured"), "{r}");
 }
+
+#[test]
+fn a_failed_log_write_never_hides_the_reply() {
+    let mut env = TestEnv::new();
+    env.cli_in(false, &["log"], None).ok();
+    // A real SQLite failure on completing the row.
+    Connection::open(env.db())
+        .unwrap()
+        .execute_batch("CREATE TRIGGER fail BEFORE UPDATE ON turns BEGIN SELECT RAISE(ABORT, 'simulated disk failure'); END;")
+        .unwrap();
+    let r = env.cli_in(false, &["turn", "--session", "w", "still answered"], None);
+    assert_eq!(r.ok(), "still answered\n");
+    assert!(
+        r.stderr
+            .starts_with("paliadin-cli: warning: the turn log could not record turn "),
+        "{r}"
+    );
+    assert!(r.stderr.contains("simulated disk failure"), "{r}");
+    // The row went in before the call, so the turn left a trace.
+    assert_eq!(
+        count(&env, "SELECT count(*) FROM turns WHERE status = 'running'"),
+        1
+    );
+}
+
+#[test]
+fn the_client_library_runs_and_records_a_turn_without_the_command_line() {
+    use paliadin_cli::store::Store;
+    use paliadin_cli::transport::Transport;
+    use paliadin_cli::{Client, TurnRequest};
+    let env = TestEnv::new();
+    let mut client = Client {
+        transport: Transport::Local {
+            shim: paliadin_tests::bin("paliadin-shim"),
+            args: vec!["--config".into(), env.config.to_string_lossy().into_owned()],
+        },
+        store: Some(Store::open(&env.db()).unwrap()),
+        timeout: std::time::Duration::from_secs(60),
+        cancel: None,
+    };
+    let r = client.turn(&TurnRequest {
+        session: paliadin_core::SessionName::new("lib").unwrap(),
+        user_id: None,
+        message: "from Rust".into(),
+        page_origin: Some("tests".into()),
+    });
+    assert_eq!(r.response.as_deref(), Some("from Rust"), "{r:?}");
+    assert_eq!(r.error_code, None);
+    let row = client
+        .store
+        .as_ref()
+        .unwrap()
+        .get(r.turn_id.parse().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.page_origin.as_deref(), Some("tests"));
+    assert_eq!(row.response.as_deref(), Some("from Rust"));
+}

@@ -474,3 +474,34 @@ fn missing_agent_or_tmux_is_69() {
     r.shim_error(69, "agent_unavailable");
     assert!(r.stderr.contains("tmux"), "{r}");
 }
+
+#[test]
+fn the_hook_answers_whatever_it_gets_even_with_stdin_held_open() {
+    let env = TestEnv::new();
+    // Garbage, nothing, and a writer that never closes: exit 0 every time.
+    for input in [&b"not json"[..], b"", b"{\"prompt\": 42}"] {
+        let r = env.shim_in(&["hook", "UserPromptSubmit"], Some(input));
+        assert_eq!((r.code, r.stdout.len()), (0, 0), "{r}");
+    }
+    let mut c = env.command(&paliadin_tests::bin("paliadin-shim"));
+    c.args(["hook", "Stop"])
+        .env("PALIADIN_STATE_DIR", &env.state)
+        .env("PALIADIN_SESSION", "x");
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let _held_open = child.stdin.take();
+    // Without its bound the hook would wait for EOF forever.
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_broken_config_is_exit_1_with_one_line() {
+    let env = TestEnv::new();
+    std::fs::write(&env.config, "agent = [\"x\"]\nno_such_key = 1\n").unwrap();
+    let r = env.shim(&["health", "x"]);
+    r.shim_error(1, "shim_error");
+    assert_eq!(r.stderr.lines().count(), 1, "{r}");
+    assert!(r.stderr.contains("invalid config"), "{r}");
+}
