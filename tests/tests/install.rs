@@ -1,0 +1,687 @@
+//! `install/laptop.sh` and `install/server.sh`, run for real in a temp HOME
+//! with a cleared environment: every file and mode they write, a second run
+//! that changes nothing, a dry run that changes nothing, and an uninstall
+//! that gives back the HOME it found, byte for byte.
+
+use paliadin_tests::{bin, run, Run, Value};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_path_buf()
+}
+
+/// One test's machine: a temp HOME and a directory of stubs first on PATH.
+struct World {
+    _tmp: tempfile::TempDir,
+    home: PathBuf,
+    stub: PathBuf,
+    extra_path: Option<PathBuf>,
+    scratch: PathBuf,
+}
+
+impl World {
+    fn new() -> World {
+        let tmp = tempfile::Builder::new()
+            .prefix("paliadin-install-")
+            .tempdir()
+            .expect("temp dir");
+        // Real paths, so that the trust entry's key is predictable.
+        let root = tmp.path().canonicalize().expect("canonical temp dir");
+        let home = root.join("home");
+        let stub = root.join("stub");
+        let scratch = root.join("scratch");
+        for d in [&home, &stub, &scratch] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        // pgrep that finds claude running only while `claude-running` exists.
+        write_mode(
+            &stub.join("pgrep"),
+            "#!/bin/sh\n[ -e \"$(dirname \"$0\")/claude-running\" ]\n",
+            0o755,
+        );
+        World {
+            _tmp: tmp,
+            home,
+            stub,
+            extra_path: None,
+            scratch,
+        }
+    }
+
+    fn h(&self, rel: &str) -> PathBuf {
+        self.home.join(rel)
+    }
+
+    fn script(&self, name: &str, args: &[&str]) -> Run {
+        let mut path = self.stub.to_string_lossy().into_owned();
+        if let Some(p) = &self.extra_path {
+            path = format!("{}:{path}", p.display());
+        }
+        path.push_str(":/usr/bin:/bin");
+        let mut c = Command::new("bash");
+        c.arg(repo().join("install").join(name))
+            .args(args)
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("PATH", path)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_STATE_HOME", self.home.join(".local/state"))
+            .env("XDG_DATA_HOME", self.home.join(".local/share"))
+            .env("TMPDIR", &self.scratch)
+            .env("LC_ALL", "C")
+            .current_dir(&self.scratch);
+        run(&mut c, None, Duration::from_secs(60))
+    }
+
+    fn laptop(&self, args: &[&str]) -> Run {
+        let shim = bin("paliadin-shim");
+        let mut all = vec!["--shim-bin", shim.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        self.script("laptop.sh", &all)
+    }
+
+    fn server(&self, args: &[&str]) -> Run {
+        let cli = bin("paliadin-cli");
+        let mut all = vec!["--cli-bin", cli.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        self.script("server.sh", &all)
+    }
+
+    /// Every path under HOME with its mode and, for files, its content.
+    fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Option<Vec<u8>>)> {
+        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Option<Vec<u8>>)>) {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .expect("read_dir")
+                .map(|e| e.expect("entry").path())
+                .collect();
+            entries.sort();
+            for p in entries {
+                let m = std::fs::symlink_metadata(&p).expect("metadata");
+                let mode = m.permissions().mode() & 0o7777;
+                if m.is_dir() {
+                    out.insert(p.clone(), (mode, None));
+                    walk(&p, out);
+                } else {
+                    out.insert(p.clone(), (mode, Some(std::fs::read(&p).expect("read"))));
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.home, &mut out);
+        out
+    }
+}
+
+fn write_mode(path: &Path, text: &str, mode: u32) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[track_caller]
+fn same(
+    a: &BTreeMap<PathBuf, (u32, Option<Vec<u8>>)>,
+    b: &BTreeMap<PathBuf, (u32, Option<Vec<u8>>)>,
+    what: &str,
+) {
+    if a == b {
+        return;
+    }
+    let mut diff = String::new();
+    for (p, v) in a {
+        match b.get(p) {
+            None => diff.push_str(&format!("  only before: {}\n", p.display())),
+            Some(w) if w != v => diff.push_str(&format!(
+                "  differs: {} (mode {:o} -> {:o})\n",
+                p.display(),
+                v.0,
+                w.0
+            )),
+            _ => {}
+        }
+    }
+    for p in b.keys().filter(|p| !a.contains_key(*p)) {
+        diff.push_str(&format!("  only after: {}\n", p.display()));
+    }
+    panic!("{what}: HOME changed\n{diff}");
+}
+
+/// A fresh ed25519 public key, "ssh-ed25519 AAAA... comment".
+fn keygen(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
+    run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&path),
+        None,
+        Duration::from_secs(20),
+    )
+    .ok();
+    read(&path.with_extension("pub")).trim().to_owned()
+}
+
+fn type_blob(pubkey: &str) -> String {
+    pubkey
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+const CLAUDE_JSON: &str = "{\n  \"numStartups\": 3,\n  \"projects\": {\n    \"/elsewhere\": {\n      \"allowedTools\": [],\n      \"hasTrustDialogAccepted\": false\n    }\n  },\n  \"theme\": \"dark\"\n}\n";
+
+/// A HOME someone already lives in.
+fn seed_laptop(w: &World) {
+    std::fs::create_dir_all(w.h(".ssh")).expect("mkdir");
+    std::fs::set_permissions(w.h(".ssh"), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    write_mode(
+        &w.h(".ssh/authorized_keys"),
+        "# mine\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExistingExistingExistingExistingExist me@desk",
+        0o600,
+    );
+    write_mode(
+        &w.h(".claude/skills/other/SKILL.md"),
+        "---\nname: other\ndescription: x\n---\nhi\n",
+        0o644,
+    );
+    write_mode(&w.h(".claude.json"), CLAUDE_JSON, 0o640);
+}
+
+#[test]
+fn laptop_installs_once_and_uninstalls_to_the_home_it_found() {
+    let w = World::new();
+    seed_laptop(&w);
+    let server_key = keygen(&w.scratch, "server");
+    let before = w.snapshot();
+    let args = ["--pubkey", &server_key, "--from", "10.1.2.3,192.168.0.0/24"];
+
+    // A dry run lists every change and makes none.
+    let dry = w.laptop(&[&args[..], &["--dry-run"]].concat());
+    let out = dry.ok();
+    same(&before, &w.snapshot(), "--dry-run");
+    for p in [
+        ".local/bin/paliadin-shim",
+        ".claude/skills/paliadin/SKILL.md",
+        ".config/paliadin/shim.toml",
+        ".ssh/authorized_keys",
+        ".claude.json",
+        "paliadin-work",
+    ] {
+        let line = "would: ";
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(line) && l.contains(&w.h(p).to_string_lossy().into_owned())),
+            "the dry run should list {p}\n{dry}"
+        );
+    }
+
+    let first = w.laptop(&args);
+    let out = first.ok();
+    assert!(
+        out.contains("paliadin-shim health") || out.contains("health <session>"),
+        "{first}"
+    );
+    assert!(out.contains("attach <session>"), "{first}");
+    assert!(
+        out.contains("paliadin-test-agent"),
+        "should say which agent\n{first}"
+    );
+
+    // The binary.
+    let shim = w.h(".local/bin/paliadin-shim");
+    assert_eq!(mode(&shim), 0o755);
+    assert_eq!(
+        std::fs::read(&shim).expect("shim"),
+        std::fs::read(bin("paliadin-shim")).expect("built shim")
+    );
+
+    // The skill: the repository's, marked, frontmatter first.
+    let skill = read(&w.h(".claude/skills/paliadin/SKILL.md"));
+    assert_eq!(mode(&w.h(".claude/skills/paliadin/SKILL.md")), 0o644);
+    assert!(skill.starts_with("---\nname: paliadin\n"), "{skill}");
+    assert!(
+        skill.lines().any(|l| l == "<!-- installed by paliadin -->"),
+        "{skill}"
+    );
+    let source = read(&repo().join("skills/paliadin/SKILL.md"));
+    assert_eq!(
+        skill.replace("<!-- installed by paliadin -->\n", ""),
+        source
+    );
+
+    // The config: private, marked, and one the shim accepts.
+    let config = w.h(".config/paliadin/shim.toml");
+    assert_eq!(mode(&config), 0o600);
+    assert_eq!(mode(&w.h(".config/paliadin")), 0o700);
+    let text = read(&config);
+    assert!(
+        text.starts_with("# written by paliadin install/laptop.sh\n"),
+        "{text}"
+    );
+    let agent = bin("paliadin-test-agent");
+    assert!(
+        text.contains(&format!("agent = [\"{}\"]", agent.display())),
+        "{text}"
+    );
+    let workdir = w.h("paliadin-work");
+    let state = w.h(".local/state/paliadin");
+    assert!(
+        text.contains(&format!("workdir = \"{}\"", workdir.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("state_dir = \"{}\"", state.display())),
+        "{text}"
+    );
+    assert!(workdir.is_dir());
+    assert_eq!(mode(&state), 0o700);
+    let mut c = Command::new(&shim);
+    c.arg("--config")
+        .arg(&config)
+        .arg("sessions")
+        .env("HOME", &w.home);
+    run(&mut c, None, Duration::from_secs(20)).ok();
+
+    // authorized_keys: the old lines untouched, ours appended in its exact form.
+    let keys = read(&w.h(".ssh/authorized_keys"));
+    let want = format!(
+        "from=\"10.1.2.3,192.168.0.0/24\",restrict,command=\"{} --config {}\" {server_key}",
+        shim.display(),
+        config.display()
+    );
+    assert_eq!(
+        keys,
+        format!("# mine\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExistingExistingExistingExistingExist me@desk\n{want}\n")
+    );
+    assert_eq!(mode(&w.h(".ssh/authorized_keys")), 0o600);
+
+    // ~/.claude.json: the workdir trusted, the rest as it was, mode kept.
+    let json: Value = serde_json::from_str(&read(&w.h(".claude.json"))).expect("json");
+    let key = workdir.to_string_lossy().into_owned();
+    assert_eq!(
+        json["projects"][&key]["hasTrustDialogAccepted"],
+        Value::Bool(true),
+        "{json}"
+    );
+    assert_eq!(json["numStartups"], 3);
+    assert_eq!(json["theme"], "dark");
+    assert_eq!(
+        json["projects"]["/elsewhere"]["hasTrustDialogAccepted"],
+        false
+    );
+    assert_eq!(mode(&w.h(".claude.json")), 0o640);
+    assert!(w.h(".config/paliadin/install-laptop.manifest").is_file());
+
+    // A second run changes nothing and says so; so does a dry run now.
+    let installed = w.snapshot();
+    let again = w.laptop(&args);
+    assert!(again.ok().contains("Nothing changed"), "{again}");
+    same(&installed, &w.snapshot(), "second run");
+    let dry = w.laptop(&[&args[..], &["--dry-run"]].concat());
+    assert!(!dry.ok().contains("would:"), "{dry}");
+    same(&installed, &w.snapshot(), "dry run after install");
+
+    // Uninstall: a dry run first, then the real thing gives HOME back.
+    let dry = w.laptop(&["--uninstall", "--dry-run"]);
+    assert!(dry.ok().contains("would: remove"), "{dry}");
+    same(&installed, &w.snapshot(), "--uninstall --dry-run");
+    let un = w.laptop(&["--uninstall"]);
+    un.ok();
+    same(&before, &w.snapshot(), "--uninstall");
+    // And a second uninstall has nothing to do.
+    assert!(w.laptop(&["--uninstall"]).ok().contains("nothing to undo"));
+}
+
+#[test]
+fn laptop_leaves_what_it_did_not_write() {
+    let w = World::new();
+    let foreign_config = "# my own\nagent = [\"my-agent\"]\n";
+    let foreign_skill = "---\nname: paliadin\ndescription: mine\n---\nmine\n";
+    write_mode(&w.h(".config/paliadin/shim.toml"), foreign_config, 0o644);
+    write_mode(
+        &w.h(".claude/skills/paliadin/SKILL.md"),
+        foreign_skill,
+        0o644,
+    );
+    // The server's key is already there, on a line of the user's own.
+    let server_key = keygen(&w.scratch, "server");
+    let own_line = format!("restrict {server_key}\n");
+    write_mode(&w.h(".ssh/authorized_keys"), &own_line, 0o600);
+    let before = w.snapshot();
+
+    let r = w.laptop(&["--pubkey", &server_key]);
+    let out = r.ok();
+    assert_eq!(read(&w.h(".config/paliadin/shim.toml")), foreign_config);
+    assert_eq!(mode(&w.h(".config/paliadin/shim.toml")), 0o644);
+    assert_eq!(
+        read(&w.h(".claude/skills/paliadin/SKILL.md")),
+        foreign_skill
+    );
+    assert_eq!(read(&w.h(".ssh/authorized_keys")), own_line);
+    assert!(out.contains("kept:") && out.contains("shim.toml"), "{r}");
+    assert!(r.stderr.contains("--force"), "{r}");
+    assert!(r.stderr.contains("already in"), "{r}");
+
+    // --force moves the foreign skill aside; uninstall puts it back.
+    w.laptop(&["--force"]).ok();
+    let skill = read(&w.h(".claude/skills/paliadin/SKILL.md"));
+    assert!(skill.contains("<!-- installed by paliadin -->"), "{skill}");
+    assert_eq!(
+        read(&w.h(".claude/skills/paliadin/SKILL.md.orig")),
+        foreign_skill
+    );
+
+    w.laptop(&["--uninstall"]).ok();
+    same(&before, &w.snapshot(), "--uninstall");
+}
+
+#[test]
+fn laptop_does_not_touch_claude_json_while_claude_runs() {
+    let w = World::new();
+    write_mode(&w.h(".claude.json"), CLAUDE_JSON, 0o600);
+    write_mode(&w.stub.join("claude-running"), "", 0o644);
+    let r = w.laptop(&[]);
+    r.ok();
+    assert_eq!(read(&w.h(".claude.json")), CLAUDE_JSON);
+    assert!(r.stderr.contains("claude is running"), "{r}");
+    assert!(r.stderr.contains("run this again"), "{r}");
+
+    // Once claude is gone, a second run adds the trust entry.
+    std::fs::remove_file(w.stub.join("claude-running")).expect("rm");
+    let r = w.laptop(&[]);
+    assert!(r.ok().contains("trusted"), "{r}");
+    let json: Value = serde_json::from_str(&read(&w.h(".claude.json"))).expect("json");
+    let key = w.h("paliadin-work").to_string_lossy().into_owned();
+    assert_eq!(json["projects"][&key]["hasTrustDialogAccepted"], true);
+
+    // The uninstall waits for claude too, and keeps its manifest until it can.
+    write_mode(&w.stub.join("claude-running"), "", 0o644);
+    let r = w.laptop(&["--uninstall"]);
+    r.ok();
+    assert!(
+        w.h(".config/paliadin/install-laptop.manifest").is_file(),
+        "{r}"
+    );
+    std::fs::remove_file(w.stub.join("claude-running")).expect("rm");
+    w.laptop(&["--uninstall"]).ok();
+    assert_eq!(read(&w.h(".claude.json")), CLAUDE_JSON);
+    assert!(!w.h(".config").exists());
+}
+
+#[test]
+fn laptop_persona_replaces_the_persona_section() {
+    let w = World::new();
+    let persona = w.scratch.join("persona.md");
+    std::fs::write(&persona, "You are Paladin, a terse billing expert.\n").expect("persona");
+    w.laptop(&["--persona", persona.to_str().expect("utf-8")])
+        .ok();
+    let skill = read(&w.h(".claude/skills/paliadin/SKILL.md"));
+    assert!(
+        skill.contains("<!-- persona:begin -->\nYou are Paladin, a terse billing expert.\n<!-- persona:end -->\n"),
+        "{skill}"
+    );
+    assert!(!skill.contains("concise, helpful assistant"), "{skill}");
+    assert!(skill.contains("[PALIADIN:"), "{skill}");
+}
+
+#[test]
+fn laptop_starts_claude_unattended() {
+    let mut w = World::new();
+    let claude_dir = w.scratch.join("claude-bin");
+    write_mode(&claude_dir.join("claude"), "#!/bin/sh\nexit 0\n", 0o755);
+    w.extra_path = Some(claude_dir.clone());
+    let r = w.laptop(&[]);
+    assert!(r.ok().contains("Claude Code"), "{r}");
+    let config = w.h(".config/paliadin/shim.toml");
+    let text = read(&config);
+    let state = w.h(".local/state/paliadin").display().to_string();
+    let work = w.h("paliadin-work").display().to_string();
+    let turns = format!("{state}/sessions/*/turns/*");
+    let want = [
+        claude_dir.join("claude").display().to_string(),
+        "--permission-mode".into(),
+        "dontAsk".into(),
+        "--add-dir".into(),
+        state.clone(),
+        "--allowedTools".into(),
+        format!("Read(/{work}/**)"),
+        format!("Read(/{state}/sessions/**)"),
+        format!("Edit(/{turns}/reply.md.tmp)"),
+        format!("Edit(/{turns}/reply.md)"),
+        format!("Bash(mv {turns}/reply.md.tmp {turns}/reply.md)"),
+        "--disallowedTools".into(),
+        "AskUserQuestion".into(),
+    ];
+    let want: Vec<String> = want
+        .iter()
+        .map(|s| serde_json::to_string(s).expect("json"))
+        .collect();
+    assert!(
+        text.contains(&format!("agent = [{}]", want.join(", "))),
+        "{text}"
+    );
+    // Absolute rules start with "//": a single "/" is relative to the settings source.
+    assert!(text.contains("\"Edit(//"), "{text}");
+    let mut c = Command::new(bin("paliadin-shim"));
+    c.arg("--config")
+        .arg(&config)
+        .arg("sessions")
+        .env("HOME", &w.home);
+    run(&mut c, None, Duration::from_secs(20)).ok();
+
+    // --agent overrides, used as given.
+    let r = w.laptop(&["--agent", "my-agent --flag 'two words'"]);
+    r.ok();
+    assert!(
+        read(&config).contains("agent = [\"my-agent\", \"--flag\", \"two words\"]"),
+        "{r}"
+    );
+}
+
+#[test]
+fn server_installs_once_and_uninstalls_to_the_home_it_found() {
+    let w = World::new();
+    write_mode(
+        &w.h(".ssh/known_hosts"),
+        "other.example ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOther\n",
+        0o644,
+    );
+    let before = w.snapshot();
+    let host_key = type_blob(&keygen(&w.scratch, "laptop-host"));
+    let args = [
+        "--host",
+        "laptop.test",
+        "--port",
+        "2222",
+        "--ssh-user",
+        "alice",
+        "--host-key",
+        &host_key,
+    ];
+
+    let dry = w.server(&[&args[..], &["--dry-run"]].concat());
+    let out = dry.ok();
+    same(&before, &w.snapshot(), "--dry-run");
+    for p in [
+        ".local/bin/paliadin-cli",
+        ".config/paliadin/id_ed25519",
+        ".config/paliadin/known_hosts",
+        ".config/paliadin/cli.toml",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("would: ")
+                    && l.contains(&w.h(p).to_string_lossy().into_owned())),
+            "the dry run should list {p}\n{dry}"
+        );
+    }
+
+    let r = w.server(&args);
+    let out = r.ok();
+    let cli = w.h(".local/bin/paliadin-cli");
+    assert_eq!(mode(&cli), 0o755);
+    assert_eq!(
+        std::fs::read(&cli).expect("cli"),
+        std::fs::read(bin("paliadin-cli")).expect("built cli")
+    );
+    let key = w.h(".config/paliadin/id_ed25519");
+    assert_eq!(mode(&key), 0o600);
+    let public = read(&key.with_extension("pub")).trim().to_owned();
+    assert!(public.starts_with("ssh-ed25519 AAAA"), "{public}");
+    let known = w.h(".config/paliadin/known_hosts");
+    assert_eq!(read(&known), format!("[laptop.test]:2222 {host_key}\n"));
+    assert_eq!(mode(&known), 0o600);
+    let config = w.h(".config/paliadin/cli.toml");
+    assert_eq!(mode(&config), 0o600);
+    let text = read(&config);
+    assert!(
+        text.starts_with("# written by paliadin install/server.sh\n"),
+        "{text}"
+    );
+    for line in [
+        "host = \"laptop.test\"".to_owned(),
+        "port = 2222".into(),
+        "ssh_user = \"alice\"".into(),
+        format!("key = \"{}\"", key.display()),
+        format!("known_hosts = \"{}\"", known.display()),
+        "session_prefix = \"paliad-paliadin\"".into(),
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "cli.toml should hold {line:?}\n{text}"
+        );
+    }
+    // What the operator needs next.
+    assert!(
+        out.contains(&format!("install/laptop.sh --pubkey '{public}'")),
+        "{r}"
+    );
+    assert!(
+        out.contains(&format!(
+            "*/5 * * * * {0} health >/dev/null || logger -t paliadin \"$({0} health)\"",
+            cli.display()
+        )),
+        "{r}"
+    );
+    assert!(
+        out.contains("SHA256:"),
+        "the host key's fingerprint should be shown\n{r}"
+    );
+
+    let installed = w.snapshot();
+    let again = w.server(&args);
+    assert!(again.ok().contains("Nothing changed"), "{again}");
+    same(&installed, &w.snapshot(), "second run");
+
+    // Another host key for the same host is refused, nothing changed.
+    let other = type_blob(&keygen(&w.scratch, "impostor"));
+    let r = w.server(&[
+        "--host",
+        "laptop.test",
+        "--port",
+        "2222",
+        "--ssh-user",
+        "alice",
+        "--host-key",
+        &other,
+    ]);
+    assert_ne!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("another"), "{r}");
+    same(&installed, &w.snapshot(), "refused host key");
+
+    let dry = w.server(&["--uninstall", "--dry-run"]);
+    assert!(dry.ok().contains("would: remove"), "{dry}");
+    same(&installed, &w.snapshot(), "--uninstall --dry-run");
+    w.server(&["--uninstall"]).ok();
+    same(&before, &w.snapshot(), "--uninstall");
+}
+
+#[test]
+fn server_pins_port_22_plainly_and_keeps_a_foreign_config() {
+    let w = World::new();
+    let host_pub = w.scratch.join("host.pub");
+    let host_key = keygen(&w.scratch, "host");
+    std::fs::write(&host_pub, format!("{host_key}\n")).expect("host.pub");
+    let foreign = "# mine\nhost = \"elsewhere\"\n";
+    write_mode(&w.h(".config/paliadin/cli.toml"), foreign, 0o600);
+    let known = w.h("kh");
+    let r = w.server(&[
+        "--host",
+        "192.0.2.7",
+        "--port",
+        "22",
+        "--host-key-file",
+        host_pub.to_str().expect("utf-8"),
+        "--known-hosts",
+        known.to_str().expect("utf-8"),
+    ]);
+    let out = r.ok();
+    assert_eq!(
+        read(&known),
+        format!("192.0.2.7 {}\n", type_blob(&host_key))
+    );
+    assert_eq!(read(&w.h(".config/paliadin/cli.toml")), foreign);
+    assert!(out.contains("kept:"), "{r}");
+
+    // --host is required.
+    let r = w.server(&[]);
+    assert_ne!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("--host"), "{r}");
+}
+
+#[test]
+fn scripts_have_help() {
+    let w = World::new();
+    for s in ["laptop.sh", "server.sh"] {
+        let r = w.script(s, &["--help"]);
+        assert!(r.ok().starts_with("Usage: install/"), "{r}");
+        assert!(w.snapshot().is_empty());
+        let r = w.script(s, &["--no-such-option"]);
+        assert_ne!(r.code, 0, "{r}");
+    }
+}
+
+#[test]
+fn laptop_rerun_with_other_options_replaces_its_own_line() {
+    let w = World::new();
+    write_mode(
+        &w.h(".ssh/authorized_keys"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMine me\n",
+        0o600,
+    );
+    let before = w.snapshot();
+    let server_key = keygen(&w.scratch, "server");
+    w.laptop(&["--pubkey", &server_key]).ok();
+    let r = w.laptop(&["--pubkey", &server_key, "--from", "198.51.100.4"]);
+    r.ok();
+    let keys = read(&w.h(".ssh/authorized_keys"));
+    let lines: Vec<&str> = keys.lines().collect();
+    assert_eq!(lines.len(), 2, "{keys}");
+    assert_eq!(lines[0], "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMine me");
+    assert!(
+        lines[1].starts_with("from=\"198.51.100.4\",restrict,command=\""),
+        "{keys}"
+    );
+    assert!(lines[1].ends_with(&server_key), "{keys}");
+    w.laptop(&["--uninstall"]).ok();
+    same(&before, &w.snapshot(), "--uninstall");
+}
