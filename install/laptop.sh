@@ -36,6 +36,8 @@ Options:
                       with unattended permissions if it is on PATH, else the
                       test agent paliadin-test-agent next to the shim binary)
   --persona FILE      text that replaces the skill's persona section
+  --tmux-socket NAME  the shim's tmux server (default: paliadin)
+  --wait-secs N       how long a turn waits for its reply (default: 60)
   --force             replace a SKILL.md this installer did not write
   --dry-run           print every change, change nothing
   --uninstall         undo what this installer did (see its manifest)
@@ -58,6 +60,8 @@ WORKDIR=""
 AGENT=""
 PERSONA=""
 FORCE=0
+TMUX_SOCKET=
+WAIT_SECS=
 UNINSTALL=0
 ASSUME_YES=0
 while [ $# -gt 0 ]; do
@@ -68,6 +72,8 @@ while [ $# -gt 0 ]; do
     --from) need_arg "$@"; FROM=$2; shift ;;
     --workdir) need_arg "$@"; WORKDIR=$2; shift ;;
     --agent) need_arg "$@"; AGENT=$2; shift ;;
+    --tmux-socket) need_arg "$@"; TMUX_SOCKET=$2; shift ;;
+    --wait-secs) need_arg "$@"; WAIT_SECS=$2; shift ;;
     --persona) need_arg "$@"; PERSONA=$2; shift ;;
     --force) FORCE=1 ;;
     --dry-run) DRY_RUN=1 ;;
@@ -78,6 +84,12 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+case $WAIT_SECS in
+  *[!0-9]*) die "--wait-secs takes a whole number of seconds" ;;
+esac
+case $TMUX_SOCKET in
+  *[!A-Za-z0-9_.-]*) die "--tmux-socket takes a name of letters, digits, '_', '.' and '-'" ;;
+esac
 
 [ -n "${HOME:-}" ] || die "HOME is not set"
 xdg() {
@@ -410,8 +422,16 @@ EOF
   say "agent_hooks = true"
   printf 'workdir = %s\n' "$(toml_str "$WORK_REAL")"
   printf 'state_dir = %s\n' "$(toml_str "$STATE_REAL")"
-  say "# tmux_socket = \"paliadin\""
-  say "# wait_secs = 60"
+  if [ -n "$TMUX_SOCKET" ]; then
+    printf 'tmux_socket = %s\n' "$(toml_str "$TMUX_SOCKET")"
+  else
+    say "# tmux_socket = \"paliadin\""
+  fi
+  if [ -n "$WAIT_SECS" ]; then
+    printf 'wait_secs = %s\n' "$WAIT_SECS"
+  else
+    say "# wait_secs = 60"
+  fi
   say "# ready_timeout_secs = 30"
   say "# max_message_bytes = 65536"
   say "# submit_retry_ms = 2000"

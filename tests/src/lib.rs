@@ -422,14 +422,35 @@ impl Sshd {
     pub fn start(dir: &Path, line: &str) -> Sshd {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).expect("sshd dir");
-        let host_key = dir.join("host_ed25519");
         let client_key = dir.join("client_ed25519");
-        keygen(&host_key);
         keygen(&client_key);
         let pubkey = std::fs::read_to_string(client_key.with_extension("pub")).expect("client pub");
         let auth = dir.join("authorized_keys");
         std::fs::write(&auth, format!("{}\n", line.replace("{key}", pubkey.trim())))
             .expect("authorized_keys");
+        Sshd::launch(dir, &auth, client_key)
+    }
+
+    /// Starts sshd serving an `authorized_keys` file that someone else writes
+    /// (an installer); there is no client key of its own.
+    pub fn serve(dir: &Path, authorized_keys: &Path) -> Sshd {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).expect("sshd dir");
+        Sshd::launch(dir, authorized_keys, dir.join("no-client-key"))
+    }
+
+    /// The host's public key (`ssh-ed25519 AAAA...`).
+    pub fn host_public_key(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.join("host_ed25519.pub")).expect("host pub");
+        text.split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn launch(dir: &Path, auth: &Path, client_key: PathBuf) -> Sshd {
+        let host_key = dir.join("host_ed25519");
+        keygen(&host_key);
         let host_pub = std::fs::read_to_string(host_key.with_extension("pub")).expect("host pub");
         let user = whoami();
         // sshd needs its privilege separation directory.
