@@ -4,8 +4,9 @@
 //! database or runs ssh.
 
 use anyhow::{bail, Context as _};
+use paliadin_core::dirs::{config_file, expand_home, xdg};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ssh::{SshConfig, MAX_CONTROL_DIR_LEN};
@@ -76,30 +77,9 @@ pub struct Settings {
     pub control_dir: PathBuf,
 }
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
-}
-
-fn xdg(var: &str, fallback: &str) -> PathBuf {
-    match std::env::var_os(var).map(PathBuf::from) {
-        Some(p) if p.is_absolute() => p,
-        _ => home().join(fallback),
-    }
-}
-
-/// `~/x` -> `$HOME/x`.
-pub fn expand_home(p: &Path) -> PathBuf {
-    match p.strip_prefix("~") {
-        Ok(rest) => home().join(rest),
-        Err(_) => p.to_owned(),
-    }
-}
-
 /// `$XDG_CONFIG_HOME/paliadin/cli.toml`.
 pub fn default_config_path() -> PathBuf {
-    xdg("XDG_CONFIG_HOME", ".config").join("paliadin/cli.toml")
+    config_file("cli.toml")
 }
 
 /// `$XDG_DATA_HOME/paliadin/turns.db`.

@@ -8,6 +8,7 @@
 //! plus the process and file plumbing those rules need.
 
 pub mod child;
+pub mod dirs;
 pub mod envelope;
 pub mod exit;
 pub mod fsutil;

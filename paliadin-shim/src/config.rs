@@ -4,9 +4,10 @@
 //! `PALIADIN_SHIM_CONFIG`.
 
 use anyhow::{bail, Context as _};
+use paliadin_core::dirs::{config_file, expand_home, home, xdg};
 use paliadin_core::request::Limits;
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Options;
@@ -48,30 +49,9 @@ pub struct Config {
     pub submit_retry: Duration,
 }
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
-}
-
-fn xdg(var: &str, fallback: &str) -> PathBuf {
-    match std::env::var_os(var).map(PathBuf::from) {
-        Some(p) if p.is_absolute() => p,
-        _ => home().join(fallback),
-    }
-}
-
-/// `~/x` -> `$HOME/x`; other paths unchanged.
-pub fn expand_home(p: &Path) -> PathBuf {
-    match p.strip_prefix("~") {
-        Ok(rest) => home().join(rest),
-        Err(_) => p.to_owned(),
-    }
-}
-
 /// Where the config file is read from when `--config` is not given.
 pub fn default_config_path() -> PathBuf {
-    xdg("XDG_CONFIG_HOME", ".config").join("paliadin/shim.toml")
+    config_file("shim.toml")
 }
 
 impl Config {
