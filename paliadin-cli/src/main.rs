@@ -4,6 +4,7 @@
 
 mod cli;
 mod cmd;
+mod render;
 mod signals;
 
 use clap::Parser as _;

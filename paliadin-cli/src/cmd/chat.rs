@@ -1,8 +1,315 @@
-//! `chat`: manual conversations in a terminal. (Filled in by the chat work.)
+//! `chat`: manual conversations in a terminal. Reads input with rustyline
+//! (history in `$XDG_STATE_HOME/paliadin/chat_history`), runs each message as
+//! a logged turn on a worker thread while a spinner turns on stderr, and
+//! prints the reply through [`crate::render`]. With stdin not a terminal it
+//! reads plain lines: no spinner, no colour, no history. Ctrl-C at the
+//! prompt clears the line; during a turn it stops that turn only.
+
+use anyhow::Context as _;
+use paliadin_core::SessionName;
+use rustyline::error::ReadlineError;
+use rustyline::DefaultEditor;
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 use crate::cli::ChatArgs;
-use crate::cmd::App;
+use crate::client::{Client, TurnRequest, TurnResult};
+use crate::cmd::{out, sessions::describe, App};
+use crate::exit;
+use crate::transport::ErrorCode;
 
-pub fn run(_app: &App, _a: &ChatArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("chat is not built yet")
+const PROMPT: &str = "> ";
+const MORE: &str = "... ";
+const FENCE: &str = "\"\"\"";
+
+const HELP: &str = "\
+Type a message and press Enter to send it.
+  end a line with \\ to go on on the next line; \"\"\" on a line of its own
+  opens and closes a block; a paste of several lines is one message.
+/status          the session's state on the laptop
+/reset           end the session; the next message starts afresh
+/poll <turn-id>  collect the reply of a turn that timed out
+/help            this text
+/quit, /exit     leave (also Ctrl-D)
+Ctrl-C clears the line at the prompt and stops a running turn.
+";
+
+/// What the prompt gave.
+enum Input {
+    Text(String),
+    /// Ctrl-C: the line was dropped.
+    Cleared,
+    /// Ctrl-D or the end of stdin.
+    End,
+}
+
+/// rustyline and the history file.
+struct Prompt {
+    editor: DefaultEditor,
+    history: Option<PathBuf>,
+}
+
+/// `$XDG_STATE_HOME/paliadin/chat_history`, made private before first use.
+fn history_file() -> anyhow::Result<PathBuf> {
+    let state = match std::env::var_os("XDG_STATE_HOME").map(PathBuf::from) {
+        Some(p) if p.is_absolute() => p,
+        _ => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/state"),
+    };
+    let dir = state.join("paliadin");
+    DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
+    let file = dir.join("chat_history");
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&file)?;
+    Ok(file)
+}
+
+impl Prompt {
+    fn open(tty: bool) -> anyhow::Result<Prompt> {
+        let mut editor = DefaultEditor::new().context("cannot set up line editing")?;
+        let mut history = None;
+        if tty {
+            match history_file() {
+                Ok(f) => {
+                    if let Err(e) = editor.load_history(&f) {
+                        eprintln!("paliadin-cli: warning: cannot read {}: {e}", f.display());
+                    }
+                    history = Some(f);
+                }
+                Err(e) => eprintln!("paliadin-cli: warning: no chat history: {e}"),
+            }
+        }
+        Ok(Prompt { editor, history })
+    }
+
+    /// One input: lines joined while they end in `\`, or a `"""` block.
+    fn read(&mut self) -> anyhow::Result<Input> {
+        let mut lines: Vec<String> = Vec::new();
+        let mut block = false;
+        loop {
+            let prompt = if lines.is_empty() && !block {
+                PROMPT
+            } else {
+                MORE
+            };
+            let line = match self.editor.readline(prompt) {
+                Ok(l) => l,
+                Err(ReadlineError::Interrupted) => return Ok(Input::Cleared),
+                Err(ReadlineError::Eof) => return Ok(Input::End),
+                Err(e) => return Err(e).context("cannot read input"),
+            };
+            if line.trim() == FENCE && (block || lines.is_empty()) {
+                if block {
+                    break;
+                }
+                block = true;
+            } else if block {
+                lines.push(line);
+            } else if let Some(head) = line.strip_suffix('\\') {
+                lines.push(head.to_owned());
+            } else {
+                lines.push(line);
+                break;
+            }
+        }
+        let text = lines.join("\n");
+        self.remember(&text);
+        Ok(Input::Text(text))
+    }
+
+    fn remember(&mut self, text: &str) {
+        let Some(file) = &self.history else { return };
+        if text.trim().is_empty() {
+            return;
+        }
+        let saved = self
+            .editor
+            .add_history_entry(text)
+            .and_then(|_| self.editor.save_history(file));
+        if let Err(e) = saved {
+            eprintln!("paliadin-cli: warning: cannot save {}: {e}", file.display());
+            self.history = None;
+        }
+    }
+}
+
+/// Runs `f` on a worker thread; meanwhile a spinner with the elapsed
+/// seconds on stderr, cleared afterwards.
+fn with_spinner<T: Send>(spin: bool, f: impl FnOnce() -> T + Send) -> T {
+    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    std::thread::scope(|s| {
+        let worker = s.spawn(f);
+        if spin {
+            let start = Instant::now();
+            let mut frame = 0;
+            while !worker.is_finished() {
+                let secs = start.elapsed().as_secs();
+                eprint!("\r{} thinking… {secs}s", FRAMES[frame % FRAMES.len()]);
+                frame += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprint!("\r\x1b[2K");
+        }
+        worker
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// A chat's settings and its client.
+struct Chat {
+    client: Client,
+    session: SessionName,
+    user_id: Option<Uuid>,
+    spin: bool,
+    color: bool,
+}
+
+impl Chat {
+    /// Forgets a Ctrl-C that came between turns: it must not stop the next.
+    fn forget_signals(&self) {
+        if let Some(fd) = &self.client.cancel {
+            crate::signals::drain(fd);
+        }
+    }
+
+    fn turn(&mut self, message: String) -> anyhow::Result<()> {
+        self.forget_signals();
+        let req = TurnRequest {
+            session: self.session.clone(),
+            user_id: self.user_id,
+            message,
+            page_origin: Some("chat".into()),
+        };
+        let client = &mut self.client;
+        let r = with_spinner(self.spin, || client.turn(&req));
+        self.show(&r)
+    }
+
+    fn poll(&mut self, arg: &str) -> anyhow::Result<()> {
+        let Ok(id) = Uuid::parse_str(arg.trim()) else {
+            eprintln!("usage: /poll <turn-id>");
+            return Ok(());
+        };
+        self.forget_signals();
+        let (client, session) = (&mut self.client, self.session.clone());
+        match with_spinner(self.spin, || client.poll(id, Some(session))) {
+            Ok(r) => self.show(&r),
+            Err(e) => {
+                eprintln!("error: {}: {}", e.code, e.detail);
+                Ok(())
+            }
+        }
+    }
+
+    /// A turn's reply and status line, or its one-line failure.
+    fn show(&mut self, r: &TurnResult) -> anyhow::Result<()> {
+        if let Some(e) = &r.log_error {
+            eprintln!(
+                "paliadin-cli: warning: the turn log could not record turn {}: {e}",
+                r.turn_id
+            );
+        }
+        match r.error_code {
+            None => {
+                let body = r.response.as_deref().unwrap_or("");
+                out(&crate::render::reply(body, self.color))?;
+                out(&crate::render::status_line(r, self.color))?;
+            }
+            Some(ErrorCode::Interrupted) => {
+                eprintln!("(interrupted)");
+                self.forget_signals();
+            }
+            Some(code) => {
+                let detail = r.error_detail.as_deref().unwrap_or("");
+                eprintln!("error: {code}: {detail}");
+                if code == ErrorCode::Timeout {
+                    eprintln!(
+                        "the agent is still working; /poll {} collects it later",
+                        r.turn_id
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a `/command`; false when the chat should end.
+    fn command(&mut self, line: &str) -> anyhow::Result<bool> {
+        let (word, arg) = line.split_once(' ').unwrap_or((line, ""));
+        match word {
+            "/quit" | "/exit" => return Ok(false),
+            "/help" => out(HELP)?,
+            "/reset" => match self.client.reset(&self.session) {
+                Ok(()) => eprintln!(
+                    "session {} reset; the next message starts afresh",
+                    self.session.as_str()
+                ),
+                Err(e) => eprintln!("error: {}: {}", e.code, e.detail),
+            },
+            "/status" => match self.client.status(&self.session) {
+                Ok(v) => out(&describe(&v))?,
+                Err(e) => eprintln!("error: {}: {}", e.code, e.detail),
+            },
+            "/poll" => self.poll(arg)?,
+            _ => eprintln!("unknown command {word}; /help lists the commands"),
+        }
+        Ok(true)
+    }
+}
+
+pub fn run(app: &App, a: &ChatArgs) -> anyhow::Result<u8> {
+    let session = app.session(&a.target, "cli")?;
+    let client = app.client(true)?;
+    // SIGTERM also stops a turn through the client's cancel pipe; this flag
+    // tells it apart from Ctrl-C, so that it ends the chat.
+    let terminated = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&terminated))
+        .context("cannot install signal handlers")?;
+    let tty = rustix::termios::isatty(rustix::stdio::stdin());
+    eprintln!(
+        "paliadin chat — session {} on {}; /help for commands",
+        session.as_str(),
+        client.transport.host()
+    );
+    let mut prompt = Prompt::open(tty)?;
+    let mut chat = Chat {
+        client,
+        session,
+        user_id: a.target.user,
+        spin: tty && crate::cmd::stderr_is_tty(),
+        color: tty && crate::cmd::color(),
+    };
+    loop {
+        let text = match prompt.read()? {
+            Input::Text(t) => t,
+            Input::Cleared => continue,
+            Input::End => break,
+        };
+        if terminated.load(Ordering::Relaxed) {
+            return Ok(exit::of(ErrorCode::Interrupted));
+        }
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if trimmed.starts_with('/') && !trimmed.contains('\n') {
+            if !chat.command(trimmed)? {
+                break;
+            }
+        } else {
+            chat.turn(text.trim_end().to_owned())?;
+        }
+        if terminated.load(Ordering::Relaxed) {
+            return Ok(exit::of(ErrorCode::Interrupted));
+        }
+    }
+    Ok(exit::OK)
 }

@@ -1,0 +1,336 @@
+//! `paliadin-cli chat` as a person uses it: the real CLI in a pane of a
+//! private tmux server (one per test), typed into with `send-keys` and read
+//! with `capture-pane`, talking through a local shim to the test agent in
+//! the TestEnv's own tmux server. Also the same command fed from a pipe.
+
+use paliadin_tests::{bin, run, Run, TestEnv};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static PANES: AtomicUsize = AtomicUsize::new(0);
+
+/// How long any awaited screen content may take (a fresh agent starts first).
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The environment every chat runs in: the TestEnv's HOME and XDG
+/// directories, and the shim's config.
+fn chat_env(env: &TestEnv) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("HOME", env.home.clone()),
+        ("XDG_CONFIG_HOME", env.home.join(".config")),
+        ("XDG_STATE_HOME", env.home.join(".local/state")),
+        ("XDG_DATA_HOME", env.home.join(".local/share")),
+        ("PALIADIN_SHIM_CONFIG", env.config.clone()),
+        ("LANG", "C.UTF-8".into()),
+    ]
+}
+
+/// The CLI's arguments: a local shim, this test's log, `chat` on `session`.
+fn chat_args(db: &Path, session: &str) -> Vec<String> {
+    vec![
+        "--transport".into(),
+        "local".into(),
+        "--shim".into(),
+        bin("paliadin-shim").to_string_lossy().into_owned(),
+        "--db".into(),
+        db.to_string_lossy().into_owned(),
+        "chat".into(),
+        "--session".into(),
+        session.into(),
+    ]
+}
+
+/// `paliadin-cli chat` in a tmux pane of its own server, killed on drop.
+struct Pane {
+    socket: String,
+    /// Where the CLI's exit status is written.
+    status: PathBuf,
+}
+
+impl Pane {
+    fn start(env: &TestEnv, db: &Path, session: &str) -> Pane {
+        let socket = format!(
+            "paliadin-chat-{}-{}",
+            std::process::id(),
+            PANES.fetch_add(1, Ordering::SeqCst)
+        );
+        let pane = Pane {
+            status: env.tmp.path().join(format!("{socket}.status")),
+            socket,
+        };
+        let mut c = Command::new("tmux");
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .args(["-u", "-L", &pane.socket, "-f", "/dev/null"])
+            .args(["new-session", "-d", "-s", "chat", "-x", "120", "-y", "40"]);
+        for (k, v) in chat_env(env) {
+            c.env(k, &v).arg("-e").arg(format!("{k}={}", v.display()));
+        }
+        // The CLI's exit status goes to a file: tmux's own `pane_dead_status`
+        // sometimes never comes (the pane's child is left unreaped).
+        c.args([
+            "--",
+            "sh",
+            "-c",
+            r#"f=$1; shift; "$@"; echo $? >"$f""#,
+            "sh",
+        ])
+        .arg(&pane.status)
+        .arg(bin("paliadin-cli"))
+        .args(chat_args(db, session));
+        // Keep the pane after the end, for the screen in a failure message.
+        c.args([";", "set-option", "-t", "chat", "remain-on-exit", "on"]);
+        run(&mut c, None, Duration::from_secs(10)).code(0);
+        pane
+    }
+
+    fn tmux(&self, args: &[&str]) -> Run {
+        let mut c = Command::new("tmux");
+        c.args(["-u", "-L", &self.socket, "-f", "/dev/null"])
+            .args(args);
+        run(&mut c, None, Duration::from_secs(10))
+    }
+
+    /// The whole pane, scrollback included.
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-J", "-S", "-", "-t", "chat"])
+            .ok()
+    }
+
+    /// Types `text` literally, then Enter.
+    fn line(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "chat", "-l", text]).code(0);
+        self.key("Enter");
+    }
+
+    fn key(&self, key: &str) {
+        self.tmux(&["send-keys", "-t", "chat", key]).code(0);
+    }
+
+    /// Awaits a screen for which `ok` holds, and returns it.
+    #[track_caller]
+    fn until(&self, what: &str, mut ok: impl FnMut(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out awaiting {what}; the screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Awaits `text` on screen.
+    #[track_caller]
+    fn shows(&self, text: &str) -> String {
+        self.until(&format!("{text:?}"), |s| s.contains(text))
+    }
+
+    /// Awaits an empty prompt at the bottom: the CLI reads keys again (a key
+    /// sent earlier would meet the terminal in cooked mode, where Ctrl-C and
+    /// Ctrl-D mean something else).
+    #[track_caller]
+    fn prompt(&self) {
+        self.at("> ");
+    }
+
+    /// Awaits `prompt` alone on the last line.
+    #[track_caller]
+    fn at(&self, prompt: &str) {
+        let want = prompt.trim_end();
+        self.until(&format!("the prompt {prompt:?}"), |s| {
+            s.lines().rfind(|l| !l.trim().is_empty()).map(str::trim_end) == Some(want)
+        });
+    }
+
+    /// Awaits the `n`th reply's status line (`— 0.3 s · ...`).
+    #[track_caller]
+    fn replies(&self, n: usize) -> String {
+        self.until(&format!("reply {n}"), |s| {
+            s.lines().filter(|l| l.starts_with("— ")).count() >= n
+        })
+    }
+
+    /// Awaits the end of the CLI and returns its exit status.
+    #[track_caller]
+    fn exit_status(&self) -> i32 {
+        let mut code = None;
+        self.until("the CLI to exit", |_| {
+            let text = std::fs::read_to_string(&self.status).unwrap_or_default();
+            code = text.strip_suffix('\n').and_then(|c| c.parse().ok());
+            code.is_some()
+        });
+        code.expect("exit status")
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Every logged turn: (message, status, page_origin).
+fn rows(db: &Path) -> Vec<(String, String, Option<String>)> {
+    let conn = rusqlite::Connection::open(db).expect("open the turn log");
+    let mut st = conn
+        .prepare("SELECT message, status, page_origin FROM turns ORDER BY id")
+        .expect("prepare");
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+#[test]
+fn a_conversation_in_a_terminal() {
+    let env = TestEnv::new();
+    let db = env.tmp.path().join("turns.db");
+    let pane = Pane::start(&env, &db, "chat1");
+    pane.shows("paliadin chat — session chat1 on local; /help for commands");
+    pane.prompt();
+
+    // A turn: the echoed reply comes back rendered, and is logged.
+    let message = "Hello **bold** see [Invoice 42](chip:invoice/42)";
+    pane.line(message);
+    let s = pane.replies(1);
+    assert!(s.contains("Hello bold see Invoice 42 ⟨invoice/42⟩"), "{s}");
+    assert!(s.contains("1 chip"), "{s}");
+    assert_eq!(
+        rows(&db),
+        vec![(message.to_owned(), "ok".to_owned(), Some("chat".to_owned()))]
+    );
+
+    // Commands.
+    pane.prompt();
+    pane.line("/status");
+    pane.shows("alive:         yes");
+    pane.prompt();
+    pane.line("/nonsense");
+    pane.shows("unknown command /nonsense");
+    pane.prompt();
+    pane.line("/reset");
+    pane.shows("session chat1 reset");
+    pane.prompt();
+    pane.line("after reset");
+    let s = pane.replies(2);
+    assert!(s.lines().any(|l| l == "after reset"), "{s}");
+
+    // A trailing backslash goes on on the next line: one message.
+    pane.prompt();
+    pane.line("line one\\");
+    pane.at("... ");
+    pane.line("line two");
+    pane.replies(3);
+    // A bracketed paste of several lines is one message too.
+    pane.prompt();
+    pane.tmux(&["set-buffer", "-b", "p", "pasted one\npasted two"])
+        .code(0);
+    pane.tmux(&["paste-buffer", "-p", "-b", "p", "-t", "chat"])
+        .code(0);
+    pane.shows("pasted two");
+    pane.key("Enter");
+    pane.replies(4);
+    // As does a """ block, in which a backslash is just a backslash.
+    pane.prompt();
+    pane.line("\"\"\"");
+    pane.at("... ");
+    pane.line("block one\\");
+    pane.at("... ");
+    pane.line("block two");
+    pane.at("... ");
+    pane.line("\"\"\"");
+    pane.replies(5);
+
+    // Ctrl-C at the prompt drops the line and the chat goes on.
+    pane.prompt();
+    pane.tmux(&["send-keys", "-t", "chat", "-l", "never sent"])
+        .code(0);
+    pane.shows("> never sent");
+    pane.key("C-c");
+    pane.prompt();
+    pane.line("still here");
+    pane.replies(6);
+
+    let messages: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        messages,
+        vec![
+            message,
+            "after reset",
+            "line one\nline two",
+            "pasted one\npasted two",
+            "block one\\\nblock two",
+            "still here",
+        ]
+    );
+
+    // History: private, one entry per input.
+    let history = env.home.join(".local/state/paliadin/chat_history");
+    let meta = std::fs::metadata(&history).expect("chat history");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let dir = std::fs::metadata(history.parent().unwrap()).unwrap();
+    assert_eq!(dir.permissions().mode() & 0o777, 0o700);
+    let text = std::fs::read_to_string(&history).unwrap();
+    assert!(text.contains("line one\\nline two"), "{text}");
+    assert!(text.contains("/status"), "{text}");
+
+    pane.prompt();
+    pane.line("/quit");
+    assert_eq!(pane.exit_status(), 0, "{}", pane.screen());
+}
+
+#[test]
+fn ctrl_d_leaves() {
+    let env = TestEnv::new();
+    let db = env.tmp.path().join("turns.db");
+    let pane = Pane::start(&env, &db, "chat2");
+    pane.prompt();
+    pane.line("/help");
+    pane.shows("/poll <turn-id>");
+    pane.prompt();
+    pane.key("C-d");
+    assert_eq!(pane.exit_status(), 0, "{}", pane.screen());
+    assert!(rows(&db).is_empty());
+}
+
+#[test]
+fn chat_from_a_pipe() {
+    let env = TestEnv::new();
+    let db = env.tmp.path().join("turns.db");
+    let mut c = env.command(&bin("paliadin-cli"));
+    for (k, v) in chat_env(&env) {
+        c.env(k, v);
+    }
+    c.env_remove("NO_COLOR").args(chat_args(&db, "piped"));
+    let r = run(
+        &mut c,
+        Some(b"hello [Invoice 42](chip:invoice/42)\n/bogus\nsecond\\\nline\n/quit\nnot sent\n"),
+        WAIT,
+    );
+    let out = r.ok();
+    assert!(out.starts_with("hello Invoice 42 ⟨invoice/42⟩\n— "), "{r}");
+    assert!(out.contains("\nsecond\nline\n— "), "{r}");
+    assert!(!out.contains('\x1b'), "no colour into a pipe\n{r}");
+    assert!(r.stderr.contains("unknown command /bogus"), "{r}");
+    let messages: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        messages,
+        vec!["hello [Invoice 42](chip:invoice/42)", "second\nline"]
+    );
+    assert!(
+        !env.home.join(".local/state/paliadin/chat_history").exists(),
+        "no history of piped input"
+    );
+}
