@@ -28,14 +28,21 @@ fn temp_sibling(path: &Path) -> std::path::PathBuf {
     path.with_file_name(format!(".{name}.{}.{nonce}.tmp", std::process::id()))
 }
 
-fn write_temp(path: &Path, data: &[u8], mode: u32) -> io::Result<std::path::PathBuf> {
+fn write_temp(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    durable: bool,
+) -> io::Result<std::path::PathBuf> {
     let tmp = temp_sibling(path);
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(&tmp)?;
-    let res = f.write_all(data).and_then(|_| f.sync_all());
+    let res = f
+        .write_all(data)
+        .and_then(|_| if durable { f.sync_all() } else { Ok(()) });
     if let Err(e) = res {
         let _ = fs::remove_file(&tmp);
         return Err(e);
@@ -43,19 +50,33 @@ fn write_temp(path: &Path, data: &[u8], mode: u32) -> io::Result<std::path::Path
     Ok(tmp)
 }
 
-/// Writes `data` to `path` atomically with `mode`, replacing what was there.
+/// Writes `data` to `path` atomically with `mode`, replacing what was there,
+/// and flushed to disk before it appears (for files that must survive a crash).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = write_temp(path, data, mode)?;
+    replace(path, data, mode, true)
+}
+
+/// Like [`write_atomic`] without the flush: still all-or-nothing for
+/// readers, for state that is read within moments and never needed after a
+/// power loss (markers, a reply about to be collected). Saves a disk flush
+/// on every turn.
+pub fn write_atomic_volatile(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, data, mode, false)
+}
+
+fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
+    let tmp = write_temp(path, data, mode, durable)?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
     fs::rename(&tmp, path).inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
     })
 }
 
-/// Writes `data` to `path` atomically unless `path` already exists. Returns
+/// Writes `data` to `path` atomically (not flushed, as
+/// [`write_atomic_volatile`]) unless `path` already exists. Returns
 /// `Ok(false)` when it existed (nothing was changed).
 pub fn write_atomic_new(path: &Path, data: &[u8], mode: u32) -> io::Result<bool> {
-    let tmp = write_temp(path, data, mode)?;
+    let tmp = write_temp(path, data, mode, false)?;
     let res = rustix::fs::renameat_with(
         rustix::fs::CWD,
         &tmp,

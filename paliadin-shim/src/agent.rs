@@ -51,6 +51,31 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// The kernel's start time of process `pid` (field 22 of `/proc/<pid>/stat`),
+/// which tells a process from a later one that got the same pid; `None` for
+/// no such process or a zombie.
+pub fn proc_starttime(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
+    if fields.next()? == "Z" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+/// The agent recorded in `agent.json`, if that very process still runs.
+fn recorded_agent(s: &SessionDir) -> Option<Pane> {
+    let v: serde_json::Value = serde_json::from_str(&s.read("agent.json")?).ok()?;
+    let pid = i32::try_from(v["pid"].as_i64()?).ok()?;
+    let started = v["starttime"].as_u64()?;
+    (proc_starttime(pid)? == started).then_some(Pane {
+        pid,
+        dead: false,
+        created: 0,
+        activity: 0,
+    })
+}
+
 impl Shim {
     pub fn new(config: Config) -> Shim {
         let tmux = Tmux::new(&config.tmux_socket);
@@ -82,6 +107,11 @@ impl Shim {
     /// it if needed; waits until `deadline` at most.
     pub fn ensure_ready(&self, s: &SessionDir, deadline: Instant) -> Result<Pane> {
         if s.has("ready") {
+            // The warm path costs no tmux call: the agent recorded at start
+            // is still that very process.
+            if let Some(p) = recorded_agent(s) {
+                return Ok(p);
+            }
             if let Some(p) = self.live_pane(s)? {
                 return Ok(p);
             }
@@ -136,7 +166,13 @@ impl Shim {
                 "the agent {program:?} exited as soon as it started"
             ))
         })?;
-        s.write("agent.json", &json!({ "argv": argv, "pid": pane.pid, "started_ms": paliadin_core::timefmt::now_ms() }).to_string())?;
+        let record = json!({
+            "argv": argv,
+            "pid": pane.pid,
+            "starttime": proc_starttime(pane.pid),
+            "started_ms": paliadin_core::timefmt::now_ms(),
+        });
+        s.write("agent.json", &record.to_string())?;
         s.touch();
         Ok(pane)
     }

@@ -105,8 +105,10 @@ impl SessionDir {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
+    /// Replaces a marker file (atomic for readers, not flushed: state is
+    /// rebuilt after a reboot anyway).
     pub fn write(&self, file: &str, text: &str) -> io::Result<()> {
-        fsutil::write_atomic(&self.path(file), text.as_bytes(), 0o600)
+        fsutil::write_atomic_volatile(&self.path(file), text.as_bytes(), 0o600)
     }
 
     pub fn remove(&self, file: &str) {
@@ -125,8 +127,17 @@ impl SessionDir {
     }
 
     /// Marks activity now.
+    /// Marks activity now (the file's mtime is the time).
     pub fn touch(&self) {
-        let _ = self.write("activity", "");
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(self.path("activity"));
+        if let Ok(f) = f {
+            let _ = f.set_modified(SystemTime::now());
+        }
     }
 
     pub fn turn(&self, id: Uuid) -> TurnDir {
@@ -211,7 +222,7 @@ impl TurnDir {
 
     /// Leaves a marker (idempotent).
     pub fn mark(&self, name: &str, text: &str) -> io::Result<()> {
-        fsutil::write_atomic(&self.dir.join(name), text.as_bytes(), 0o600)
+        fsutil::write_atomic_volatile(&self.dir.join(name), text.as_bytes(), 0o600)
     }
 
     /// The turn's state, the reply winning over everything else.

@@ -28,6 +28,7 @@ pub enum Wake {
 /// A watch on some directories and, optionally, a process.
 pub struct Watch {
     inotify: OwnedFd,
+    watches: Vec<i32>,
     pidfd: Option<OwnedFd>,
 }
 
@@ -39,13 +40,25 @@ impl Watch {
             | inotify::WatchFlags::MOVED_TO
             | inotify::WatchFlags::CLOSE_WRITE
             | inotify::WatchFlags::DELETE;
+        let mut watches = Vec::new();
         for d in dirs {
-            inotify::add_watch(&fd, *d, mask)?;
+            watches.push(inotify::add_watch(&fd, *d, mask)?);
         }
         Ok(Watch {
             inotify: fd,
+            watches,
             pidfd: None,
         })
+    }
+
+    /// Removes the watches as soon as the outcome is known. The kernel frees
+    /// a watch only after a grace period, and closing an inotify fd waits for
+    /// that (measured: up to 20 ms at exit); started early, it overlaps with
+    /// delivering the reply.
+    pub fn disarm(&mut self) {
+        for wd in self.watches.drain(..) {
+            let _ = inotify::remove_watch(&self.inotify, wd);
+        }
     }
 
     /// Also wakes when process `pid` ends. `Ok(false)` if it is already gone.

@@ -87,6 +87,9 @@ pub fn await_reply(
     let mut enters = 0;
     let mut next_enter = Instant::now() + retry;
     loop {
+        if t.state() != TurnState::Pending {
+            watch.disarm();
+        }
         if let Some(done) = settle(shim, s, t)? {
             return done;
         }

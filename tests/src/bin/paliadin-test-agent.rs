@@ -539,17 +539,30 @@ fn wait_with_timeout(
     child: &mut std::process::Child,
     limit: Duration,
 ) -> io::Result<Option<ExitStatus>> {
-    let start = Instant::now();
-    let mut nap = Duration::from_millis(1);
+    // Wait on a pidfd, as Claude Code awaits a hook: at once when it ends.
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let pidfd = rustix::process::pidfd_open(
+        rustix::process::Pid::from_child(child),
+        rustix::process::PidfdFlags::empty(),
+    )?;
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
         }
-        if start.elapsed() >= limit {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
             return Ok(None);
         }
-        thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(20));
+        let ts = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
