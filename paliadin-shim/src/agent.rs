@@ -120,8 +120,11 @@ impl Shim {
             ShimError::new(ExitCode::Blocked, "the agent is still starting").with_pane(self.tail(s))
         })?;
         let pane = match self.live_pane(s)? {
-            Some(p) => p,
-            None => self.start(s)?,
+            // Started by us: its SessionStart may still be on its way.
+            Some(p) if s.has("agent.json") => p,
+            // A pane the state knows nothing of (the state directory was
+            // wiped): its readiness can never be known, so start afresh.
+            Some(_) | None => self.start(s)?,
         };
         self.await_ready(
             s,

@@ -505,3 +505,13 @@ fn a_broken_config_is_exit_1_with_one_line() {
     assert_eq!(r.stderr.lines().count(), 1, "{r}");
     assert!(r.stderr.contains("invalid config"), "{r}");
 }
+
+#[test]
+fn a_pane_whose_state_was_wiped_is_started_afresh() {
+    let env = TestEnv::new();
+    env.shim(&["health", "wiped"]).ok();
+    std::fs::remove_dir_all(&env.state).unwrap();
+    let (id, r) = turn(&env, "wiped", "still works");
+    assert_eq!(body(&r.ok()), "still works");
+    assert_eq!(env.submissions_of(&id).len(), 1);
+}
