@@ -13,7 +13,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-use crate::store::{NewTurn, Outcome, Probe, Status, Store};
+use crate::store::{NewTurn, Outcome, Probe, Status, Store, TurnRow};
 use crate::transport::{ErrorCode, Reply, Transport, TransportError};
 
 /// Runs turns and keeps their record.
@@ -55,6 +55,28 @@ pub struct TurnResult {
     /// Why the record could not be written, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+}
+
+impl TurnResult {
+    /// The result a logged row records.
+    pub fn from_row(r: &TurnRow) -> TurnResult {
+        TurnResult {
+            turn_id: r.turn_id.to_string(),
+            session: r.session.clone(),
+            host: r.host.clone(),
+            status: r.status,
+            response: r.response.clone(),
+            used_tools: r.used_tools.clone(),
+            rows_seen: r.rows_seen,
+            chip_count: r.chip_count,
+            classifier_tag: r.classifier_tag.clone(),
+            tokens: r.tokens,
+            duration_ms: r.duration_ms.unwrap_or(0),
+            error_code: r.error_code.as_deref().and_then(ErrorCode::parse),
+            error_detail: r.error_detail.clone(),
+            log_error: None,
+        }
+    }
 }
 
 /// A failed call that is not a turn (reset, status, sessions).
@@ -139,18 +161,16 @@ impl Client {
     pub fn turn(&mut self, req: &TurnRequest) -> TurnResult {
         let turn_id = Uuid::new_v4();
         let started = now_ms();
-        let host = self.transport.host().to_owned();
-        let begin_error = self.log(|s| {
-            s.begin_turn(&NewTurn {
-                turn_id,
-                user_id: req.user_id,
-                session: req.session.as_str().to_owned(),
-                host: host.clone(),
-                started_ms: started,
-                message: req.message.clone(),
-                page_origin: req.page_origin.clone(),
-            })
-        });
+        let new = NewTurn {
+            turn_id,
+            user_id: req.user_id,
+            session: req.session.as_str().to_owned(),
+            host: self.transport.host().to_owned(),
+            started_ms: started,
+            message: req.message.clone(),
+            page_origin: req.page_origin.clone(),
+        };
+        let begin_error = self.log(|s| s.begin_turn(&new));
         // Small messages travel in the argument as the Go service sends
         // them; larger ones on stdin, which has no argv limit.
         let (message, stdin) = if req.message.len() <= MAX_ARG_MESSAGE {
@@ -164,8 +184,12 @@ impl Client {
             message,
         };
         let result = self.call(&request, stdin, self.timeout);
-        let mut out = self.complete(turn_id, req.session.as_str(), started, &result);
-        out.log_error = begin_error.or(out.log_error);
+        // If the row could not go in first, it goes in whole now.
+        let late = begin_error.as_ref().map(|_| &new);
+        let mut out = self.complete(turn_id, req.session.as_str(), started, &result, late);
+        if out.log_error.is_some() {
+            out.log_error = begin_error.or(out.log_error);
+        }
         out
     }
 
@@ -183,12 +207,16 @@ impl Client {
             })?,
             None => None,
         };
-        let session = match (session, &row) {
-            (Some(s), _) => s,
-            (None, Some(r)) => SessionName::new(&r.session).map_err(|e| CallError {
+        // A turn already collected keeps its reply: nothing to ask the shim.
+        if let Some(r) = row.as_ref().filter(|r| r.status == Status::Ok) {
+            return Ok(TurnResult::from_row(r));
+        }
+        let session = match (&row, session) {
+            (Some(r), _) => SessionName::new(&r.session).map_err(|e| CallError {
                 code: ErrorCode::InvalidInput,
                 detail: e.to_string(),
             })?,
+            (None, Some(s)) => s,
             (None, None) => {
                 return Err(CallError {
                     code: ErrorCode::InvalidInput,
@@ -212,7 +240,7 @@ impl Client {
                 detail: detail_of(&result),
             });
         }
-        Ok(self.complete(turn_id, session.as_str(), started, &result))
+        Ok(self.complete(turn_id, session.as_str(), started, &result, None))
     }
 
     /// Turns a call's result into the turn's outcome and records it.
@@ -222,6 +250,7 @@ impl Client {
         session: &str,
         started: i64,
         result: &Result<Reply, TransportError>,
+        late: Option<&NewTurn>,
     ) -> TurnResult {
         let ended = now_ms();
         let code = self.transport.error_code(result);
@@ -262,22 +291,23 @@ impl Client {
             }
             (None, Err(_)) => unreachable!("a transport error always has a code"),
         }
+        let outcome = Outcome {
+            ended_ms: ended,
+            status: out.status,
+            response: out.response.clone(),
+            tokens: out.tokens,
+            used_tools: out.used_tools.clone(),
+            rows_seen: out.rows_seen,
+            classifier_tag: out.classifier_tag.clone(),
+            chip_count: out.chip_count,
+            error_code: out.error_code.map(|c| c.as_str().to_owned()),
+            error_detail: out.error_detail.clone(),
+        };
         out.log_error = self.log(|s| {
-            s.finish_turn(
-                turn_id,
-                &Outcome {
-                    ended_ms: ended,
-                    status: out.status,
-                    response: out.response.clone(),
-                    tokens: out.tokens,
-                    used_tools: out.used_tools.clone(),
-                    rows_seen: out.rows_seen,
-                    classifier_tag: out.classifier_tag.clone(),
-                    chip_count: out.chip_count,
-                    error_code: out.error_code.map(|c| c.as_str().to_owned()),
-                    error_detail: out.error_detail.clone(),
-                },
-            )
+            if let Some(new) = late {
+                s.begin_turn(new)?;
+            }
+            s.finish_turn(turn_id, &outcome)
         });
         out
     }

@@ -37,7 +37,14 @@ fn main() -> std::process::ExitCode {
             if broken_pipe {
                 return std::process::ExitCode::from(exit::OK);
             }
-            eprintln!("paliadin-cli: {e:#}");
+            // One line, whatever the causes print (a TOML error spans several).
+            let text = format!("{e:#}");
+            let line: Vec<&str> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            eprintln!("paliadin-cli: {}", line.join(" "));
             std::process::ExitCode::from(exit::FAILURE)
         }
     }

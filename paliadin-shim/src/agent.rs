@@ -64,7 +64,7 @@ pub fn proc_starttime(pid: i32) -> Option<u64> {
 }
 
 /// The agent recorded in `agent.json`, if that very process still runs.
-fn recorded_agent(s: &SessionDir) -> Option<Pane> {
+pub fn recorded_agent(s: &SessionDir) -> Option<Pane> {
     let v: serde_json::Value = serde_json::from_str(&s.read("agent.json")?).ok()?;
     let pid = i32::try_from(v["pid"].as_i64()?).ok()?;
     let started = v["starttime"].as_u64()?;
@@ -126,11 +126,38 @@ impl Shim {
             // wiped): its readiness can never be known, so start afresh.
             Some(_) | None => self.start(s)?,
         };
-        self.await_ready(
-            s,
-            pane,
-            deadline.min(Instant::now() + self.config.ready_timeout),
+        if s.has("ready") {
+            return Ok(pane);
+        }
+        let window = self.ready_window(s);
+        if window.is_zero() {
+            return Err(self.stuck(s));
+        }
+        self.await_ready(s, pane, deadline, Instant::now() + window)
+    }
+
+    /// How much of the agent's `ready_timeout` since its start is left.
+    fn ready_window(&self, s: &SessionDir) -> Duration {
+        let started = s
+            .read("agent.json")
+            .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
+            .and_then(|v| v["started_ms"].as_i64())
+            .unwrap_or_else(paliadin_core::timefmt::now_ms);
+        let age = Duration::from_millis((paliadin_core::timefmt::now_ms() - started).max(0) as u64);
+        self.config.ready_timeout.saturating_sub(age)
+    }
+
+    /// An agent alive but never ready: most likely a dialog waits on a person.
+    fn stuck(&self, s: &SessionDir) -> ShimError {
+        ShimError::new(
+            ExitCode::Blocked,
+            format!(
+                "the agent has not become ready in {} s since it started; it may wait on a dialog: look with: paliadin-shim attach {} (or reset the session)",
+                self.config.ready_timeout.as_secs(),
+                s.name
+            ),
         )
+        .with_pane(self.tail(s))
     }
 
     fn start(&self, s: &SessionDir) -> Result<Pane> {
@@ -180,8 +207,19 @@ impl Shim {
         Ok(pane)
     }
 
-    fn await_ready(&self, s: &SessionDir, pane: Pane, deadline: Instant) -> Result<Pane> {
-        let mut watch = Watch::new(&[&s.dir])?;
+    /// Waits for `ready` until `deadline` (the caller's) or `window` (the
+    /// agent's own ready timeout), whichever comes first.
+    fn await_ready(
+        &self,
+        s: &SessionDir,
+        pane: Pane,
+        deadline: Instant,
+        window: Instant,
+    ) -> Result<Pane> {
+        let started = Instant::now();
+        let until_ready = deadline.min(window);
+        let mut watch = Watch::new(&[&s.dir])
+            .map_err(|e| crate::error::io_error(&format!("cannot watch {}", s.dir.display()), e))?;
         if !watch.watch_pid(pane.pid)? {
             return Err(ShimError::unavailable("the agent exited during start-up"));
         }
@@ -204,20 +242,20 @@ impl Shim {
                 }
             }
             let until = if self.config.agent_hooks {
-                deadline
+                until_ready
             } else {
-                deadline.min(Instant::now() + Duration::from_millis(100))
+                until_ready.min(Instant::now() + Duration::from_millis(100))
             };
             match watch.wait(until)? {
                 Wake::Died => {
                     return Err(ShimError::unavailable("the agent exited during start-up"))
                 }
+                Wake::Deadline if Instant::now() >= window => return Err(self.stuck(s)),
                 Wake::Deadline if Instant::now() >= deadline => {
                     return Err(ShimError::unavailable(format!(
-                        "the agent did not become ready within {} s",
-                        self.config.ready_timeout.as_secs()
-                    ))
-                    .with_pane(self.tail(s)));
+                        "the agent is still starting after {:.1} s; try again shortly",
+                        started.elapsed().as_secs_f64()
+                    )));
                 }
                 _ => {}
             }

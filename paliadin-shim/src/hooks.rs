@@ -125,15 +125,18 @@ pub fn handle(dir: &SessionDir, event: &str, v: &Value) {
                     .to_string(),
             );
         }
-        "UserPromptSubmit" => {
-            if let Some(id) = turn_of_prompt(&s("prompt")) {
+        "UserPromptSubmit" => match turn_of_prompt(&s("prompt")) {
+            Some(id) => {
                 let _ = dir.write("last_prompt", &id.to_string());
                 let t = dir.turn(id);
                 if t.exists() {
                     let _ = t.mark("submitted", "");
                 }
             }
-        }
+            // An operator typing in the attached pane: whatever the agent
+            // answers now belongs to no turn and must reach no user.
+            None => dir.remove("last_prompt"),
+        },
         "Stop" => {
             let msg = s("last_assistant_message");
             if let Some(t) = last().filter(|t| t.exists()) {
@@ -162,9 +165,17 @@ pub fn handle(dir: &SessionDir, event: &str, v: &Value) {
         }
         "Notification" => {
             let kind = s("notification_type");
-            if matches!(kind.as_str(), "permission_prompt" | "elicitation_dialog") {
-                if let Some(t) = last().filter(|t| t.exists()) {
-                    let _ = t.mark("blocked", &format!("{kind}: {}", s("message")));
+            if let Some(t) = last().filter(|t| t.exists()) {
+                match kind.as_str() {
+                    "permission_prompt" | "elicitation_dialog" => {
+                        let _ = t.mark("blocked", &format!("{kind}: {}", s("message")));
+                    }
+                    // Waiting for input: the turn is over, with or without a
+                    // reply (an interrupt fires no Stop), so it holds no one up.
+                    "idle_prompt" => {
+                        let _ = t.mark("idle", "");
+                    }
+                    _ => {}
                 }
             }
         }
@@ -203,7 +214,7 @@ mod tests {
         handle(&dir, "Stop", &json!({ "last_assistant_message": "second" }));
         assert_eq!(std::fs::read_to_string(t.reply_path()).unwrap(), "first");
         assert_eq!(t.claim().unwrap().unwrap(), b"first");
-        t.delivered().unwrap();
+        t.delivered();
         handle(&dir, "Stop", &json!({ "last_assistant_message": "third" }));
         assert!(!t.reply_path().exists());
         handle(

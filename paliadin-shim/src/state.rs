@@ -261,7 +261,8 @@ impl TurnDir {
             Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::EXIST) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
-        match fsutil::read_regular(&claimed, MAX_REPLY)? {
+        let read = fsutil::read_regular(&claimed, MAX_REPLY).inspect_err(|_| self.unclaim())?;
+        match read {
             Some(b) => Ok(Some(b)),
             None => {
                 // Not a regular file (a symlink or a directory): never counts.
@@ -272,11 +273,11 @@ impl TurnDir {
     }
 
     /// The claimed reply was printed: leave the tombstone, keep no copy.
-    pub fn delivered(&self) -> io::Result<()> {
-        self.mark("delivered", &paliadin_core::timefmt::now_ms().to_string())?;
+    /// Best effort: the reply is out, whatever the disk says now.
+    pub fn delivered(&self) {
+        let _ = self.mark("delivered", &paliadin_core::timefmt::now_ms().to_string());
         let _ = fs::remove_file(self.dir.join("reply.claimed"));
         let _ = fs::remove_file(self.reply_path());
-        Ok(())
     }
 
     /// Printing failed: put the reply back for `poll`.

@@ -303,8 +303,12 @@ fn agent_faults_are_classified_and_a_timeout_is_collected_by_poll() {
     let db = row(&env, &id);
     assert_eq!(db["status"], "ok");
     assert_eq!(db["response"], "paliadin-test: slow:5000\nlate but sure");
-    // A second poll: the shim no longer holds it.
-    env.cli(&["poll", &id]).code(2);
+    // A second poll answers from the log: the reply is not lost.
+    assert_eq!(
+        env.cli(&["poll", &id]).ok(),
+        "paliadin-test: slow:5000\nlate but sure\n"
+    );
+    assert_eq!(row(&env, &id)["status"], "ok");
 }
 
 #[test]
@@ -567,6 +571,11 @@ fn configuration_file_environment_and_flags_in_that_order() {
     let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
     r.code(1);
     assert!(r.stderr.starts_with("paliadin-cli: invalid config"), "{r}");
+    assert_eq!(
+        r.stderr.lines().count(),
+        1,
+        "one line, even for TOML's own multi-line message\n{r}"
+    );
     // No host for ssh: a clear error.
     std::fs::remove_file(&cfg).unwrap();
     let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));

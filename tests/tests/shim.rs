@@ -515,3 +515,64 @@ fn a_pane_whose_state_was_wiped_is_started_afresh() {
     assert_eq!(body(&r.ok()), "still works");
     assert_eq!(env.submissions_of(&id).len(), 1);
 }
+
+#[test]
+fn a_turn_after_a_timeout_waits_for_the_earlier_one_to_end() {
+    let env = TestEnv::with(ShimSettings {
+        wait_secs: 2,
+        ..Default::default()
+    });
+    let first = turn_id();
+    let a = "paliadin-test: slow:3000\nfirst question";
+    env.shim(&["run-turn", "queue", &first, &b64(a)])
+        .shim_error(124, "timeout");
+    // The agent is still busy with the first turn: the second is typed only
+    // once the first has answered, and each reply goes to its own turn.
+    let (second, r) = turn(&env, "queue", "second question");
+    assert_eq!(body(&r.ok()), "second question");
+    assert_eq!(body(&env.shim(&["poll", "queue", &first]).ok()), a);
+    let order: Vec<String> = env
+        .prompts()
+        .iter()
+        .map(|p| p["turn"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(order, vec![first, second]);
+}
+
+#[test]
+fn a_turn_waiting_on_a_person_blocks_the_next_without_typing_it() {
+    let env = TestEnv::new();
+    let (_, r) = turn(&env, "held", "paliadin-test: permission\nmay I?");
+    r.shim_error(75, "blocked");
+    let (id, r) = turn(&env, "held", "anyone there?");
+    r.shim_error(75, "blocked");
+    assert!(
+        r.stderr.contains("an earlier turn waits on a person"),
+        "{r}"
+    );
+    assert!(
+        env.submissions_of(&id).is_empty(),
+        "nothing typed behind a prompt"
+    );
+    // The id was never typed, so it is not held: a retry after a reset types it.
+    env.shim(&["reset", "held"]).ok();
+    let r = env.shim(&["run-turn", "held", &id, &b64("anyone there?")]);
+    assert_eq!(body(&r.ok()), "anyone there?");
+}
+
+#[test]
+fn an_agent_that_never_becomes_ready_is_blocked_not_healthy() {
+    let env = TestEnv::with(ShimSettings {
+        agent_args: vec!["--start-delay-ms".into(), "60000".into()],
+        ready_timeout_secs: 1,
+        ..Default::default()
+    });
+    let (id, r) = turn(&env, "stuck", "hello?");
+    r.shim_error(75, "blocked");
+    assert!(
+        r.stderr.contains("has not become ready") && r.stderr.contains("test agent starting"),
+        "{r}"
+    );
+    env.shim(&["health", "stuck"]).shim_error(75, "blocked");
+    assert!(env.submissions_of(&id).is_empty());
+}

@@ -1,22 +1,29 @@
 //! `health <session>`: the session exists and its agent is alive, started if
-//! it was missing. Prints `ok`. Bounded so that a client's short probe gets an
-//! answer; the first turn still waits for full readiness.
+//! it was missing. Prints `ok`. Bounded well inside the Go client's 3 s probe
+//! (which also pays a fresh ssh connection): a starting agent that is alive is
+//! healthy, and the first turn waits for full readiness.
 
 use paliadin_core::SessionName;
 use std::time::{Duration, Instant};
 
 use crate::agent::Shim;
-use crate::error::{Result, ShimError};
+use crate::error::{io_error, Result, ShimError};
+use paliadin_core::ExitCode;
 
 /// How long `health` waits for a starting agent before answering.
-const HEALTH_WAIT: Duration = Duration::from_millis(2500);
+const HEALTH_WAIT: Duration = Duration::from_millis(1000);
 
 pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
     let s = shim.session_dir(session);
-    s.create()?;
+    s.create().map_err(|e| {
+        io_error(
+            &format!("cannot create the session's state in {}", s.dir.display()),
+            e,
+        )
+    })?;
     if let Err(e) = shim.ensure_ready(&s, Instant::now() + HEALTH_WAIT) {
-        // Still starting but alive is healthy; anything dead is not.
-        if shim.live_pane(&s)?.is_none() || !s.has("agent.json") {
+        // Still starting but alive is healthy; dead, or stuck on a dialog, is not.
+        if e.code == ExitCode::Blocked || shim.live_pane(&s)?.is_none() || !s.has("agent.json") {
             return Err(e);
         }
     }

@@ -6,10 +6,15 @@ use paliadin_core::SessionName;
 
 use crate::agent::{tmux_error, Shim};
 use crate::error::{Result, ShimError};
+use crate::tmux::TmuxError;
 
 pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
     let s = shim.session_dir(session);
-    shim.tmux.kill_session(&s.name.key()).map_err(tmux_error)?;
+    match shim.tmux.kill_session(&s.name.key()) {
+        // Without tmux there can be no session: reset is `ok` then too.
+        Ok(_) | Err(TmuxError::Missing) => {}
+        Err(e) => return Err(tmux_error(e)),
+    }
     for f in ["ready", "last_prompt", "current", "agent.json"] {
         s.remove(f);
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use uuid::Uuid;
 
 use crate::agent::{tmux_error, Shim};
-use crate::error::{Result, ShimError};
+use crate::error::{io_error, Result, ShimError};
 use crate::state::{SessionDir, TurnDir, TurnState};
 use crate::wait::{Wake, Watch};
 
@@ -34,38 +34,115 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSourc
         ));
     }
     let s = shim.session_dir(session);
-    s.create()?;
+    s.create().map_err(|e| {
+        io_error(
+            &format!("cannot create the session's state in {}", s.dir.display()),
+            e,
+        )
+    })?;
     s.sweep();
     let t = s.turn(turn);
     if t.exists() {
         return await_reply(shim, &s, &t, deadline, None);
     }
-    let _lock = s.lock("lock", deadline)?.ok_or_else(|| {
-        ShimError::new(
-            ExitCode::Blocked,
-            "another turn held the session past the deadline",
-        )
-        .with_pane(shim.tail(&s))
-    })?;
+    let _lock = s
+        .lock("lock", deadline)?
+        .ok_or_else(|| held_past_deadline(shim, &s))?;
+    await_previous(shim, &s, deadline)?;
     let pane = shim.ensure_ready(&s, deadline)?;
-    if !t.create()? {
+    if !t
+        .create()
+        .map_err(|e| io_error(&format!("cannot create {}", t.dir.display()), e))?
+    {
         // The same turn id arrived meanwhile: never type it twice.
         return await_reply(shim, &s, &t, deadline, None);
     }
-    let mut watch = Watch::new(&[&t.dir])?;
-    if !watch.watch_pid(pane.pid)? {
+    match type_turn(shim, &s, &t, pane.pid, &clean) {
+        Ok(watch) => await_reply(shim, &s, &t, deadline, Some(watch)),
+        Err(e) => {
+            // Nothing was typed: the id must not look held, or a retry
+            // would wait for a reply that can never come.
+            let _ = std::fs::remove_dir_all(&t.dir);
+            clear_current(&s, &t);
+            Err(e)
+        }
+    }
+}
+
+/// Arms the watch, then types the envelope as one paste and presses Enter.
+fn type_turn(shim: &Shim, s: &SessionDir, t: &TurnDir, pid: i32, clean: &str) -> Result<Watch> {
+    let mut watch = Watch::new(&[&t.dir])
+        .map_err(|e| io_error(&format!("cannot watch {}", t.dir.display()), e))?;
+    if !watch.watch_pid(pid)? {
         return Err(ShimError::unavailable(
             "the agent's pane died before the turn was typed",
         ));
     }
     let key = s.name.key();
-    let typed = envelope::render(&turn, &t.reply_path(), &clean);
-    s.write("current", &turn.to_string())?;
+    let typed = envelope::render(&t.id, &t.reply_path(), clean);
+    s.write("current", &t.id.to_string())
+        .map_err(|e| io_error(&format!("cannot write {}", s.path("current").display()), e))?;
     shim.tmux
-        .paste_submit(&key, &format!("paliadin-{key}-{turn}"), &typed)
-        .map_err(tmux_error)?;
+        .paste_submit(&key, &format!("paliadin-{key}-{}", t.id), &typed)
+        .map_err(|e| {
+            if matches!(e, crate::tmux::TmuxError::NoSession(_)) {
+                // The recorded agent is not this session's any more: start afresh next time.
+                s.remove("ready");
+                s.remove("agent.json");
+            }
+            tmux_error(e)
+        })?;
     s.touch();
-    await_reply(shim, &s, &t, deadline, Some(watch))
+    Ok(watch)
+}
+
+fn held_past_deadline(shim: &Shim, s: &SessionDir) -> ShimError {
+    ShimError::new(
+        ExitCode::Blocked,
+        "another turn held the session past the deadline",
+    )
+    .with_pane(shim.tail(s))
+}
+
+/// Turns of a session run one at a time, also in the pane: a turn that ran
+/// past its wait (124) may still be working there, so the next one waits
+/// for it to end (its reply arrives and stays for `poll`, it fails, or the
+/// agent goes idle) rather than typing into a busy agent.
+fn await_previous(shim: &Shim, s: &SessionDir, deadline: Instant) -> Result<()> {
+    let Some(prev) = s
+        .read("current")
+        .and_then(|c| c.trim().parse::<Uuid>().ok())
+    else {
+        return Ok(());
+    };
+    let p = s.turn(prev);
+    let mut watch: Option<Watch> = None;
+    loop {
+        if !p.exists() || p.has("idle") || crate::agent::recorded_agent(s).is_none() {
+            return Ok(());
+        }
+        match p.state() {
+            TurnState::Pending => {}
+            TurnState::Blocked(m) => {
+                return Err(ShimError::new(
+                    ExitCode::Blocked,
+                    format!("an earlier turn waits on a person ({m}); answer it with: paliadin-shim attach {}", s.name),
+                )
+                .with_pane(shim.tail(s)))
+            }
+            _ => return Ok(()),
+        }
+        let w = match &mut watch {
+            Some(w) => w,
+            None => watch.insert(
+                Watch::new(&[&p.dir])
+                    .map_err(|e| io_error(&format!("cannot watch {}", p.dir.display()), e))?,
+            ),
+        };
+        if w.wait(deadline)? == Wake::Deadline && Instant::now() >= deadline {
+            return Err(held_past_deadline(shim, s));
+        }
+    }
 }
 
 /// Waits for the turn's outcome until `deadline`. With `watch` (a turn this
@@ -81,7 +158,15 @@ pub fn await_reply(
     let typed = watch.is_some();
     let mut watch = match watch {
         Some(w) => w,
-        None => Watch::new(&[&t.dir])?,
+        None => {
+            let mut w = Watch::new(&[&t.dir])
+                .map_err(|e| io_error(&format!("cannot watch {}", t.dir.display()), e))?;
+            // A repeated id also learns at once that the agent died.
+            if let Some(p) = crate::agent::recorded_agent(s) {
+                w.watch_pid(p.pid)?;
+            }
+            w
+        }
     };
     let retry = shim.config.submit_retry;
     let mut enters = 0;
@@ -148,10 +233,13 @@ pub fn settle(shim: &Shim, s: &SessionDir, t: &TurnDir) -> Result<Option<Result<
             "turn {} was already delivered",
             t.id
         )))),
-        TurnState::Failed(e) => Some(Err(ShimError::new(
-            ExitCode::AgentError,
-            format!("the agent reported a failure: {e}"),
-        ))),
+        TurnState::Failed(e) => {
+            clear_current(s, t);
+            Some(Err(ShimError::new(
+                ExitCode::AgentError,
+                format!("the agent reported a failure: {e}"),
+            )))
+        }
         TurnState::Blocked(m) => Some(Err(ShimError::new(
             ExitCode::Blocked,
             format!(
@@ -171,11 +259,17 @@ fn deliver(s: &SessionDir, t: &TurnDir, reply: &[u8]) -> Result<()> {
             "could not write the reply (kept for poll): {e}"
         )));
     }
-    t.delivered()?;
+    // Printed is delivered: a failed tombstone must not turn it into an error.
+    t.delivered();
+    clear_current(s, t);
+    Ok(())
+}
+
+/// The session no longer waits on this turn.
+fn clear_current(s: &SessionDir, t: &TurnDir) {
     if s.read("current")
         .is_some_and(|c| c.trim() == t.id.to_string())
     {
         s.remove("current");
     }
-    Ok(())
 }
