@@ -27,6 +27,8 @@ use uuid::Uuid;
 pub const MAX_REPLY: u64 = 64 << 20;
 /// How long an undelivered reply is kept for `poll`.
 pub const TURN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How often a session's expired turns are looked for.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// The state of one session.
 #[derive(Debug, Clone)]
@@ -129,12 +131,17 @@ impl SessionDir {
     /// Marks activity now.
     /// Marks activity now (the file's mtime is the time).
     pub fn touch(&self) {
+        self.stamp("activity");
+    }
+
+    /// Sets `file`'s mtime to now, creating it empty if needed.
+    fn stamp(&self, file: &str) {
         let f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .open(self.path("activity"));
+            .open(self.path(file));
         if let Ok(f) = f {
             let _ = f.set_modified(SystemTime::now());
         }
@@ -147,12 +154,21 @@ impl SessionDir {
         }
     }
 
-    /// Removes turns older than [`TURN_TTL`].
+    /// Removes turns older than [`TURN_TTL`], at most every [`SWEEP_EVERY`]
+    /// (a busy session holds a day of turns: no turn should stat them all).
     pub fn sweep(&self) {
+        let now = SystemTime::now();
+        let recent = self
+            .mtime("swept")
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age < SWEEP_EVERY);
+        if recent {
+            return;
+        }
+        self.stamp("swept");
         let Ok(entries) = fs::read_dir(self.dir.join("turns")) else {
             return;
         };
-        let now = SystemTime::now();
         for e in entries.flatten() {
             let old = e
                 .metadata()

@@ -576,3 +576,25 @@ fn an_agent_that_never_becomes_ready_is_blocked_not_healthy() {
     env.shim(&["health", "stuck"]).shim_error(75, "blocked");
     assert!(env.submissions_of(&id).is_empty());
 }
+
+#[test]
+fn replies_expire_after_a_day() {
+    let env = TestEnv::new();
+    let dirs = env.state.join("sessions/old/turns");
+    let (old, fresh) = (turn_id(), turn_id());
+    for id in [&old, &fresh] {
+        std::fs::create_dir_all(dirs.join(id)).unwrap();
+        std::fs::write(dirs.join(id).join("reply.md"), format!("reply of {id}")).unwrap();
+    }
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3600);
+    std::fs::File::open(dirs.join(&old))
+        .unwrap()
+        .set_modified(day_ago)
+        .unwrap();
+    env.shim(&["poll", "old", &old])
+        .shim_error(2, "invalid_input");
+    assert_eq!(
+        env.shim(&["poll", "old", &fresh]).ok(),
+        format!("reply of {fresh}")
+    );
+}
