@@ -519,11 +519,11 @@ fn a_pane_whose_state_was_wiped_is_started_afresh() {
 #[test]
 fn a_turn_after_a_timeout_waits_for_the_earlier_one_to_end() {
     let env = TestEnv::with(ShimSettings {
-        wait_secs: 2,
+        wait_secs: 3,
         ..Default::default()
     });
     let first = turn_id();
-    let a = "paliadin-test: slow:3000\nfirst question";
+    let a = "paliadin-test: slow:4000\nfirst question";
     env.shim(&["run-turn", "queue", &first, &b64(a)])
         .shim_error(124, "timeout");
     // The agent is still busy with the first turn: the second is typed only
