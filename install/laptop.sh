@@ -50,7 +50,6 @@ Files: <prefix>/paliadin-shim, ~/.claude/skills/paliadin/SKILL.md,
 EOF
 }
 
-need_arg() { [ $# -ge 2 ] || die "$1 needs a value (see --help)"; }
 
 SHIM_BIN=""
 PREFIX=""
@@ -92,12 +91,6 @@ case $TMUX_SOCKET in
 esac
 
 [ -n "${HOME:-}" ] || die "HOME is not set"
-xdg() {
-  case ${1:-} in
-    /*) printf '%s\n' "$1" ;;
-    *) printf '%s\n' "$HOME/$2" ;;
-  esac
-}
 CONFIG_DIR="$(xdg "${XDG_CONFIG_HOME:-}" .config)/paliadin"
 CONFIG="$CONFIG_DIR/shim.toml"
 MANIFEST="$CONFIG_DIR/install-laptop.manifest"

@@ -28,6 +28,15 @@ die() {
   printf '%s: error: %s\n' "$PROG" "$*" >&2
   exit 1
 }
+# need_arg OPTION [VALUE...]: an option's value is there.
+need_arg() { [ $# -ge 2 ] || die "$1 needs a value (see --help)"; }
+# xdg VALUE FALLBACK: an XDG base directory, VALUE if absolute, else $HOME/FALLBACK.
+xdg() {
+  case ${1:-} in
+    /*) printf '%s\n' "$1" ;;
+    *) printf '%s\n' "$HOME/$2" ;;
+  esac
+}
 
 # change MESSAGE: one change, done now (or only told, in a dry run).
 change() {

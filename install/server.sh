@@ -44,7 +44,6 @@ Options:
 EOF
 }
 
-need_arg() { [ $# -ge 2 ] || die "$1 needs a value (see --help)"; }
 
 CLI_BIN=""
 PREFIX=""
@@ -80,10 +79,7 @@ while [ $# -gt 0 ]; do
 done
 
 [ -n "${HOME:-}" ] || die "HOME is not set"
-case ${XDG_CONFIG_HOME:-} in
-  /*) CONFIG_DIR="$XDG_CONFIG_HOME/paliadin" ;;
-  *) CONFIG_DIR="$HOME/.config/paliadin" ;;
-esac
+CONFIG_DIR="$(xdg "${XDG_CONFIG_HOME:-}" .config)/paliadin"
 CONFIG="$CONFIG_DIR/cli.toml"
 MANIFEST="$CONFIG_DIR/install-server.manifest"
 PREFIX=$(abspath "${PREFIX:-$HOME/.local/bin}")
