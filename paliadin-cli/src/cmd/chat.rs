@@ -145,15 +145,25 @@ impl Prompt {
 fn with_spinner<T: Send>(spin: bool, f: impl FnOnce() -> T + Send) -> T {
     const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     std::thread::scope(|s| {
-        let worker = s.spawn(f);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let worker = s.spawn(move || {
+            let out = f();
+            let _ = done_tx.send(());
+            out
+        });
         if spin {
             let start = Instant::now();
             let mut frame = 0;
-            while !worker.is_finished() {
+            // Redraw ten times a second; the reply is shown the moment it
+            // is there, not at the next frame.
+            loop {
                 let secs = start.elapsed().as_secs();
                 eprint!("\r{} thinking… {secs}s", FRAMES[frame % FRAMES.len()]);
                 frame += 1;
-                std::thread::sleep(Duration::from_millis(100));
+                match done_rx.recv_timeout(Duration::from_millis(100)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
             }
             eprint!("\r\x1b[2K");
         }
