@@ -458,3 +458,93 @@ mod tests {
         assert_eq!(decode_stdin_message(&mut fits, 10).unwrap(), "a".repeat(10));
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! A deterministic fuzz of the grammar: random words, from bytes that
+    //! matter to it, must never panic, and whatever parses must render back
+    //! to words that parse to the same request.
+    use super::*;
+
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+            from[(self.next() % from.len() as u64) as usize]
+        }
+    }
+
+    #[test]
+    fn random_requests_never_panic_and_round_trip() {
+        let verbs = [
+            "health", "run-turn", "reset", "poll", "status", "sessions", "version", "attach", "",
+            "RUN-TURN",
+        ];
+        let parts = [
+            "s",
+            "a.b",
+            "..",
+            "-",
+            "x/y",
+            "ü",
+            "0b7c2f3e-1d2a-4b5c-8d9e-0f1a2b3c4d5e",
+            "0B7C2F3E-1D2A-4B5C-8D9E-0F1A2B3C4D5E",
+            "aGk=",
+            "aGk",
+            "=",
+            "////",
+            "8J+Ygg==",
+            "AA==",
+            "gA==",
+            "\u{0}",
+            "\t",
+            ";",
+            "C-c",
+        ];
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut parsed = 0;
+        for _ in 0..50_000 {
+            let n = (rng.next() % 5) as usize;
+            let mut words = vec![rng.pick(&verbs)];
+            for _ in 0..n {
+                words.push(rng.pick(&parts));
+            }
+            if let Ok(req) = Request::parse(&words, Limits::default()) {
+                parsed += 1;
+                let back = req.to_words();
+                let back: Vec<&str> = back.iter().map(String::as_str).collect();
+                assert_eq!(
+                    Request::parse(&back, Limits::default()).as_ref(),
+                    Ok(&req),
+                    "{words:?}"
+                );
+            }
+        }
+        assert!(
+            parsed > 1000,
+            "the fuzz reached valid requests too ({parsed})"
+        );
+    }
+
+    #[test]
+    fn random_command_lines_never_panic() {
+        let alphabet: Vec<char> = " \t-=/+.:_aZ09ü日\u{0}\u{7f}\u{85}\\\"'$;"
+            .chars()
+            .collect();
+        let mut rng = XorShift(42);
+        for _ in 0..20_000 {
+            let len = (rng.next() % 80) as usize;
+            let line: String = (0..len)
+                .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
+                .collect();
+            let _ = Request::parse(&split_ssh_command(&line), Limits::default());
+            let _ = crate::envelope::turn_of_prompt(&line);
+            let _ = crate::reply::parse(&line);
+        }
+    }
+}
