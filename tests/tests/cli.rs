@@ -91,6 +91,22 @@ fn user_sessions_stdin_and_large_messages() {
     let user = "0123abcd-1111-4222-8333-444455556666";
     let v = json(&env.cli(&["turn", "--json", "--user", user, "who am i"]));
     assert_eq!(v["session"], "paliad-paliadin-0123abcd");
+    let v = json(&env.cli(&[
+        "turn",
+        "--json",
+        "--session-prefix",
+        "team",
+        "--user",
+        user,
+        "and now?",
+    ]));
+    assert_eq!(v["session"], "team-0123abcd");
+    let mine = env.cli(&["log", "--jsonl", "--user", user]).ok();
+    assert_eq!(
+        mine.lines().count(),
+        2,
+        "both turns are this user's\n{mine}"
+    );
     let r = env.cli_in(
         true,
         &["turn", "--session", "pipe"],

@@ -598,3 +598,58 @@ fn replies_expire_after_a_day() {
         format!("reply of {fresh}")
     );
 }
+
+#[test]
+fn attach_puts_a_terminal_on_the_pane() {
+    let env = TestEnv::new();
+    env.shim(&["health", "watched"]).ok();
+    // A terminal of its own: a pane on a second tmux server runs `attach`.
+    let outer = format!("{}-outer", env.socket);
+    let tmux = |args: &[&str]| {
+        let mut c = std::process::Command::new("tmux");
+        c.args(["-L", &outer, "-f", "/dev/null"]).args(args);
+        paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10))
+    };
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .status();
+        }
+    }
+    let _kill = Kill(outer.clone());
+    let shim = paliadin_tests::bin("paliadin-shim");
+    let config = env.config.to_string_lossy().into_owned();
+    tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        "--",
+        &shim.to_string_lossy(),
+        "--config",
+        &config,
+        "attach",
+        "watched",
+    ])
+    .code(0);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let screen = tmux(&["capture-pane", "-p"]).out();
+        if screen.contains("test-agent ready") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the agent's pane never showed:\n{screen}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Attaching to a session that does not exist is 69 with advice.
+    let r = env.shim(&["attach", "nobody"]);
+    r.shim_error(69, "agent_unavailable");
+    assert!(r.stderr.contains("paliadin-shim health nobody"), "{r}");
+}
