@@ -142,8 +142,10 @@ def dump(obj, like):
     return text
 
 def write(obj, like, existed):
-    d = os.path.dirname(path) or "."
-    st_mode = os.stat(path).st_mode & 0o7777 if existed else 0o600
+    # A symlinked ~/.claude.json (dotfiles) keeps its link: write its target.
+    target = os.path.realpath(path)
+    d = os.path.dirname(target) or "."
+    st_mode = os.stat(target).st_mode & 0o7777 if existed else 0o600
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".claude.json.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -151,7 +153,7 @@ def write(obj, like, existed):
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, st_mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
         raise

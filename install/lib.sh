@@ -52,7 +52,7 @@ unchanged() { say "ok: $*"; }
 
 # The permission bits of PATH in octal (GNU stat, else BSD stat).
 mode_of() {
-  stat -c '%a' "$1" 2>/dev/null || stat -f '%Lp' "$1"
+  stat -L -c '%a' "$1" 2>/dev/null || stat -L -f '%Lp' "$1"
 }
 
 # ~/x -> $HOME/x; relative -> absolute against the current directory.
@@ -152,6 +152,11 @@ manifest_reversed() {
 # directory, fsynced where possible, then renamed over PATH.
 write_atomic() {
   local dest=$1 mode=$2 tmp
+  # A symlink (authorized_keys from dotfiles, say) stays a symlink: the
+  # file it points to is the one rewritten.
+  if [ -L "$dest" ]; then
+    dest=$(readlink -f "$dest") || die "cannot resolve the symlink $1"
+  fi
   tmp=$(mktemp "$(dirname "$dest")/.$(basename "$dest").XXXXXX") || die "cannot write $dest"
   if ! cat >"$tmp"; then
     rm -f "$tmp"

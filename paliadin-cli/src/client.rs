@@ -240,6 +240,16 @@ impl Client {
                 detail: detail_of(&result),
             });
         }
+        // Failing to reach the shim says nothing about the turn, which is
+        // still pending on the laptop: its row stays as it is.
+        if let Some(c @ (ErrorCode::Unreachable | ErrorCode::AuthFailed | ErrorCode::Interrupted)) =
+            code
+        {
+            return Err(CallError {
+                code: c,
+                detail: detail_of(&result),
+            });
+        }
         Ok(self.complete(turn_id, session.as_str(), started, &result, None))
     }
 

@@ -38,13 +38,10 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::from(exit::OK);
             }
             // One line, whatever the causes print (a TOML error spans several).
-            let text = format!("{e:#}");
-            let line: Vec<&str> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .collect();
-            eprintln!("paliadin-cli: {}", line.join(" "));
+            eprintln!("paliadin-cli: {}", cmd::one_line(&format!("{e:#}")));
+            if e.downcast_ref::<cmd::Usage>().is_some() {
+                return std::process::ExitCode::from(exit::USAGE);
+            }
             std::process::ExitCode::from(exit::FAILURE)
         }
     }

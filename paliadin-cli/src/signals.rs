@@ -1,4 +1,4 @@
-//! Ctrl-C and SIGTERM during a call: instead of dying with the ssh child
+//! Ctrl-C, SIGTERM and SIGHUP during a call: instead of dying with the ssh child
 //! orphaned and the row left `running`, the process gets a readable pipe that
 //! stops the call, so the row can say `interrupted`. Owns the signal
 //! handlers; never exits the process itself.
@@ -6,12 +6,18 @@
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
-/// The read end of a pipe that becomes readable on SIGINT or SIGTERM.
+/// The read end of a pipe that becomes readable on SIGINT, SIGTERM or SIGHUP.
 pub fn cancel_pipe() -> io::Result<OwnedFd> {
     let (read, write) = rustix::pipe::pipe_with(
         rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
     )?;
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    // SIGHUP too: a closed terminal or a dropped ssh session must also leave
+    // a finished row, not one `running` for ever.
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         let w = write.try_clone()?;
         signal_hook::low_level::pipe::register(sig, w)?;
     }

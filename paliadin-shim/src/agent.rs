@@ -117,7 +117,7 @@ impl Shim {
             }
         }
         let _guard = s.lock("start.lock", deadline)?.ok_or_else(|| {
-            ShimError::new(ExitCode::Blocked, "the agent is still starting").with_pane(self.tail(s))
+            ShimError::unavailable("the agent is still starting; try again shortly")
         })?;
         let pane = match self.live_pane(s)? {
             // Started by us: its SessionStart may still be on its way.

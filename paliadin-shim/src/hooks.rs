@@ -165,18 +165,25 @@ pub fn handle(dir: &SessionDir, event: &str, v: &Value) {
         }
         "Notification" => {
             let kind = s("notification_type");
-            if let Some(t) = last().filter(|t| t.exists()) {
-                match kind.as_str() {
-                    "permission_prompt" | "elicitation_dialog" => {
+            match kind.as_str() {
+                "permission_prompt" | "elicitation_dialog" => {
+                    if let Some(t) = last().filter(|t| t.exists()) {
                         let _ = t.mark("blocked", &format!("{kind}: {}", s("message")));
                     }
-                    // Waiting for input: the turn is over, with or without a
-                    // reply (an interrupt fires no Stop), so it holds no one up.
-                    "idle_prompt" => {
+                }
+                // Waiting for input: whatever was typed last is over, with or
+                // without a reply (an interrupt fires no Stop), and so is the
+                // turn the shim waits for, even if its Enter never got in.
+                "idle_prompt" => {
+                    let current = dir
+                        .read("current")
+                        .and_then(|c| c.trim().parse::<uuid::Uuid>().ok())
+                        .map(|id| dir.turn(id));
+                    for t in last().into_iter().chain(current).filter(|t| t.exists()) {
                         let _ = t.mark("idle", "");
                     }
-                    _ => {}
                 }
+                _ => {}
             }
         }
         _ => {}
@@ -223,6 +230,14 @@ mod tests {
             &json!({ "notification_type": "idle_prompt" }),
         );
         assert!(!t.has("blocked"));
+        assert!(t.has("idle"));
+        // An untagged prompt (someone typing in the pane) belongs to no turn.
+        handle(
+            &dir,
+            "UserPromptSubmit",
+            &json!({ "prompt": "what are you doing?" }),
+        );
+        assert!(!dir.has("last_prompt"));
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

@@ -220,6 +220,12 @@ impl TurnDir {
         }
     }
 
+    /// How long ago the turn's directory last changed.
+    pub fn age(&self) -> Option<Duration> {
+        let m = fs::metadata(&self.dir).and_then(|m| m.modified()).ok()?;
+        SystemTime::now().duration_since(m).ok()
+    }
+
     /// Where the agent writes its reply.
     pub fn reply_path(&self) -> PathBuf {
         self.dir.join("reply.md")

@@ -658,3 +658,28 @@ fn the_client_library_runs_and_records_a_turn_without_the_command_line() {
     assert_eq!(row.page_origin.as_deref(), Some("tests"));
     assert_eq!(row.response.as_deref(), Some("from Rust"));
 }
+
+#[test]
+fn usage_errors_exit_2_and_health_answers_without_a_log() {
+    let mut env = TestEnv::new();
+    let r = env.cli(&["turn", "--session", "no/slash", "hi"]);
+    r.code(2);
+    assert!(
+        r.stderr.starts_with("paliadin-cli: invalid session name"),
+        "{r}"
+    );
+    let r = env.cli_in(true, &["turn", "--json", "--session", "x"], Some(b"   "));
+    r.code(2);
+    assert_eq!(json(&r)["error_code"], "invalid_input");
+    // A log that cannot be opened: health still gives its line, and says why it did not record.
+    Connection::open(env.db())
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 999")
+        .unwrap();
+    let r = env.cli(&["health", "--session", "nolog"]);
+    assert!(r.ok().starts_with("OK paliadin "), "{r}");
+    assert!(
+        r.stderr.contains("warning: the probe will not be recorded"),
+        "{r}"
+    );
+}

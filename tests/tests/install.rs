@@ -685,3 +685,49 @@ fn laptop_rerun_with_other_options_replaces_its_own_line() {
     w.laptop(&["--uninstall"]).ok();
     same(&before, &w.snapshot(), "--uninstall");
 }
+
+#[test]
+fn laptop_keeps_symlinked_files_as_symlinks() {
+    let w = World::new();
+    // authorized_keys and ~/.claude.json kept in a dotfiles directory.
+    let dotfiles = w.h("dotfiles");
+    std::fs::create_dir_all(&dotfiles).unwrap();
+    std::fs::create_dir_all(w.h(".ssh")).unwrap();
+    write_mode(
+        &dotfiles.join("authorized_keys"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwn own@laptop\n",
+        0o600,
+    );
+    write_mode(
+        &dotfiles.join("claude.json"),
+        "{\n  \"projects\": {}\n}\n",
+        0o600,
+    );
+    std::os::unix::fs::symlink(
+        dotfiles.join("authorized_keys"),
+        w.h(".ssh/authorized_keys"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(dotfiles.join("claude.json"), w.h(".claude.json")).unwrap();
+    let server_key = keygen(&w.scratch, "server");
+    w.laptop(&["--pubkey", &server_key]).ok();
+    for (link, target) in [
+        (".ssh/authorized_keys", "authorized_keys"),
+        (".claude.json", "claude.json"),
+    ] {
+        let meta = std::fs::symlink_metadata(w.h(link)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{link} is still a symlink");
+        assert_eq!(
+            mode(&dotfiles.join(target)),
+            0o600,
+            "{target} keeps its mode"
+        );
+    }
+    let keys = read(&dotfiles.join("authorized_keys"));
+    assert!(
+        keys.starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwn own@laptop\n"),
+        "{keys}"
+    );
+    assert!(keys.contains("restrict,command="), "{keys}");
+    assert!(read(&dotfiles.join("claude.json")).contains("hasTrustDialogAccepted"));
+}

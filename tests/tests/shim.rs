@@ -653,3 +653,39 @@ fn attach_puts_a_terminal_on_the_pane() {
     r.shim_error(69, "agent_unavailable");
     assert!(r.stderr.contains("paliadin-shim health nobody"), "{r}");
 }
+
+#[test]
+fn without_hooks_a_silent_turn_does_not_hold_the_session() {
+    let env = TestEnv::with(ShimSettings {
+        agent_hooks: false,
+        wait_secs: 1,
+        extra: "ready_pattern = \"test-agent ready\"".into(),
+        ..Default::default()
+    });
+    let (_, r) = turn(&env, "nohooks", "paliadin-test: silent\nhello?");
+    r.shim_error(124, "timeout");
+    // Nothing can say the silent turn is over: the next one is typed anyway.
+    let (_, r) = turn(&env, "nohooks", "next");
+    assert_eq!(body(&r.ok()), "next");
+}
+
+#[test]
+fn poll_of_a_turn_whose_agent_is_gone_is_69_not_pending_for_ever() {
+    let env = TestEnv::with(ShimSettings {
+        wait_secs: 1,
+        ..Default::default()
+    });
+    let id = turn_id();
+    env.shim(&[
+        "run-turn",
+        "gone",
+        &id,
+        &b64("paliadin-test: silent\nhello?"),
+    ])
+    .shim_error(124, "timeout");
+    env.shim(&["poll", "gone", &id]).shim_error(124, "timeout");
+    env.shim(&["reset", "gone"]).ok();
+    let r = env.shim(&["poll", "gone", &id]);
+    r.shim_error(69, "agent_unavailable");
+    assert!(r.stderr.contains("ended without a reply"), "{r}");
+}

@@ -2,13 +2,24 @@
 //! exit 0 or 2 (the Nagios convention), each probe recorded in the log.
 
 use crate::cli::HealthArgs;
-use crate::cmd::{out, App};
+use crate::cmd::{one_line, out, App};
 use crate::exit;
 use std::time::Duration;
 
 pub fn run(app: &App, a: &HealthArgs) -> anyhow::Result<u8> {
     let session = app.session(&a.target, "health")?;
-    let mut client = app.client(true)?;
+    // A probe must always answer with its line: without the log, it says so
+    // and probes anyway.
+    let mut client = match app.client(true) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "paliadin-cli: warning: the probe will not be recorded: {}",
+                one_line(&format!("{e:#}"))
+            );
+            app.client(false)?
+        }
+    };
     let h = client.health(&session, Duration::from_secs(a.timeout.max(1)));
     if let Some(e) = &h.log_error {
         eprintln!("paliadin-cli: warning: the probe could not be recorded: {e}");

@@ -67,15 +67,31 @@ impl App {
     pub fn session(&self, t: &Target, fallback: &str) -> anyhow::Result<SessionName> {
         let prefix = &self.settings.session_prefix;
         let name = match (&t.user, &t.session) {
-            (Some(u), _) => {
-                return SessionName::for_user(prefix, u)
-                    .with_context(|| format!("invalid session prefix {prefix:?}"))
-            }
+            (Some(u), _) => format!("{prefix}-{}", &u.hyphenated().to_string()[..8]),
             (None, Some(s)) => s.clone(),
             (None, None) => format!("{prefix}-{fallback}"),
         };
-        SessionName::new(&name).with_context(|| format!("invalid session name {name:?}"))
+        session_name(&name)
     }
+}
+
+/// Wrong usage: printed like any error, but exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// A session name from the command line; a bad one is a usage error.
+pub fn session_name(name: &str) -> anyhow::Result<SessionName> {
+    SessionName::new(name).map_err(|e| Usage(format!("invalid session name {name:?}: {e}")).into())
+}
+
+/// Several lines (an error's causes) as one.
+pub fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Writes to stdout; a closed pipe is not an error worth a message.

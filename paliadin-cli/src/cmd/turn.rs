@@ -68,6 +68,13 @@ pub fn run(app: &App, a: &TurnArgs) -> anyhow::Result<u8> {
     let message = read_message(a.message.as_deref())?;
     if message.trim().is_empty() {
         eprintln!("paliadin-cli: the message is empty: nothing to send");
+        if a.json {
+            let v = serde_json::json!({
+                "turn_id": null, "status": "error", "error_code": "invalid_input",
+                "error_detail": "the message is empty: nothing to send",
+            });
+            out(&format!("{v}\n"))?;
+        }
         return Ok(exit::USAGE);
     }
     let session = app.session(&a.target, "cli")?;

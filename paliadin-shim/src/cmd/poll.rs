@@ -20,6 +20,12 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid) -> Result<()> {
     }
     match settle(shim, &s, &t)? {
         Some(done) => done,
+        // Over without a reply: the agent is gone or went idle.
+        None if t.has("idle") || crate::agent::recorded_agent(&s).is_none() => {
+            Err(ShimError::unavailable(format!(
+                "turn {turn} ended without a reply (the agent exited, was reset or went idle)"
+            )))
+        }
         None => Err(
             ShimError::new(ExitCode::Timeout, format!("turn {turn} is still pending"))
                 .with_pane(shim.tail(&s)),

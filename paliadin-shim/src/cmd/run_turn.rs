@@ -11,10 +11,14 @@ use uuid::Uuid;
 use crate::agent::{tmux_error, Shim};
 use crate::error::{io_error, Result, ShimError};
 use crate::state::{SessionDir, TurnDir, TurnState};
+use crate::tmux::TmuxError;
 use crate::wait::{Wake, Watch};
 
 /// How many times Enter is pressed again when no submission is confirmed.
 const ENTER_RETRIES: u32 = 3;
+/// A turn typed longer ago than this no longer holds the next one up (Claude
+/// reports idle after a minute; this bounds an agent that never says so).
+const MAX_TURN_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSource) -> Result<()> {
     let start = Instant::now();
@@ -59,10 +63,16 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSourc
     }
     match type_turn(shim, &s, &t, pane.pid, &clean) {
         Ok(watch) => await_reply(shim, &s, &t, deadline, Some(watch)),
-        Err(e) => {
-            // Nothing was typed: the id must not look held, or a retry
-            // would wait for a reply that can never come.
-            let _ = std::fs::remove_dir_all(&t.dir);
+        Err((e, maybe_typed)) => {
+            if maybe_typed {
+                // tmux may have pasted before it failed: the id stays held
+                // (a retry never types it twice) and the turn is over.
+                let _ = t.mark("failed", &e.detail);
+            } else {
+                // Nothing was typed: the id must not look held, or a retry
+                // would wait for a reply that can never come.
+                let _ = std::fs::remove_dir_all(&t.dir);
+            }
             clear_current(&s, &t);
             Err(e)
         }
@@ -70,27 +80,40 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSourc
 }
 
 /// Arms the watch, then types the envelope as one paste and presses Enter.
-fn type_turn(shim: &Shim, s: &SessionDir, t: &TurnDir, pid: i32, clean: &str) -> Result<Watch> {
+/// On failure, also says whether tmux may have typed something.
+fn type_turn(
+    shim: &Shim,
+    s: &SessionDir,
+    t: &TurnDir,
+    pid: i32,
+    clean: &str,
+) -> Result<Watch, (ShimError, bool)> {
+    let before = |e: ShimError| (e, false);
     let mut watch = Watch::new(&[&t.dir])
-        .map_err(|e| io_error(&format!("cannot watch {}", t.dir.display()), e))?;
-    if !watch.watch_pid(pid)? {
-        return Err(ShimError::unavailable(
+        .map_err(|e| before(io_error(&format!("cannot watch {}", t.dir.display()), e)))?;
+    if !watch.watch_pid(pid).map_err(|e| before(e.into()))? {
+        return Err(before(ShimError::unavailable(
             "the agent's pane died before the turn was typed",
-        ));
+        )));
     }
     let key = s.name.key();
     let typed = envelope::render(&t.id, &t.reply_path(), clean);
-    s.write("current", &t.id.to_string())
-        .map_err(|e| io_error(&format!("cannot write {}", s.path("current").display()), e))?;
+    s.write("current", &t.id.to_string()).map_err(|e| {
+        before(io_error(
+            &format!("cannot write {}", s.path("current").display()),
+            e,
+        ))
+    })?;
     shim.tmux
         .paste_submit(&key, &format!("paliadin-{key}-{}", t.id), &typed)
-        .map_err(|e| {
-            if matches!(e, crate::tmux::TmuxError::NoSession(_)) {
+        .map_err(|e| match e {
+            TmuxError::NoSession(_) | TmuxError::Missing => {
                 // The recorded agent is not this session's any more: start afresh next time.
                 s.remove("ready");
                 s.remove("agent.json");
+                before(tmux_error(e))
             }
-            tmux_error(e)
+            e => (tmux_error(e), true),
         })?;
     s.touch();
     Ok(watch)
@@ -118,7 +141,16 @@ fn await_previous(shim: &Shim, s: &SessionDir, deadline: Instant) -> Result<()> 
     let p = s.turn(prev);
     let mut watch: Option<Watch> = None;
     loop {
-        if !p.exists() || p.has("idle") || crate::agent::recorded_agent(s).is_none() {
+        // Nothing to wait for: the turn is gone or over, its agent is gone,
+        // its Enter never got in (the holder gave up retrying), the agent
+        // cannot tell us (no hooks), or it is older than any turn runs.
+        let over = !p.exists()
+            || p.has("idle")
+            || !p.has("submitted")
+            || !shim.config.agent_hooks
+            || crate::agent::recorded_agent(s).is_none()
+            || p.age().is_some_and(|a| a > MAX_TURN_AGE);
+        if over {
             return Ok(());
         }
         match p.state() {
@@ -172,6 +204,12 @@ pub fn await_reply(
     let mut enters = 0;
     let mut next_enter = Instant::now() + retry;
     loop {
+        if !t.exists() {
+            return Err(ShimError::unavailable(format!(
+                "turn {} was never typed (typing it failed)",
+                t.id
+            )));
+        }
         if t.state() != TurnState::Pending {
             watch.disarm();
         }
