@@ -78,7 +78,9 @@ pub fn recorded_agent(s: &SessionDir) -> Option<Pane> {
 
 impl Shim {
     pub fn new(config: Config) -> Shim {
-        let tmux = Tmux::new(&config.tmux_socket);
+        // A second past the request's wait, so the shim never outlives it by much.
+        let limit = Instant::now() + config.wait + Duration::from_secs(1);
+        let tmux = Tmux::new(&config.tmux_socket, limit);
         Shim { config, tmux }
     }
 

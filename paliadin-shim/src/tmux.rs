@@ -23,8 +23,8 @@ pub enum TmuxError {
     NoSession(String),
     #[error("tmux {verb} failed: {stderr}")]
     Failed { verb: String, stderr: String },
-    #[error("tmux {verb} did not answer within {secs} s")]
-    TimedOut { verb: String, secs: u64 },
+    #[error("tmux {verb} did not answer within {secs:.1} s")]
+    TimedOut { verb: String, secs: f64 },
     #[error("running tmux: {0}")]
     Other(String),
 }
@@ -42,6 +42,8 @@ pub struct Pane {
 #[derive(Debug, Clone)]
 pub struct Tmux {
     socket: String,
+    /// No call runs (much) past this: the request's own deadline.
+    limit: Instant,
 }
 
 /// Whether tmux's stderr says the session (or the whole server) is not there.
@@ -82,10 +84,18 @@ fn pane_target(name: &str) -> String {
 }
 
 impl Tmux {
-    pub fn new(socket: &str) -> Tmux {
+    /// A server by socket name; calls end by `limit` (at least a second
+    /// each, so an error can still show the pane) and within 10 s.
+    pub fn new(socket: &str, limit: Instant) -> Tmux {
         Tmux {
             socket: socket.to_owned(),
+            limit,
         }
+    }
+
+    fn call_deadline(&self) -> Instant {
+        let now = Instant::now();
+        (now + CALL_TIMEOUT).min(self.limit.max(now + Duration::from_secs(1)))
     }
 
     /// The base command every call starts from.
@@ -116,11 +126,12 @@ impl Tmux {
             .unwrap_or_default();
         let mut cmd = self.command();
         cmd.args(args);
+        let started = Instant::now();
         let out = child::run(
             &mut cmd,
             Call {
                 stdin,
-                deadline: Instant::now() + CALL_TIMEOUT,
+                deadline: self.call_deadline(),
                 cancel: None,
             },
         )
@@ -128,7 +139,7 @@ impl Tmux {
             e if e.is_not_found() => TmuxError::Missing,
             ChildError::TimedOut { .. } => TmuxError::TimedOut {
                 verb: verb.clone(),
-                secs: CALL_TIMEOUT.as_secs(),
+                secs: started.elapsed().as_secs_f64(),
             },
             e => TmuxError::Other(e.to_string()),
         })?;
