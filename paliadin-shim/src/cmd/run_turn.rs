@@ -62,7 +62,15 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSourc
         return await_reply(shim, &s, &t, deadline, None);
     }
     match type_turn(shim, &s, &t, pane.pid, &clean) {
-        Ok(watch) => await_reply(shim, &s, &t, deadline, Some(watch)),
+        Ok(watch) => {
+            let done = await_reply(shim, &s, &t, deadline, Some(watch));
+            // Only the lock holder clears `current`: a `poll` racing a new
+            // turn could otherwise remove the new turn's mark.
+            if matches!(t.state(), TurnState::Delivered | TurnState::Failed(_)) {
+                clear_current(&s, &t);
+            }
+            done
+        }
         Err((e, maybe_typed)) => {
             if maybe_typed {
                 // tmux may have pasted before it failed: the id stays held
@@ -266,18 +274,15 @@ fn died() -> ShimError {
 /// The turn's outcome if it has one: `Some(Ok)` once delivered.
 pub fn settle(shim: &Shim, s: &SessionDir, t: &TurnDir) -> Result<Option<Result<()>>> {
     Ok(match t.state() {
-        TurnState::Replied => t.claim()?.map(|reply| deliver(s, t, &reply)),
+        TurnState::Replied => t.claim()?.map(|reply| deliver(t, &reply)),
         TurnState::Delivered => Some(Err(ShimError::invalid(format!(
             "turn {} was already delivered",
             t.id
         )))),
-        TurnState::Failed(e) => {
-            clear_current(s, t);
-            Some(Err(ShimError::new(
-                ExitCode::AgentError,
-                format!("the agent reported a failure: {e}"),
-            )))
-        }
+        TurnState::Failed(e) => Some(Err(ShimError::new(
+            ExitCode::AgentError,
+            format!("the agent reported a failure: {e}"),
+        ))),
         TurnState::Blocked(m) => Some(Err(ShimError::new(
             ExitCode::Blocked,
             format!(
@@ -290,7 +295,7 @@ pub fn settle(shim: &Shim, s: &SessionDir, t: &TurnDir) -> Result<Option<Result<
     })
 }
 
-fn deliver(s: &SessionDir, t: &TurnDir, reply: &[u8]) -> Result<()> {
+fn deliver(t: &TurnDir, reply: &[u8]) -> Result<()> {
     if let Err(e) = super::print(reply) {
         t.unclaim();
         return Err(ShimError::failure(format!(
@@ -299,7 +304,6 @@ fn deliver(s: &SessionDir, t: &TurnDir, reply: &[u8]) -> Result<()> {
     }
     // Printed is delivered: a failed tombstone must not turn it into an error.
     t.delivered();
-    clear_current(s, t);
     Ok(())
 }
 

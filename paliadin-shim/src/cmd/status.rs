@@ -8,6 +8,7 @@ use std::time::UNIX_EPOCH;
 
 use crate::agent::Shim;
 use crate::error::{Result, ShimError};
+use crate::state::TurnState;
 
 /// The status object of one session.
 pub fn object(shim: &Shim, session: &SessionName) -> Result<Value> {
@@ -20,14 +21,17 @@ pub fn object(shim: &Shim, session: &SessionName) -> Result<Value> {
     let agent: Option<Value> = s
         .read("agent.json")
         .and_then(|a| serde_json::from_str(&a).ok());
+    // The turn the session waits on: typed, and not yet answered or failed
+    // (a `poll` may have delivered it without clearing the mark).
     let current = s
         .read("current")
-        .map(|c| c.trim().to_owned())
-        .filter(|c| !c.is_empty());
+        .and_then(|c| c.trim().parse::<uuid::Uuid>().ok())
+        .map(|id| s.turn(id))
+        .filter(|t| matches!(t.state(), TurnState::Pending | TurnState::Blocked(_)));
     let blocked = current
-        .as_deref()
-        .and_then(|c| c.parse().ok())
-        .is_some_and(|id| s.turn(id).has("blocked") && !s.turn(id).has("delivered"));
+        .as_ref()
+        .is_some_and(|t| matches!(t.state(), TurnState::Blocked(_)));
+    let current = current.map(|t| t.id.to_string());
     let activity = s
         .mtime("activity")
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
