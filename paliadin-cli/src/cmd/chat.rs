@@ -283,6 +283,17 @@ pub fn run(app: &App, a: &ChatArgs) -> anyhow::Result<u8> {
     let terminated = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&terminated))
         .context("cannot install signal handlers")?;
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&terminated))
+        .context("cannot install signal handlers")?;
+    // A closed terminal at the prompt: nothing is running, nothing to record,
+    // and the read would never return. Leave at once.
+    let at_prompt = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGHUP,
+        exit::of(ErrorCode::Interrupted).into(),
+        Arc::clone(&at_prompt),
+    )
+    .context("cannot install signal handlers")?;
     let tty = rustix::termios::isatty(rustix::stdio::stdin());
     eprintln!(
         "paliadin chat — session {} on {}; /help for commands",
@@ -298,7 +309,10 @@ pub fn run(app: &App, a: &ChatArgs) -> anyhow::Result<u8> {
         color: tty && crate::cmd::color(),
     };
     loop {
-        let text = match prompt.read()? {
+        at_prompt.store(true, Ordering::Relaxed);
+        let input = prompt.read();
+        at_prompt.store(false, Ordering::Relaxed);
+        let text = match input? {
             Input::Text(t) => t,
             Input::Cleared => continue,
             Input::End => break,
