@@ -55,6 +55,10 @@ pub fn is_missing_session(stderr: &str) -> bool {
         "session not found",
         "can't find pane",
         "can't find window",
+        // A server with no session yet (another request is just starting
+        // one) answers a target with this; seen with eight first turns at once.
+        "no current target",
+        "no sessions",
     ]
     .iter()
     .any(|m| stderr.contains(m))
@@ -368,6 +372,7 @@ mod tests {
         assert!(is_missing_session(
             "error connecting to /tmp/tmux-0/x (No such file or directory)"
         ));
+        assert!(is_missing_session("no current target"));
         assert!(!is_missing_session("unknown command: foo"));
     }
 }
