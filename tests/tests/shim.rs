@@ -347,23 +347,6 @@ fn silence_is_124_with_the_pane_then_poll_collects_the_reply() {
 }
 
 #[test]
-fn a_silent_agent_times_out() {
-    let env = TestEnv::with(ShimSettings {
-        wait_secs: 1,
-        ..Default::default()
-    });
-    let id = turn_id();
-    env.shim(&[
-        "run-turn",
-        "mute",
-        &id,
-        &b64("paliadin-test: silent\nhello?"),
-    ])
-    .shim_error(124, "timeout");
-    env.shim(&["poll", "mute", &id]).shim_error(124, "timeout");
-}
-
-#[test]
 fn reply_without_the_skill_comes_from_the_stop_hook() {
     let env = env_with(&["--mode", "no-skill"]);
     let (_, r) = turn(&env, "noskill", "answer me anyway");
@@ -670,7 +653,7 @@ fn without_hooks_a_silent_turn_does_not_hold_the_session() {
 }
 
 #[test]
-fn poll_of_a_turn_whose_agent_is_gone_is_69_not_pending_for_ever() {
+fn a_silent_agent_times_out_and_poll_says_69_once_its_agent_is_gone() {
     let env = TestEnv::with(ShimSettings {
         wait_secs: 1,
         ..Default::default()
