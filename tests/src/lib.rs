@@ -346,11 +346,6 @@ impl TestEnv {
         }
         self.sshd.as_ref().expect("sshd")
     }
-
-    pub fn sshd_with_line(&mut self, line: &str) -> &Sshd {
-        self.sshd = Some(Sshd::start(&self.tmp.path().join("sshd"), line));
-        self.sshd.as_ref().expect("sshd")
-    }
 }
 
 impl Default for TestEnv {

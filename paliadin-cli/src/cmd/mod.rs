@@ -67,7 +67,10 @@ impl App {
     pub fn session(&self, t: &Target, fallback: &str) -> anyhow::Result<SessionName> {
         let prefix = &self.settings.session_prefix;
         let name = match (&t.user, &t.session) {
-            (Some(u), _) => format!("{prefix}-{}", &u.hyphenated().to_string()[..8]),
+            (Some(u), _) => {
+                return SessionName::for_user(prefix, u)
+                    .map_err(|e| Usage(format!("invalid session prefix {prefix:?}: {e}")).into())
+            }
             (None, Some(s)) => s.clone(),
             (None, None) => format!("{prefix}-{fallback}"),
         };
