@@ -208,11 +208,25 @@ elif mode == "remove":
         print("absent")
 '
 
-# Whether Claude Code runs now (then ~/.claude.json is in use). Exit 2 when
-# nobody can tell.
+# Whether Claude Code runs now with this HOME (then ~/.claude.json is in
+# use): a live process (not a zombie) of this user, named claude (claude.exe
+# when started from the npm package's own path), whose HOME is ours. Where
+# /proc does not tell a process's HOME (macOS), every live claude of this
+# user counts. Exit 2 when nobody can tell.
 claude_running() {
   command -v pgrep >/dev/null 2>&1 || return 2
-  pgrep -x claude >/dev/null 2>&1
+  local pids pid stat home
+  pids=$(pgrep -u "$(id -u)" -x 'claude|claude\.exe' 2>/dev/null) || return 1
+  for pid in $pids; do
+    stat=$(ps -o stat= -p "$pid" 2>/dev/null) || continue
+    case $stat in Z* | "") continue ;; esac
+    if [ -r "/proc/$pid/environ" ]; then
+      home=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^HOME=//p' | head -n 1)
+      [ "$home" = "$HOME" ] || continue
+    fi
+    return 0
+  done
+  return 1
 }
 
 trust_workdir() {
@@ -362,28 +376,20 @@ agent_argv() {
     # An unattended pane must never stop on a question (CLAUDE-CODE-NOTES):
     # - dontAsk denies whatever is not allowed below instead of prompting
     #   (bypassPermissions would allow everything, and refuses to run as root);
-    # - Read and Edit path rules take //absolute paths ("//path" is the
-    #   filesystem root; a single leading "/" is relative to the settings
-    #   source). Only Edit(path) and Read(path) rules are consulted for file
-    #   tools: an Edit rule also covers the Write tool, a Write(path) rule is
-    #   never matched. Real paths, because a rule must match both a symlink
-    #   and its target;
-    # - the model may read the workdir and the reply directories, write only
-    #   a turn's reply.md.tmp (and reply.md), and run exactly the rename the
-    #   skill teaches: "mv <reply-to>.tmp <reply-to>";
-    # - --add-dir makes the state directory a working directory of the
-    #   session, so that its files are in scope at all;
+    # - the model may read the workdir and nothing else. A Read path rule
+    #   takes a //absolute path ("//path" is the filesystem root; a single
+    #   leading "/" is relative to the settings source), the real path, so
+    #   that it matches both a symlink and its target. The reply is the
+    #   model's final message, which the shim's Stop hook records: the agent
+    #   needs no access at all to the shim's state, so no session can see
+    #   another's;
+    # - --strict-mcp-config: no MCP server from the workdir's .mcp.json, whose
+    #   approval dialog would stop the pane;
     # - AskUserQuestion opens a picker that waits for a person: removed.
-    local turns="$STATE_REAL/sessions/*/turns/*"
     AGENT_WORDS=$(printf '%s\n' "$claude" \
       --permission-mode dontAsk \
-      --add-dir "$STATE_REAL" \
-      --allowedTools \
-      "Read(/$WORK_REAL/**)" \
-      "Read(/$STATE_REAL/sessions/**)" \
-      "Edit(/$turns/reply.md.tmp)" \
-      "Edit(/$turns/reply.md)" \
-      "Bash(mv $turns/reply.md.tmp $turns/reply.md)" \
+      --strict-mcp-config \
+      --allowedTools "Read(/$WORK_REAL/**)" \
       --disallowedTools AskUserQuestion)
     return 0
   fi

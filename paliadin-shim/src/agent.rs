@@ -17,6 +17,49 @@ use crate::wait::{Wake, Watch};
 
 /// How many pane lines an error shows.
 pub const TAIL_LINES: usize = 15;
+/// How long after `SessionStart` the shim waits for the agent's input loop
+/// (measured with Claude Code 2.1.328 on 2 cores: 0.2 to 0.55 s). Input that
+/// arrives earlier is kept but its Enter is lost; an agent that never
+/// switches to the alternate screen costs its first turn this much.
+const MOUNT_WAIT: Duration = Duration::from_secs(2);
+/// How often the screen is looked at while waiting for it.
+const SCREEN_POLL: Duration = Duration::from_millis(20);
+/// How often a starting agent's screen is looked at for a dialog (or, with
+/// no hooks, for its ready pattern).
+const SCREEN_LOOK: Duration = Duration::from_millis(100);
+
+/// Text of the dialogs Claude Code may raise on an unattended start, before
+/// `SessionStart` (no hook fires while one is shown), as seen on the screen
+/// of 2.1.328: folder trust, a new `--add-dir` directory, onboarding's theme
+/// picker and security notes, an `ANTHROPIC_API_KEY` approval, a project's
+/// MCP server. All but the theme picker end with the first line.
+const START_DIALOGS: [(&str, &str); 8] = [
+    ("Enter to confirm · Esc to cancel", "a confirmation dialog"),
+    ("Accessing workspace", "folder trust"),
+    ("Adding a new directory", "a new --add-dir directory"),
+    ("Choose the text style", "onboarding"),
+    ("Press Enter to continue", "onboarding"),
+    (
+        "Do you want to use this API key?",
+        "ANTHROPIC_API_KEY approval",
+    ),
+    ("New MCP server found", "MCP server approval"),
+    ("Quick safety check", "folder trust"),
+];
+
+/// The start-up dialog on `screen`, if one is shown: its most specific name.
+pub fn start_dialog(screen: &str) -> Option<&'static str> {
+    let found: Vec<&str> = START_DIALOGS
+        .iter()
+        .filter(|(text, _)| screen.contains(text))
+        .map(|(_, what)| *what)
+        .collect();
+    found
+        .iter()
+        .find(|w| **w != "a confirmation dialog")
+        .or(found.first())
+        .copied()
+}
 
 /// The shim's view of the world for one request.
 pub struct Shim {
@@ -108,7 +151,7 @@ impl Shim {
     /// Makes sure the session's agent runs and is ready for a paste, starting
     /// it if needed; waits until `deadline` at most.
     pub fn ensure_ready(&self, s: &SessionDir, deadline: Instant) -> Result<Pane> {
-        if s.has("ready") {
+        if s.has("ready") && s.has("mounted") {
             // The warm path costs no tmux call: the agent recorded at start
             // is still that very process.
             if let Some(p) = recorded_agent(s) {
@@ -128,14 +171,34 @@ impl Shim {
             // wiped): its readiness can never be known, so start afresh.
             Some(_) | None => self.start(s)?,
         };
-        if s.has("ready") {
-            return Ok(pane);
+        if !s.has("ready") {
+            let window = self.ready_window(s);
+            if window.is_zero() {
+                return Err(self.stuck(s));
+            }
+            self.await_ready(s, &pane, deadline, Instant::now() + window)?;
         }
-        let window = self.ready_window(s);
-        if window.is_zero() {
-            return Err(self.stuck(s));
+        if !s.has("mounted") {
+            self.await_mounted(s, deadline)?;
         }
-        self.await_ready(s, pane, deadline, Instant::now() + window)
+        Ok(pane)
+    }
+
+    /// After `SessionStart`, Claude Code still reads the terminal through an
+    /// early-input buffer that keeps typed text but drops its Enter, until its
+    /// input loop runs and it switches to the alternate screen. The first
+    /// paste waits for that switch (at most [`MOUNT_WAIT`]; an agent without
+    /// hooks, which has no `SessionStart`, is ready when its pattern shows).
+    fn await_mounted(&self, s: &SessionDir, deadline: Instant) -> Result<()> {
+        if self.config.agent_hooks {
+            let until = deadline.min(Instant::now() + MOUNT_WAIT);
+            let key = s.name.key();
+            while !self.tmux.alternate_on(&key).map_err(tmux_error)? && Instant::now() < until {
+                std::thread::sleep(SCREEN_POLL);
+            }
+        }
+        s.write("mounted", "")?;
+        Ok(())
     }
 
     /// How much of the agent's `ready_timeout` since its start is left.
@@ -166,7 +229,7 @@ impl Shim {
         let key = s.name.key();
         // A dead pane must never be pasted into (tmux 3.3a crashes): remove it.
         let _ = self.tmux.kill_session(&key);
-        for f in ["ready", "last_prompt", "current"] {
+        for f in ["ready", "mounted", "last_prompt", "current"] {
             s.remove(f);
         }
         let program = &self.config.agent[0];
@@ -214,10 +277,10 @@ impl Shim {
     fn await_ready(
         &self,
         s: &SessionDir,
-        pane: Pane,
+        pane: &Pane,
         deadline: Instant,
         window: Instant,
-    ) -> Result<Pane> {
+    ) -> Result<()> {
         let started = Instant::now();
         let until_ready = deadline.min(window);
         let mut watch = Watch::new(&[&s.dir])
@@ -228,26 +291,24 @@ impl Shim {
         let pattern = self.config.ready_pattern.as_deref();
         loop {
             if s.has("ready") {
-                return Ok(pane);
+                return Ok(());
             }
-            if !self.config.agent_hooks {
-                let seen = match pattern {
-                    None => true,
-                    Some(p) => self
-                        .tmux
-                        .screen(&s.name.key())
-                        .is_ok_and(|scr| scr.contains(p)),
-                };
-                if seen {
-                    s.write("ready", &json!({ "source": "pattern" }).to_string())?;
-                    return Ok(pane);
-                }
+            let screen = self.tmux.screen(&s.name.key()).unwrap_or_default();
+            if let Some(dialog) = start_dialog(&screen) {
+                return Err(ShimError::new(
+                    ExitCode::Blocked,
+                    format!(
+                        "the agent stopped at a start-up dialog ({dialog}); the laptop's installer prevents it: run install/laptop.sh again, or answer it with: paliadin-shim attach {}",
+                        s.name
+                    ),
+                )
+                .with_pane(self.tail(s)));
             }
-            let until = if self.config.agent_hooks {
-                until_ready
-            } else {
-                until_ready.min(Instant::now() + Duration::from_millis(100))
-            };
+            if !self.config.agent_hooks && pattern.is_none_or(|p| screen.contains(p)) {
+                s.write("ready", &json!({ "source": "pattern" }).to_string())?;
+                return Ok(());
+            }
+            let until = until_ready.min(Instant::now() + SCREEN_LOOK);
             match watch.wait(until)? {
                 Wake::Died => {
                     return Err(ShimError::unavailable("the agent exited during start-up"))
@@ -262,5 +323,30 @@ impl Shim {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_dialog;
+
+    #[test]
+    fn recognises_claude_codes_start_dialogs_from_captured_screens() {
+        // Captured from Claude Code 2.1.328 in tmux.
+        let trust = " Accessing workspace:\n /home/m/paliadin-work\n Quick safety check: Is this a project you created or one you trust?\n ❯ No, exit\n   Yes, I trust this folder\n Enter to confirm · Esc to cancel";
+        assert_eq!(start_dialog(trust), Some("folder trust"));
+        let add_dir = " Adding a new directory:\n /s\n This session hasn't worked here before.\n❯ No, exit\nYes, add it\n Enter to confirm · Esc to cancel";
+        assert_eq!(start_dialog(add_dir), Some("a new --add-dir directory"));
+        let key = "  Detected a custom API key in your environment\n  Do you want to use this API key?\n    Yes\n  ❯ No (recommended)\n Enter to confirm · Esc to cancel";
+        assert_eq!(start_dialog(key), Some("ANTHROPIC_API_KEY approval"));
+        let theme = " Let's get started.\n Choose the text style that looks best with your terminal\n ❯ ✔ Auto (match terminal)";
+        assert_eq!(start_dialog(theme), Some("onboarding"));
+        let mcp = "  New MCP server found in this project: demo\n  ❯ Continue without using this MCP server";
+        assert_eq!(start_dialog(mcp), Some("MCP server approval"));
+        assert_eq!(
+            start_dialog("Something else?\n Enter to confirm · Esc to cancel"),
+            Some("a confirmation dialog")
+        );
+        assert_eq!(start_dialog("test agent starting...\n"), None);
     }
 }

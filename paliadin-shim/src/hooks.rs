@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 use crate::state::SessionDir;
 
 /// The events the shim registers for.
-pub const EVENTS: [&str; 5] = [
+pub const EVENTS: [&str; 6] = [
     "SessionStart",
     "UserPromptSubmit",
     "Stop",
     "StopFailure",
     "Notification",
+    "PermissionRequest",
 ];
 
 /// The most the handler reads from stdin (a Stop carries the whole reply).
@@ -137,16 +138,17 @@ pub fn handle(dir: &SessionDir, event: &str, v: &Value) {
             // answers now belongs to no turn and must reach no user.
             None => dir.remove("last_prompt"),
         },
+        // The turn is over and its reply is the model's final message (the
+        // skill asks for nothing else): this is how a turn with hooks is
+        // answered. The next turn is never typed before this event, so the
+        // last submitted turn is the one that ended.
         "Stop" => {
-            let msg = s("last_assistant_message");
             if let Some(t) = last().filter(|t| t.exists()) {
-                if !msg.trim().is_empty() && !t.delivered_or_claimed() {
-                    let wrote = fsutil::write_atomic_new(&t.reply_path(), msg.as_bytes(), 0o600)
-                        .unwrap_or(false);
-                    // A delivery that finished meanwhile keeps no copy.
-                    if wrote && t.has("delivered") {
-                        let _ = std::fs::remove_file(t.reply_path());
-                    }
+                let msg = s("last_assistant_message");
+                if msg.trim().is_empty() {
+                    let _ = t.mark("failed", "the agent ended its turn without a message");
+                } else {
+                    let _ = fsutil::write_atomic_new(&t.reply_path(), msg.as_bytes(), 0o600);
                 }
             }
         }
@@ -160,6 +162,17 @@ pub fn handle(dir: &SessionDir, event: &str, v: &Value) {
                 let _ = t.mark(
                     "failed",
                     e.as_deref().unwrap_or("the agent reported a failure"),
+                );
+            }
+        }
+        // Fires the moment a tool call would ask a person (the
+        // `permission_prompt` notification comes seconds later); never in
+        // `dontAsk` mode, where such a call is denied without asking.
+        "PermissionRequest" => {
+            if let Some(t) = last().filter(|t| t.exists()) {
+                let _ = t.mark(
+                    "blocked",
+                    &format!("permission_request: {}", s("tool_name")),
                 );
             }
         }
@@ -207,23 +220,21 @@ mod tests {
     }
 
     #[test]
-    fn stop_writes_the_reply_once_and_never_after_delivery() {
+    fn stop_writes_the_reply_once_and_it_stays() {
         let tmp = std::env::temp_dir().join(format!("paliadin-hooks-{}", std::process::id()));
         let dir = SessionDir::new(&tmp, &SessionName::new("s").unwrap());
         dir.create().unwrap();
         let id = uuid::Uuid::new_v4();
         let t = dir.turn(id);
         t.create().unwrap();
-        let prompt = format!("[PALIADIN:{id}] reply-to: {}\nhi", t.reply_path().display());
+        let prompt = format!("[PALIADIN:{id}]\nhi");
         handle(&dir, "UserPromptSubmit", &json!({ "prompt": prompt }));
         assert!(t.has("submitted"));
         handle(&dir, "Stop", &json!({ "last_assistant_message": "first" }));
         handle(&dir, "Stop", &json!({ "last_assistant_message": "second" }));
-        assert_eq!(std::fs::read_to_string(t.reply_path()).unwrap(), "first");
-        assert_eq!(t.claim().unwrap().unwrap(), b"first");
+        assert_eq!(t.reply().unwrap().unwrap(), b"first");
         t.delivered();
-        handle(&dir, "Stop", &json!({ "last_assistant_message": "third" }));
-        assert!(!t.reply_path().exists());
+        assert_eq!(t.reply().unwrap().unwrap(), b"first", "kept after delivery");
         handle(
             &dir,
             "Notification",
@@ -231,6 +242,22 @@ mod tests {
         );
         assert!(!t.has("blocked"));
         assert!(t.has("idle"));
+        // A turn ended with no message at all fails instead of waiting out its deadline.
+        let id2 = uuid::Uuid::new_v4();
+        let t2 = dir.turn(id2);
+        t2.create().unwrap();
+        handle(
+            &dir,
+            "UserPromptSubmit",
+            &json!({ "prompt": format!("[PALIADIN:{id2}]\nx") }),
+        );
+        handle(&dir, "PermissionRequest", &json!({ "tool_name": "Bash" }));
+        assert_eq!(
+            t2.state(),
+            crate::state::TurnState::Blocked("permission_request: Bash".into())
+        );
+        handle(&dir, "Stop", &json!({ "last_assistant_message": "  " }));
+        assert!(t2.has("failed"));
         // An untagged prompt (someone typing in the pane) belongs to no turn.
         handle(
             &dir,

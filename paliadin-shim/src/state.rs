@@ -193,16 +193,30 @@ pub struct TurnDir {
 /// What a turn's directory says about it.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TurnState {
-    /// The reply file is there.
+    /// A reply file is there (read it with [`TurnDir::reply`]: it may still
+    /// be refused).
     Replied,
-    /// Already delivered once.
-    Delivered,
-    /// The agent reported a failure (with its error).
+    /// The agent reported a failure (with its error), or its reply was refused.
     Failed(String),
     /// The pane waits on a person (with the notification's message).
     Blocked(String),
     /// Typed, nothing yet.
     Pending,
+}
+
+/// Why a reply file does not count.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("it is not a regular file (a symlink, a directory or a device)")]
+    NotRegular,
+    #[error("it has {0} hard links (a link to another file)")]
+    Linked(u64),
+    #[error("it belongs to another user (uid {0})")]
+    Owner(u32),
+    #[error("it is larger than {} MiB", MAX_REPLY >> 20)]
+    TooLarge,
+    #[error("reading it failed: {0}")]
+    Io(#[from] io::Error),
 }
 
 impl TurnDir {
@@ -249,9 +263,7 @@ impl TurnDir {
 
     /// The turn's state, the reply winning over everything else.
     pub fn state(&self) -> TurnState {
-        if self.has("delivered") {
-            TurnState::Delivered
-        } else if fs::symlink_metadata(self.reply_path()).is_ok_and(|m| m.is_file()) {
+        if fsutil::exists(&self.reply_path()) {
             TurnState::Replied
         } else if let Some(e) = self.marker("failed") {
             TurnState::Failed(e)
@@ -262,48 +274,22 @@ impl TurnDir {
         }
     }
 
-    /// Whether a delivery is done or under way (for the Stop hook).
-    pub fn delivered_or_claimed(&self) -> bool {
-        self.has("delivered") || self.has("reply.claimed")
+    /// The reply, if its file is there and counts: a regular file (never
+    /// followed through a symlink) with one link, owned by this user, within
+    /// [`MAX_REPLY`]. A reply is kept until the turn expires, so reading it
+    /// again (a retry, `poll`) gives the same bytes.
+    pub fn reply(&self) -> Result<Option<Vec<u8>>, Refused> {
+        fsutil::read_owned_file(&self.reply_path(), MAX_REPLY).map_err(|e| match e {
+            fsutil::ReadError::NotRegular => Refused::NotRegular,
+            fsutil::ReadError::Linked(n) => Refused::Linked(n),
+            fsutil::ReadError::Owner(u) => Refused::Owner(u),
+            fsutil::ReadError::TooLarge => Refused::TooLarge,
+            fsutil::ReadError::Io(e) => Refused::Io(e),
+        })
     }
 
-    /// Takes the reply for delivery: only one taker wins. The caller prints
-    /// it and then calls [`TurnDir::delivered`], or [`TurnDir::unclaim`] if
-    /// printing failed, so that nothing is lost.
-    pub fn claim(&self) -> io::Result<Option<Vec<u8>>> {
-        let claimed = self.dir.join("reply.claimed");
-        match rustix::fs::renameat_with(
-            rustix::fs::CWD,
-            self.reply_path(),
-            rustix::fs::CWD,
-            &claimed,
-            rustix::fs::RenameFlags::NOREPLACE,
-        ) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::EXIST) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        }
-        let read = fsutil::read_regular(&claimed, MAX_REPLY).inspect_err(|_| self.unclaim())?;
-        match read {
-            Some(b) => Ok(Some(b)),
-            None => {
-                // Not a regular file (a symlink or a directory): never counts.
-                let _ = fs::remove_file(&claimed);
-                Ok(None)
-            }
-        }
-    }
-
-    /// The claimed reply was printed: leave the tombstone, keep no copy.
-    /// Best effort: the reply is out, whatever the disk says now.
+    /// The reply was printed at least once (for `status`; the reply stays).
     pub fn delivered(&self) {
         let _ = self.mark("delivered", &paliadin_core::timefmt::now_ms().to_string());
-        let _ = fs::remove_file(self.dir.join("reply.claimed"));
-        let _ = fs::remove_file(self.reply_path());
-    }
-
-    /// Printing failed: put the reply back for `poll`.
-    pub fn unclaim(&self) {
-        let _ = fs::rename(self.dir.join("reply.claimed"), self.reply_path());
     }
 }

@@ -232,12 +232,23 @@ impl Tmux {
         self.run(&a, None).map(drop)
     }
 
-    /// Pastes `text` as one bracketed paste and presses Enter, in one tmux
-    /// invocation that first checks the session is there and leaves copy mode.
-    pub fn paste_submit(&self, name: &str, buffer: &str, text: &str) -> Result<(), TmuxError> {
+    /// Types `head` as keys, pastes `body` as one bracketed paste, and
+    /// presses Enter (unless `enter` is false), in one tmux invocation that
+    /// first checks the session is there and leaves copy mode. The head is
+    /// typed, not pasted, so an agent that marks pasted text as untrusted
+    /// (Claude Code wraps long pastes) never marks it; it goes through
+    /// `send-keys -l --`, so no word of it is read as a key name or a flag.
+    pub fn type_submit(
+        &self,
+        name: &str,
+        buffer: &str,
+        head: &str,
+        body: &str,
+        enter: bool,
+    ) -> Result<(), TmuxError> {
         let t = exact(name);
         let p = pane_target(name);
-        let a = Self::args([
+        let mut a = Self::args([
             "has-session",
             "-t",
             &t,
@@ -246,6 +257,13 @@ impl Tmux {
             "-q",
             "-t",
             &p,
+            ";",
+            "send-keys",
+            "-l",
+            "-t",
+            &p,
+            "--",
+            head,
             ";",
             "load-buffer",
             "-b",
@@ -260,13 +278,27 @@ impl Tmux {
             buffer,
             "-t",
             &p,
-            ";",
-            "send-keys",
-            "-t",
-            &p,
-            "Enter",
         ]);
-        self.run(&a, Some(text.as_bytes())).map(drop)
+        if enter {
+            a.extend(Self::args([";", "send-keys", "-t", &p, "Enter"]));
+        }
+        self.run(&a, Some(body.as_bytes())).map(drop)
+    }
+
+    /// Whether the pane's program switched to the alternate screen (a
+    /// full-screen TUI does once its input loop runs).
+    pub fn alternate_on(&self, name: &str) -> Result<bool, TmuxError> {
+        let out = self.run(
+            &Self::args([
+                "display-message",
+                "-p",
+                "-t",
+                &pane_target(name),
+                "#{alternate_on}",
+            ]),
+            None,
+        )?;
+        Ok(out.trim() == "1")
     }
 
     /// Presses Enter once more (after leaving copy mode).

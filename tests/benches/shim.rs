@@ -180,15 +180,18 @@ fn main() {
     std::fs::create_dir_all(&replies).expect("replies dir");
     let watch = Watch::new(&replies);
 
-    let typed_floor =
-        paliadin_core::envelope::render(&uuid::Uuid::new_v4(), &replies.join("never.md"), MESSAGE);
+    let typed_floor = paliadin_core::envelope::render(
+        &uuid::Uuid::new_v4(),
+        Some(&replies.join("never.md")),
+        MESSAGE,
+    );
     let mut floor = || timed(|| paste(&env, FLOOR, &typed_floor));
     let k = std::cell::Cell::new(0usize);
     let direct_to = |pane: &str| {
         k.set(k.get() + 1);
         let id = uuid::Uuid::new_v4();
         let path = replies.join(format!("reply-{}.md", k.get()));
-        let typed = paliadin_core::envelope::render(&id, &path, MESSAGE);
+        let typed = paliadin_core::envelope::render(&id, Some(&path), MESSAGE);
         timed(|| {
             paste(&env, pane, &typed);
             watch.until_exists(&path);

@@ -57,7 +57,7 @@ fn version_health_status_sessions_reset() {
 }
 
 #[test]
-fn a_turn_is_typed_once_answered_once_and_not_kept() {
+fn a_turn_is_typed_once_and_its_reply_kept_for_retries() {
     let env = TestEnv::new();
     let (id, r) = turn(&env, "s1", "What is 2+2?");
     let out = r.ok();
@@ -67,17 +67,11 @@ fn a_turn_is_typed_once_answered_once_and_not_kept() {
         "the trailer reaches the client: {out}"
     );
     assert_eq!(env.submissions_of(&id), vec!["What is 2+2?"]);
-    let reply = env
-        .state
-        .join("sessions/s1/turns")
-        .join(&id)
-        .join("reply.md");
-    assert!(!reply.exists(), "no copy kept after delivery");
-    // Delivered once: a poll or a repeat of the id answers 2 and types nothing.
-    env.shim(&["poll", "s1", &id])
-        .shim_error(2, "invalid_input");
-    env.shim(&["run-turn", "s1", &id, &b64("again")])
-        .shim_error(2, "invalid_input");
+    // Delivery is idempotent: the turn id is the capability, and a client
+    // that lost the first copy (killed, connection gone) gets the same bytes
+    // from a poll or a repeat of the id, which types nothing.
+    assert_eq!(env.shim(&["poll", "s1", &id]).ok(), out);
+    assert_eq!(env.shim(&["run-turn", "s1", &id, &b64("again")]).ok(), out);
     assert_eq!(env.submissions_of(&id).len(), 1);
 }
 
@@ -123,7 +117,7 @@ fn message_fidelity() {
     let clean = paliadin_core::envelope::sanitise(raw);
     assert_eq!(
         clean,
-        "before\nESC[31mred[0m paste-end [201~ still inside end".replace(" end", "end")
+        "before\nESC[31mred[0m paste-end [201~ still inside\nend"
     );
     let (id, r) = turn(&env, "fid", raw);
     assert_eq!(body(&r.ok()), clean);
@@ -294,9 +288,15 @@ fn crash_mid_turn_is_69_and_other_sessions_keep_working() {
 
 #[test]
 fn permission_prompt_is_75_now_with_the_pane() {
-    let env = TestEnv::new();
+    // The test agent fires PermissionRequest and never the later
+    // Notification: only the request can end this turn within its wait.
+    let env = TestEnv::with(ShimSettings {
+        wait_secs: 5,
+        ..Default::default()
+    });
     let (_, r) = turn(&env, "perm", "paliadin-test: permission\nrun ls");
     r.shim_error(75, "blocked");
+    assert!(r.stderr.contains("permission_request: Bash"), "{r}");
     assert!(
         r.stderr.contains("Do you want to allow"),
         "pane lines follow\n{r}"
@@ -340,8 +340,11 @@ fn silence_is_124_with_the_pane_then_poll_collects_the_reply() {
     };
     assert_eq!(body(&reply), msg);
     assert_eq!(env.submissions_of(&id).len(), 1, "typed once");
-    env.shim(&["poll", "late", &id])
-        .shim_error(2, "invalid_input");
+    assert_eq!(
+        env.shim(&["poll", "late", &id]).ok(),
+        reply,
+        "kept for poll"
+    );
     env.shim(&["poll", "late", &turn_id()])
         .shim_error(2, "invalid_input");
 }
@@ -351,6 +354,22 @@ fn reply_without_the_skill_comes_from_the_stop_hook() {
     let env = env_with(&["--mode", "no-skill"]);
     let (_, r) = turn(&env, "noskill", "answer me anyway");
     assert_eq!(body(&r.ok()), "answer me anyway");
+}
+
+#[test]
+fn the_first_turn_is_submitted_by_its_first_enter() {
+    // Like Claude Code, the agent keeps what arrives between SessionStart
+    // and its input loop but loses the Enter. Without a retry within the
+    // wait, only a paste that waits for the input loop gets an answer.
+    let env = TestEnv::with(ShimSettings {
+        agent_args: vec!["--mount-delay-ms".into(), "400".into()],
+        wait_secs: 10,
+        extra: "submit_retry_ms = 60000".into(),
+        ..Default::default()
+    });
+    let (id, r) = turn(&env, "mount", "first words");
+    assert_eq!(body(&r.ok()), "first words");
+    assert_eq!(env.submissions_of(&id), vec!["first words"]);
 }
 
 #[test]
@@ -403,19 +422,46 @@ fn a_stale_reply_of_another_turn_is_not_taken() {
 }
 
 #[test]
-fn a_symlinked_reply_never_counts() {
-    let env = TestEnv::with(ShimSettings {
-        wait_secs: 1,
-        ..Default::default()
-    });
+fn a_reply_that_could_stand_for_another_file_is_refused_at_once() {
+    let env = TestEnv::new();
     env.shim(&["health", "link"]).ok();
-    let id = turn_id();
-    let dir = env.state.join("sessions/link/turns").join(&id);
-    std::fs::create_dir_all(&dir).unwrap();
     let secret = env.home.join("secret.txt");
     std::fs::write(&secret, "outside the state").unwrap();
-    std::os::unix::fs::symlink(&secret, dir.join("reply.md")).unwrap();
-    env.shim(&["poll", "link", &id]).shim_error(124, "timeout");
+    let hard = env.home.join("hard-source.txt");
+    std::fs::write(&hard, "a private note of the user").unwrap();
+    type Plant = fn(&std::path::Path, &std::path::Path, &std::path::Path);
+    let plants: [(&str, Plant); 3] = [
+        ("a symlink", |secret, _, reply| {
+            std::os::unix::fs::symlink(secret, reply).unwrap()
+        }),
+        ("a hard link", |_, hard, reply| {
+            std::fs::hard_link(hard, reply).unwrap()
+        }),
+        ("a directory", |_, _, reply| {
+            std::fs::create_dir(reply).unwrap()
+        }),
+    ];
+    for (what, plant) in plants {
+        let id = turn_id();
+        let dir = env.state.join("sessions/link/turns").join(&id);
+        std::fs::create_dir_all(&dir).unwrap();
+        plant(&secret, &hard, &dir.join("reply.md"));
+        let r = env.shim(&["poll", "link", &id]);
+        r.shim_error(76, "agent_error");
+        assert!(
+            r.stderr.contains("reply was refused"),
+            "{what}: one line says why\n{r}"
+        );
+        assert!(!r.stderr.contains("outside the state") && !r.stderr.contains("private note"));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "outside the state"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&hard).unwrap(),
+        "a private note of the user"
+    );
 }
 
 #[test]
@@ -430,13 +476,11 @@ fn concurrent_repeats_of_one_turn_id_type_it_once() {
             .collect();
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let delivered: Vec<_> = runs.iter().filter(|r| r.code == 0).collect();
-    assert_eq!(delivered.len(), 1, "delivered exactly once: {runs:#?}");
-    assert_eq!(body(&delivered[0].out()), msg);
-    for r in runs.iter().filter(|r| r.code != 0) {
-        r.shim_error(2, "invalid_input");
+    // Every repeat waits for the one turn and gets the same reply.
+    for r in &runs {
+        assert_eq!(body(&r.ok()), msg);
     }
-    assert_eq!(env.submissions_of(&id).len(), 1);
+    assert_eq!(env.submissions_of(&id).len(), 1, "typed once: {runs:#?}");
 }
 
 #[test]

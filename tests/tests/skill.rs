@@ -78,16 +78,21 @@ fn frontmatter_names_the_skill_and_matches_the_envelope() {
 }
 
 #[test]
-fn body_states_the_envelope_and_the_reply_file_rules() {
+fn body_states_the_envelope_and_the_reply_rules() {
     let text = skill();
     let (_, body) = frontmatter(&text);
     says(&body, TAG);
+    // With hooks (Claude's default) the reply is the final message: one
+    // model call per turn, nothing written anywhere.
+    says(&body, "final message");
+    says(&body, "nothing before or after it");
+    says(&body, "do not write the answer to");
+    // Without hooks, the reply file of PROTOCOL section 4.
     says(&body, "reply-to:");
     says(&body, "<reply-to>.tmp");
-    says(&body, "rename");
+    says(&body, "rename it once");
     says(&body, "mv <reply-to>.tmp <reply-to>");
     says(&body, "WHOLE reply");
-    says(&body, "once");
     says(&body, "Markdown");
     says(&body, "chip:");
     says(&body, "(chip:kind/id)");

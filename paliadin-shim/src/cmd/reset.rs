@@ -15,7 +15,7 @@ pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
         Ok(_) | Err(TmuxError::Missing) => {}
         Err(e) => return Err(tmux_error(e)),
     }
-    for f in ["ready", "last_prompt", "current", "agent.json"] {
+    for f in ["ready", "mounted", "last_prompt", "current", "agent.json"] {
         s.remove(f);
     }
     super::print(b"ok\n").map_err(|e| ShimError::failure(e.to_string()))

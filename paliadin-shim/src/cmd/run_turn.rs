@@ -66,7 +66,7 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSourc
             let done = await_reply(shim, &s, &t, deadline, Some(watch));
             // Only the lock holder clears `current`: a `poll` racing a new
             // turn could otherwise remove the new turn's mark.
-            if matches!(t.state(), TurnState::Delivered | TurnState::Failed(_)) {
+            if matches!(t.state(), TurnState::Replied | TurnState::Failed(_)) {
                 clear_current(&s, &t);
             }
             done
@@ -105,7 +105,11 @@ fn type_turn(
         )));
     }
     let key = s.name.key();
-    let typed = envelope::render(&t.id, &t.reply_path(), clean);
+    // With hooks the reply is the agent's final message (the Stop hook
+    // records it); only an agent without hooks is told where to write a file.
+    let reply_to = (!shim.config.agent_hooks).then(|| t.reply_path());
+    let head = envelope::head(&t.id, reply_to.as_deref());
+    let body = envelope::body(clean);
     s.write("current", &t.id.to_string()).map_err(|e| {
         before(io_error(
             &format!("cannot write {}", s.path("current").display()),
@@ -113,12 +117,19 @@ fn type_turn(
         ))
     })?;
     shim.tmux
-        .paste_submit(&key, &format!("paliadin-{key}-{}", t.id), &typed)
+        .type_submit(
+            &key,
+            &format!("paliadin-{key}-{}", t.id),
+            &head,
+            &body,
+            true,
+        )
         .map_err(|e| match e {
             TmuxError::NoSession(_) | TmuxError::Missing => {
                 // The recorded agent is not this session's any more: start afresh next time.
-                s.remove("ready");
-                s.remove("agent.json");
+                for f in ["ready", "mounted", "agent.json"] {
+                    s.remove(f);
+                }
                 before(tmux_error(e))
             }
             e => (tmux_error(e), true),
@@ -271,14 +282,21 @@ fn died() -> ShimError {
     ShimError::unavailable("the agent's pane died mid-turn")
 }
 
-/// The turn's outcome if it has one: `Some(Ok)` once delivered.
+/// The turn's outcome if it has one: `Some(Ok)` once the reply is printed.
+/// A reply stays until the turn expires, so a retry or a `poll` after a lost
+/// connection prints the same bytes again.
 pub fn settle(shim: &Shim, s: &SessionDir, t: &TurnDir) -> Result<Option<Result<()>>> {
     Ok(match t.state() {
-        TurnState::Replied => t.claim()?.map(|reply| deliver(t, &reply)),
-        TurnState::Delivered => Some(Err(ShimError::invalid(format!(
-            "turn {} was already delivered",
-            t.id
-        )))),
+        TurnState::Replied => match t.reply() {
+            Ok(Some(reply)) => Some(deliver(t, &reply)),
+            // Gone between the look and the read: nothing yet.
+            Ok(None) => None,
+            Err(e) => {
+                let why = format!("the agent's reply was refused: {e}");
+                let _ = t.mark("failed", &why);
+                Some(Err(ShimError::new(ExitCode::AgentError, why)))
+            }
+        },
         TurnState::Failed(e) => Some(Err(ShimError::new(
             ExitCode::AgentError,
             format!("the agent reported a failure: {e}"),
@@ -296,13 +314,11 @@ pub fn settle(shim: &Shim, s: &SessionDir, t: &TurnDir) -> Result<Option<Result<
 }
 
 fn deliver(t: &TurnDir, reply: &[u8]) -> Result<()> {
-    if let Err(e) = super::print(reply) {
-        t.unclaim();
-        return Err(ShimError::failure(format!(
-            "could not write the reply (kept for poll): {e}"
-        )));
-    }
-    // Printed is delivered: a failed tombstone must not turn it into an error.
+    super::print(reply).map_err(|e| {
+        ShimError::failure(format!(
+            "could not write the reply (it stays for poll): {e}"
+        ))
+    })?;
     t.delivered();
     Ok(())
 }

@@ -30,7 +30,7 @@ use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
 const USAGE: &str = "usage: paliadin-test-agent [--settings FILE|JSON] [--mode MODE] \
-[--start-delay-ms N] [--swallow-enter N] [--log FILE] [any Claude Code flag...]";
+[--start-delay-ms N] [--mount-delay-ms N] [--swallow-enter N] [--log FILE] [any Claude Code flag...]";
 
 /// How long a lone ESC waits for the rest of a sequence before it counts as
 /// the Esc key.
@@ -97,6 +97,7 @@ struct Args {
     settings: Option<String>,
     mode: Mode,
     start_delay: Duration,
+    mount_delay: Duration,
     swallow_enter: u32,
     log: Option<PathBuf>,
 }
@@ -134,7 +135,12 @@ fn parse_args(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<A
         };
         let known = matches!(
             name,
-            "--settings" | "--mode" | "--start-delay-ms" | "--swallow-enter" | "--log"
+            "--settings"
+                | "--mode"
+                | "--start-delay-ms"
+                | "--mount-delay-ms"
+                | "--swallow-enter"
+                | "--log"
         );
         let takes_value = known || (name.starts_with("--") && !BOOLEAN_FLAGS.contains(&name));
         if !takes_value || inline.is_some() {
@@ -176,6 +182,11 @@ fn parse_args(argv: &[String], env: impl Fn(&str) -> Option<String>) -> Result<A
             "--start-delay-ms",
             "PALIADIN_TEST_AGENT_START_DELAY_MS",
             300,
+        )?),
+        mount_delay: Duration::from_millis(number(
+            "--mount-delay-ms",
+            "PALIADIN_TEST_AGENT_MOUNT_DELAY_MS",
+            0,
         )?),
         swallow_enter: u32::try_from(swallow).map_err(|_| "--swallow-enter: too large")?,
         log: value("--log", "PALIADIN_TEST_AGENT_LOG")
@@ -271,6 +282,61 @@ fn discard_typed_input() {
     let _ = termios::tcflush(rustix::stdio::stdin(), QueueSelector::IFlush);
 }
 
+/// Claude Code's early-input capture between `SessionStart` and the moment
+/// its input loop runs (measured with 2.1.328): whatever arrives is kept as
+/// text, escape sequences (the paste brackets too) are dropped, CR becomes a
+/// newline, and the whole is trimmed when the loop starts, so an Enter
+/// pressed in this window is lost while its text stays in the input box.
+fn capture_early_input(window: Duration) -> Vec<u8> {
+    let stdin = rustix::stdio::stdin();
+    let until = Instant::now() + window;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let ts = rustix::event::Timespec {
+            tv_sec: left.as_secs() as _,
+            tv_nsec: left.subsec_nanos() as _,
+        };
+        let mut fds = [rustix::event::PollFd::new(
+            &stdin,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&ts)) {
+            Ok(0) => break,
+            Ok(_) => match rustix::io::read(stdin, &mut buf) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            },
+            Err(_) => {}
+        }
+    }
+    let mut text = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            0x1b => {
+                // ESC [ params final: skipped whole.
+                i += 1;
+                if raw.get(i) == Some(&b'[') {
+                    i += 1;
+                    while i < raw.len() && !(0x40..=0x7e).contains(&raw[i]) {
+                        i += 1;
+                    }
+                }
+            }
+            b'\r' => text.push(b'\n'),
+            b => text.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&text).trim().as_bytes().to_vec()
+}
+
 /// Writes raw bytes to the screen.
 fn put(text: &str) {
     let _guard = SCREEN.lock().unwrap_or_else(|e| e.into_inner());
@@ -286,7 +352,7 @@ fn say(line: &str) {
 
 /// Leaves the screen and the tty as they were, then exits.
 fn exit(code: i32) -> ! {
-    put("\x1b[?2004l");
+    put("\x1b[?2004l\x1b[?1049l");
     if let Some(saved) = SAVED_TERMIOS.get() {
         let _ = termios::tcsetattr(rustix::stdio::stdin(), OptionalActions::Now, saved);
     }
@@ -782,10 +848,20 @@ impl Agent {
                 say("Do you want to allow this command?");
                 say("❯ 1. Yes");
                 say("  2. No");
-                ctx.run_hooks(
-                    "Notification",
-                    json!({"notification_type": kind, "message": message}),
-                );
+                if turn.mode == Mode::Permission {
+                    // Claude Code asks its PermissionRequest hooks at once
+                    // and notifies 6.4 s later (2.1.328); the notification
+                    // never comes within a test's wait here.
+                    ctx.run_hooks(
+                        "PermissionRequest",
+                        json!({"tool_name": "Bash", "tool_input": {"command": "ls"}}),
+                    );
+                } else {
+                    ctx.run_hooks(
+                        "Notification",
+                        json!({"notification_type": kind, "message": message}),
+                    );
+                }
                 self.waiting = Some(turn);
                 return None;
             }
@@ -874,16 +950,22 @@ fn main() {
     say("test agent starting...");
     thread::sleep(args.start_delay);
     discard_typed_input();
-    put("\x1b[?2004h");
+    ctx.run_hooks("SessionStart", json!({"source": "startup"}));
+    let early = capture_early_input(args.mount_delay);
+    // The input loop runs: bracketed paste, then the alternate screen, as
+    // Claude Code's does.
+    put("\x1b[?2004h\x1b[?1049h");
+    if !early.is_empty() {
+        say("(early input kept, its Enter lost)");
+    }
     say("test-agent ready (? for shortcuts)");
     put("> ");
-    ctx.run_hooks("SessionStart", json!({"source": "startup"}));
 
     let mut agent = Agent {
         ctx,
         default_mode: args.mode,
         swallow_enter: args.swallow_enter,
-        buffer: Vec::new(),
+        buffer: early,
         swallow_left: 0,
         waiting: None,
     };
