@@ -161,6 +161,7 @@ impl Shim {
                 return Ok(p);
             }
         }
+        self.claim_server()?;
         let _guard = s.lock("start.lock", deadline)?.ok_or_else(|| {
             ShimError::unavailable("the agent is still starting; try again shortly")
         })?;
@@ -182,6 +183,30 @@ impl Shim {
             self.await_mounted(s, deadline)?;
         }
         Ok(pane)
+    }
+
+    /// A tmux server belongs to the state directory of the shim that started
+    /// it (marked with [`crate::tmux::OWNER_OPTION`]): two shims with
+    /// different state on one socket would kill each other's agents and
+    /// press keys in each other's panes. A server marked by another state
+    /// directory is refused (exit 1); an unmarked one (started by an older
+    /// shim) is marked as ours.
+    pub fn claim_server(&self) -> Result<()> {
+        let ours = self.config.state_dir.to_string_lossy();
+        match self.tmux.owner().map_err(tmux_error)? {
+            Some(owner) if owner == ours => Ok(()),
+            Some(owner) => Err(ShimError::failure(format!(
+                "the tmux server {:?} belongs to the paliadin state directory {owner}, not {ours}: give this shim a tmux_socket of its own",
+                self.config.tmux_socket
+            ))),
+            None => {
+                // No server yet: starting the agent marks it.
+                if self.tmux.list_sessions().map_err(tmux_error)?.is_empty() {
+                    return Ok(());
+                }
+                self.tmux.set_owner(&ours).map_err(tmux_error)
+            }
+        }
     }
 
     /// After `SessionStart`, Claude Code still reads the terminal through an
@@ -254,7 +279,7 @@ impl Shim {
             ("PALIADIN_STATE_DIR", state.as_str()),
         ];
         self.tmux
-            .new_session(&key, &self.config.workdir, &env, &argv)
+            .new_session(&key, &self.config.workdir, &env, &argv, &state)
             .map_err(tmux_error)?;
         let pane = self.live_pane(s)?.ok_or_else(|| {
             ShimError::unavailable(format!(

@@ -11,6 +11,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The server option that names the state directory of the shim that
+/// started the server: a server belongs to one state directory.
+pub const OWNER_OPTION: &str = "@paliadin-state";
+
 /// How long one tmux call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -186,14 +190,33 @@ impl Tmux {
         }
     }
 
+    /// The server's owner mark (the option [`OWNER_OPTION`]), `None` when
+    /// the server is not running or carries no mark.
+    pub fn owner(&self) -> Result<Option<String>, TmuxError> {
+        match self.run(&Self::args(["show-options", "-gqv", OWNER_OPTION]), None) {
+            Ok(out) => Ok(Some(out.trim_end_matches('\n').to_owned()).filter(|o| !o.is_empty())),
+            Err(TmuxError::NoSession(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Marks the running server as `owner`'s.
+    pub fn set_owner(&self, owner: &str) -> Result<(), TmuxError> {
+        self.run(&Self::args(["set-option", "-g", OWNER_OPTION, owner]), None)
+            .map(drop)
+    }
+
     /// Starts a detached session whose pane runs `argv` directly (through
-    /// `env -u`, never a shell), in `workdir`, with `env` set.
+    /// `env -u`, never a shell), in `workdir`, with `env` set, and marks the
+    /// server as `owner`'s in the same call (the first session starts the
+    /// server).
     pub fn new_session(
         &self,
         name: &str,
         workdir: &Path,
         env: &[(&str, &str)],
         argv: &[String],
+        owner: &str,
     ) -> Result<(), TmuxError> {
         let mut a: Vec<OsString> = Self::args([
             "new-session",
@@ -228,7 +251,13 @@ impl Tmux {
         ] {
             a.push(w.into());
         }
-        a.extend(argv.iter().map(OsString::from));
+        // tmux splits its command line at a word ending in `;` unless the
+        // `;` is escaped: the agent's words stay whole.
+        a.extend(argv.iter().map(|w| match w.strip_suffix(';') {
+            Some(head) => OsString::from(format!("{head}\\;")),
+            None => OsString::from(w),
+        }));
+        a.extend(Self::args([";", "set-option", "-g", OWNER_OPTION, owner]));
         self.run(&a, None).map(drop)
     }
 

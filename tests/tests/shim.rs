@@ -716,3 +716,43 @@ fn a_silent_agent_times_out_and_poll_says_69_once_its_agent_is_gone() {
     r.shim_error(69, "agent_unavailable");
     assert!(r.stderr.contains("ended without a reply"), "{r}");
 }
+
+#[test]
+fn a_tmux_server_belongs_to_one_state_directory() {
+    let env = TestEnv::new();
+    let (_, r) = turn(&env, "alice", "mine");
+    assert_eq!(body(&r.ok()), "mine");
+    let pid = |env: &TestEnv| -> Value {
+        serde_json::from_str::<Value>(&env.shim(&["status", "alice"]).ok()).unwrap()["pid"].clone()
+    };
+    let before = pid(&env);
+    // A second shim with its own state directory on the same socket.
+    let other_state = env.home.join("other-state");
+    let text = std::fs::read_to_string(&env.config).unwrap().replace(
+        &serde_json::to_string(&env.state.to_string_lossy()).unwrap(),
+        &serde_json::to_string(&other_state.to_string_lossy()).unwrap(),
+    );
+    let other_config = env.home.join("other.toml");
+    std::fs::write(&other_config, text).unwrap();
+    let other = |args: &[&str]| {
+        let mut c = env.command(&paliadin_tests::bin("paliadin-shim"));
+        c.arg("--config").arg(&other_config).args(args);
+        paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(60))
+    };
+    for args in [
+        vec!["health", "alice"],
+        vec!["reset", "alice"],
+        vec!["run-turn", "alice", &turn_id(), &b64("theirs")],
+    ] {
+        let r = other(&args);
+        r.shim_error(1, "shim_error");
+        assert!(
+            r.stderr.contains(&*env.state.to_string_lossy()) && r.stderr.lines().count() == 1,
+            "one line naming the owner\n{r}"
+        );
+    }
+    // The first shim's agent was never touched.
+    assert_eq!(pid(&env), before);
+    let (_, r) = turn(&env, "alice", "still mine");
+    assert_eq!(body(&r.ok()), "still mine");
+}

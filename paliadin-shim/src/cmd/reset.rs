@@ -10,6 +10,10 @@ use crate::tmux::TmuxError;
 
 pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
     let s = shim.session_dir(session);
+    match shim.claim_server() {
+        Err(e) if e.code == paliadin_core::ExitCode::Failure => return Err(e),
+        _ => {}
+    }
     match shim.tmux.kill_session(&s.name.key()) {
         // Without tmux there can be no session: reset is `ok` then too.
         Ok(_) | Err(TmuxError::Missing) => {}
