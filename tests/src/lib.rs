@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 pub use serde_json::Value;
 
+pub mod claude;
+pub mod mock_api;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Where cargo put this workspace's binaries.
