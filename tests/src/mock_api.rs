@@ -372,8 +372,10 @@ fn is_reminder(text: &str) -> bool {
     text.trim_start().starts_with("<system-reminder>")
 }
 
-/// The user's text in one message's content: a plain string, or its text
-/// blocks (system reminders and tool results left out) joined by newlines.
+/// The user's text in one message's content: a plain string, or its last
+/// text block that is not a system reminder. Claude Code merges a prompt
+/// whose call failed with the next one into one user message, one text
+/// block each; the last block is the newest prompt.
 fn user_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
@@ -381,9 +383,9 @@ fn user_text(content: &Value) -> String {
             .iter()
             .filter(|b| b["type"] == "text")
             .filter_map(|b| b["text"].as_str())
-            .filter(|t| !is_reminder(t))
-            .collect::<Vec<_>>()
-            .join("\n"),
+            .rfind(|t| !is_reminder(t))
+            .unwrap_or_default()
+            .to_owned(),
         _ => String::new(),
     }
 }
@@ -949,7 +951,10 @@ fn answer_message(w: &mut TcpStream, s: &Shared, body: &Value, p: Plan) -> std::
                     {"type": "tool_use", "id": tool_id, "name": name, "input": {}}}),
             )?;
             let json = input.to_string();
-            let mid = json.char_indices().nth(json.chars().count() / 2).map_or(0, |(i, _)| i);
+            let mid = json
+                .char_indices()
+                .nth(json.chars().count() / 2)
+                .map_or(0, |(i, _)| i);
             for part in [&json[..mid], &json[mid..]] {
                 event(
                     w,
@@ -1028,7 +1033,10 @@ mod tests {
                 {"type": "text", "text": "<system-reminder>skills</system-reminder>"},
                 {"type": "text", "text": wrapped}]}]});
         let p = prompt_text(&body);
-        assert_eq!(p, format!("[PALIADIN:{id}] reply-to: /x\nline one\nline two"));
+        assert_eq!(
+            p,
+            format!("[PALIADIN:{id}] reply-to: /x\nline one\nline two")
+        );
         assert_eq!(strip_envelope(&p), "line one\nline two");
         assert_eq!(turn_in(&p).as_deref(), Some(id));
     }
@@ -1064,7 +1072,12 @@ mod tests {
         body["stream"] = json!(true);
         body["messages"][0]["content"] = json!("mock: say hi\nmock: slow-close 10");
         let out = http_post(&m, "/v1/messages", &body);
-        for e in ["message_start", "content_block_delta", "message_delta", "message_stop"] {
+        for e in [
+            "message_start",
+            "content_block_delta",
+            "message_delta",
+            "message_stop",
+        ] {
             assert!(out.contains(&format!("event: {e}")), "{out}");
         }
         body["messages"][0]["content"] = json!("mock: status 529");

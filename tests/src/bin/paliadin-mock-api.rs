@@ -21,11 +21,15 @@ fn main() {
         match a.as_str() {
             "--port" => {
                 let port = args.next().and_then(|p| p.parse::<u16>().ok());
-                let Some(port) = port else { fail("--port takes a port number") };
+                let Some(port) = port else {
+                    fail("--port takes a port number")
+                };
                 opts.bind = SocketAddr::from(([127, 0, 0, 1], port));
             }
             "--log" => {
-                let Some(p) = args.next() else { fail("--log takes a file") };
+                let Some(p) = args.next() else {
+                    fail("--log takes a file")
+                };
                 opts.log_file = Some(p.into());
             }
             "--script-side" => opts.side_requests = SideRequests::Script,
