@@ -82,6 +82,12 @@ pub struct Turn {
 }
 
 impl Turn {
+    /// The outcome of a finished `paliadin-cli turn --json` run.
+    pub fn of(run: Run) -> Turn {
+        let json = serde_json::from_str(run.out().trim()).unwrap_or(Value::Null);
+        Turn { run, json }
+    }
+
     pub fn id(&self) -> String {
         self.json["turn_id"].as_str().unwrap_or_default().to_owned()
     }
@@ -240,9 +246,10 @@ impl ClaudeEnv {
         (r, id)
     }
 
-    /// Runs paliadin-cli (over ssh when `ssh`, else `--transport local`
-    /// with the installed shim and its config) with `args`.
-    pub fn cli(&mut self, ssh: bool, args: &[&str], stdin: Option<&[u8]>) -> Run {
+    /// A paliadin-cli command (over ssh when `ssh`, else `--transport
+    /// local` with the installed shim and its config) with `args`, to run
+    /// with [`crate::run`], e.g. on another thread.
+    pub fn cli_command(&mut self, ssh: bool, args: &[&str]) -> Command {
         assert!(
             !ssh || self.ssh,
             "this ClaudeEnv has no sshd: make it with ClaudeEnv::with_ssh()"
@@ -256,6 +263,12 @@ impl ClaudeEnv {
             }
         }
         c.args(global).args(args);
+        c
+    }
+
+    /// Runs paliadin-cli (see [`ClaudeEnv::cli_command`]).
+    pub fn cli(&mut self, ssh: bool, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut c = self.cli_command(ssh, args);
         run(&mut c, stdin, Duration::from_secs(150))
     }
 
@@ -266,8 +279,7 @@ impl ClaudeEnv {
             &["turn", "--json", "--session", session, "-"],
             Some(message.as_bytes()),
         );
-        let json = serde_json::from_str(r.out().trim()).unwrap_or(Value::Null);
-        Turn { run: r, json }
+        Turn::of(r)
     }
 
     /// One local turn through paliadin-cli.

@@ -6,14 +6,15 @@
 //! for is issue 7's: one model call per turn, messages arriving whole, API
 //! errors reported as 76 within the wait.
 
-use paliadin_tests::claude::{claude_text, ClaudeEnv, ClaudeOptions};
+use paliadin_tests::claude::{claude_text, ClaudeEnv, ClaudeOptions, Turn};
 use paliadin_tests::mock_api::echo_of;
+use paliadin_tests::run;
 use std::time::Duration;
 
 /// Asserts that `turn` got the default mock answer for `message` and that
 /// the model was called exactly once for it, with the whole message.
 #[track_caller]
-fn assert_echoed(w: &ClaudeEnv, turn: &paliadin_tests::claude::Turn, message: &str) {
+fn assert_echoed(w: &ClaudeEnv, turn: &Turn, message: &str) {
     turn.code(0);
     assert_eq!(turn.response(), ClaudeEnv::echo(message), "{}", turn.run);
     let calls = w.requests_for(turn);
@@ -193,4 +194,86 @@ fn a_slow_answer_times_out_then_poll_collects_it() {
         "poll never collected the late reply: {}",
         last.expect("a poll")
     );
+}
+
+#[test]
+fn an_allowed_tool_runs_and_a_forbidden_one_is_denied_without_a_prompt() {
+    let mut w = ClaudeEnv::new();
+    let notes = w.env.workdir.join("notes.txt");
+    std::fs::write(&notes, "the notes\n").expect("notes");
+    let notes = notes.canonicalize().expect("real path");
+    // Reading the workdir is allowed by the installer's rules.
+    let read = format!(
+        "mock: tool Read {}\nread the notes",
+        serde_json::json!({"file_path": notes})
+    );
+    let t = w.turn("tools", &read);
+    t.code(0);
+    assert_eq!(t.response(), "tool ok", "{}", t.run);
+    assert_eq!(
+        t.json["used_tools"],
+        serde_json::json!(["Read"]),
+        "{}",
+        t.run
+    );
+    // Running a command is not: denied at once, the turn goes on.
+    let secret = w.env.home.join("secret");
+    let bash = format!(
+        "mock: tool Bash {}\nwrite a file",
+        serde_json::json!({"command": format!("touch {}", secret.display())})
+    );
+    let t = w.turn("tools", &bash);
+    t.code(0);
+    assert!(
+        t.response().starts_with("tool failed: "),
+        "{}\n{}",
+        t.run,
+        w.panes()
+    );
+    assert!(!secret.exists(), "the denied command ran");
+    assert_eq!(w.requests_for(&t).len(), 2, "{}", w.mock.summary());
+}
+
+#[test]
+fn turns_sent_back_to_back_each_get_their_own_reply() {
+    let mut w = ClaudeEnv::new();
+    let t = w.turn("b2b", "warm up");
+    assert_echoed(&w, &t, "warm up");
+    // The first answer takes a while to close; the second turn is sent
+    // while it streams and must neither be typed into it nor take its reply.
+    let first = "mock: slow-close 1500\nfirst of two";
+    let second = "second of two";
+    let mut c = w.cli_command(false, &["turn", "--json", "--session", "b2b", "-"]);
+    let handle = std::thread::spawn(move || {
+        Turn::of(run(&mut c, Some(first.as_bytes()), Duration::from_secs(60)))
+    });
+    // The second is sent once the first is at the model.
+    let (_, arrived) = w.mock.wait_until(Duration::from_secs(30), |log| {
+        log.iter().any(|r| r.prompt.contains("first of two"))
+    });
+    assert!(arrived, "{}", w.mock.summary());
+    let t2 = w.turn("b2b", second);
+    let t1 = handle.join().expect("first turn");
+    assert_echoed(&w, &t1, first);
+    assert_echoed(&w, &t2, second);
+}
+
+#[test]
+fn two_sessions_in_parallel_each_get_their_own_reply() {
+    let mut w = ClaudeEnv::new();
+    let handles: Vec<_> = ["alpha", "beta"]
+        .iter()
+        .map(|s| {
+            let mut c = w.cli_command(false, &["turn", "--json", "--session", s, "-"]);
+            let msg = format!("hello from {s}");
+            std::thread::spawn(move || {
+                let t = Turn::of(run(&mut c, Some(msg.as_bytes()), Duration::from_secs(60)));
+                (t, msg)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (t, msg) = h.join().expect("turn thread");
+        assert_echoed(&w, &t, &msg);
+    }
 }
