@@ -277,3 +277,61 @@ fn two_sessions_in_parallel_each_get_their_own_reply() {
         assert_echoed(&w, &t, &msg);
     }
 }
+
+/// Every regular file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn one_session_cannot_read_or_write_anothers_state() {
+    let mut w = ClaudeEnv::new();
+    let victim = w.turn("victim", "my private question");
+    assert_echoed(&w, &victim, "my private question");
+    let state = w.env.state.canonicalize().expect("state dir");
+    let theirs: Vec<_> = files_under(&state.join("sessions"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&victim.id()))
+        .collect();
+    assert!(
+        !theirs.is_empty(),
+        "the victim's turn left no file to aim at under {}",
+        state.display()
+    );
+    let turn_dir = theirs[0].parent().expect("turn dir").to_path_buf();
+    // Reading the victim's turn.
+    let read = format!(
+        "mock: tool Read {}\nread it",
+        serde_json::json!({"file_path": theirs[0]})
+    );
+    let t = w.turn("attacker", &read);
+    t.code(0);
+    assert!(
+        t.response().starts_with("tool failed: "),
+        "another session's state was readable: {}",
+        t.run
+    );
+    // Planting a reply in the victim's turn.
+    let planted = turn_dir.join("reply.md.tmp");
+    let write = format!(
+        "mock: tool Write {}\nplant it",
+        serde_json::json!({"file_path": planted, "content": "planted"})
+    );
+    let t = w.turn("attacker", &write);
+    t.code(0);
+    assert!(
+        t.response().starts_with("tool failed: "),
+        "another session's state was writable: {}",
+        t.run
+    );
+    assert!(!planted.exists(), "the planted file is there");
+}
