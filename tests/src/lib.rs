@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 pub use serde_json::Value;
 
+pub mod claude;
+pub mod mock_api;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Where cargo put this workspace's binaries.
@@ -333,6 +336,12 @@ impl TestEnv {
             .collect()
     }
 
+    /// Makes `sshd` this world's sshd (instead of one started on first use
+    /// by [`TestEnv::sshd`]), e.g. one serving an installer's `authorized_keys`.
+    pub fn set_sshd(&mut self, sshd: Sshd) {
+        self.sshd = Some(sshd);
+    }
+
     /// The private sshd of this world (started on first use), serving
     /// `authorized_keys` with `line` (`{shim}`, `{config}` and `{key}` filled in).
     pub fn sshd(&mut self) -> &Sshd {
@@ -377,7 +386,8 @@ pub struct Sshd {
     child: Child,
 }
 
-fn keygen(path: &Path) {
+/// A new ed25519 key pair without a passphrase at `path` (and `path.pub`).
+pub fn keygen(path: &Path) {
     let r = run(
         Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "paliadin-test", "-f"])
@@ -423,7 +433,7 @@ impl Sshd {
         let auth = dir.join("authorized_keys");
         std::fs::write(&auth, format!("{}\n", line.replace("{key}", pubkey.trim())))
             .expect("authorized_keys");
-        Sshd::launch(dir, &auth, client_key)
+        Sshd::launch(dir, &auth, client_key, "")
     }
 
     /// Starts sshd serving an `authorized_keys` file that someone else writes
@@ -431,7 +441,24 @@ impl Sshd {
     pub fn serve(dir: &Path, authorized_keys: &Path) -> Sshd {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).expect("sshd dir");
-        Sshd::launch(dir, authorized_keys, dir.join("no-client-key"))
+        Sshd::launch(dir, authorized_keys, dir.join("no-client-key"), "")
+    }
+
+    /// Like [`Sshd::serve`], with a client key made here (`client_ed25519`,
+    /// its `.pub` beside it, for the installer's `--pubkey`) and `env` set
+    /// in every session (sshd's `SetEnv`, which wins over the account's
+    /// HOME): a laptop whose user's HOME is the test's temp HOME.
+    pub fn serve_with_env(dir: &Path, authorized_keys: &Path, env: &[(&str, &Path)]) -> Sshd {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).expect("sshd dir");
+        let client_key = dir.join("client_ed25519");
+        keygen(&client_key);
+        let setenv: Vec<String> = env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.display()))
+            .collect();
+        let extra = format!("SetEnv {}\n", setenv.join(" "));
+        Sshd::launch(dir, authorized_keys, client_key, &extra)
     }
 
     /// The host's public key (`ssh-ed25519 AAAA...`).
@@ -443,7 +470,7 @@ impl Sshd {
             .join(" ")
     }
 
-    fn launch(dir: &Path, auth: &Path, client_key: PathBuf) -> Sshd {
+    fn launch(dir: &Path, auth: &Path, client_key: PathBuf, extra: &str) -> Sshd {
         let host_key = dir.join("host_ed25519");
         keygen(&host_key);
         let host_pub = std::fs::read_to_string(host_key.with_extension("pub")).expect("host pub");
@@ -467,7 +494,7 @@ impl Sshd {
             let mut f = std::fs::File::create(&config).expect("sshd_config");
             write!(
                 f,
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nUsePAM no\nStrictModes no\nPermitRootLogin yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nAllowUsers {user}\nLogLevel VERBOSE\nMaxStartups 100:30:200\nMaxSessions 100\n",
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nUsePAM no\nStrictModes no\nPermitRootLogin yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nAllowUsers {user}\nLogLevel VERBOSE\nMaxStartups 100:30:200\nMaxSessions 100\n{extra}",
                 host_key.display(),
                 auth.display()
             )

@@ -1,0 +1,420 @@
+//! The real Claude Code in the suite: a [`ClaudeEnv`] is a laptop where
+//! claude has been used before (a temp HOME with `~/.claude.json` past
+//! onboarding and `~/.claude/settings.json` pointing at a [`MockApi`] on
+//! loopback), set up by running the real `install/laptop.sh` with the cached
+//! claude first on PATH, so the shim config the installer writes is the one
+//! every turn uses. It builds on [`TestEnv`] (private tmux socket, sshd,
+//! cleanup on drop) and, when a test fails, prints what it needs to be
+//! understood: the installer's output, the shim config, every pane, and the
+//! mock's request log.
+//!
+//! It never installs anything: `tests/run` installs the pinned Claude Code
+//! into the cache that [`claude_bin`] names, and a missing one is a failure
+//! that says so, never a skip.
+
+use crate::mock_api::{echo_of, MockApi, Options, Request};
+use crate::{bin, run, Run, Sshd, TestEnv, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The pinned Claude Code version; `tests/run` reads the same file.
+pub const CLAUDE_CODE_VERSION: &str = include_str!("../claude-code-version");
+
+/// The pinned version without its newline.
+pub fn claude_version() -> &'static str {
+    CLAUDE_CODE_VERSION.trim()
+}
+
+/// The cached Claude Code binary: `$PALIADIN_CLAUDE` (which `tests/run`
+/// exports), else `target/claude-code/<version>/node_modules/.bin/claude`
+/// under the workspace root, where `tests/run` puts it. Panics, saying to
+/// run `tests/run`, when it is not there.
+pub fn claude_bin() -> PathBuf {
+    let p = match std::env::var_os("PALIADIN_CLAUDE") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root")
+            .join("target/claude-code")
+            .join(claude_version())
+            .join("node_modules/.bin/claude"),
+    };
+    assert!(
+        p.exists(),
+        "Claude Code {} is not installed at {}: run tests/run, which installs it (npm install --prefix target/claude-code/{} @anthropic-ai/claude-code@{})",
+        claude_version(),
+        p.display(),
+        claude_version(),
+        claude_version(),
+    );
+    p
+}
+
+/// How a [`ClaudeEnv`] is set up.
+#[derive(Debug, Clone)]
+pub struct ClaudeOptions {
+    /// The installer's `--wait-secs`: how long a turn waits for its reply.
+    pub wait_secs: u64,
+    /// A private sshd serving the installer's `authorized_keys`, its client
+    /// key given to the installer as `--pubkey`.
+    pub ssh: bool,
+    /// More installer arguments.
+    pub install_args: Vec<String>,
+}
+
+impl Default for ClaudeOptions {
+    fn default() -> Self {
+        ClaudeOptions {
+            wait_secs: 10,
+            ssh: false,
+            install_args: Vec::new(),
+        }
+    }
+}
+
+/// One turn's outcome as `paliadin-cli turn --json` reported it.
+#[derive(Debug)]
+pub struct Turn {
+    pub run: Run,
+    /// The `--json` object (`turn_id`, `status`, `response`, `error_code`, …).
+    pub json: Value,
+}
+
+impl Turn {
+    /// The outcome of a finished `paliadin-cli turn --json` run.
+    pub fn of(run: Run) -> Turn {
+        let json = serde_json::from_str(run.out().trim()).unwrap_or(Value::Null);
+        Turn { run, json }
+    }
+
+    pub fn id(&self) -> String {
+        self.json["turn_id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The reply's body, or "" when there is none.
+    pub fn response(&self) -> String {
+        self.json["response"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Asserts the exit status, showing the whole run otherwise.
+    #[track_caller]
+    pub fn code(&self, want: i32) -> &Turn {
+        self.run.code(want);
+        self
+    }
+}
+
+/// A laptop with the real Claude Code, set up by `install/laptop.sh`,
+/// talking to a mock API. Everything goes on drop.
+pub struct ClaudeEnv {
+    /// The mock Messages API every claude of this world talks to.
+    pub mock: MockApi,
+    /// The underlying world: temp HOME, private tmux socket, sshd, cleanup.
+    /// Its `config` is the installer's shim config.
+    pub env: TestEnv,
+    /// The installer's run, printed on failure.
+    pub install: Run,
+    /// The cached claude binary this world runs.
+    pub claude: PathBuf,
+    ssh: bool,
+}
+
+impl ClaudeEnv {
+    /// A laptop with the default options (local turns only).
+    pub fn new() -> ClaudeEnv {
+        ClaudeEnv::with(ClaudeOptions::default())
+    }
+
+    /// A laptop that also serves ssh, as the server reaches it.
+    pub fn with_ssh() -> ClaudeEnv {
+        ClaudeEnv::with(ClaudeOptions {
+            ssh: true,
+            ..ClaudeOptions::default()
+        })
+    }
+
+    pub fn with(opts: ClaudeOptions) -> ClaudeEnv {
+        let claude = claude_bin();
+        let mut env = TestEnv::new();
+        // The installer writes its own config; TestEnv's must not be taken
+        // for one a user wrote.
+        let _ = std::fs::remove_file(&env.config);
+        let mock = MockApi::with(Options {
+            log_file: Some(env.tmp.path().join("mock-api.jsonl")),
+            ..Options::default()
+        })
+        .expect("start the mock API");
+        write_claude_home(&env.home, &mock.url());
+
+        let mut c = env.command(Path::new("bash"));
+        c.arg(repo().join("install/laptop.sh"))
+            .env("PATH", claude_path(&claude))
+            .env("TMPDIR", env.tmp.path())
+            .arg("--yes")
+            .arg("--shim-bin")
+            .arg(bin("paliadin-shim"))
+            .arg("--workdir")
+            .arg(&env.workdir)
+            .arg("--tmux-socket")
+            .arg(&env.socket)
+            .arg("--wait-secs")
+            .arg(opts.wait_secs.to_string());
+        if opts.ssh {
+            let sshd = Sshd::serve_with_env(
+                &env.tmp.path().join("sshd"),
+                &env.home.join(".ssh/authorized_keys"),
+                &[
+                    ("HOME", &env.home),
+                    ("XDG_CONFIG_HOME", &env.home.join(".config")),
+                    ("XDG_STATE_HOME", &env.home.join(".local/state")),
+                    ("XDG_DATA_HOME", &env.home.join(".local/share")),
+                ],
+            );
+            c.arg("--pubkey").arg(sshd.client_key.with_extension("pub"));
+            env.set_sshd(sshd);
+        }
+        c.args(&opts.install_args);
+        let install = run(&mut c, None, Duration::from_secs(60));
+        let world = ClaudeEnv {
+            mock,
+            env,
+            install,
+            claude,
+            ssh: opts.ssh,
+        };
+        world.install.code(0);
+        assert!(
+            world.env.config.exists(),
+            "the installer wrote no shim config\n{}",
+            world.install
+        );
+        let config = world.shim_config();
+        assert!(
+            config.contains(&world.claude.to_string_lossy().into_owned()),
+            "the installer did not choose the cached claude as the agent:\n{config}\n{}",
+            world.install
+        );
+        let trusted = std::fs::read_to_string(world.env.home.join(".claude.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| {
+                let work = world.env.workdir.canonicalize().ok()?;
+                v["projects"][work.to_string_lossy().as_ref()]["hasTrustDialogAccepted"].as_bool()
+            });
+        assert_eq!(
+            trusted,
+            Some(true),
+            "the installer did not mark the workdir trusted in ~/.claude.json (is another claude running? its check counts every claude on the machine)\n{}",
+            world.install
+        );
+        world
+    }
+
+    /// The shim config the installer wrote.
+    pub fn shim_config(&self) -> String {
+        std::fs::read_to_string(&self.env.config).unwrap_or_default()
+    }
+
+    /// The installed shim (`~/.local/bin/paliadin-shim`).
+    pub fn shim_bin(&self) -> PathBuf {
+        self.env.home.join(".local/bin/paliadin-shim")
+    }
+
+    /// A command in this world's environment, the cached claude first on PATH.
+    pub fn command(&self, program: &Path) -> Command {
+        let mut c = self.env.command(program);
+        c.env("PATH", claude_path(&self.claude));
+        c
+    }
+
+    /// Runs the installed shim with `args` after `--config <installer's config>`.
+    pub fn shim(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut c = self.command(&self.shim_bin());
+        c.arg("--config").arg(&self.env.config).args(args);
+        run(&mut c, stdin, Duration::from_secs(120))
+    }
+
+    /// One turn straight through the installed shim: `run-turn <session>
+    /// <new id> <base64>`. Returns the run and the turn id.
+    pub fn shim_turn(&self, session: &str, message: &str) -> (Run, String) {
+        let id = crate::turn_id();
+        let r = self.shim(&["run-turn", session, &id, &crate::b64(message)], None);
+        (r, id)
+    }
+
+    /// A paliadin-cli command (over ssh when `ssh`, else `--transport
+    /// local` with the installed shim and its config) with `args`, to run
+    /// with [`crate::run`], e.g. on another thread.
+    pub fn cli_command(&mut self, ssh: bool, args: &[&str]) -> Command {
+        assert!(
+            !ssh || self.ssh,
+            "this ClaudeEnv has no sshd: make it with ClaudeEnv::with_ssh()"
+        );
+        let mut c = self.command(&bin("paliadin-cli"));
+        let mut global = self.env.cli_args(ssh);
+        if !ssh {
+            // The installed shim rather than the build's, same config.
+            if let Some(i) = global.iter().position(|a| a == "--shim") {
+                global[i + 1] = self.shim_bin().to_string_lossy().into_owned();
+            }
+        }
+        c.args(global).args(args);
+        c
+    }
+
+    /// Runs paliadin-cli (see [`ClaudeEnv::cli_command`]).
+    pub fn cli(&mut self, ssh: bool, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        let mut c = self.cli_command(ssh, args);
+        run(&mut c, stdin, Duration::from_secs(150))
+    }
+
+    /// One turn through paliadin-cli with `--json`, the message on stdin.
+    pub fn turn_in(&mut self, ssh: bool, session: &str, message: &str) -> Turn {
+        let r = self.cli(
+            ssh,
+            &["turn", "--json", "--session", session, "-"],
+            Some(message.as_bytes()),
+        );
+        Turn::of(r)
+    }
+
+    /// One local turn through paliadin-cli.
+    pub fn turn(&mut self, session: &str, message: &str) -> Turn {
+        self.turn_in(false, session, message)
+    }
+
+    /// One turn over ssh through paliadin-cli.
+    pub fn turn_ssh(&mut self, session: &str, message: &str) -> Turn {
+        self.turn_in(true, session, message)
+    }
+
+    /// The model calls whose prompt carries `turn`'s id.
+    pub fn requests_for(&self, turn: &Turn) -> Vec<Request> {
+        self.mock.requests_for(&turn.id())
+    }
+
+    /// The text of every pane of this world's tmux server, each under its
+    /// session's name.
+    pub fn panes(&self) -> String {
+        let mut s = String::new();
+        for name in self.env.tmux_sessions() {
+            let r = self.env.tmux(&[
+                "capture-pane",
+                "-p",
+                "-J",
+                "-S",
+                "-60",
+                "-t",
+                &format!("={name}:"),
+            ]);
+            s.push_str(&format!("--- pane of {name} ---\n{}\n", r.out().trim_end()));
+        }
+        if s.is_empty() {
+            s.push_str("(no tmux session)\n");
+        }
+        s
+    }
+
+    /// The `messages` of the last model call, abridged, for failure output.
+    pub fn last_messages(&self) -> String {
+        let Some(last) = self.mock.model_calls().pop() else {
+            return String::new();
+        };
+        let mut s = format!("--- messages of model call #{} ---\n", last.seq);
+        for m in last.body["messages"].as_array().into_iter().flatten() {
+            let text = m["content"].to_string();
+            let short: String = text.chars().take(600).collect();
+            let more = if text.chars().count() > 600 {
+                " …"
+            } else {
+                ""
+            };
+            s.push_str(&format!("{}: {short}{more}\n", m["role"]));
+        }
+        s
+    }
+
+    /// What the default mock answer's body is for `message` as claude hands
+    /// it on (see [`claude_text`]).
+    pub fn echo(message: &str) -> String {
+        echo_of(&claude_text(message))
+    }
+}
+
+impl Default for ClaudeEnv {
+    fn default() -> Self {
+        ClaudeEnv::new()
+    }
+}
+
+impl Drop for ClaudeEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "==== ClaudeEnv at failure ====\n--- installer ---\n{}\n--- shim config ---\n{}\n{}--- mock API log ---\n{}==== end ====",
+                self.install,
+                self.shim_config(),
+                self.panes(),
+                self.mock.summary() + &self.last_messages()
+            );
+        }
+    }
+}
+
+/// What the model receives of `message`: sanitised as the shim does, then
+/// as Claude Code 2.1.328 hands pasted text on (tabs become four spaces,
+/// trailing newlines are trimmed).
+pub fn claude_text(message: &str) -> String {
+    paliadin_core::envelope::sanitise(message)
+        .replace('\t', "    ")
+        .trim_end_matches('\n')
+        .to_owned()
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// PATH with the cached claude's directory first.
+fn claude_path(claude: &Path) -> std::ffi::OsString {
+    let mut dirs = vec![claude.parent().expect("claude's directory").to_path_buf()];
+    if let Some(p) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(dirs).expect("PATH")
+}
+
+/// `~/.claude.json` past onboarding and `~/.claude/settings.json` with the
+/// mock as the API: what a laptop where claude has been used looks like.
+fn write_claude_home(home: &Path, url: &str) {
+    let dot = serde_json::json!({
+        "hasCompletedOnboarding": true,
+        "numStartups": 3,
+        "projects": {}
+    });
+    std::fs::write(
+        home.join(".claude.json"),
+        serde_json::to_string_pretty(&dot).expect("json"),
+    )
+    .expect("write ~/.claude.json");
+    let settings = serde_json::json!({
+        "env": {
+            "ANTHROPIC_BASE_URL": url,
+            "ANTHROPIC_AUTH_TOKEN": "paliadin-mock-token",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"
+        }
+    });
+    std::fs::create_dir_all(home.join(".claude")).expect("~/.claude");
+    std::fs::write(
+        home.join(".claude/settings.json"),
+        serde_json::to_string_pretty(&settings).expect("json"),
+    )
+    .expect("write ~/.claude/settings.json");
+}

@@ -1,0 +1,1105 @@
+//! A mock Anthropic Messages API on loopback, for running the real Claude
+//! Code against: `POST /v1/messages` (any query string) answered as
+//! server-sent events when the request asks for `stream`, else as one JSON
+//! message. Every request is recorded (method, path, headers of interest,
+//! the whole JSON body, when it arrived and when its answer ended), in
+//! memory and optionally as JSONL, with accessors that wait on a condition
+//! variable instead of sleeping.
+//!
+//! What to answer is scripted per turn by `mock: ...` lines in the text of
+//! the conversation's last user prompt, so parallel sessions never share
+//! state ([`Directive`] lists them). Without a directive the answer echoes a
+//! digest of the message ([`echo_of`]) and ends with a paliadin trailer.
+//!
+//! Std only: threads, `TcpListener`, HTTP/1.1 with keep-alive, requests with
+//! `Content-Length` or chunked bodies, responses with `Content-Length` or
+//! chunked. It never reaches outside loopback and never reads a file but
+//! what it is asked to log to.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// The trailer line the mock's default answers end with.
+pub const TRAILER: &str = r#"<!-- paliadin-meta: {"used_tools":[],"classifier_tag":"mock"} -->"#;
+
+/// Request headers worth keeping (lower case).
+const HEADERS_KEPT: &[&str] = &[
+    "anthropic-version",
+    "anthropic-beta",
+    "user-agent",
+    "content-type",
+    "x-app",
+    "x-stainless-retry-count",
+    "x-stainless-timeout",
+];
+
+/// One request as the mock saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Request {
+    /// 0, 1, 2, … in order of arrival.
+    pub seq: usize,
+    pub method: String,
+    /// The path with its query string.
+    pub path: String,
+    /// The headers of interest; `authorization` and `x-api-key` only as
+    /// `present`.
+    pub headers: BTreeMap<String, String>,
+    /// The JSON body (`null` when there was none or it was not JSON).
+    pub body: Value,
+    /// Milliseconds since the mock started, when the request had been read.
+    pub arrived_ms: f64,
+    /// Milliseconds since the mock started, when its answer was written whole.
+    pub answered_ms: Option<f64>,
+    /// The HTTP status answered.
+    pub status: Option<u16>,
+    /// `message` (a model call with tools), `side` (a model call without
+    /// tools, answered harmlessly), `count_tokens` or `other`.
+    pub kind: String,
+    /// The text of the last user prompt, pasted-content wrappers removed
+    /// (see [`prompt_text`]); empty for anything but model calls.
+    pub prompt: String,
+}
+
+impl Request {
+    /// Whether this is a model call (`POST /v1/messages`).
+    pub fn is_model_call(&self) -> bool {
+        self.kind == "message" || self.kind == "side"
+    }
+
+    /// The message of a paliadin turn: the prompt without the envelope's
+    /// first line, when it has one.
+    pub fn message(&self) -> &str {
+        strip_envelope(&self.prompt)
+    }
+
+    /// The paliadin turn id the prompt carries (`[PALIADIN:<id>]`), if any.
+    pub fn turn(&self) -> Option<String> {
+        turn_in(&self.prompt)
+    }
+
+    /// How long the mock took from request to the end of its answer.
+    pub fn answer_ms(&self) -> Option<f64> {
+        self.answered_ms.map(|a| a - self.arrived_ms)
+    }
+
+    /// The raw text of the last user message as the API received it (with
+    /// any `<pasted_content>` wrapper still in it).
+    pub fn raw_last_user_text(&self) -> String {
+        last_user_text(&self.body, false)
+    }
+}
+
+/// How the mock treats side requests (model calls that offer no tools:
+/// titles, summaries, classifiers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SideRequests {
+    /// Answer them with a short harmless text, ignoring directives.
+    Answer,
+    /// Treat them like any other model call.
+    Script,
+}
+
+/// How to start a mock.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to bind; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// Also append every finished request as one JSON line here.
+    pub log_file: Option<PathBuf>,
+    pub side_requests: SideRequests,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log_file: None,
+            side_requests: SideRequests::Answer,
+        }
+    }
+}
+
+struct Shared {
+    start: Instant,
+    log: Mutex<Vec<Request>>,
+    changed: Condvar,
+    file: Option<Mutex<std::fs::File>>,
+    side: SideRequests,
+    stop: AtomicBool,
+    tool_ids: AtomicUsize,
+}
+
+/// A running mock; stops accepting on drop.
+pub struct MockApi {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl MockApi {
+    /// A mock on a free loopback port with default options.
+    pub fn start() -> MockApi {
+        MockApi::with(Options::default()).expect("start the mock API")
+    }
+
+    pub fn with(opts: Options) -> std::io::Result<MockApi> {
+        let listener = TcpListener::bind(opts.bind)?;
+        let addr = listener.local_addr()?;
+        let file = match &opts.log_file {
+            Some(p) => Some(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            )),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            start: Instant::now(),
+            log: Mutex::new(Vec::new()),
+            changed: Condvar::new(),
+            file,
+            side: opts.side_requests,
+            stop: AtomicBool::new(false),
+            tool_ids: AtomicUsize::new(0),
+        });
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("mock-api-accept".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if s.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let s = s.clone();
+                    let _ = std::thread::Builder::new()
+                        .name("mock-api-conn".into())
+                        .spawn(move || serve(conn, &s));
+                }
+            })?;
+        Ok(MockApi { addr, shared })
+    }
+
+    /// `http://127.0.0.1:<port>`: what `ANTHROPIC_BASE_URL` is set to.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request so far, in order of arrival.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.log.lock().expect("mock log").clone()
+    }
+
+    /// The model calls so far (`POST /v1/messages`, side requests included).
+    pub fn model_calls(&self) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(Request::is_model_call)
+            .collect()
+    }
+
+    /// The model calls whose last user prompt contains `needle` (a turn id).
+    pub fn requests_for(&self, needle: &str) -> Vec<Request> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.is_model_call() && r.prompt.contains(needle))
+            .collect()
+    }
+
+    /// Waits until `pred` holds for the log, or `timeout` passes; returns
+    /// the log either way and whether `pred` held.
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&[Request]) -> bool,
+    ) -> (Vec<Request>, bool) {
+        let deadline = Instant::now() + timeout;
+        let mut log = self.shared.log.lock().expect("mock log");
+        loop {
+            if pred(&log) {
+                return (log.clone(), true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return (log.clone(), false);
+            }
+            log = self
+                .shared
+                .changed
+                .wait_timeout(log, deadline - now)
+                .expect("mock log")
+                .0;
+        }
+    }
+
+    /// Waits for the `n`th model call (1-based) to have been answered whole;
+    /// panics with the log after `timeout`.
+    #[track_caller]
+    pub fn wait_for_model_call(&self, n: usize, timeout: Duration) -> Request {
+        let (log, ok) = self.wait_until(timeout, |log| {
+            log.iter()
+                .filter(|r| r.is_model_call() && r.answered_ms.is_some())
+                .count()
+                >= n
+        });
+        assert!(
+            ok,
+            "the mock API got fewer than {n} model calls within {timeout:?}; its log:\n{}",
+            summary(&log)
+        );
+        log.into_iter()
+            .filter(|r| r.is_model_call() && r.answered_ms.is_some())
+            .nth(n - 1)
+            .expect("nth call")
+    }
+
+    /// One line per request, for failure messages.
+    pub fn summary(&self) -> String {
+        summary(&self.requests())
+    }
+}
+
+impl Drop for MockApi {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+/// One line per request: seq, time, kind, status, the prompt's start.
+pub fn summary(log: &[Request]) -> String {
+    let mut s = String::new();
+    for r in log {
+        let p: String = r.prompt.chars().take(80).collect();
+        s.push_str(&format!(
+            "#{} {:.0} ms {} {} {} -> {:?} in {:?} ms: {:?}\n",
+            r.seq,
+            r.arrived_ms,
+            r.method,
+            r.path,
+            r.kind,
+            r.status,
+            r.answer_ms().map(|m| m.round()),
+            p
+        ));
+    }
+    if s.is_empty() {
+        s.push_str("(no requests)\n");
+    }
+    s
+}
+
+/// The default answer's body for a message: `echo: <first 40 chars, newlines
+/// as spaces> (<n> chars)`, so a test can tell that the whole text arrived.
+pub fn echo_of(message: &str) -> String {
+    let head: String = message
+        .chars()
+        .take(40)
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .collect();
+    format!("echo: {head} ({} chars)", message.chars().count())
+}
+
+/// The text of `prompt` after the envelope's first line, if it starts with one.
+pub fn strip_envelope(prompt: &str) -> &str {
+    let t = prompt.trim_start();
+    if t.starts_with("[PALIADIN:") {
+        t.split_once('\n').map(|(_, m)| m).unwrap_or("")
+    } else {
+        prompt
+    }
+}
+
+fn turn_in(text: &str) -> Option<String> {
+    let i = text.find("[PALIADIN:")?;
+    let id = text.get(i + 10..i + 46)?;
+    (text.get(i + 46..i + 47) == Some("]")).then(|| id.to_owned())
+}
+
+/// Removes Claude Code's paste wrappers (`<pasted_content id="…">` … its
+/// closing tag) and the blank lines it puts before them, keeping what they
+/// wrap.
+pub fn unwrap_pasted(text: &str) -> String {
+    if !text.contains("<pasted_content") {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("<pasted_content") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        let Some(end) = after.find('>') else {
+            out.push_str(after);
+            rest = "";
+            break;
+        };
+        let mut inner = &after[end + 1..];
+        inner = inner.strip_prefix('\n').unwrap_or(inner);
+        match inner.find("</pasted_content") {
+            Some(j) => {
+                let body = &inner[..j];
+                out.push_str(body.strip_suffix('\n').unwrap_or(body));
+                let close = &inner[j..];
+                rest = close.find('>').map(|k| &close[k + 1..]).unwrap_or("");
+            }
+            None => {
+                out.push_str(inner);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    if out.trim_start().starts_with("[PALIADIN:") || text.trim_start().starts_with("<pasted") {
+        out.trim_start_matches('\n').to_owned()
+    } else {
+        out
+    }
+}
+
+fn is_reminder(text: &str) -> bool {
+    text.trim_start().starts_with("<system-reminder>")
+}
+
+/// The user's text in one message's content: a plain string, or its last
+/// text block that is not a system reminder. Claude Code merges a prompt
+/// whose call failed with the next one into one user message, one text
+/// block each; the last block is the newest prompt.
+fn user_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter(|b| b["type"] == "text")
+            .filter_map(|b| b["text"].as_str())
+            .rfind(|t| !is_reminder(t))
+            .unwrap_or_default()
+            .to_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Index of the last user message that carries the user's own text (not
+/// only tool results and reminders).
+fn prompt_index(body: &Value) -> Option<usize> {
+    let msgs = body["messages"].as_array()?;
+    msgs.iter()
+        .rposition(|m| m["role"] == "user" && !user_text(&m["content"]).trim().is_empty())
+}
+
+fn last_user_text(body: &Value, unwrap: bool) -> String {
+    let Some(i) = prompt_index(body) else {
+        return String::new();
+    };
+    let t = user_text(&body["messages"][i]["content"]);
+    if unwrap {
+        unwrap_pasted(&t)
+    } else {
+        t
+    }
+}
+
+/// The text of the conversation's last user prompt, pasted-content wrappers
+/// removed: where a test looks for what the user sent.
+pub fn prompt_text(body: &Value) -> String {
+    last_user_text(body, true)
+}
+
+/// One scripted behaviour, a line `mock: <directive>` in the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Directive {
+    /// `mock: say <text>`: answer exactly this text (`\n` makes a newline).
+    Say(String),
+    /// `mock: status <code> [retry-after=S] [x-should-retry=true|false]
+    /// [times=N]`: answer with this HTTP error and an Anthropic error body,
+    /// to the first N calls of the turn (every call without `times`).
+    Status {
+        code: u16,
+        headers: Vec<(String, String)>,
+        times: Option<usize>,
+    },
+    /// `mock: slow <ms>`: wait this long before answering.
+    Slow(u64),
+    /// `mock: slow-close <ms>`: stream the text, then wait this long before
+    /// ending the message.
+    SlowClose(u64),
+    /// `mock: tool <Name> <json input>`: call this tool; once its result is
+    /// back, go on with the next tool directive, then answer
+    /// `tool ok`/`tool failed: …`.
+    Tool { name: String, input: Value },
+    /// `mock: ignore-skill`: answer the echo without a trailer.
+    IgnoreSkill,
+}
+
+/// The directives in `text`, in order; unknown `mock:` lines are ignored.
+pub fn directives(text: &str) -> Vec<Directive> {
+    let mut v = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.trim().strip_prefix("mock:") else {
+            continue;
+        };
+        let rest = rest.trim();
+        let (word, arg) = rest.split_once(' ').unwrap_or((rest, ""));
+        let arg = arg.trim();
+        let d = match word {
+            "say" => Some(Directive::Say(arg.replace("\\n", "\n"))),
+            "status" => {
+                let mut it = arg.split_whitespace();
+                it.next().and_then(|c| c.parse().ok()).map(|code| {
+                    let mut headers = Vec::new();
+                    let mut times = None;
+                    for kv in it {
+                        if let Some((k, val)) = kv.split_once('=') {
+                            if k == "times" {
+                                times = val.parse().ok();
+                            } else {
+                                headers.push((k.to_owned(), val.to_owned()));
+                            }
+                        }
+                    }
+                    Directive::Status {
+                        code,
+                        headers,
+                        times,
+                    }
+                })
+            }
+            "slow" => arg.parse().ok().map(Directive::Slow),
+            "slow-close" => arg.parse().ok().map(Directive::SlowClose),
+            "tool" => {
+                let (name, input) = arg.split_once(' ').unwrap_or((arg, "{}"));
+                serde_json::from_str(input.trim())
+                    .ok()
+                    .map(|input| Directive::Tool {
+                        name: name.to_owned(),
+                        input,
+                    })
+            }
+            "ignore-skill" => Some(Directive::IgnoreSkill),
+            _ => None,
+        };
+        v.extend(d);
+    }
+    v
+}
+
+/// What to send back for one model call.
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    Text(String),
+    Tool {
+        name: String,
+        input: Value,
+    },
+    Error {
+        code: u16,
+        headers: Vec<(String, String)>,
+    },
+}
+
+struct Plan {
+    answer: Answer,
+    delay: u64,
+    close_delay: u64,
+}
+
+fn error_type(code: u16) -> &'static str {
+    match code {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+/// Decides the answer to a model call from its body and the calls before it.
+fn plan(body: &Value, side: bool, earlier_same_prompt: usize) -> Plan {
+    if side {
+        return Plan {
+            answer: Answer::Text("Mock title".into()),
+            delay: 0,
+            close_delay: 0,
+        };
+    }
+    let prompt = prompt_text(body);
+    let ds = directives(&prompt);
+    let mut delay = 0;
+    let mut close_delay = 0;
+    for d in &ds {
+        match d {
+            Directive::Slow(ms) => delay = *ms,
+            Directive::SlowClose(ms) => close_delay = *ms,
+            _ => {}
+        }
+    }
+    let mk = |answer| Plan {
+        answer,
+        delay,
+        close_delay,
+    };
+    for d in &ds {
+        if let Directive::Status {
+            code,
+            headers,
+            times,
+        } = d
+        {
+            if times.is_none_or(|n| earlier_same_prompt < n) {
+                return mk(Answer::Error {
+                    code: *code,
+                    headers: headers.clone(),
+                });
+            }
+        }
+    }
+    // Tool calls already made for this prompt: the assistant turns after it.
+    let msgs = body["messages"].as_array().cloned().unwrap_or_default();
+    let start = prompt_index(body).unwrap_or(0);
+    let done = msgs[start..]
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .count();
+    let tools: Vec<&Directive> = ds
+        .iter()
+        .filter(|d| matches!(d, Directive::Tool { .. }))
+        .collect();
+    if let Some(Directive::Tool { name, input }) = tools.get(done) {
+        return mk(Answer::Tool {
+            name: name.clone(),
+            input: input.clone(),
+        });
+    }
+    if !tools.is_empty() {
+        let results: Vec<&Value> = msgs[start..]
+            .iter()
+            .filter(|m| m["role"] == "user")
+            .filter_map(|m| m["content"].as_array())
+            .flatten()
+            .filter(|b| b["type"] == "tool_result")
+            .collect();
+        let failed: Vec<String> = results
+            .iter()
+            .filter(|b| b["is_error"] == true)
+            .map(|b| {
+                let c = match &b["content"] {
+                    Value::String(s) => s.clone(),
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(|x| x["text"].as_str())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    _ => String::new(),
+                };
+                c.chars().take(200).collect()
+            })
+            .collect();
+        let used: Vec<String> = tools
+            .iter()
+            .filter_map(|d| match d {
+                Directive::Tool { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        let head = if results.is_empty() {
+            "tool missing: no tool_result came back".to_owned()
+        } else if failed.is_empty() {
+            "tool ok".to_owned()
+        } else {
+            format!("tool failed: {}", failed.join(" | "))
+        };
+        let meta = json!({"used_tools": used, "classifier_tag": "mock"});
+        return mk(Answer::Text(format!(
+            "{head}\n\n<!-- paliadin-meta: {meta} -->"
+        )));
+    }
+    for d in &ds {
+        if let Directive::Say(t) = d {
+            return mk(Answer::Text(t.clone()));
+        }
+    }
+    let echo = echo_of(strip_envelope(&prompt));
+    if ds.contains(&Directive::IgnoreSkill) {
+        return mk(Answer::Text(echo));
+    }
+    mk(Answer::Text(format!("{echo}\n\n{TRAILER}")))
+}
+
+// --- HTTP ---------------------------------------------------------------------
+
+struct HttpRequest {
+    method: String,
+    path: String,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn read_request(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<HttpRequest>> {
+    let mut line = String::new();
+    // Skip blank lines between requests.
+    loop {
+        line.clear();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        if !line.trim().is_empty() {
+            break;
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let path = parts.next().unwrap_or("").to_owned();
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h)? == 0 {
+            return Ok(None);
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let mut body = Vec::new();
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            let mut chunk = vec![0; n + 2];
+            r.read_exact(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else if let Some(n) = headers.get("content-length") {
+        let n: usize = n
+            .parse()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        body = vec![0; n];
+        r.read_exact(&mut body)?;
+    }
+    Ok(Some(HttpRequest {
+        method,
+        path,
+        headers,
+        body,
+    }))
+}
+
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+fn serve(conn: TcpStream, s: &Shared) {
+    let _ = conn.set_nodelay(true);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(300)));
+    let Ok(mut w) = conn.try_clone() else { return };
+    let mut r = BufReader::new(conn);
+    while !s.stop.load(Ordering::SeqCst) {
+        let req = match read_request(&mut r) {
+            Ok(Some(req)) => req,
+            _ => return,
+        };
+        let keep = !req
+            .headers
+            .get("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if handle(&mut w, s, req).is_err() || !keep {
+            return;
+        }
+    }
+}
+
+fn handle(w: &mut TcpStream, s: &Shared, req: HttpRequest) -> std::io::Result<()> {
+    let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let route = req.path.split('?').next().unwrap_or("");
+    let is_messages = req.method == "POST" && route.trim_end_matches('/') == "/v1/messages";
+    let side = is_messages
+        && s.side == SideRequests::Answer
+        && body["tools"].as_array().is_none_or(|t| t.is_empty());
+    let kind = if is_messages {
+        if side {
+            "side"
+        } else {
+            "message"
+        }
+    } else if route.ends_with("/count_tokens") {
+        "count_tokens"
+    } else {
+        "other"
+    };
+    let mut headers = BTreeMap::new();
+    for (k, v) in &req.headers {
+        if HEADERS_KEPT.contains(&k.as_str()) {
+            headers.insert(k.clone(), v.clone());
+        } else if k == "authorization" || k == "x-api-key" {
+            headers.insert(k.clone(), "present".into());
+        }
+    }
+    let prompt = if is_messages {
+        prompt_text(&body)
+    } else {
+        String::new()
+    };
+    let (seq, earlier) = {
+        let mut log = s.log.lock().expect("mock log");
+        let seq = log.len();
+        let earlier = log
+            .iter()
+            .filter(|r| r.kind == kind && r.prompt == prompt && same_history(&r.body, &body))
+            .count();
+        log.push(Request {
+            seq,
+            method: req.method.clone(),
+            path: req.path.clone(),
+            headers,
+            body: body.clone(),
+            arrived_ms: ms_since(s.start),
+            answered_ms: None,
+            status: None,
+            kind: kind.into(),
+            prompt,
+        });
+        s.changed.notify_all();
+        (seq, earlier)
+    };
+    let result = if is_messages {
+        let p = plan(&body, side, earlier);
+        answer_message(w, s, &body, p)
+    } else if kind == "count_tokens" {
+        write_json(w, 200, &[], &json!({"input_tokens": 1}), &req.method)
+    } else if req.method == "GET" || req.method == "HEAD" {
+        write_json(w, 200, &[], &json!({"ok": true}), &req.method)
+    } else {
+        write_json(
+            w,
+            404,
+            &[],
+            &json!({"type": "error", "error": {"type": "not_found_error", "message": "mock: no such endpoint"}}),
+            &req.method,
+        )
+    };
+    let status = result.as_ref().map(|c| *c).ok();
+    let done = {
+        let mut log = s.log.lock().expect("mock log");
+        let r = &mut log[seq];
+        r.answered_ms = Some(ms_since(s.start));
+        r.status = status;
+        s.changed.notify_all();
+        r.clone()
+    };
+    if let Some(f) = &s.file {
+        if let Ok(line) = serde_json::to_string(&done) {
+            let mut f = f.lock().expect("mock log file");
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    result.map(|_| ())
+}
+
+/// Whether two bodies are the same step of a conversation (same number of
+/// messages): retries of one call match, the next step of a tool loop does not.
+fn same_history(a: &Value, b: &Value) -> bool {
+    a["messages"].as_array().map(Vec::len) == b["messages"].as_array().map(Vec::len)
+}
+
+fn status_text(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        529 => "Overloaded",
+        _ => "Error",
+    }
+}
+
+fn write_json(
+    w: &mut TcpStream,
+    code: u16,
+    extra: &[(String, String)],
+    v: &Value,
+    method: &str,
+) -> std::io::Result<u16> {
+    let body = v.to_string();
+    let mut head = format!(
+        "HTTP/1.1 {code} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nrequest-id: req_mock\r\n",
+        status_text(code),
+        body.len()
+    );
+    for (k, val) in extra {
+        head.push_str(&format!("{k}: {val}\r\n"));
+    }
+    head.push_str("\r\n");
+    w.write_all(head.as_bytes())?;
+    if method != "HEAD" {
+        w.write_all(body.as_bytes())?;
+    }
+    w.flush()?;
+    Ok(code)
+}
+
+fn chunk(w: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    write!(w, "{:x}\r\n", data.len())?;
+    w.write_all(data)?;
+    w.write_all(b"\r\n")?;
+    w.flush()
+}
+
+fn event(w: &mut TcpStream, name: &str, data: &Value) -> std::io::Result<()> {
+    chunk(w, format!("event: {name}\ndata: {data}\n\n").as_bytes())
+}
+
+fn answer_message(w: &mut TcpStream, s: &Shared, body: &Value, p: Plan) -> std::io::Result<u16> {
+    if p.delay > 0 {
+        std::thread::sleep(Duration::from_millis(p.delay));
+    }
+    let (text, tool) = match p.answer {
+        Answer::Error { code, headers } => {
+            let v = json!({"type": "error", "error": {"type": error_type(code), "message": format!("mock: status {code}")}});
+            return write_json(w, code, &headers, &v, "POST");
+        }
+        Answer::Text(t) => (Some(t), None),
+        Answer::Tool { name, input } => (None, Some((name, input))),
+    };
+    let model = body["model"].as_str().unwrap_or("claude-mock").to_owned();
+    let id = format!("msg_mock_{}", s.tool_ids.fetch_add(1, Ordering::SeqCst));
+    let in_tokens = body.to_string().len() / 4;
+    let out_tokens = text.as_ref().map(|t| t.len() / 4 + 1).unwrap_or(10);
+    let stop_reason = if tool.is_some() {
+        "tool_use"
+    } else {
+        "end_turn"
+    };
+    let tool_id = format!("toolu_mock_{}", s.tool_ids.fetch_add(1, Ordering::SeqCst));
+    let usage = json!({"input_tokens": in_tokens, "output_tokens": out_tokens,
+        "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
+    if body["stream"] != true {
+        let content = match (&text, &tool) {
+            (Some(t), _) => json!([{"type": "text", "text": t}]),
+            (None, Some((name, input))) => {
+                json!([{"type": "tool_use", "id": tool_id, "name": name, "input": input}])
+            }
+            _ => json!([]),
+        };
+        let v = json!({"id": id, "type": "message", "role": "assistant", "model": model,
+            "content": content, "stop_reason": stop_reason, "stop_sequence": null, "usage": usage});
+        return write_json(w, 200, &[], &v, "POST");
+    }
+    w.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nrequest-id: req_mock\r\n\r\n",
+    )?;
+    event(
+        w,
+        "message_start",
+        &json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant",
+            "model": model, "content": [], "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": in_tokens, "output_tokens": 1,
+                "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+    )?;
+    match (&text, &tool) {
+        (Some(t), _) => {
+            event(
+                w,
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+            )?;
+            // In a few pieces, as a model streams, split on char boundaries.
+            let chars: Vec<char> = t.chars().collect();
+            let step = (chars.len() / 3).max(1);
+            for piece in chars.chunks(step) {
+                let piece: String = piece.iter().collect();
+                event(
+                    w,
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}),
+                )?;
+            }
+        }
+        (None, Some((name, input))) => {
+            event(
+                w,
+                "content_block_start",
+                &json!({"type": "content_block_start", "index": 0, "content_block":
+                    {"type": "tool_use", "id": tool_id, "name": name, "input": {}}}),
+            )?;
+            let json = input.to_string();
+            let mid = json
+                .char_indices()
+                .nth(json.chars().count() / 2)
+                .map_or(0, |(i, _)| i);
+            for part in [&json[..mid], &json[mid..]] {
+                event(
+                    w,
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": part}}),
+                )?;
+            }
+        }
+        _ => {}
+    }
+    event(
+        w,
+        "content_block_stop",
+        &json!({"type": "content_block_stop", "index": 0}),
+    )?;
+    if p.close_delay > 0 {
+        std::thread::sleep(Duration::from_millis(p.close_delay));
+    }
+    event(
+        w,
+        "message_delta",
+        &json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null},
+            "usage": {"output_tokens": out_tokens}}),
+    )?;
+    event(w, "message_stop", &json!({"type": "message_stop"}))?;
+    w.write_all(b"0\r\n\r\n")?;
+    w.flush()?;
+    Ok(200)
+}
+
+/// Reads a JSONL log the mock wrote.
+pub fn read_log(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_parse() {
+        let d = directives(
+            "hi\nmock: say a\\nb\nmock: status 429 retry-after=1 times=2\nmock: tool Bash {\"command\":\"ls\"}\nmock: nope\n",
+        );
+        assert_eq!(
+            d,
+            vec![
+                Directive::Say("a\nb".into()),
+                Directive::Status {
+                    code: 429,
+                    headers: vec![("retry-after".into(), "1".into())],
+                    times: Some(2)
+                },
+                Directive::Tool {
+                    name: "Bash".into(),
+                    input: json!({"command": "ls"})
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn prompt_text_unwraps_pastes_and_skips_reminders() {
+        let id = "0123abcd-1111-4222-8333-444455556666";
+        let wrapped = format!(
+            "\n\n<pasted_content id=\"ab12\">\n[PALIADIN:{id}] reply-to: /x\nline one\nline two</pasted_content id=\"ab12\">"
+        );
+        let body = json!({"messages": [
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>skills</system-reminder>"},
+                {"type": "text", "text": wrapped}]}]});
+        let p = prompt_text(&body);
+        assert_eq!(
+            p,
+            format!("[PALIADIN:{id}] reply-to: /x\nline one\nline two")
+        );
+        assert_eq!(strip_envelope(&p), "line one\nline two");
+        assert_eq!(turn_in(&p).as_deref(), Some(id));
+    }
+
+    #[test]
+    fn tool_plan_walks_the_directives_then_reports() {
+        let prompt = "mock: tool Read {\"file_path\":\"/x\"}\nmock: tool Bash {\"command\":\"ls\"}";
+        let mut msgs = vec![json!({"role": "user", "content": prompt})];
+        let p = plan(&json!({"messages": msgs}), false, 0);
+        assert!(matches!(p.answer, Answer::Tool { ref name, .. } if name == "Read"));
+        msgs.push(json!({"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Read", "input": {}}]}));
+        msgs.push(json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "x"}]}));
+        let p = plan(&json!({"messages": msgs}), false, 0);
+        assert!(matches!(p.answer, Answer::Tool { ref name, .. } if name == "Bash"));
+        msgs.push(json!({"role": "assistant", "content": [{"type": "tool_use", "id": "t2", "name": "Bash", "input": {}}]}));
+        msgs.push(json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t2", "is_error": true, "content": "denied"}]}));
+        let p = plan(&json!({"messages": msgs}), false, 0);
+        match p.answer {
+            Answer::Text(t) => assert!(t.starts_with("tool failed: denied\n"), "{t}"),
+            a => panic!("{a:?}"),
+        }
+    }
+
+    #[test]
+    fn serves_streaming_and_plain_answers_and_records_them() {
+        let m = MockApi::start();
+        let body = json!({"model": "m", "stream": false, "tools": [{"name": "x"}],
+            "messages": [{"role": "user", "content": "hello there"}]});
+        let out = http_post(&m, "/v1/messages?beta=true", &body);
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(out.contains(&echo_of("hello there")), "{out}");
+        let mut body = body;
+        body["stream"] = json!(true);
+        body["messages"][0]["content"] = json!("mock: say hi\nmock: slow-close 10");
+        let out = http_post(&m, "/v1/messages", &body);
+        for e in [
+            "message_start",
+            "content_block_delta",
+            "message_delta",
+            "message_stop",
+        ] {
+            assert!(out.contains(&format!("event: {e}")), "{out}");
+        }
+        body["messages"][0]["content"] = json!("mock: status 529");
+        let out = http_post(&m, "/v1/messages", &body);
+        assert!(out.starts_with("HTTP/1.1 529"), "{out}");
+        assert!(out.contains("overloaded_error"), "{out}");
+        let r = m.wait_for_model_call(3, Duration::from_secs(5));
+        assert_eq!(r.status, Some(529));
+        assert_eq!(m.requests().len(), 3);
+    }
+
+    fn http_post(m: &MockApi, path: &str, body: &Value) -> String {
+        let mut c = TcpStream::connect(m.addr()).expect("connect");
+        let b = body.to_string();
+        write!(
+            c,
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
+            b.len()
+        )
+        .expect("write");
+        let mut out = String::new();
+        c.read_to_string(&mut out).expect("read");
+        out
+    }
+}

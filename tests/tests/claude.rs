@@ -1,0 +1,337 @@
+//! The real Claude Code (the pinned npm release, which `tests/run` installs)
+//! in the loop: a laptop set up by `install/laptop.sh`, claude in the shim's
+//! tmux pane, a mock Messages API on loopback in place of Anthropic's.
+//! Each test checks both ends: what the caller got (exit status, reply) and
+//! what the model was sent (the mock's request log). The behaviour asked
+//! for is issue 7's: one model call per turn, messages arriving whole, API
+//! errors reported as 76 within the wait.
+
+use paliadin_tests::claude::{claude_text, ClaudeEnv, ClaudeOptions, Turn};
+use paliadin_tests::mock_api::echo_of;
+use paliadin_tests::run;
+use std::time::Duration;
+
+/// Asserts that `turn` got the default mock answer for `message` and that
+/// the model was called exactly once for it, with the whole message.
+#[track_caller]
+fn assert_echoed(w: &ClaudeEnv, turn: &Turn, message: &str) {
+    turn.code(0);
+    assert_eq!(turn.response(), ClaudeEnv::echo(message), "{}", turn.run);
+    let calls = w.requests_for(turn);
+    assert_eq!(
+        calls.len(),
+        1,
+        "one model call per turn; got {}:\n{}",
+        calls.len(),
+        w.mock.summary()
+    );
+    assert_eq!(
+        calls[0].message(),
+        claude_text(message),
+        "the model got the message whole"
+    );
+}
+
+#[test]
+fn cold_start_then_a_turn_gets_the_models_reply() {
+    let mut w = ClaudeEnv::new();
+    let t = w.turn("cold", "Hello laptop");
+    assert_echoed(&w, &t, "Hello laptop");
+    assert_eq!(t.response(), "echo: Hello laptop (12 chars)");
+    assert_eq!(t.json["status"], "ok", "{}", t.run);
+    // The trailer was the reply's, not the body's.
+    assert!(!t.response().contains("paliadin-meta"), "{}", t.run);
+}
+
+#[test]
+fn turns_in_a_row_each_get_their_own_reply() {
+    let mut w = ClaudeEnv::new();
+    let messages = ["first question", "second question", "third one, short"];
+    for m in messages {
+        let t = w.turn("row", m);
+        assert_echoed(&w, &t, m);
+    }
+    // One conversation: the last call carried the earlier turns too.
+    let last = w.mock.model_calls().pop().expect("a model call");
+    let users = last.body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["role"] == "user")
+        .count();
+    assert!(users >= 3, "{}", w.mock.summary());
+}
+
+#[test]
+fn a_multi_line_non_ascii_message_arrives_whole_and_sanitised() {
+    let mut w = ClaudeEnv::new();
+    // A first turn, so that the long one is a session's second prompt: the
+    // one Claude Code wraps as pasted content.
+    let t = w.turn("multi", "warm up");
+    assert_echoed(&w, &t, "warm up");
+    let message = "Grüße aus Köln 🎉\n\tzweite Zeile, mit Tab\n日本語の三行目\x1b[31m rot?\r\nvierte Zeile \u{7}\nfünfte: ñ ø å — «quoted» \"double\" 'single' `back`\nsechste\n";
+    let t = w.turn("multi", message);
+    assert_echoed(&w, &t, message);
+    let got = w.requests_for(&t)[0].message().to_owned();
+    for gone in ['\x1b', '\r', '\u{7}'] {
+        assert!(!got.contains(gone), "{gone:?} reached the model: {got:?}");
+    }
+}
+
+#[test]
+fn a_60_kib_message_arrives_whole() {
+    let mut w = ClaudeEnv::new();
+    let line = "Sixty kilobytes of text, ünïcödé included — 0123456789\n";
+    let first = line.repeat(60 * 1024 / line.len());
+    let t = w.turn("big", &first);
+    assert_echoed(&w, &t, &first);
+    let second = format!("second {}", first.replace("Sixty", "Again"));
+    let t = w.turn("big", &second);
+    assert_echoed(&w, &t, &second);
+}
+
+#[test]
+fn api_overloaded_529_ends_76_within_the_wait() {
+    let mut w = ClaudeEnv::new();
+    let t = w.turn("overloaded", "mock: status 529\nare you there?");
+    t.code(76);
+    assert_eq!(t.json["error_code"], "agent_error", "{}", t.run);
+    let calls = w.requests_for(&t);
+    assert!(
+        !calls.is_empty() && calls.iter().all(|r| r.status == Some(529)),
+        "{}",
+        w.mock.summary()
+    );
+    // The session is usable afterwards.
+    let t = w.turn("overloaded", "better now?");
+    assert_echoed(&w, &t, "better now?");
+}
+
+#[test]
+fn api_error_500_that_claude_retries_ends_76_within_the_wait() {
+    // Claude retries a 500 ten times over about three minutes; the turn
+    // must end with the agent's error within its wait, not 124.
+    let mut w = ClaudeEnv::with(ClaudeOptions {
+        wait_secs: 15,
+        ..ClaudeOptions::default()
+    });
+    let t = w.turn("server-error", "mock: status 500\nhello?");
+    t.code(76);
+    assert_eq!(t.json["error_code"], "agent_error", "{}", t.run);
+}
+
+#[test]
+fn reset_then_a_turn_starts_a_new_conversation() {
+    let mut w = ClaudeEnv::new();
+    let t = w.turn("reset", "before the reset");
+    assert_echoed(&w, &t, "before the reset");
+    let r = w.cli(false, &["reset", "--session", "reset"], None);
+    r.code(0);
+    let t = w.turn("reset", "after the reset");
+    assert_echoed(&w, &t, "after the reset");
+    // A fresh conversation: nothing the model said before the reset.
+    let call = &w.requests_for(&t)[0];
+    let said = call.body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["role"] == "assistant")
+        .count();
+    assert_eq!(said, 0, "{}", w.mock.summary());
+}
+
+#[test]
+fn a_turn_over_ssh_gets_the_models_reply() {
+    let mut w = ClaudeEnv::with_ssh();
+    let t = w.turn_ssh("remote", "Hello over ssh");
+    assert_echoed(&w, &t, "Hello over ssh");
+    let t = w.turn_ssh("remote", "and again");
+    assert_echoed(&w, &t, "and again");
+}
+
+#[test]
+fn a_model_that_ignores_the_skill_still_gets_its_text_delivered() {
+    let mut w = ClaudeEnv::new();
+    let message = "mock: ignore-skill\nno trailer please";
+    let t = w.turn("plain", message);
+    t.code(0);
+    assert_eq!(t.response(), echo_of(message), "{}", t.run);
+}
+
+#[test]
+fn a_slow_answer_times_out_then_poll_collects_it() {
+    let mut w = ClaudeEnv::with(ClaudeOptions {
+        wait_secs: 5,
+        ..ClaudeOptions::default()
+    });
+    // Started first so that the slow turn's wait is the model's alone.
+    let t = w.turn("slow", "warm up");
+    assert_echoed(&w, &t, "warm up");
+    let message = "mock: slow 8000\ntake your time";
+    let t = w.turn("slow", message);
+    t.code(124);
+    // The answer comes once the mock has sent it; poll then has it.
+    let id = t.id();
+    let (_, answered) = w.mock.wait_until(Duration::from_secs(30), |log| {
+        log.iter()
+            .any(|r| r.prompt.contains(&id) && r.answered_ms.is_some())
+    });
+    assert!(answered, "{}", w.mock.summary());
+    let mut last = None;
+    for _ in 0..50 {
+        let r = w.cli(false, &["poll", &id], None);
+        if r.code == 0 {
+            assert_eq!(r.out().trim_end(), ClaudeEnv::echo(message), "{r}");
+            return;
+        }
+        r.code(124);
+        last = Some(r);
+        // poll has no way to wait for a reply; the mock's answer is in, so
+        // only claude's own post-processing is left.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "poll never collected the late reply: {}",
+        last.expect("a poll")
+    );
+}
+
+#[test]
+fn an_allowed_tool_runs_and_a_forbidden_one_is_denied_without_a_prompt() {
+    let mut w = ClaudeEnv::new();
+    let notes = w.env.workdir.join("notes.txt");
+    std::fs::write(&notes, "the notes\n").expect("notes");
+    let notes = notes.canonicalize().expect("real path");
+    // Reading the workdir is allowed by the installer's rules.
+    let read = format!(
+        "mock: tool Read {}\nread the notes",
+        serde_json::json!({"file_path": notes})
+    );
+    let t = w.turn("tools", &read);
+    t.code(0);
+    assert_eq!(t.response(), "tool ok", "{}", t.run);
+    assert_eq!(
+        t.json["used_tools"],
+        serde_json::json!(["Read"]),
+        "{}",
+        t.run
+    );
+    // Running a command is not: denied at once, the turn goes on.
+    let secret = w.env.home.join("secret");
+    let bash = format!(
+        "mock: tool Bash {}\nwrite a file",
+        serde_json::json!({"command": format!("touch {}", secret.display())})
+    );
+    let t = w.turn("tools", &bash);
+    t.code(0);
+    assert!(
+        t.response().starts_with("tool failed: "),
+        "{}\n{}",
+        t.run,
+        w.panes()
+    );
+    assert!(!secret.exists(), "the denied command ran");
+    assert_eq!(w.requests_for(&t).len(), 2, "{}", w.mock.summary());
+}
+
+#[test]
+fn turns_sent_back_to_back_each_get_their_own_reply() {
+    let mut w = ClaudeEnv::new();
+    let t = w.turn("b2b", "warm up");
+    assert_echoed(&w, &t, "warm up");
+    // The first answer takes a while to close; the second turn is sent
+    // while it streams and must neither be typed into it nor take its reply.
+    let first = "mock: slow-close 1500\nfirst of two";
+    let second = "second of two";
+    let mut c = w.cli_command(false, &["turn", "--json", "--session", "b2b", "-"]);
+    let handle = std::thread::spawn(move || {
+        Turn::of(run(&mut c, Some(first.as_bytes()), Duration::from_secs(60)))
+    });
+    // The second is sent once the first is at the model.
+    let (_, arrived) = w.mock.wait_until(Duration::from_secs(30), |log| {
+        log.iter().any(|r| r.prompt.contains("first of two"))
+    });
+    assert!(arrived, "{}", w.mock.summary());
+    let t2 = w.turn("b2b", second);
+    let t1 = handle.join().expect("first turn");
+    assert_echoed(&w, &t1, first);
+    assert_echoed(&w, &t2, second);
+}
+
+#[test]
+fn two_sessions_in_parallel_each_get_their_own_reply() {
+    let mut w = ClaudeEnv::new();
+    let handles: Vec<_> = ["alpha", "beta"]
+        .iter()
+        .map(|s| {
+            let mut c = w.cli_command(false, &["turn", "--json", "--session", s, "-"]);
+            let msg = format!("hello from {s}");
+            std::thread::spawn(move || {
+                let t = Turn::of(run(&mut c, Some(msg.as_bytes()), Duration::from_secs(60)));
+                (t, msg)
+            })
+        })
+        .collect();
+    for h in handles {
+        let (t, msg) = h.join().expect("turn thread");
+        assert_echoed(&w, &t, &msg);
+    }
+}
+
+/// Every regular file under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else if p.is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn one_session_cannot_read_or_write_anothers_state() {
+    let mut w = ClaudeEnv::new();
+    let victim = w.turn("victim", "my private question");
+    assert_echoed(&w, &victim, "my private question");
+    let state = w.env.state.canonicalize().expect("state dir");
+    let theirs: Vec<_> = files_under(&state.join("sessions"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(&victim.id()))
+        .collect();
+    assert!(
+        !theirs.is_empty(),
+        "the victim's turn left no file to aim at under {}",
+        state.display()
+    );
+    let turn_dir = theirs[0].parent().expect("turn dir").to_path_buf();
+    // Reading the victim's turn.
+    let read = format!(
+        "mock: tool Read {}\nread it",
+        serde_json::json!({"file_path": theirs[0]})
+    );
+    let t = w.turn("attacker", &read);
+    t.code(0);
+    assert!(
+        t.response().starts_with("tool failed: "),
+        "another session's state was readable: {}",
+        t.run
+    );
+    // Planting a reply in the victim's turn.
+    let planted = turn_dir.join("reply.md.tmp");
+    let write = format!(
+        "mock: tool Write {}\nplant it",
+        serde_json::json!({"file_path": planted, "content": "planted"})
+    );
+    let t = w.turn("attacker", &write);
+    t.code(0);
+    assert!(
+        t.response().starts_with("tool failed: "),
+        "another session's state was writable: {}",
+        t.run
+    );
+    assert!(!planted.exists(), "the planted file is there");
+}
