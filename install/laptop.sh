@@ -33,8 +33,8 @@ Options:
   --from PATTERNS     restrict the key to these client addresses (from="...")
   --workdir DIR       the agent's working directory (default: ~/paliadin-work)
   --agent COMMAND     the agent's command line, used as given (default: claude
-                      with unattended permissions if it is on PATH, else the
-                      test agent paliadin-test-agent next to the shim binary)
+                      with unattended permissions; without claude on PATH and
+                      without --agent the installer stops, exit 2)
   --persona FILE      text that replaces the skill's persona section
   --tmux-socket NAME  the shim's tmux server (default: paliadin)
   --wait-secs N       how long a turn waits for its reply (default: 60)
@@ -359,7 +359,7 @@ AGENT_WORDS=""
 AGENT_NOTE=""
 agent_argv() {
   if [ -n "$AGENT" ]; then
-    AGENT_NOTE="the agent given with --agent"
+    AGENT_NOTE="$AGENT (given with --agent)"
     if command -v python3 >/dev/null 2>&1; then
       AGENT_WORDS=$(python3 -c 'import shlex, sys; print("\n".join(shlex.split(sys.argv[1])))' "$AGENT") ||
         die "--agent: unbalanced quotes"
@@ -393,16 +393,15 @@ agent_argv() {
       --disallowedTools AskUserQuestion)
     return 0
   fi
-  local agent
-  agent="$(dirname "$SHIM_BIN")/paliadin-test-agent"
-  if [ -x "$agent" ]; then
-    AGENT_NOTE="the test agent $agent (claude is not on PATH)"
-    AGENT_WORDS=$agent
-    return 0
-  fi
-  AGENT_NOTE="claude, which is not installed yet (install Claude Code, then run this again)"
-  warn "claude is not on PATH and there is no paliadin-test-agent next to $SHIM_BIN"
-  AGENT_WORDS=claude
+  no_agent
+}
+
+# No agent would answer: installing one that cannot start (or a test agent
+# in its place) only fails later, on the server, for every turn. Exit 2
+# before anything changed.
+no_agent() {
+  printf '%s: error: %s\n' "$PROG" "claude (Claude Code) is not on PATH. Install it (npm install -g @anthropic-ai/claude-code, then run claude once to log in) and run this again, or give the agent's command line with --agent COMMAND" >&2
+  exit 2
 }
 
 render_config() {
@@ -540,6 +539,9 @@ install_authorized_key() {
 }
 
 install_all() {
+  if [ -z "$AGENT" ] && ! command -v claude >/dev/null 2>&1; then
+    no_agent
+  fi
   CHANGES=0
   NEW_MANIFEST=""
   DRY_DIRS=""

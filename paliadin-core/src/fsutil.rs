@@ -123,63 +123,6 @@ pub fn read_regular(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
     Ok(Some(buf))
 }
 
-/// Why [`read_owned_file`] would not read a file.
-#[derive(Debug)]
-pub enum ReadError {
-    /// A symlink, a directory, a device or a pipe.
-    NotRegular,
-    /// More than one hard link: the same bytes as some other file.
-    Linked(u64),
-    /// Owned by another user (the uid).
-    Owner(u32),
-    /// Larger than the limit.
-    TooLarge,
-    Io(io::Error),
-}
-
-/// Reads `path` only if it is a regular file, reached without following a
-/// symlink, with exactly one link, owned by this process's user, and at most
-/// `limit` bytes: a file that another process of the same user left for us
-/// and that cannot stand for any other file. `Ok(None)` when it is absent.
-pub fn read_owned_file(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ReadError> {
-    use std::os::unix::fs::MetadataExt;
-    let f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(
-            rustix::fs::OFlags::NOFOLLOW.bits() as i32 | rustix::fs::OFlags::NONBLOCK.bits() as i32,
-        )
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-            return Err(ReadError::NotRegular)
-        }
-        Err(e) => return Err(ReadError::Io(e)),
-    };
-    let m = f.metadata().map_err(ReadError::Io)?;
-    if !m.is_file() {
-        return Err(ReadError::NotRegular);
-    }
-    if m.nlink() != 1 {
-        return Err(ReadError::Linked(m.nlink()));
-    }
-    if m.uid() != rustix::process::geteuid().as_raw() {
-        return Err(ReadError::Owner(m.uid()));
-    }
-    if m.len() > limit {
-        return Err(ReadError::TooLarge);
-    }
-    let mut buf = Vec::with_capacity(m.len() as usize);
-    File::take(f, limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(ReadError::Io)?;
-    if buf.len() as u64 > limit {
-        return Err(ReadError::TooLarge);
-    }
-    Ok(Some(buf))
-}
-
 /// Whether `path` exists without following a final symlink.
 pub fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()

@@ -127,8 +127,21 @@ impl Shim {
         Shim { config, tmux }
     }
 
-    pub fn session_dir(&self, name: &paliadin_core::SessionName) -> SessionDir {
-        SessionDir::new(&self.config.state_dir, name)
+    /// The session's state, created if missing when `create`.
+    pub fn session_dir(
+        &self,
+        name: &paliadin_core::SessionName,
+        create: bool,
+    ) -> Result<SessionDir> {
+        SessionDir::open(&self.config.state_dir, name, create).map_err(|e| {
+            crate::error::io_error(
+                &format!(
+                    "cannot open the session's state under {}",
+                    self.config.state_dir.display()
+                ),
+                e,
+            )
+        })
     }
 
     /// The pane's last lines, for an error report.
@@ -308,8 +321,12 @@ impl Shim {
     ) -> Result<()> {
         let started = Instant::now();
         let until_ready = deadline.min(window);
-        let mut watch = Watch::new(&[&s.dir])
-            .map_err(|e| crate::error::io_error(&format!("cannot watch {}", s.dir.display()), e))?;
+        let mut watch = s
+            .watch_path()
+            .and_then(|p| Watch::new(&[&p]))
+            .map_err(|e| {
+                crate::error::io_error(&format!("cannot watch {}", s.path().display()), e)
+            })?;
         if !watch.watch_pid(pane.pid)? {
             return Err(ShimError::unavailable("the agent exited during start-up"));
         }

@@ -5,7 +5,6 @@
 //! never hold the agent up, never type into a pane, never fail loudly.
 
 use paliadin_core::envelope::turn_of_prompt;
-use paliadin_core::fsutil;
 use paliadin_core::session::SessionName;
 use serde_json::{json, Value};
 use std::io::Read as _;
@@ -48,13 +47,15 @@ pub fn settings_json(exe: &Path) -> String {
 
 /// Writes the settings file under `state_dir` (only when it changed) and returns its path.
 pub fn write_settings(state_dir: &Path) -> std::io::Result<PathBuf> {
+    const NAME: &str = "claude-settings.json";
     let exe = std::env::current_exe()?;
-    let path = state_dir.join("claude-settings.json");
+    let root = crate::state::open_root(state_dir, true)?
+        .ok_or_else(|| std::io::Error::other("the state directory vanished"))?;
     let text = settings_json(&exe);
-    if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-        fsutil::write_atomic(&path, text.as_bytes(), 0o600)?;
+    if root.read(NAME, 1 << 20)?.as_deref() != Some(text.as_bytes()) {
+        root.write(NAME, text.as_bytes())?;
     }
-    Ok(path)
+    Ok(state_dir.join(NAME))
 }
 
 /// Reads stdin until EOF, [`MAX_INPUT`] or [`READ_BUDGET`], whichever first.
@@ -102,8 +103,10 @@ pub fn run(event: &str) {
     let Ok(name) = SessionName::new(&session) else {
         return;
     };
-    let dir = SessionDir::new(Path::new(&state), &name);
-    if !dir.dir.is_dir() {
+    let Ok(dir) = SessionDir::open(Path::new(&state), &name, false) else {
+        return;
+    };
+    if !dir.exists() {
         return;
     }
     handle(&dir, event, &v);
@@ -148,7 +151,7 @@ pub fn handle(dir: &SessionDir, event: &str, v: &Value) {
                 if msg.trim().is_empty() {
                     let _ = t.mark("failed", "the agent ended its turn without a message");
                 } else {
-                    let _ = fsutil::write_atomic_new(&t.reply_path(), msg.as_bytes(), 0o600);
+                    let _ = t.write_reply(msg.as_bytes());
                 }
             }
         }
@@ -222,8 +225,8 @@ mod tests {
     #[test]
     fn stop_writes_the_reply_once_and_it_stays() {
         let tmp = std::env::temp_dir().join(format!("paliadin-hooks-{}", std::process::id()));
-        let dir = SessionDir::new(&tmp, &SessionName::new("s").unwrap());
-        dir.create().unwrap();
+        paliadin_core::fsutil::private_dir(&tmp).unwrap();
+        let dir = SessionDir::open(&tmp, &SessionName::new("s").unwrap(), true).unwrap();
         let id = uuid::Uuid::new_v4();
         let t = dir.turn(id);
         t.create().unwrap();

@@ -7,6 +7,7 @@ mod agent;
 mod cli;
 mod cmd;
 mod config;
+mod dirfd;
 mod error;
 mod hooks;
 mod state;

@@ -1,55 +1,62 @@
 //! The shim's state on disk, under `<state_dir>/sessions/<key>/`: the turn
 //! lock, the markers the hooks leave, and one directory per turn holding its
-//! reply file. Owns every path below the state directory and every rule about
-//! them (who writes what, once); never talks to tmux or reads a hook's stdin.
+//! reply. Owns every name below the state directory and every rule about them
+//! (who writes what, once); never talks to tmux or reads a hook's stdin.
+//! Everything is reached through [`crate::dirfd::Dir`]: from a checked
+//! descriptor, one name at a time, never through a symlink.
 //!
 //! ```text
 //! <state_dir>/claude-settings.json       the hooks the agent is started with
 //! <state_dir>/sessions/<key>/lock        held across a turn (flock)
 //!                           start.lock   held while the agent starts
 //!                           ready        SessionStart arrived
+//!                           mounted      the agent's input loop runs
 //!                           agent.json   argv and start time of the agent
 //!                           last_prompt  id of the last submitted turn
 //!                           current      id of the turn being waited for
-//!                           turns/<id>/  reply.md, submitted, blocked, failed, delivered
+//!                           activity     its mtime: the last activity
+//!                           swept        its mtime: the last sweep
+//!                           turns/<id>/  reply.md, submitted, blocked, failed,
+//!                                        idle, delivered
 //! ```
 
-use paliadin_core::fsutil;
 use paliadin_core::session::SessionName;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 
+use crate::dirfd::{Dir, ReadError};
+
 /// Largest reply the shim will read.
 pub const MAX_REPLY: u64 = 64 << 20;
-/// How long an undelivered reply is kept for `poll`.
+/// How long a reply is kept for `poll` and retries.
 pub const TURN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// How often a session's expired turns are looked for.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
+/// Largest marker file read.
+const MAX_MARKER: u64 = 1 << 20;
 
-/// The state of one session.
-#[derive(Debug, Clone)]
+/// The state directory itself: opened (and created, 0700) once per request.
+pub fn open_root(state_dir: &Path, create: bool) -> io::Result<Option<Dir>> {
+    Dir::open_root(state_dir, create)
+}
+
+/// The state of one session. Without its directory on disk (a session
+/// never used here), it reads as empty and cannot be written.
+#[derive(Debug)]
 pub struct SessionDir {
     pub name: SessionName,
-    pub dir: PathBuf,
+    /// `sessions/<key>` and its `turns`.
+    dirs: Option<(Dir, Arc<Dir>)>,
+    path: PathBuf,
 }
 
 /// A held flock, released when dropped or when the process dies.
 #[derive(Debug)]
 pub struct Lock(#[allow(dead_code)] File);
-
-fn open_lock(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-}
 
 fn try_flock(f: &File) -> io::Result<bool> {
     use rustix::fs::{flock, FlockOperation};
@@ -60,26 +67,50 @@ fn try_flock(f: &File) -> io::Result<bool> {
     }
 }
 
+fn absent() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "the session has no state yet")
+}
+
 impl SessionDir {
-    pub fn new(state_dir: &Path, name: &SessionName) -> SessionDir {
-        SessionDir {
+    /// Opens the session's state under `state_dir`, creating what is missing
+    /// when `create`. Fails on anything planted in its place (a symlink, a
+    /// file, a state directory others can write to).
+    pub fn open(state_dir: &Path, name: &SessionName, create: bool) -> io::Result<SessionDir> {
+        let path = state_dir.join("sessions").join(name.key());
+        let dirs = match open_root(state_dir, create)? {
+            None => None,
+            Some(root) => match root.child("sessions", create)? {
+                None => None,
+                Some(sessions) => match sessions.child(&name.key(), create)? {
+                    None => None,
+                    Some(dir) => dir.child("turns", true)?.map(|t| (dir, Arc::new(t))),
+                },
+            },
+        };
+        Ok(SessionDir {
             name: name.clone(),
-            dir: state_dir.join("sessions").join(name.key()),
-        }
+            dirs,
+            path,
+        })
     }
 
-    /// Creates the directory (0700) if missing.
-    pub fn create(&self) -> io::Result<()> {
-        fsutil::private_dir(&self.dir.join("turns"))
+    /// Where the session's state is (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
-    pub fn path(&self, file: &str) -> PathBuf {
-        self.dir.join(file)
+    /// Whether the session has state on disk.
+    pub fn exists(&self) -> bool {
+        self.dirs.is_some()
+    }
+
+    fn dir(&self) -> io::Result<&Dir> {
+        self.dirs.as_ref().map(|(d, _)| d).ok_or_else(absent)
     }
 
     /// Takes `file`'s lock, waiting until `deadline`; `Ok(None)` if it stayed held.
     pub fn lock(&self, file: &str, deadline: Instant) -> io::Result<Option<Lock>> {
-        let f = open_lock(&self.path(file))?;
+        let f = self.dir()?.lock_file(file)?;
         loop {
             if try_flock(&f)? {
                 return Ok(Some(Lock(f)));
@@ -93,7 +124,7 @@ impl SessionDir {
 
     /// Whether a turn holds the session right now.
     pub fn busy(&self) -> bool {
-        match open_lock(&self.path("lock")) {
+        match self.dir().and_then(|d| d.lock_file("lock")) {
             Ok(f) => !try_flock(&f).unwrap_or(true),
             Err(_) => false,
         }
@@ -101,7 +132,9 @@ impl SessionDir {
 
     /// Reads a small marker file's text.
     pub fn read(&self, file: &str) -> Option<String> {
-        fsutil::read_regular(&self.path(file), 1 << 20)
+        self.dir()
+            .ok()?
+            .read(file, MAX_MARKER)
             .ok()
             .flatten()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -110,74 +143,69 @@ impl SessionDir {
     /// Replaces a marker file (atomic for readers, not flushed: state is
     /// rebuilt after a reboot anyway).
     pub fn write(&self, file: &str, text: &str) -> io::Result<()> {
-        fsutil::write_atomic_volatile(&self.path(file), text.as_bytes(), 0o600)
+        self.dir()?.write(file, text.as_bytes())
     }
 
     pub fn remove(&self, file: &str) {
-        let _ = fs::remove_file(self.path(file));
+        if let Ok(d) = self.dir() {
+            d.remove(file);
+        }
     }
 
     pub fn has(&self, file: &str) -> bool {
-        fsutil::exists(&self.path(file))
+        self.dir().is_ok_and(|d| d.has(file))
     }
 
     /// Modification time of `file`.
     pub fn mtime(&self, file: &str) -> Option<SystemTime> {
-        fs::metadata(self.path(file))
-            .and_then(|m| m.modified())
-            .ok()
+        self.dir().ok()?.mtime(file)
     }
 
-    /// Marks activity now.
     /// Marks activity now (the file's mtime is the time).
     pub fn touch(&self) {
-        self.stamp("activity");
+        if let Ok(d) = self.dir() {
+            d.stamp("activity");
+        }
     }
 
-    /// Sets `file`'s mtime to now, creating it empty if needed.
-    fn stamp(&self, file: &str) {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(self.path(file));
-        if let Ok(f) = f {
-            let _ = f.set_modified(SystemTime::now());
-        }
+    /// A path naming the session's directory itself, for a watch.
+    pub fn watch_path(&self) -> io::Result<PathBuf> {
+        Ok(self.dir()?.fd_path())
     }
 
     pub fn turn(&self, id: Uuid) -> TurnDir {
         TurnDir {
             id,
-            dir: self.dir.join("turns").join(id.to_string()),
+            name: id.to_string(),
+            turns: self.dirs.as_ref().map(|(_, t)| Arc::clone(t)),
+            path: self.path.join("turns").join(id.to_string()),
         }
     }
 
     /// Removes turns older than [`TURN_TTL`], at most every [`SWEEP_EVERY`]
     /// (a busy session holds a day of turns: no turn should stat them all).
+    /// Only real directories on the state's own filesystem are removed, and
+    /// nothing below them is followed.
     pub fn sweep(&self) {
+        let Some((dir, turns)) = &self.dirs else {
+            return;
+        };
         let now = SystemTime::now();
-        let recent = self
+        let recent = dir
             .mtime("swept")
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age < SWEEP_EVERY);
         if recent {
             return;
         }
-        self.stamp("swept");
-        let Ok(entries) = fs::read_dir(self.dir.join("turns")) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
+        dir.stamp("swept");
+        for name in turns.names() {
+            let old = turns
+                .mtime(&name)
                 .and_then(|t| now.duration_since(t).ok())
                 .is_some_and(|age| age > TURN_TTL);
-            if old {
-                let _ = fs::remove_dir_all(e.path());
+            if old && turns.is_subdir_here(&name) {
+                turns.remove_tree(&name);
             }
         }
     }
@@ -187,7 +215,9 @@ impl SessionDir {
 #[derive(Debug, Clone)]
 pub struct TurnDir {
     pub id: Uuid,
-    pub dir: PathBuf,
+    name: String,
+    turns: Option<Arc<Dir>>,
+    path: PathBuf,
 }
 
 /// What a turn's directory says about it.
@@ -219,55 +249,91 @@ pub enum Refused {
     Io(#[from] io::Error),
 }
 
+/// The reply file's name in a turn's directory.
+const REPLY: &str = "reply.md";
+
 impl TurnDir {
+    /// The turn's directory, if it is there (an error if something else is).
+    fn open(&self) -> io::Result<Option<Dir>> {
+        match &self.turns {
+            Some(t) => t.child(&self.name, false),
+            None => Ok(None),
+        }
+    }
+
     pub fn exists(&self) -> bool {
-        self.dir.is_dir()
+        self.open().is_ok_and(|d| d.is_some())
+    }
+
+    /// Where the turn's directory is (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Creates the directory; `Ok(false)` if it already existed.
     pub fn create(&self) -> io::Result<bool> {
-        use std::os::unix::fs::DirBuilderExt;
-        match fs::DirBuilder::new().mode(0o700).create(&self.dir) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(e),
+        self.turns.as_ref().ok_or_else(absent)?.mkdir(&self.name)
+    }
+
+    /// Removes the directory and what is in it.
+    pub fn remove(&self) {
+        if let Some(t) = &self.turns {
+            t.remove_tree(&self.name);
         }
+    }
+
+    /// A path naming the turn's directory itself, for a watch (valid while
+    /// the process runs; the watch stays on the directory it named).
+    pub fn watch_path(&self) -> io::Result<(Dir, PathBuf)> {
+        let d = self.open()?.ok_or_else(absent)?;
+        let p = d.fd_path();
+        Ok((d, p))
     }
 
     /// How long ago the turn's directory last changed.
     pub fn age(&self) -> Option<Duration> {
-        let m = fs::metadata(&self.dir).and_then(|m| m.modified()).ok()?;
+        let m = self.turns.as_ref()?.mtime(&self.name)?;
         SystemTime::now().duration_since(m).ok()
     }
 
-    /// Where the agent writes its reply.
+    /// Where an agent without hooks writes its reply (the only path the
+    /// shim ever hands out; it never opens it by path itself).
     pub fn reply_path(&self) -> PathBuf {
-        self.dir.join("reply.md")
-    }
-
-    fn marker(&self, name: &str) -> Option<String> {
-        fsutil::read_regular(&self.dir.join(name), 1 << 16)
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        self.path.join(REPLY)
     }
 
     pub fn has(&self, name: &str) -> bool {
-        fsutil::exists(&self.dir.join(name))
+        self.open().ok().flatten().is_some_and(|d| d.has(name))
     }
 
     /// Leaves a marker (idempotent).
     pub fn mark(&self, name: &str, text: &str) -> io::Result<()> {
-        fsutil::write_atomic_volatile(&self.dir.join(name), text.as_bytes(), 0o600)
+        self.open()?
+            .ok_or_else(absent)?
+            .write(name, text.as_bytes())
+    }
+
+    /// Records the reply unless one is there already; `Ok(false)` then.
+    pub fn write_reply(&self, reply: &[u8]) -> io::Result<bool> {
+        self.open()?.ok_or_else(absent)?.write_new(REPLY, reply)
     }
 
     /// The turn's state, the reply winning over everything else.
     pub fn state(&self) -> TurnState {
-        if fsutil::exists(&self.reply_path()) {
+        let Ok(Some(d)) = self.open() else {
+            return TurnState::Pending;
+        };
+        let marker = |name: &str| {
+            d.read(name, 1 << 16)
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        };
+        if d.has(REPLY) {
             TurnState::Replied
-        } else if let Some(e) = self.marker("failed") {
+        } else if let Some(e) = marker("failed") {
             TurnState::Failed(e)
-        } else if let Some(m) = self.marker("blocked") {
+        } else if let Some(m) = marker("blocked") {
             TurnState::Blocked(m)
         } else {
             TurnState::Pending
@@ -279,12 +345,15 @@ impl TurnDir {
     /// [`MAX_REPLY`]. A reply is kept until the turn expires, so reading it
     /// again (a retry, `poll`) gives the same bytes.
     pub fn reply(&self) -> Result<Option<Vec<u8>>, Refused> {
-        fsutil::read_owned_file(&self.reply_path(), MAX_REPLY).map_err(|e| match e {
-            fsutil::ReadError::NotRegular => Refused::NotRegular,
-            fsutil::ReadError::Linked(n) => Refused::Linked(n),
-            fsutil::ReadError::Owner(u) => Refused::Owner(u),
-            fsutil::ReadError::TooLarge => Refused::TooLarge,
-            fsutil::ReadError::Io(e) => Refused::Io(e),
+        let Some(d) = self.open()? else {
+            return Ok(None);
+        };
+        d.read_owned(REPLY, MAX_REPLY).map_err(|e| match e {
+            ReadError::NotRegular => Refused::NotRegular,
+            ReadError::Linked(n) => Refused::Linked(n),
+            ReadError::Owner(u) => Refused::Owner(u),
+            ReadError::TooLarge => Refused::TooLarge,
+            ReadError::Io(e) => Refused::Io(e),
         })
     }
 

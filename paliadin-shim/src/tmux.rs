@@ -63,6 +63,9 @@ pub fn is_missing_session(stderr: &str) -> bool {
         // one) answers a target with this; seen with eight first turns at once.
         "no current target",
         "no sessions",
+        // A server whose last session was just killed exits while a
+        // client's command is on its way; seen right after `reset`.
+        "server exited unexpectedly",
     ]
     .iter()
     .any(|m| stderr.contains(m))
@@ -434,6 +437,7 @@ mod tests {
             "error connecting to /tmp/tmux-0/x (No such file or directory)"
         ));
         assert!(is_missing_session("no current target"));
+        assert!(is_missing_session("server exited unexpectedly"));
         assert!(!is_missing_session("unknown command: foo"));
     }
 }

@@ -37,8 +37,20 @@ impl World {
         let home = root.join("home");
         let stub = root.join("stub");
         let scratch = root.join("scratch");
-        for d in [&home, &stub, &scratch] {
+        let sysbin = root.join("sysbin");
+        for d in [&home, &stub, &scratch, &sysbin] {
             std::fs::create_dir_all(d).expect("mkdir");
+        }
+        // The system's programs, but never a claude someone installed on
+        // this machine: each test says whether the laptop has one.
+        for dir in ["/usr/bin", "/bin"] {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let name = e.file_name();
+                let link = sysbin.join(&name);
+                if name != "claude" && !link.exists() {
+                    let _ = std::os::unix::fs::symlink(e.path(), link);
+                }
+            }
         }
         World {
             _tmp: tmp,
@@ -58,7 +70,10 @@ impl World {
         if let Some(p) = &self.extra_path {
             path = format!("{}:{path}", p.display());
         }
-        path.push_str(":/usr/bin:/bin");
+        path.push_str(&format!(
+            ":{}",
+            self.stub.with_file_name("sysbin").display()
+        ));
         let mut c = Command::new("bash");
         c.arg(repo().join("install").join(name))
             .args(args)
@@ -74,7 +89,22 @@ impl World {
         run(&mut c, None, Duration::from_secs(60))
     }
 
+    /// Runs the laptop installer with the test agent as `--agent`, unless
+    /// the test gives its own or puts a claude on PATH.
     fn laptop(&self, args: &[&str]) -> Run {
+        let shim = bin("paliadin-shim");
+        let agent = bin("paliadin-test-agent");
+        let mut all = vec!["--shim-bin", shim.to_str().expect("utf-8 path")];
+        if self.extra_path.is_none() && !args.contains(&"--agent") && !args.contains(&"--uninstall")
+        {
+            all.extend(["--agent", agent.to_str().expect("utf-8 path")]);
+        }
+        all.extend_from_slice(args);
+        self.script("laptop.sh", &all)
+    }
+
+    /// The laptop installer exactly as given.
+    fn laptop_bare(&self, args: &[&str]) -> Run {
         let shim = bin("paliadin-shim");
         let mut all = vec!["--shim-bin", shim.to_str().expect("utf-8 path")];
         all.extend_from_slice(args);
@@ -458,6 +488,26 @@ fn laptop_persona_replaces_the_persona_section() {
     );
     assert!(!skill.contains("concise, helpful assistant"), "{skill}");
     assert!(skill.contains("[PALIADIN:"), "{skill}");
+}
+
+#[test]
+fn laptop_refuses_without_claude_and_without_agent() {
+    let w = World::new();
+    let r = w.laptop_bare(&[]);
+    r.code(2);
+    assert!(
+        r.stderr.contains("claude (Claude Code) is not on PATH")
+            && r.stderr
+                .contains("npm install -g @anthropic-ai/claude-code")
+            && r.stderr.contains("--agent COMMAND")
+            && r.stderr.lines().count() == 1,
+        "one line that says what to do\n{r}"
+    );
+    assert!(
+        w.snapshot().is_empty(),
+        "nothing changed: {:?}",
+        w.snapshot()
+    );
 }
 
 #[test]

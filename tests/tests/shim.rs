@@ -613,6 +613,8 @@ fn replies_expire_after_a_day() {
         std::fs::create_dir_all(dirs.join(id)).unwrap();
         std::fs::write(dirs.join(id).join("reply.md"), format!("reply of {id}")).unwrap();
     }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&env.state, std::fs::Permissions::from_mode(0o700)).unwrap();
     let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3600);
     std::fs::File::open(dirs.join(&old))
         .unwrap()
@@ -755,4 +757,79 @@ fn a_tmux_server_belongs_to_one_state_directory() {
     assert_eq!(pid(&env), before);
     let (_, r) = turn(&env, "alice", "still mine");
     assert_eq!(body(&r.ok()), "still mine");
+}
+
+/// Every file below `dir`, relative, sorted (symlinks listed, not followed).
+fn tree(dir: &std::path::Path) -> Vec<String> {
+    fn walk(base: &std::path::Path, d: &std::path::Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(base).unwrap().display().to_string());
+            if e.file_type().unwrap().is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn the_state_directory_never_leads_outside_itself() {
+    use std::os::unix::fs::symlink;
+    let env = TestEnv::new();
+    let outside = env.home.join("outside");
+    let day_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3600);
+    let plant_old_dirs = || {
+        for d in ["old-1", "old-2"] {
+            std::fs::create_dir_all(outside.join(d)).unwrap();
+            std::fs::File::open(outside.join(d))
+                .unwrap()
+                .set_modified(day_ago)
+                .unwrap();
+        }
+    };
+    plant_old_dirs();
+    let before = tree(&outside);
+
+    // `turns` of a session is a symlink to a directory with day-old
+    // subdirectories: no sweep deletes them, no turn is created there.
+    env.shim(&["health", "a"]).ok();
+    let a = env.state.join("sessions/a");
+    std::fs::remove_dir_all(a.join("turns")).unwrap();
+    symlink(&outside, a.join("turns")).unwrap();
+    std::fs::remove_file(a.join("swept")).ok();
+    let r = env.shim(&["run-turn", "a", &turn_id(), &b64("hi")]);
+    r.shim_error(1, "shim_error");
+    assert!(r.stderr.contains("symlink"), "says why\n{r}");
+    // The session directory itself as a symlink.
+    std::fs::create_dir_all(env.state.join("sessions")).unwrap();
+    symlink(&outside, env.state.join("sessions/b")).unwrap();
+    env.shim(&["run-turn", "b", &turn_id(), &b64("hi")])
+        .shim_error(1, "shim_error");
+    env.shim(&["poll", "b", &turn_id()])
+        .shim_error(1, "shim_error");
+    assert_eq!(tree(&outside), before, "nothing outside changed");
+
+    // Dangling symlinks where the shim creates files: nothing is created at
+    // their targets, whatever the turn's outcome.
+    env.shim(&["health", "c"]).ok();
+    let c = env.state.join("sessions/c");
+    for f in ["activity", "swept", "lock", "start.lock", "current"] {
+        let _ = std::fs::remove_file(c.join(f));
+        symlink(outside.join(format!("made-by-{f}")), c.join(f)).unwrap();
+    }
+    let _ = env.shim(&["run-turn", "c", &turn_id(), &b64("hi")]);
+    let _ = env.shim(&["status", "c"]);
+    let _ = env.shim(&["reset", "c"]);
+    assert_eq!(tree(&outside), before, "no file created through a symlink");
+
+    // A state directory that others may write to, or that is a symlink, is refused.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&env.state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = env.shim(&["health", "d"]);
+    r.shim_error(1, "shim_error");
+    assert!(r.stderr.contains("chmod 700"), "{r}");
 }

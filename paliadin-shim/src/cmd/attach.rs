@@ -9,7 +9,7 @@ use crate::agent::Shim;
 use crate::error::{Result, ShimError};
 
 pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
-    let s = shim.session_dir(session);
+    let s = shim.session_dir(session, false)?;
     if shim
         .tmux
         .pane(&s.name.key())

@@ -7,20 +7,14 @@ use paliadin_core::SessionName;
 use std::time::{Duration, Instant};
 
 use crate::agent::Shim;
-use crate::error::{io_error, Result, ShimError};
+use crate::error::{Result, ShimError};
 use paliadin_core::ExitCode;
 
 /// How long `health` waits for a starting agent before answering.
 const HEALTH_WAIT: Duration = Duration::from_millis(1000);
 
 pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
-    let s = shim.session_dir(session);
-    s.create().map_err(|e| {
-        io_error(
-            &format!("cannot create the session's state in {}", s.dir.display()),
-            e,
-        )
-    })?;
+    let s = shim.session_dir(session, true)?;
     if let Err(e) = shim.ensure_ready(&s, Instant::now() + HEALTH_WAIT) {
         // Still starting but alive is healthy; dead, or stuck on a dialog, is not.
         if e.code == ExitCode::Blocked || shim.live_pane(&s)?.is_none() || !s.has("agent.json") {

@@ -10,7 +10,7 @@ use crate::cmd::run_turn::settle;
 use crate::error::{Result, ShimError};
 
 pub fn run(shim: &Shim, session: &SessionName, turn: Uuid) -> Result<()> {
-    let s = shim.session_dir(session);
+    let s = shim.session_dir(session, false)?;
     s.sweep();
     let t = s.turn(turn);
     if !t.exists() {

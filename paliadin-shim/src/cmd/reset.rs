@@ -9,7 +9,7 @@ use crate::error::{Result, ShimError};
 use crate::tmux::TmuxError;
 
 pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
-    let s = shim.session_dir(session);
+    let s = shim.session_dir(session, false)?;
     match shim.claim_server() {
         Err(e) if e.code == paliadin_core::ExitCode::Failure => return Err(e),
         _ => {}

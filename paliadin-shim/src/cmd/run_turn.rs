@@ -37,13 +37,7 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSourc
             "invalid message: nothing left after removing control characters",
         ));
     }
-    let s = shim.session_dir(session);
-    s.create().map_err(|e| {
-        io_error(
-            &format!("cannot create the session's state in {}", s.dir.display()),
-            e,
-        )
-    })?;
+    let s = shim.session_dir(session, true)?;
     s.sweep();
     let t = s.turn(turn);
     if t.exists() {
@@ -56,7 +50,7 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSourc
     let pane = shim.ensure_ready(&s, deadline)?;
     if !t
         .create()
-        .map_err(|e| io_error(&format!("cannot create {}", t.dir.display()), e))?
+        .map_err(|e| io_error(&format!("cannot create {}", t.path().display()), e))?
     {
         // The same turn id arrived meanwhile: never type it twice.
         return await_reply(shim, &s, &t, deadline, None);
@@ -79,7 +73,7 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSourc
             } else {
                 // Nothing was typed: the id must not look held, or a retry
                 // would wait for a reply that can never come.
-                let _ = std::fs::remove_dir_all(&t.dir);
+                t.remove();
             }
             clear_current(&s, &t);
             Err(e)
@@ -97,8 +91,7 @@ fn type_turn(
     clean: &str,
 ) -> Result<Watch, (ShimError, bool)> {
     let before = |e: ShimError| (e, false);
-    let mut watch = Watch::new(&[&t.dir])
-        .map_err(|e| before(io_error(&format!("cannot watch {}", t.dir.display()), e)))?;
+    let mut watch = watch_turn(t).map_err(before)?;
     if !watch.watch_pid(pid).map_err(|e| before(e.into()))? {
         return Err(before(ShimError::unavailable(
             "the agent's pane died before the turn was typed",
@@ -112,7 +105,7 @@ fn type_turn(
     let body = envelope::body(clean);
     s.write("current", &t.id.to_string()).map_err(|e| {
         before(io_error(
-            &format!("cannot write {}", s.path("current").display()),
+            &format!("cannot write {}", s.path().join("current").display()),
             e,
         ))
     })?;
@@ -185,10 +178,7 @@ fn await_previous(shim: &Shim, s: &SessionDir, deadline: Instant) -> Result<()> 
         }
         let w = match &mut watch {
             Some(w) => w,
-            None => watch.insert(
-                Watch::new(&[&p.dir])
-                    .map_err(|e| io_error(&format!("cannot watch {}", p.dir.display()), e))?,
-            ),
+            None => watch.insert(watch_turn(&p)?),
         };
         if w.wait(deadline)? == Wake::Deadline && Instant::now() >= deadline {
             return Err(held_past_deadline(shim, s));
@@ -210,8 +200,7 @@ pub fn await_reply(
     let mut watch = match watch {
         Some(w) => w,
         None => {
-            let mut w = Watch::new(&[&t.dir])
-                .map_err(|e| io_error(&format!("cannot watch {}", t.dir.display()), e))?;
+            let mut w = watch_turn(t)?;
             // A repeated id also learns at once that the agent died.
             if let Some(p) = crate::agent::recorded_agent(s) {
                 w.watch_pid(p.pid)?;
@@ -321,6 +310,13 @@ fn deliver(t: &TurnDir, reply: &[u8]) -> Result<()> {
     })?;
     t.delivered();
     Ok(())
+}
+
+/// A watch on the turn's own directory (reached without following a symlink).
+fn watch_turn(t: &TurnDir) -> Result<Watch> {
+    t.watch_path()
+        .and_then(|(_dir, p)| Watch::new(&[&p]))
+        .map_err(|e| io_error(&format!("cannot watch {}", t.path().display()), e))
 }
 
 /// The session no longer waits on this turn.

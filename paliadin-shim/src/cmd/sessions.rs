@@ -12,10 +12,12 @@ pub fn run(shim: &Shim) -> Result<()> {
     for key in shim.tmux.list_sessions().map_err(tmux_error)? {
         names.extend(SessionName::from_key(&key));
     }
-    if let Ok(entries) = std::fs::read_dir(shim.config.state_dir.join("sessions")) {
-        for e in entries.flatten() {
-            names.extend(SessionName::from_key(&e.file_name().to_string_lossy()));
-        }
+    let sessions = crate::state::open_root(&shim.config.state_dir, false)?
+        .map(|root| root.child("sessions", false))
+        .transpose()?
+        .flatten();
+    for key in sessions.map(|d| d.names()).unwrap_or_default() {
+        names.extend(SessionName::from_key(&key));
     }
     let mut out = String::new();
     for n in names {

@@ -12,7 +12,7 @@ use crate::state::TurnState;
 
 /// The status object of one session.
 pub fn object(shim: &Shim, session: &SessionName) -> Result<Value> {
-    let s = shim.session_dir(session);
+    let s = shim.session_dir(session, false)?;
     let pane = shim
         .tmux
         .pane(&s.name.key())
