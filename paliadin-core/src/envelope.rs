@@ -50,15 +50,15 @@ pub fn head(turn: &Uuid, reply_to: Option<&Path>) -> String {
     }
 }
 
-/// What is pasted after [`head`]: a newline, then the sanitised message.
+/// What is pasted after [`head`] and a newline: the sanitised message.
 pub fn body(message: &str) -> String {
-    format!("\n{}", sanitise(message))
+    sanitise(message)
 }
 
 /// The whole envelope as one text (what an agent receives when head and
 /// body arrive unwrapped).
 pub fn render(turn: &Uuid, reply_to: Option<&Path>, message: &str) -> String {
-    format!("{}{}", head(turn, reply_to), body(message))
+    format!("{}\n{}", head(turn, reply_to), body(message))
 }
 
 /// The turn id of a prompt that starts with the envelope, if it does. The

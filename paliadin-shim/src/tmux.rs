@@ -264,12 +264,14 @@ impl Tmux {
         self.run(&a, None).map(drop)
     }
 
-    /// Types `head` as keys, pastes `body` as one bracketed paste, and
-    /// presses Enter (unless `enter` is false), in one tmux invocation that
-    /// first checks the session is there and leaves copy mode. The head is
-    /// typed, not pasted, so an agent that marks pasted text as untrusted
-    /// (Claude Code wraps long pastes) never marks it; it goes through
-    /// `send-keys -l --`, so no word of it is read as a key name or a flag.
+    /// Types `head` as keys, pastes a newline, then pastes `body` as one
+    /// bracketed paste, and presses Enter (unless `enter` is false), in one
+    /// tmux invocation that first checks the session is there and leaves
+    /// copy mode. The head is typed, not pasted, so an agent that marks
+    /// pasted text as untrusted (Claude Code wraps long pastes) never marks
+    /// it; it goes through `send-keys -l --`, so no word of it is read as a
+    /// key name or a flag. The newline is a paste of its own (a typed one
+    /// would be Enter), so a wrapped body starts inside its wrapper.
     pub fn type_submit(
         &self,
         name: &str,
@@ -280,6 +282,7 @@ impl Tmux {
     ) -> Result<(), TmuxError> {
         let t = exact(name);
         let p = pane_target(name);
+        let nl = format!("{buffer}-nl");
         let mut a = Self::args([
             "has-session",
             "-t",
@@ -296,6 +299,21 @@ impl Tmux {
             &p,
             "--",
             head,
+            ";",
+            "set-buffer",
+            "-b",
+            &nl,
+            "--",
+            "\n",
+            ";",
+            "paste-buffer",
+            "-d",
+            "-p",
+            "-r",
+            "-b",
+            &nl,
+            "-t",
+            &p,
             ";",
             "load-buffer",
             "-b",
