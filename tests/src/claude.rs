@@ -11,6 +11,22 @@
 //! It never installs anything: `tests/run` installs the pinned Claude Code
 //! into the cache that [`claude_bin`] names, and a missing one is a failure
 //! that says so, never a skip.
+//!
+//! A test scripts the model with `mock: …` lines in its message (see
+//! [`crate::mock_api::Directive`]) and checks both ends:
+//!
+//! ```no_run
+//! use paliadin_tests::claude::{claude_text, ClaudeEnv};
+//! let mut w = ClaudeEnv::new(); // or ClaudeEnv::with_ssh(), ClaudeEnv::with(ClaudeOptions {..})
+//! let t = w.turn("session", "Hello"); // paliadin-cli turn --json, local; turn_ssh over ssh
+//! t.code(0);
+//! assert_eq!(t.response(), ClaudeEnv::echo("Hello")); // the mock's default answer
+//! let calls = w.requests_for(&t); // the model calls that carried this turn
+//! assert_eq!(calls.len(), 1);
+//! assert_eq!(calls[0].message(), claude_text("Hello"));
+//! let t = w.turn("session", "mock: status 529\nHello?");
+//! t.code(76);
+//! ```
 
 use crate::mock_api::{echo_of, MockApi, Options, Request};
 use crate::{bin, run, Run, Sshd, TestEnv, Value};
@@ -239,7 +255,8 @@ impl ClaudeEnv {
     }
 
     /// One turn straight through the installed shim: `run-turn <session>
-    /// <new id> <base64>`. Returns the run and the turn id.
+    /// <new id> <base64>`. Returns the run (its stdout is the reply file as
+    /// the shim prints it, trailer included) and the turn id.
     pub fn shim_turn(&self, session: &str, message: &str) -> (Run, String) {
         let id = crate::turn_id();
         let r = self.shim(&["run-turn", session, &id, &crate::b64(message)], None);

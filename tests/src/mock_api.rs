@@ -1089,6 +1089,27 @@ mod tests {
         assert_eq!(m.requests().len(), 3);
     }
 
+    #[test]
+    fn status_times_fails_only_the_first_tries_of_a_call() {
+        let m = MockApi::start();
+        let body = json!({"model": "m", "stream": false, "tools": [{"name": "x"}],
+            "messages": [{"role": "user", "content": "mock: status 429 retry-after=0 times=2\nhi"}]});
+        let codes: Vec<String> = (0..3)
+            .map(|_| http_post(&m, "/v1/messages", &body)[..12].to_owned())
+            .collect();
+        assert_eq!(codes, ["HTTP/1.1 429", "HTTP/1.1 429", "HTTP/1.1 200"]);
+        let out = http_post(&m, "/v1/messages", &body);
+        assert!(out.contains("echo: mock: status 429"), "{out}");
+        // Anything else is answered harmlessly.
+        let mut c = TcpStream::connect(m.addr()).expect("connect");
+        c.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .expect("write");
+        let mut out = String::new();
+        c.read_to_string(&mut out).expect("read");
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert_eq!(m.requests().last().expect("logged").kind, "other");
+    }
+
     fn http_post(m: &MockApi, path: &str, body: &Value) -> String {
         let mut c = TcpStream::connect(m.addr()).expect("connect");
         let b = body.to_string();

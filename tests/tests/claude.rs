@@ -335,3 +335,36 @@ fn one_session_cannot_read_or_write_anothers_state() {
     );
     assert!(!planted.exists(), "the planted file is there");
 }
+
+#[test]
+fn a_1_mib_message_arrives_whole() {
+    let mut w = ClaudeEnv::with(ClaudeOptions {
+        wait_secs: 30,
+        ..ClaudeOptions::default()
+    });
+    let line = "One mebibyte of text, ünïcödé included — 0123456789\n";
+    let message = line.repeat(1024 * 1024 / line.len());
+    let t = w.turn("huge", &message);
+    assert_echoed(&w, &t, &message);
+}
+
+#[test]
+fn a_permission_prompt_in_manual_mode_ends_75() {
+    let claude = paliadin_tests::claude::claude_bin();
+    let mut w = ClaudeEnv::with(ClaudeOptions {
+        install_args: vec![
+            "--agent".into(),
+            format!("{} --permission-mode manual", claude.display()),
+        ],
+        ..ClaudeOptions::default()
+    });
+    let secret = w.env.home.join("secret");
+    let message = format!(
+        "mock: tool Bash {}\nwrite a file",
+        serde_json::json!({"command": format!("touch {}", secret.display())})
+    );
+    let t = w.turn("manual", &message);
+    t.code(75);
+    assert_eq!(t.json["error_code"], "blocked", "{}", t.run);
+    assert!(!secret.exists(), "the command ran without a yes");
+}
