@@ -357,6 +357,8 @@ EOF
 # (which agent that is).
 AGENT_WORDS=""
 AGENT_NOTE=""
+# The agent's environment, as a TOML inline table (empty: none).
+AGENT_ENV=""
 agent_argv() {
   if [ -n "$AGENT" ]; then
     AGENT_NOTE="$AGENT (given with --agent)"
@@ -386,6 +388,15 @@ agent_argv() {
     # - --strict-mcp-config: no MCP server from the workdir's .mcp.json, whose
     #   approval dialog would stop the pane;
     # - AskUserQuestion opens a picker that waits for a person: removed.
+    # Its environment:
+    # - CLAUDE_CODE_MAX_RETRIES=3: claude retries a failing API call ten
+    #   times over about three minutes by default, long past a turn's wait;
+    #   with three (about 3.5 s of backoff) a turn whose calls keep failing
+    #   ends with the agent's error (76) within the wait, and a blip of a
+    #   second or two still passes unseen;
+    # - DISABLE_AUTOUPDATER=1: an unattended pane must not update claude
+    #   under itself mid-conversation (update it as you always do).
+    AGENT_ENV='{ CLAUDE_CODE_MAX_RETRIES = "3", DISABLE_AUTOUPDATER = "1" }'
     AGENT_WORDS=$(printf '%s\n' "$claude" \
       --permission-mode dontAsk \
       --strict-mcp-config \
@@ -420,6 +431,9 @@ $words
 EOF
   printf ']\n'
   say "agent_hooks = true"
+  if [ -n "$AGENT_ENV" ]; then
+    say "agent_env = $AGENT_ENV"
+  fi
   printf 'workdir = %s\n' "$(toml_str "$WORK_REAL")"
   printf 'state_dir = %s\n' "$(toml_str "$STATE_REAL")"
   if [ -n "$TMUX_SOCKET" ]; then

@@ -9,6 +9,12 @@ use uuid::Uuid;
 /// The envelope's opening tag.
 pub const TAG: &str = "[PALIADIN:";
 
+/// What the head says after the tag when the reply is the agent's final
+/// message. Claude Code marks a long paste as pasted content, which its
+/// system prompt treats as a request only where words outside the mark
+/// direct the agent to act on it: these are those words.
+pub const DIRECTIVE: &str = "Answer the person's message below.";
+
 /// How Claude Code wraps a long paste in the prompt it submits (seen with
 /// 2.1.328: `<pasted_content id="xxxx">` ... `</pasted_content id="xxxx">`).
 const PASTE_OPEN: &str = "<pasted_content";
@@ -46,7 +52,7 @@ pub fn head(turn: &Uuid, reply_to: Option<&Path>) -> String {
             let p = sanitise(&p.to_string_lossy()).replace('\n', "");
             format!("{TAG}{turn}] reply-to: {p}")
         }
-        None => format!("{TAG}{turn}]"),
+        None => format!("{TAG}{turn}] {DIRECTIVE}"),
     }
 }
 
@@ -106,7 +112,10 @@ mod tests {
         assert!(text.ends_with("hi\nthere"));
         assert_eq!(turn_of_prompt(&text), Some(id));
         let hooked = render(&id, None, "hello");
-        assert_eq!(hooked, format!("[PALIADIN:{id}]\nhello"));
+        assert_eq!(
+            hooked,
+            format!("[PALIADIN:{id}] Answer the person's message below.\nhello")
+        );
         assert_eq!(turn_of_prompt(&hooked), Some(id));
         assert_eq!(turn_of_prompt("hello"), None);
         assert_eq!(turn_of_prompt(&format!("[PALIADIN:{id}x")), None);

@@ -287,10 +287,14 @@ impl Shim {
             argv.push(settings.to_string_lossy().into_owned());
         }
         let state = self.config.state_dir.to_string_lossy().into_owned();
-        let env = [
-            ("PALIADIN_SESSION", s.name.as_str()),
-            ("PALIADIN_STATE_DIR", state.as_str()),
-        ];
+        let mut env: Vec<(&str, &str)> = self
+            .config
+            .agent_env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        env.push(("PALIADIN_SESSION", s.name.as_str()));
+        env.push(("PALIADIN_STATE_DIR", state.as_str()));
         self.tmux
             .new_session(&key, &self.config.workdir, &env, &argv, &state)
             .map_err(tmux_error)?;

@@ -34,6 +34,9 @@ pub struct Options {
     /// Start the agent with the shim's hook settings (--settings). Default: true.
     #[arg(long, value_name = "BOOL")]
     pub agent_hooks: Option<bool>,
+    /// An environment variable for the agent, NAME=VALUE (repeatable; adds to `agent_env` in the config file).
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub agent_env: Vec<String>,
     /// The agent's working directory. Default: $HOME.
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<PathBuf>,

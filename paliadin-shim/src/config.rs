@@ -18,6 +18,7 @@ use crate::cli::Options;
 pub struct FileConfig {
     pub agent: Option<Vec<String>>,
     pub agent_hooks: Option<bool>,
+    pub agent_env: Option<std::collections::BTreeMap<String, String>>,
     pub workdir: Option<PathBuf>,
     pub tmux_socket: Option<String>,
     pub state_dir: Option<PathBuf>,
@@ -35,6 +36,8 @@ pub struct Config {
     pub agent: Vec<String>,
     /// Whether to start the agent with the shim's hook settings.
     pub agent_hooks: bool,
+    /// Environment variables set for the agent (never those the shim removes).
+    pub agent_env: Vec<(String, String)>,
     pub workdir: PathBuf,
     pub tmux_socket: String,
     pub state_dir: PathBuf,
@@ -78,9 +81,28 @@ impl Config {
             bail!("the agent command is empty");
         }
         let max = opts.max_message_bytes.or(file.max_message_bytes);
+        let mut agent_env = file.agent_env.unwrap_or_default();
+        for kv in &opts.agent_env {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("--agent-env {kv:?}: want NAME=VALUE"))?;
+            agent_env.insert(k.to_owned(), v.to_owned());
+        }
+        for k in agent_env.keys() {
+            let plain = !k.is_empty()
+                && !k.starts_with(|c: char| c.is_ascii_digit())
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !plain {
+                bail!("agent_env: {k:?} is not a variable name");
+            }
+            if crate::tmux::REMOVED_FROM_AGENT.contains(&k.as_str()) || k.starts_with("PALIADIN_") {
+                bail!("agent_env: {k} is the shim's to set or remove");
+            }
+        }
         Ok(Config {
             agent,
             agent_hooks: opts.agent_hooks.or(file.agent_hooks).unwrap_or(true),
+            agent_env: agent_env.into_iter().collect(),
             workdir: expand_home(&opts.workdir.clone().or(file.workdir).unwrap_or_else(home)),
             tmux_socket: opts
                 .tmux_socket

@@ -11,6 +11,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// What never reaches the agent (PROTOCOL section 2): the first bills the
+/// API instead of the subscription, the second makes Claude Code refuse to
+/// start, the third would be read by the agent's hooks as their request.
+pub const REMOVED_FROM_AGENT: [&str; 3] = ["ANTHROPIC_API_KEY", "CLAUDECODE", "SSH_ORIGINAL_COMMAND"];
+
 /// The server option that names the state directory of the shim that
 /// started the server: a server belongs to one state directory.
 pub const OWNER_OPTION: &str = "@paliadin-state";
@@ -117,13 +122,7 @@ impl Tmux {
             .args(["-f", "/dev/null", "-u"]);
         // Inside the operator's tmux, TMUX would point elsewhere; and a server
         // we start must not carry these into the agent (PROTOCOL section 2).
-        for var in [
-            "TMUX",
-            "TMUX_PANE",
-            "SSH_ORIGINAL_COMMAND",
-            "ANTHROPIC_API_KEY",
-            "CLAUDECODE",
-        ] {
+        for var in ["TMUX", "TMUX_PANE"].iter().chain(&REMOVED_FROM_AGENT) {
             c.env_remove(var);
         }
         c
@@ -242,18 +241,12 @@ impl Tmux {
         // directly instead of through `sh -c`, and removes what must not
         // reach the agent (or its hooks, which are this shim again) even if
         // the server's global environment has it.
-        for w in [
-            "env",
-            "-u",
-            "ANTHROPIC_API_KEY",
-            "-u",
-            "CLAUDECODE",
-            "-u",
-            "SSH_ORIGINAL_COMMAND",
-            "--",
-        ] {
-            a.push(w.into());
+        a.push("env".into());
+        for var in REMOVED_FROM_AGENT {
+            a.push("-u".into());
+            a.push(var.into());
         }
+        a.push("--".into());
         // tmux splits its command line at a word ending in `;` unless the
         // `;` is escaped: the agent's words stay whole.
         a.extend(argv.iter().map(|w| match w.strip_suffix(';') {

@@ -338,7 +338,8 @@ pub fn unwrap_pasted(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find("<pasted_content") {
-        out.push_str(&rest[..i]);
+        // Claude Code puts "\n\n" before the opening tag.
+        out.push_str(rest[..i].strip_suffix("\n\n").unwrap_or(&rest[..i]));
         let after = &rest[i..];
         let Some(end) = after.find('>') else {
             out.push_str(after);
@@ -353,6 +354,8 @@ pub fn unwrap_pasted(text: &str) -> String {
                 out.push_str(body.strip_suffix('\n').unwrap_or(body));
                 let close = &inner[j..];
                 rest = close.find('>').map(|k| &close[k + 1..]).unwrap_or("");
+                // ... and a newline after the closing one.
+                rest = rest.strip_prefix('\n').unwrap_or(rest);
             }
             None => {
                 out.push_str(inner);
