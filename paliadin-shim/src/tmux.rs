@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 /// What never reaches the agent (PROTOCOL section 2): the first bills the
 /// API instead of the subscription, the second makes Claude Code refuse to
 /// start, the third would be read by the agent's hooks as their request.
-pub const REMOVED_FROM_AGENT: [&str; 3] = ["ANTHROPIC_API_KEY", "CLAUDECODE", "SSH_ORIGINAL_COMMAND"];
+pub const REMOVED_FROM_AGENT: [&str; 3] =
+    ["ANTHROPIC_API_KEY", "CLAUDECODE", "SSH_ORIGINAL_COMMAND"];
 
 /// The server option that names the state directory of the shim that
 /// started the server: a server belongs to one state directory.

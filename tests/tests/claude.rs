@@ -368,3 +368,40 @@ fn a_permission_prompt_in_manual_mode_ends_75() {
     assert_eq!(t.json["error_code"], "blocked", "{}", t.run);
     assert!(!secret.exists(), "the command ran without a yes");
 }
+
+#[test]
+fn the_first_turn_is_submitted_without_a_second_enter() {
+    // Claude Code keeps what arrives before its input loop runs but loses
+    // the Enter; with no retry within the wait, only a first paste that
+    // waits for the loop is answered.
+    let mut w = ClaudeEnv::new();
+    let config = w.env.config.clone();
+    let text = std::fs::read_to_string(&config).expect("shim config");
+    std::fs::write(&config, format!("{text}submit_retry_ms = 600000\n")).expect("config");
+    let t = w.turn("first", "Hello, first turn");
+    assert_echoed(&w, &t, "Hello, first turn");
+}
+
+#[test]
+fn a_start_up_dialog_is_reported_at_once_with_its_text() {
+    // The workdir's trust entry gone: claude stops at "Accessing workspace"
+    // before SessionStart, and no hook says so.
+    let mut w = ClaudeEnv::new();
+    let dot = w.env.home.join(".claude.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&dot).expect(".claude.json")).expect("json");
+    v["projects"] = serde_json::json!({});
+    std::fs::write(&dot, v.to_string()).expect("write .claude.json");
+    // Within the turn's 10 s wait, where waiting for SessionStart alone
+    // would end in 69 ("still starting"), long before the ready timeout.
+    let t = w.turn("untrusted", "are you there?");
+    t.code(75);
+    assert_eq!(t.json["error_code"], "blocked", "{}", t.run);
+    let detail = t.json["error_detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("folder trust"),
+        "names the dialog\n{}",
+        t.run
+    );
+    assert!(w.mock.model_calls().is_empty(), "nothing reached the model");
+}
