@@ -179,6 +179,7 @@ impl Client {
             (MessageSource::Stdin, Some(req.message.as_bytes()))
         };
         let request = Request::RunTurn {
+            events: false,
             session: req.session.clone(),
             turn: turn_id,
             message,

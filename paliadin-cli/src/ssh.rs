@@ -713,6 +713,7 @@ Connection to 192.0.2.1 port 40000 timed out\r
         c.program = "/opt/ssh".into();
         let turn = uuid::Uuid::nil();
         let req = Request::RunTurn {
+            events: false,
             session: SessionName::new("a.b").unwrap(),
             turn,
             message: paliadin_core::MessageSource::Stdin,
@@ -1054,6 +1055,7 @@ exit "$code"
             assert_eq!(r.detail().as_deref(), Some("paliadin-shim: test: exit 75"));
             let turn = uuid::Uuid::new_v4();
             let run = Request::RunTurn {
+                events: false,
                 session: SessionName::new("s4").unwrap(),
                 turn,
                 message: paliadin_core::MessageSource::Stdin,

@@ -30,10 +30,13 @@ pub enum Request {
     Health {
         session: SessionName,
     },
+    /// `run-turn`, or with `events` `run-turn-events`: the same turn, its
+    /// progress streamed as JSON lines and the reply as the last line.
     RunTurn {
         session: SessionName,
         turn: Uuid,
         message: MessageSource,
+        events: bool,
     },
     Reset {
         session: SessionName,
@@ -50,8 +53,15 @@ pub enum Request {
 }
 
 /// The protocol verbs, in the order of PROTOCOL section 1.
-pub const VERBS: [&str; 7] = [
-    "health", "run-turn", "reset", "poll", "status", "sessions", "version",
+pub const VERBS: [&str; 8] = [
+    "health",
+    "run-turn",
+    "run-turn-events",
+    "reset",
+    "poll",
+    "status",
+    "sessions",
+    "version",
 ];
 
 /// Why a request was refused (exit 2).
@@ -214,8 +224,14 @@ impl Request {
                     turn: parse_turn_id(args[1])?,
                 }
             }
-            "run-turn" => {
-                arity("run-turn", "<session> <turn-id> <message-b64|->", args, 3)?;
+            verb @ ("run-turn" | "run-turn-events") => {
+                let events = verb == "run-turn-events";
+                let name = if events {
+                    "run-turn-events"
+                } else {
+                    "run-turn"
+                };
+                arity(name, "<session> <turn-id> <message-b64|->", args, 3)?;
                 let session = session(0)?;
                 let turn = parse_turn_id(args[1])?;
                 let message = if args[2] == "-" {
@@ -227,6 +243,7 @@ impl Request {
                     session,
                     turn,
                     message,
+                    events,
                 }
             }
             "sessions" => {
@@ -258,6 +275,7 @@ impl Request {
                 session,
                 turn,
                 message,
+                events,
             } => {
                 let m = match message {
                     MessageSource::Inline(text) => {
@@ -265,7 +283,12 @@ impl Request {
                     }
                     MessageSource::Stdin => "-".into(),
                 };
-                vec!["run-turn".into(), s(session), turn.to_string(), m]
+                let verb = if *events {
+                    "run-turn-events"
+                } else {
+                    "run-turn"
+                };
+                vec![verb.into(), s(session), turn.to_string(), m]
             }
             Request::Sessions => vec!["sessions".into()],
             Request::Version => vec!["version".into()],
@@ -276,7 +299,8 @@ impl Request {
     pub fn verb(&self) -> &'static str {
         match self {
             Request::Health { .. } => "health",
-            Request::RunTurn { .. } => "run-turn",
+            Request::RunTurn { events: false, .. } => "run-turn",
+            Request::RunTurn { events: true, .. } => "run-turn-events",
             Request::Reset { .. } => "reset",
             Request::Poll { .. } => "poll",
             Request::Status { .. } => "status",
@@ -358,11 +382,19 @@ mod tests {
                 session: s.clone(),
                 turn,
                 message: MessageSource::Inline("héllo\n; C-c".into()),
+                events: false,
             },
             Request::RunTurn {
                 session: s.clone(),
                 turn,
                 message: MessageSource::Stdin,
+                events: false,
+            },
+            Request::RunTurn {
+                session: s.clone(),
+                turn,
+                message: MessageSource::Stdin,
+                events: true,
             },
             Request::Sessions,
             Request::Version,

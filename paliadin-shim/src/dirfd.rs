@@ -273,6 +273,39 @@ impl Dir {
         }
     }
 
+    /// Appends `line` to `name` (created 0600) unless the file would grow
+    /// past `max_bytes` or hold more than `max_lines` lines; `Ok(false)`
+    /// then. One `write` in append mode: lines of concurrent writers never
+    /// interleave.
+    pub fn append_line(
+        &self,
+        name: &str,
+        line: &str,
+        max_bytes: u64,
+        max_lines: usize,
+    ) -> io::Result<bool> {
+        let mut f = self.open_file(
+            name,
+            OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::NONBLOCK,
+            0o600,
+        )?;
+        let st = rustix::fs::fstat(&f).map_err(errno)?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
+            || st.st_size as u64 + line.len() as u64 + 1 > max_bytes
+        {
+            return Ok(false);
+        }
+        let lines = self
+            .read(name, max_bytes)?
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .unwrap_or(0);
+        if lines >= max_lines {
+            return Ok(false);
+        }
+        f.write_all(format!("{line}\n").as_bytes())?;
+        Ok(true)
+    }
+
     /// Opens (creating, 0600) `name` for a lock; never through a symlink.
     pub fn lock_file(&self, name: &str) -> io::Result<File> {
         self.open_file(name, OFlags::RDWR | OFlags::CREATE, 0o600)

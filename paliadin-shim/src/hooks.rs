@@ -5,6 +5,7 @@
 //! never hold the agent up, never type into a pane, never fail loudly.
 
 use paliadin_core::envelope::turn_of_prompt;
+use paliadin_core::event::{self, Event, Kind};
 use paliadin_core::session::SessionName;
 use serde_json::{json, Value};
 use std::io::Read as _;
@@ -14,13 +15,17 @@ use std::time::{Duration, Instant};
 use crate::state::SessionDir;
 
 /// The events the shim registers for.
-pub const EVENTS: [&str; 6] = [
+pub const EVENTS: [&str; 10] = [
     "SessionStart",
     "UserPromptSubmit",
     "Stop",
     "StopFailure",
     "Notification",
     "PermissionRequest",
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "PreCompact",
 ];
 
 /// The most the handler reads from stdin (a Stop carries the whole reply).
@@ -112,6 +117,57 @@ pub fn run(event: &str) {
     handle(&dir, event, &v);
 }
 
+/// The progress event (PROTOCOL section 7) a hook event stands for, if any.
+pub fn progress(event: &str, v: &Value) -> Option<Event> {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+    let tool = || Some(event::one_line(s("tool_name"))).filter(|t| !t.is_empty());
+    let target = || event::summarise(s("tool_name"), v.get("tool_input").unwrap_or(&Value::Null));
+    let (kind, tool, target, detail) = match event {
+        "UserPromptSubmit" => (Kind::Submitted, None, None, None),
+        "PreToolUse" => (Kind::ToolStarted, tool(), target(), None),
+        "PostToolUse" => (Kind::ToolFinished, tool(), target(), None),
+        // Never the tool's error text: it may quote what the tool read.
+        "PostToolUseFailure" => (Kind::ToolFailed, tool(), target(), None),
+        "PreCompact" => (Kind::Compacting, None, None, None),
+        "PermissionRequest" => (
+            Kind::Blocked,
+            tool(),
+            target(),
+            Some("permission_request".into()),
+        ),
+        "Notification" => match s("notification_type") {
+            k @ ("permission_prompt" | "elicitation_dialog") => {
+                (Kind::Blocked, None, None, Some(k.to_owned()))
+            }
+            "idle_prompt" => (Kind::Idle, None, None, None),
+            _ => return None,
+        },
+        "StopFailure" => (
+            Kind::Failed,
+            None,
+            None,
+            Some(event::one_line(&match v.get("error") {
+                Some(Value::String(e)) => e.clone(),
+                Some(e) => e.to_string(),
+                None => "the agent reported a failure".into(),
+            })),
+        ),
+        "Stop" if s("last_assistant_message").trim().is_empty() => {
+            (Kind::Failed, None, None, Some("no message".into()))
+        }
+        "Stop" => (Kind::Replied, None, None, None),
+        _ => return None,
+    };
+    Some(Event {
+        kind,
+        at: paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms()),
+        tool,
+        target,
+        detail,
+        text: None,
+    })
+}
+
 /// Acts on one event (separate from stdin for tests).
 pub fn handle(dir: &SessionDir, event: &str, v: &Value) {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
@@ -121,6 +177,16 @@ pub fn handle(dir: &SessionDir, event: &str, v: &Value) {
             .and_then(|t| t.trim().parse::<uuid::Uuid>().ok())
             .map(|id| dir.turn(id))
     };
+    // The turn this event belongs to: the prompt's own, else the last
+    // submitted one (turns never overlap in the pane). Recorded first, so
+    // that a stream sees the event before the outcome it leads to.
+    let owner = match event {
+        "UserPromptSubmit" => turn_of_prompt(&s("prompt")).map(|id| dir.turn(id)),
+        _ => last(),
+    };
+    if let (Some(t), Some(e)) = (owner.filter(|t| t.exists()), progress(event, v)) {
+        t.record(&e);
+    }
     match event {
         "SessionStart" => {
             let _ = dir.write(

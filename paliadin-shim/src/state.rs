@@ -251,6 +251,11 @@ pub enum Refused {
 
 /// The reply file's name in a turn's directory.
 const REPLY: &str = "reply.md";
+/// The turn's events, one JSON object per line (PROTOCOL section 7).
+const EVENTS: &str = "events.jsonl";
+/// The most events a turn keeps, and their bytes.
+const MAX_EVENTS: usize = 500;
+const MAX_EVENT_BYTES: u64 = 128 << 10;
 
 impl TurnDir {
     /// The turn's directory, if it is there (an error if something else is).
@@ -355,6 +360,35 @@ impl TurnDir {
             ReadError::TooLarge => Refused::TooLarge,
             ReadError::Io(e) => Refused::Io(e),
         })
+    }
+
+    /// Records one event (dropped past the turn's bounds).
+    pub fn record(&self, event: &paliadin_core::event::Event) {
+        let Ok(line) = serde_json::to_string(event) else {
+            return;
+        };
+        if let Ok(Some(d)) = self.open() {
+            let _ = d.append_line(EVENTS, &line, MAX_EVENT_BYTES, MAX_EVENTS);
+        }
+    }
+
+    /// The events recorded after byte `from`, whole lines only, and where
+    /// the next read starts.
+    pub fn events_from(&self, from: u64) -> (Vec<u8>, u64) {
+        let Ok(Some(d)) = self.open() else {
+            return (Vec::new(), from);
+        };
+        let all = d
+            .read(EVENTS, MAX_EVENT_BYTES)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let start = (from as usize).min(all.len());
+        let end = all[start..]
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(start, |i| start + i + 1);
+        (all[start..end].to_vec(), end as u64)
     }
 
     /// The reply was printed at least once (for `status`; the reply stays).

@@ -405,3 +405,110 @@ fn a_start_up_dialog_is_reported_at_once_with_its_text() {
     );
     assert!(w.mock.model_calls().is_empty(), "nothing reached the model");
 }
+
+/// The JSON lines of a `run-turn-events` stream.
+fn events_of(run: &paliadin_tests::Run) -> Vec<paliadin_tests::Value> {
+    run.out()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{run}")))
+        .collect()
+}
+
+fn kinds(events: &[paliadin_tests::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let mut k = e["kind"].as_str().unwrap_or("?").to_owned();
+            if let Some(t) = e["tool"].as_str() {
+                k.push_str(&format!(" {t}"));
+            }
+            if let Some(t) = e["target"].as_str() {
+                k.push_str(&format!(" {t}"));
+            }
+            k
+        })
+        .collect()
+}
+
+#[test]
+fn a_turn_streams_its_steps_in_order_then_the_reply() {
+    let w = ClaudeEnv::new();
+    let secret = "INVOICE-CONTENT-7f3a";
+    let invoices = w.env.workdir.join("invoices.csv");
+    std::fs::write(&invoices, format!("id,total\n42,{secret}\n")).expect("invoices");
+    let invoices = invoices.canonicalize().expect("real path");
+    let missing = invoices.with_file_name("missing.txt");
+    let message = format!(
+        "mock: tool Read {}\nmock: tool Bash {}\nmock: tool Read {}\nwhat do I owe?",
+        serde_json::json!({ "file_path": invoices }),
+        serde_json::json!({ "command": "ls -la /" }),
+        serde_json::json!({ "file_path": missing }),
+    );
+    let id = paliadin_tests::turn_id();
+    let r = w.shim(
+        &[
+            "run-turn-events",
+            "steps",
+            &id,
+            &paliadin_tests::b64(&message),
+        ],
+        None,
+    );
+    r.code(0);
+    let events = events_of(&r);
+    assert_eq!(
+        kinds(&events),
+        [
+            "submitted",
+            "tool_started Read invoices.csv",
+            "tool_finished Read invoices.csv",
+            // Denied by the installer's permission mode: no finish follows.
+            "tool_started Bash ls",
+            "tool_started Read missing.txt",
+            "tool_failed Read missing.txt",
+            "replied",
+            "reply",
+        ],
+        "{r}"
+    );
+    // The reply comes last, whole; no event carries what a tool read.
+    let reply = events.last().expect("reply")["text"]
+        .as_str()
+        .expect("text");
+    assert!(reply.contains("tool failed"), "{reply}");
+    assert!(
+        !r.out().contains(secret),
+        "file content leaked into the stream\n{r}"
+    );
+    for e in &events {
+        assert!(e["at"].as_str().is_some_and(|a| a.ends_with('Z')), "{e}");
+    }
+    // Plain run-turn of the same id: the same reply, byte for byte.
+    let again = w.shim(&["run-turn", "steps", &id, &paliadin_tests::b64("x")], None);
+    assert_eq!(again.ok().trim_end(), reply.trim_end());
+}
+
+#[test]
+fn a_turn_without_tools_streams_submitted_and_replied() {
+    let w = ClaudeEnv::new();
+    let id = paliadin_tests::turn_id();
+    let r = w.shim(
+        &[
+            "run-turn-events",
+            "plain",
+            &id,
+            &paliadin_tests::b64("just say hi"),
+        ],
+        None,
+    );
+    r.code(0);
+    let events = events_of(&r);
+    assert_eq!(kinds(&events), ["submitted", "replied", "reply"], "{r}");
+    assert_eq!(
+        events[2]["text"]
+            .as_str()
+            .map(|t| t.starts_with(&ClaudeEnv::echo("just say hi"))),
+        Some(true),
+        "{r}"
+    );
+}

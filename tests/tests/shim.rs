@@ -833,3 +833,22 @@ fn the_state_directory_never_leads_outside_itself() {
     r.shim_error(1, "shim_error");
     assert!(r.stderr.contains("chmod 700"), "{r}");
 }
+
+#[test]
+fn a_hookless_agent_streams_only_its_reply() {
+    let env = TestEnv::with(ShimSettings {
+        agent_hooks: false,
+        extra: "ready_pattern = \"test-agent ready\"".into(),
+        ..Default::default()
+    });
+    let id = turn_id();
+    let r = env.shim(&["run-turn-events", "quiet", &id, &b64("no hooks here")]);
+    let out = r.ok();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert_eq!(lines[0]["kind"], "reply");
+    assert_eq!(body(lines[0]["text"].as_str().unwrap()), "no hooks here");
+}

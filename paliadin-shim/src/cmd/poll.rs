@@ -18,7 +18,7 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid) -> Result<()> {
             "turn {turn} is not held for session {session}"
         )));
     }
-    match settle(shim, &s, &t)? {
+    match settle(shim, &s, &t, &crate::cmd::run_turn::Output::Raw)? {
         Some(done) => done,
         // Over without a reply: the agent is gone or went idle.
         None if t.has("idle") || crate::agent::recorded_agent(&s).is_none() => {

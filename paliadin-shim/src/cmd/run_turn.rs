@@ -1,6 +1,9 @@
 //! `run-turn <session> <turn-id> <message-b64|->`: one turn, typed once,
 //! answered once. Owns the order of a turn (lock, ready, arm the watch, paste,
 //! confirm, wait, deliver) and the rule that a repeated turn id types nothing.
+//! `run-turn-events` is the same turn with its progress streamed (PROTOCOL
+//! section 7): the events the hooks record, as they arrive, then the reply as
+//! the last line; the exit status is run-turn's.
 
 use paliadin_core::envelope;
 use paliadin_core::request::{decode_stdin_message, MessageSource};
@@ -20,7 +23,42 @@ const ENTER_RETRIES: u32 = 3;
 /// reports idle after a minute; this bounds an agent that never says so).
 const MAX_TURN_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSource) -> Result<()> {
+/// Where a turn's outcome goes.
+pub enum Output {
+    /// The reply, byte for byte (`run-turn`, `poll`).
+    Raw,
+    /// Events as JSON lines while the turn runs, the reply as the last line
+    /// (`run-turn-events`); `from` is how much of the events file was sent.
+    Events { from: u64 },
+}
+
+impl Output {
+    /// Sends the events recorded since the last call (events mode only).
+    fn flush_events(&mut self, t: &TurnDir) -> Result<()> {
+        if let Output::Events { from } = self {
+            let (lines, next) = t.events_from(*from);
+            if !lines.is_empty() {
+                super::print(&lines).map_err(|e| ShimError::failure(e.to_string()))?;
+            }
+            *from = next;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(
+    shim: &Shim,
+    session: &SessionName,
+    turn: Uuid,
+    message: MessageSource,
+    events: bool,
+) -> Result<()> {
+    let mut out = if events {
+        Output::Events { from: 0 }
+    } else {
+        Output::Raw
+    };
+    let out = &mut out;
     let start = Instant::now();
     let deadline = start + shim.config.wait;
     let text = match message {
@@ -41,7 +79,7 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSourc
     s.sweep();
     let t = s.turn(turn);
     if t.exists() {
-        return await_reply(shim, &s, &t, deadline, None);
+        return await_reply(shim, &s, &t, deadline, None, out);
     }
     let _lock = s
         .lock("lock", deadline)?
@@ -53,11 +91,11 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid, message: MessageSourc
         .map_err(|e| io_error(&format!("cannot create {}", t.path().display()), e))?
     {
         // The same turn id arrived meanwhile: never type it twice.
-        return await_reply(shim, &s, &t, deadline, None);
+        return await_reply(shim, &s, &t, deadline, None, out);
     }
     match type_turn(shim, &s, &t, pane.pid, &clean) {
         Ok(watch) => {
-            let done = await_reply(shim, &s, &t, deadline, Some(watch));
+            let done = await_reply(shim, &s, &t, deadline, Some(watch), out);
             // Only the lock holder clears `current`: a `poll` racing a new
             // turn could otherwise remove the new turn's mark.
             if matches!(t.state(), TurnState::Replied | TurnState::Failed(_)) {
@@ -195,6 +233,7 @@ pub fn await_reply(
     t: &TurnDir,
     deadline: Instant,
     watch: Option<Watch>,
+    out: &mut Output,
 ) -> Result<()> {
     let typed = watch.is_some();
     let mut watch = match watch {
@@ -221,7 +260,8 @@ pub fn await_reply(
         if t.state() != TurnState::Pending {
             watch.disarm();
         }
-        if let Some(done) = settle(shim, s, t)? {
+        out.flush_events(t)?;
+        if let Some(done) = settle(shim, s, t, out)? {
             return done;
         }
         let confirming =
@@ -242,13 +282,15 @@ pub fn await_reply(
         match watch.wait(until)? {
             Wake::Died => {
                 // A reply written just before the exit still counts.
-                return match settle(shim, s, t)? {
+                out.flush_events(t)?;
+                return match settle(shim, s, t, out)? {
                     Some(done) => done,
                     None => Err(died()),
                 };
             }
             Wake::Deadline if Instant::now() >= deadline => {
-                return match settle(shim, s, t)? {
+                out.flush_events(t)?;
+                return match settle(shim, s, t, out)? {
                     Some(done) => done,
                     None => Err(ShimError::new(
                         ExitCode::Timeout,
@@ -274,10 +316,15 @@ fn died() -> ShimError {
 /// The turn's outcome if it has one: `Some(Ok)` once the reply is printed.
 /// A reply stays until the turn expires, so a retry or a `poll` after a lost
 /// connection prints the same bytes again.
-pub fn settle(shim: &Shim, s: &SessionDir, t: &TurnDir) -> Result<Option<Result<()>>> {
+pub fn settle(
+    shim: &Shim,
+    s: &SessionDir,
+    t: &TurnDir,
+    out: &Output,
+) -> Result<Option<Result<()>>> {
     Ok(match t.state() {
         TurnState::Replied => match t.reply() {
-            Ok(Some(reply)) => Some(deliver(t, &reply)),
+            Ok(Some(reply)) => Some(deliver(t, &reply, out)),
             // Gone between the look and the read: nothing yet.
             Ok(None) => None,
             Err(e) => {
@@ -302,8 +349,24 @@ pub fn settle(shim: &Shim, s: &SessionDir, t: &TurnDir) -> Result<Option<Result<
     })
 }
 
-fn deliver(t: &TurnDir, reply: &[u8]) -> Result<()> {
-    super::print(reply).map_err(|e| {
+fn deliver(t: &TurnDir, reply: &[u8], out: &Output) -> Result<()> {
+    let line;
+    let bytes = match out {
+        Output::Raw => reply,
+        Output::Events { .. } => {
+            let e = paliadin_core::event::Event {
+                kind: paliadin_core::event::Kind::Reply,
+                at: paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms()),
+                tool: None,
+                target: None,
+                detail: None,
+                text: Some(String::from_utf8_lossy(reply).into_owned()),
+            };
+            line = format!("{}\n", serde_json::to_string(&e).unwrap_or_default());
+            line.as_bytes()
+        }
+    };
+    super::print(bytes).map_err(|e| {
         ShimError::failure(format!(
             "could not write the reply (it stays for poll): {e}"
         ))

@@ -1,0 +1,186 @@
+//! What a turn's progress looks like on the wire (PROTOCOL section 7): one
+//! JSON object per line, recorded by the shim's hooks as the agent works and
+//! streamed by `run-turn-events`, the reply last. Owns the event vocabulary
+//! and the rule for a tool's summary; never reads a file or a hook's stdin.
+//!
+//! A summary names a tool's target in a few words (a file's name, a
+//! command's first word, a URL's host) and never carries the tool's whole
+//! input, a pattern or query, or anything the tool read or printed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The agent took the turn's prompt.
+    Submitted,
+    /// A tool call begins.
+    ToolStarted,
+    /// A tool call ended well.
+    ToolFinished,
+    /// A tool call failed (or was denied).
+    ToolFailed,
+    /// The agent compacts its context.
+    Compacting,
+    /// The pane waits on a person.
+    Blocked,
+    /// The agent reported a failed turn.
+    Failed,
+    /// The agent ended the turn with its final message.
+    Replied,
+    /// The agent went idle.
+    Idle,
+    /// The last line of a stream: the reply itself, in `text`.
+    Reply,
+    /// A kind this version does not know (a newer shim).
+    #[serde(other)]
+    Other,
+}
+
+/// One line of a turn's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: Kind,
+    /// When, as RFC 3339 UTC with milliseconds.
+    pub at: String,
+    /// The tool's name, for tool events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// A short, safe summary of the tool's target (see the module doc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// A few words more (why a turn failed or is blocked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The reply, on the last line of a stream only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// Longest summary or detail, in characters.
+const MAX_SUMMARY: usize = 60;
+
+/// `s` cleaned for one line of a terminal: control characters (line breaks
+/// among them) removed, at most [`MAX_SUMMARY`] characters.
+pub fn one_line(s: &str) -> String {
+    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
+    let clean = clean.trim();
+    match clean.char_indices().nth(MAX_SUMMARY) {
+        Some((i, _)) => format!("{}…", &clean[..i]),
+        None => clean.to_owned(),
+    }
+}
+
+fn last_component(path: &str) -> Option<String> {
+    let name = path.trim_end_matches('/').rsplit('/').next()?;
+    (!name.is_empty()).then(|| one_line(name))
+}
+
+fn host_of(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    // Never credentials: user:password@host.
+    let host = authority.rsplit('@').next()?;
+    (!host.is_empty()).then(|| one_line(host))
+}
+
+/// A short, safe summary of a tool call's target (see the module doc).
+pub fn summarise(tool: &str, input: &Value) -> Option<String> {
+    let s = |k: &str| input.get(k).and_then(Value::as_str);
+    match tool {
+        "Bash" => {
+            let cmd = s("command")?;
+            // Skip leading VAR=value assignments: their values may be secrets.
+            let word = cmd
+                .split_whitespace()
+                .find(|w| !w.contains('=') || w.starts_with('='))?;
+            last_component(word)
+        }
+        "WebFetch" => host_of(s("url")?),
+        // A search's query, a pattern or a glob may say more than a name.
+        "WebSearch" | "Grep" | "Glob" => s("path").and_then(last_component),
+        _ => ["file_path", "notebook_path", "path"]
+            .iter()
+            .find_map(|k| s(k))
+            .and_then(last_component),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn summaries_name_the_target_and_nothing_more() {
+        let cases = [
+            (
+                "Read",
+                json!({"file_path": "/home/m/data/invoices.csv"}),
+                Some("invoices.csv"),
+            ),
+            (
+                "Edit",
+                json!({"file_path": "src/a.rs", "old_string": "secret", "new_string": "x"}),
+                Some("a.rs"),
+            ),
+            (
+                "Bash",
+                json!({"command": "TOKEN=abc /usr/bin/psql -c 'select *'"}),
+                Some("psql"),
+            ),
+            ("Bash", json!({"command": "ls -la\nrm -rf /"}), Some("ls")),
+            (
+                "WebFetch",
+                json!({"url": "https://user:pw@example.com/a?b=c"}),
+                Some("example.com"),
+            ),
+            ("WebSearch", json!({"query": "my private question"}), None),
+            (
+                "Grep",
+                json!({"pattern": "password=.*", "path": "/etc"}),
+                Some("etc"),
+            ),
+            ("Task", json!({"prompt": "do everything"}), None),
+            (
+                "Read",
+                json!({"file_path": "/x/\u{1b}[31mevil\nname"}),
+                Some("[31mevilname"),
+            ),
+        ];
+        for (tool, input, want) in cases {
+            assert_eq!(summarise(tool, &input).as_deref(), want, "{tool} {input}");
+        }
+        let long = "a".repeat(200);
+        assert_eq!(
+            summarise("Read", &json!({ "file_path": long }))
+                .unwrap()
+                .chars()
+                .count(),
+            MAX_SUMMARY + 1
+        );
+    }
+
+    #[test]
+    fn events_round_trip_and_unknown_kinds_are_tolerated() {
+        let e = Event {
+            kind: Kind::ToolStarted,
+            at: "2026-11-30T12:00:00.000Z".into(),
+            tool: Some("Read".into()),
+            target: Some("a.csv".into()),
+            detail: None,
+            text: None,
+        };
+        let line = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            line,
+            r#"{"kind":"tool_started","at":"2026-11-30T12:00:00.000Z","tool":"Read","target":"a.csv"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&line).unwrap(), e);
+        let newer: Event =
+            serde_json::from_str(r#"{"kind":"thinking_hard","at":"x","extra":1}"#).unwrap();
+        assert_eq!(newer.kind, Kind::Other);
+    }
+}
