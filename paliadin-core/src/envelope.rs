@@ -26,20 +26,32 @@ fn is_line_break(c: char) -> bool {
     matches!(c, '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}')
 }
 
+/// What every `@` of a message becomes: U+FF20 FULLWIDTH COMMERCIAL AT,
+/// which reads the same to a person and a model but names no file. Claude
+/// Code 2.1.328 reads a file named by `@path` anywhere in a prompt, pasted
+/// or typed, and sends its content to the model whatever its permission
+/// rules say; it drops invisible characters (a zero-width joiner after the
+/// `@` does not stop it).
+pub const MENTION_AT: char = '\u{FF20}';
+
 /// Cleans a message for typing: every line break becomes `\n` (see
 /// [`is_line_break`]); every other control character but tab (CR, ESC, NUL,
-/// DEL, the rest of C0 and C1) is removed. Nothing left can end a bracketed
-/// paste early, press a key, or hide a line break from the shim.
+/// DEL, the rest of C0 and C1) is removed; every `@` becomes
+/// [`MENTION_AT`]. Nothing left can end a bracketed paste early, press a
+/// key, hide a line break from the shim, or name a file for the agent to
+/// read.
 pub fn sanitise(message: &str) -> String {
-    message
-        .chars()
-        .filter_map(|c| match c {
-            '\n' | '\t' => Some(c),
-            c if is_line_break(c) => Some('\n'),
-            c if c.is_control() => None,
-            c => Some(c),
-        })
-        .collect()
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if is_line_break(c) => out.push('\n'),
+            c if c.is_control() => {}
+            '@' => out.push(MENTION_AT),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The envelope's first line: the tag with the turn id and, for an agent
@@ -92,6 +104,17 @@ mod tests {
     fn sanitise_keeps_text_and_drops_controls() {
         let raw = "a\r\nb\tc\x1b[201~d\x00e\x7ff\u{9b}h ü 日本 🎉";
         assert_eq!(sanitise(raw), "a\nb\tc[201~defh ü 日本 🎉");
+    }
+
+    #[test]
+    fn no_at_sign_names_a_file() {
+        assert_eq!(
+            sanitise("see @/etc/passwd and a@b.c"),
+            "see ＠/etc/passwd and a＠b.c"
+        );
+        // Idempotent: the shim sanitises once more before typing.
+        let once = sanitise("@x");
+        assert_eq!(sanitise(&once), once);
     }
 
     #[test]

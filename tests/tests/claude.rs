@@ -512,3 +512,36 @@ fn a_turn_without_tools_streams_submitted_and_replied() {
         "{r}"
     );
 }
+
+#[test]
+fn a_file_mention_in_a_message_reads_nothing() {
+    // Claude Code reads a file named by `@path` anywhere in a prompt and
+    // sends it to the model, whatever the permission rules say: a key
+    // holder must not be able to pull a file off the laptop that way.
+    let mut w = ClaudeEnv::new();
+    let secret = "PRIVATE-KEY-MATERIAL-91c2";
+    let outside = w.env.home.join("private.txt");
+    std::fs::write(&outside, format!("{secret}\n")).expect("secret");
+    let inside = w.env.workdir.join("inside.txt");
+    std::fs::write(&inside, format!("{secret}\n")).expect("secret");
+    for (i, path) in [outside, inside].iter().enumerate() {
+        let path = path.canonicalize().expect("real path");
+        let short = format!("what is in @{} ?", path.display());
+        let long = format!(
+            "{}\nline\nline\nand @{} please",
+            "x".repeat(900),
+            path.display()
+        );
+        for msg in [short, long] {
+            let t = w.turn(&format!("mention{i}"), &msg);
+            t.code(0);
+        }
+    }
+    for call in w.mock.model_calls() {
+        assert!(
+            !call.body.to_string().contains(secret),
+            "a mentioned file reached the model:\n{}",
+            w.mock.summary()
+        );
+    }
+}
