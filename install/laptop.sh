@@ -291,11 +291,37 @@ untrust_workdir() {
 
 # --- uninstall ---------------------------------------------------------------
 
+# The tmux socket the installed config names (the shim's default if none).
+configured_socket() {
+  local s=""
+  if [ -f "$CONFIG" ]; then
+    s=$(sed -n 's/^tmux_socket = "\([A-Za-z0-9_.-]*\)"$/\1/p' "$CONFIG" | head -n 1)
+  fi
+  printf '%s\n' "${s:-paliadin}"
+}
+
+# Stops the shim's tmux server on socket $1, and with it every agent in it,
+# if it runs and belongs to this state directory (the shim marks the server
+# it starts with @paliadin-state); a server of another state is left alone.
+stop_shim_server() {
+  local socket=$1 owner
+  command -v tmux >/dev/null 2>&1 || return 0
+  tmux -L "$socket" -f /dev/null list-sessions >/dev/null 2>&1 || return 0
+  owner=$(tmux -L "$socket" -f /dev/null show-options -gqv @paliadin-state 2>/dev/null || true)
+  if [ -n "$owner" ] && [ "$owner" != "$STATE_DIR" ] && [ "$owner" != "$(realdir "$STATE_DIR" 2>/dev/null)" ]; then
+    say "kept: the tmux server $socket (it belongs to the state directory $owner)"
+    return 0
+  fi
+  change "stop the shim's tmux server $socket and the agents in it"
+  [ "$DRY_RUN" = 1 ] || tmux -L "$socket" -f /dev/null kill-server 2>/dev/null || true
+}
+
 uninstall() {
   if [ ! -f "$MANIFEST" ]; then
     say "nothing to undo: no manifest at $MANIFEST"
     return 0
   fi
+  stop_shim_server "$(configured_socket)"
   local kept="" dirs="" line kind a b c
   local entries
   manifest_load
@@ -349,6 +375,9 @@ EOF
   done <<EOF
 $(printf '%s' "$dirs" | awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }')
 EOF
+  if [ -d "$STATE_DIR" ]; then
+    say "left: the state directory $STATE_DIR (the shim's sessions and the replies of the last day); remove it with: rm -rf '$STATE_DIR'"
+  fi
 }
 
 # --- install -------------------------------------------------------------------
@@ -591,7 +620,46 @@ install_all() {
   manifest_save
 }
 
+# What starting the forced command costs before the shim runs: sshd runs it
+# through the user's shell, and Debian's bash then reads ~/.bashrc (it sees
+# SSH_CLIENT). Timed the way sshd runs it, against the same shell without
+# SSH_CLIENT, median of five; above 20 ms it is worth a guard in the rc file.
+check_login_shell() {
+  local shell=${SHELL:-/bin/sh} ms
+  command -v python3 >/dev/null 2>&1 || return 0
+  [ -x "$shell" ] || return 0
+  ms=$(python3 -c "$SHELL_COST_PY" "$shell" "$HOME") || return 0
+  if [ "$ms" -gt 20 ]; then
+    warn "your login shell ($shell) spends $ms ms reading its rc files before every turn (sshd runs the shim through it, and bash reads ~/.bashrc for ssh): each turn costs $ms ms more. Put this at the top of ~/.bashrc to skip the rest when no one types: case \$- in *i*) ;; *) return ;; esac"
+  else
+    unchanged "your login shell starts the shim in $ms ms"
+  fi
+}
+
+SHELL_COST_PY='
+import os, subprocess, sys, time
+shell, home = sys.argv[1], sys.argv[2]
+def median(env):
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run([shell, "-c", "true"], env=env, cwd=home,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=20)
+        times.append(time.perf_counter() - t)
+    return sorted(times)[2]
+base = {"HOME": home, "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "USER": os.environ.get("USER", ""), "SHELL": shell}
+ssh = dict(base, SSH_CLIENT="127.0.0.1 50000 22",
+           SSH_CONNECTION="127.0.0.1 50000 127.0.0.1 22")
+print(max(0, round((median(ssh) - median(base)) * 1000)))
+'
+
 main() {
+  if [ "$DRY_RUN" != 1 ] && [ "$ASSUME_YES" != 1 ] && [ ! -t 0 ]; then
+    printf '%s: error: %s\n' "$PROG" "no terminal to ask on: run again with --yes to make the changes, or with --dry-run to see them" >&2
+    exit 2
+  fi
   if [ "$UNINSTALL" = 1 ]; then
     if [ "$DRY_RUN" != 1 ] && [ "$ASSUME_YES" != 1 ] && [ -t 0 ]; then
       ask "Undo everything install/laptop.sh did (see $MANIFEST)?" || die "stopped; nothing changed"
@@ -615,6 +683,7 @@ main() {
   fi
   install_all
 
+  check_login_shell
   if [ "$DRY_RUN" = 1 ]; then
     say "dry run: $CHANGES change(s) listed above; nothing was changed"
   elif [ "$CHANGES" = 0 ]; then

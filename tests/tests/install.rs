@@ -24,6 +24,8 @@ struct World {
     stub: PathBuf,
     extra_path: Option<PathBuf>,
     scratch: PathBuf,
+    /// More environment for the scripts (`SHELL`, say).
+    extra_env: Vec<(String, String)>,
 }
 
 impl World {
@@ -57,6 +59,7 @@ impl World {
             home,
             stub,
             extra_path: None,
+            extra_env: Vec::new(),
             scratch,
         }
     }
@@ -85,16 +88,18 @@ impl World {
             .env("XDG_DATA_HOME", self.home.join(".local/share"))
             .env("TMPDIR", &self.scratch)
             .env("LC_ALL", "C")
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.scratch);
         run(&mut c, None, Duration::from_secs(60))
     }
 
     /// Runs the laptop installer with the test agent as `--agent`, unless
-    /// the test gives its own or puts a claude on PATH.
+    /// the test gives its own or puts a claude on PATH, and with `--yes`
+    /// (there is no terminal to ask on).
     fn laptop(&self, args: &[&str]) -> Run {
         let shim = bin("paliadin-shim");
         let agent = bin("paliadin-test-agent");
-        let mut all = vec!["--shim-bin", shim.to_str().expect("utf-8 path")];
+        let mut all = vec!["--shim-bin", shim.to_str().expect("utf-8 path"), "--yes"];
         if self.extra_path.is_none() && !args.contains(&"--agent") && !args.contains(&"--uninstall")
         {
             all.extend(["--agent", agent.to_str().expect("utf-8 path")]);
@@ -493,7 +498,7 @@ fn laptop_persona_replaces_the_persona_section() {
 #[test]
 fn laptop_refuses_without_claude_and_without_agent() {
     let w = World::new();
-    let r = w.laptop_bare(&[]);
+    let r = w.laptop_bare(&["--yes"]);
     r.code(2);
     assert!(
         r.stderr.contains("claude (Claude Code) is not on PATH")
@@ -508,6 +513,92 @@ fn laptop_refuses_without_claude_and_without_agent() {
         "nothing changed: {:?}",
         w.snapshot()
     );
+}
+
+#[test]
+fn laptop_without_a_terminal_changes_nothing_unless_yes() {
+    let w = World::new();
+    let agent = bin("paliadin-test-agent");
+    let r = w.laptop_bare(&["--agent", agent.to_str().expect("utf-8")]);
+    r.code(2);
+    assert!(r.stderr.contains("--yes"), "{r}");
+    assert!(w.snapshot().is_empty(), "nothing changed");
+    // A dry run needs no --yes.
+    w.laptop_bare(&["--agent", agent.to_str().expect("utf-8"), "--dry-run"])
+        .ok();
+    w.laptop(&[]).ok();
+    let installed = w.snapshot();
+    w.laptop_bare(&["--uninstall"]).code(2);
+    same(&installed, &w.snapshot(), "--uninstall without --yes");
+}
+
+#[test]
+fn laptop_uninstall_stops_the_shims_tmux_server_and_names_the_state_it_leaves() {
+    let w = World::new();
+    let socket = format!("paliadin-install-{}", std::process::id());
+    w.laptop(&["--tmux-socket", &socket]).ok();
+    // The shim, as the installer configured it, starts its server.
+    let mut c = Command::new(w.h(".local/bin/paliadin-shim"));
+    c.arg("--config")
+        .arg(w.h(".config/paliadin/shim.toml"))
+        .args(["health", "me"])
+        .env_clear()
+        .env("HOME", &w.home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    run(&mut c, None, Duration::from_secs(30)).ok();
+    let alive = || {
+        Command::new("tmux")
+            .args(["-L", &socket, "list-sessions"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(alive(), "the shim's server runs");
+    let r = w.laptop(&["--uninstall"]);
+    let out = r.ok();
+    let killed = !alive();
+    let _ = Command::new("tmux")
+        .args(["-L", &socket, "kill-server"])
+        .status();
+    assert!(killed, "the server was stopped\n{r}");
+    assert!(
+        out.contains(&format!("stop the shim's tmux server {socket}")),
+        "{r}"
+    );
+    let state = w.h(".local/state/paliadin");
+    assert!(
+        out.contains(&format!("left: the state directory {}", state.display())),
+        "{r}"
+    );
+}
+
+#[test]
+fn laptop_says_what_a_slow_login_shell_costs_every_turn() {
+    let mut w = World::new();
+    w.extra_env = vec![("SHELL".into(), "/bin/bash".into())];
+    // An rc file with no guard for non-interactive shells, as pyenv or nvm
+    // set-ups leave them: sshd's bash reads it before every forced command.
+    std::fs::write(w.h(".bashrc"), "sleep 0.2\n").expect("bashrc");
+    let r = w.laptop(&[]);
+    r.ok();
+    assert!(
+        r.stderr.contains("spends")
+            && r.stderr.contains("each turn costs")
+            && r.stderr.contains("case $- in"),
+        "{r}"
+    );
+    std::fs::write(
+        w.h(".bashrc"),
+        "case $- in *i*) ;; *) return ;; esac\nsleep 0.2\n",
+    )
+    .expect("bashrc");
+    let r = w.laptop(&[]);
+    assert!(
+        r.ok().contains("your login shell starts the shim in"),
+        "{r}"
+    );
+    assert!(!r.stderr.contains("each turn costs"), "{r}");
 }
 
 #[test]
