@@ -115,8 +115,18 @@ impl Watch {
 
     /// Waits until `n` files of `event` exist; panics on `StopFailure`.
     fn until(&self, event: &str, n: usize) {
+        self.until_seen(event, n, &mut BTreeMap::new());
+    }
+
+    /// [`Watch::until`], noting in `seen` when each file not in it yet
+    /// was first seen.
+    fn until_seen(&self, event: &str, n: usize, seen: &mut BTreeMap<String, Instant>) {
         let until = Instant::now() + LIMIT;
         loop {
+            let now = Instant::now();
+            for name in self.names() {
+                seen.entry(name).or_insert(now);
+            }
             if self.count(event) >= n {
                 return;
             }
@@ -432,28 +442,26 @@ fn shim_turn(w: &ClaudeEnv) -> TurnRec {
     c.arg("--config")
         .arg(&w.env.config)
         .args(["run-turn", SESSION, &id, &b64(MESSAGE)]);
+    let turns = state_dir(w).join("sessions").join(SESSION).join("turns");
+    let files = turns.is_dir().then(|| watch_turn_files(&turns, &id));
     let t0_ms = w.mock.now_ms();
-    let t0_sys = SystemTime::now();
     let t = Instant::now();
     let r = run(&mut c, None, LIMIT);
     let wall = t.elapsed();
     let t1_ms = w.mock.now_ms();
     let out = r.ok();
     assert!(out.contains("echo: "), "unexpected reply: {out:?}");
-    let dir = state_dir(w)
-        .join("sessions")
-        .join(SESSION)
-        .join("turns")
-        .join(&id);
     let mut marks = BTreeMap::new();
-    let born = std::fs::metadata(&dir).and_then(|m| m.created()).ok();
-    for (k, v) in [
-        ("typed", born),
-        ("UserPromptSubmit", modified(&dir.join("submitted"))),
-        ("Stop", modified(&dir.join("reply.md"))),
+    let seen = files
+        .map(|h| h.join().expect("watcher"))
+        .unwrap_or_default();
+    for (k, file) in [
+        ("typed", "typed"),
+        ("UserPromptSubmit", "submitted"),
+        ("Stop", "reply.md"),
     ] {
-        if let Some(d) = v.and_then(|v| v.duration_since(t0_sys).ok()) {
-            marks.insert(k, d);
+        if let Some(at) = seen.get(file) {
+            marks.insert(k, at.saturating_duration_since(t));
         }
     }
     TurnRec {
@@ -473,21 +481,17 @@ fn direct_turn(w: &ClaudeEnv, name: &str, watch: &Watch) -> TurnRec {
     let n = watch.count("Stop") + 1;
     let before = watch.names();
     let t0_ms = w.mock.now_ms();
-    let t0_sys = SystemTime::now();
     let t = Instant::now();
+    let mut seen: BTreeMap<String, Instant> = before.iter().map(|b| (b.clone(), t)).collect();
     type_submit(w, name, &id);
-    watch.until("Stop", n);
+    watch.until_seen("Stop", n, &mut seen);
     let wall = t.elapsed();
     let mut marks = BTreeMap::new();
     marks.insert("typed", Duration::ZERO);
-    for name in watch.names().difference(&before) {
+    for (name, at) in &seen {
         for ev in ["UserPromptSubmit", "Stop"] {
-            if name.starts_with(&format!("{ev}.")) {
-                if let Some(d) =
-                    modified(&watch.dir.join(name)).and_then(|v| v.duration_since(t0_sys).ok())
-                {
-                    marks.insert(ev, d);
-                }
+            if !before.contains(name) && name.starts_with(&format!("{ev}.")) {
+                marks.insert(ev, at.duration_since(t));
             }
         }
     }
@@ -502,8 +506,51 @@ fn direct_turn(w: &ClaudeEnv, name: &str, watch: &Watch) -> TurnRec {
     }
 }
 
-fn modified(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).ok()?.modified().ok()
+/// Watches the shim's `turns/` directory for turn `id`'s directory (its
+/// creation is the moment before the shim types: "typed"), then that
+/// directory for the files the hooks leave (`submitted`, `reply.md`);
+/// returns when each first appeared. Ends at `reply.md` or after [`LIMIT`].
+fn watch_turn_files(turns: &Path, id: &str) -> std::thread::JoinHandle<BTreeMap<String, Instant>> {
+    let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+        .expect("inotify");
+    inotify::add_watch(&fd, turns, inotify::WatchFlags::CREATE).expect("watch turns");
+    let dir = turns.join(id);
+    let id = id.to_owned();
+    std::thread::spawn(move || {
+        let mut seen = BTreeMap::new();
+        let until = Instant::now() + LIMIT;
+        while !seen.contains_key("reply.md") && Instant::now() < until {
+            let ts = Timespec {
+                tv_sec: 0,
+                tv_nsec: 100_000_000,
+            };
+            let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+            let _ = poll(&mut fds, Some(&ts));
+            let now = Instant::now();
+            let mut names = Vec::new();
+            let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+            let mut r = inotify::Reader::new(&fd, &mut buf);
+            while let Ok(ev) = r.next() {
+                if let Some(n) = ev.file_name() {
+                    names.push(n.to_string_lossy().into_owned());
+                }
+            }
+            for n in names {
+                if n == id {
+                    if seen.insert("typed".to_owned(), now).is_none() {
+                        let _ = inotify::add_watch(
+                            &fd,
+                            &dir,
+                            inotify::WatchFlags::CREATE | inotify::WatchFlags::MOVED_TO,
+                        );
+                    }
+                } else {
+                    seen.entry(n).or_insert(now);
+                }
+            }
+        }
+        seen
+    })
 }
 
 /// Since when a state file of the shim's session was last written,
@@ -623,7 +670,7 @@ fn med(v: impl Iterator<Item = Duration>) -> Summary {
 
 fn main() {
     require_bins(&["paliadin-shim", "paliadin-cli"]);
-    let n = iterations(20);
+    let n = iterations(40);
     let warm = warmups(n);
     let n_cold = (n / 4).max(3);
 
