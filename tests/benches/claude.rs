@@ -831,32 +831,69 @@ fn main() {
         med_p95(&dov),
         diff_ms(so.median, dov.median)
     );
-    let parts = |recs: &[TurnRec], sp: &[Split]| {
-        let mark = |k: &str| {
-            let v: Vec<Duration> = recs
-                .iter()
-                .filter_map(|r| r.marks.get(k).copied())
-                .collect();
-            if v.is_empty() {
-                "?".to_owned()
-            } else {
-                ms(summary(&v).median)
-            }
-        };
-        format!(
-            "about to type {} · UserPromptSubmit hook done {} · model request {} · mock {} · Stop hook done {} · returned {}",
-            mark("typed"),
-            mark("UserPromptSubmit"),
-            ms(med(sp.iter().map(|s| s.before)).median),
-            ms(med(sp.iter().map(|s| s.mock)).median),
-            mark("Stop"),
-            ms(med(recs.iter().map(|r| r.wall)).median),
-        )
+    // Each turn cut at its moments: start, about to type, UserPromptSubmit
+    // hook, model request, answer written, Stop hook, returned.
+    const SEGMENTS: [&str; 6] = [
+        "start to typing",
+        "typing to UserPromptSubmit hook",
+        "hook to model request",
+        "mock",
+        "answer to Stop hook",
+        "Stop hook to returned",
+    ];
+    let segments = |recs: &[TurnRec], sp: &[Split]| -> Vec<Summary> {
+        let rows: Vec<[Duration; 6]> = recs
+            .iter()
+            .zip(sp)
+            .filter_map(|(r, s)| {
+                let typed = *r.marks.get("typed")?;
+                let ups = *r.marks.get("UserPromptSubmit")?;
+                let stop = *r.marks.get("Stop")?;
+                let answered = r.wall.saturating_sub(s.after);
+                Some([
+                    typed,
+                    ups.saturating_sub(typed),
+                    s.before.saturating_sub(ups),
+                    s.mock,
+                    stop.saturating_sub(answered),
+                    r.wall.saturating_sub(stop),
+                ])
+            })
+            .collect();
+        (0..6).map(|k| med(rows.iter().map(|row| row[k]))).collect()
     };
+    let sseg = segments(&shim_warm, &ss);
+    let dseg = segments(&direct_warm, &ds);
+    let cut: Vec<String> = SEGMENTS
+        .iter()
+        .zip(sseg.iter().zip(&dseg))
+        .map(|(name, (a, b))| {
+            format!(
+                "{name} {} vs {} ({})",
+                ms(a.median),
+                ms(b.median),
+                diff_ms(a.median, b.median)
+            )
+        })
+        .collect();
     println!(
-        "(3) where the warm time goes (medians from the start): run-turn: {} | claude alone: {}",
-        parts(&shim_warm, &ss),
-        parts(&direct_warm, &ds)
+        "(3) where the warm time goes, medians per segment, run-turn vs claude alone: {}",
+        cut.join(" · ")
+    );
+    // Rounds ran in pairs: the per-round difference is less exposed to a
+    // machine whose load drifts.
+    let paired: Vec<f64> = ss
+        .iter()
+        .zip(&ds)
+        .map(|(a, b)| a.overhead.as_secs_f64() - b.overhead.as_secs_f64())
+        .collect();
+    let mut sorted = paired.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "(3) per-round difference of the two overheads (run-turn minus claude alone, same round): median {:+.2} ms, middle half {:+.2} .. {:+.2} ms",
+        sorted[sorted.len() / 2] * 1e3,
+        sorted[sorted.len() / 4] * 1e3,
+        sorted[sorted.len() * 3 / 4] * 1e3
     );
     println!("run-turn is the installed shim with the installer's config (hooks on); claude alone runs the same argv, environment and workdir with the same hook events, each hook a script that leaves a file; a turn's mock time is the sum of its requests' arrival-to-answer times");
 }
