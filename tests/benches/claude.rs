@@ -18,7 +18,12 @@
 //! (3) warm turn overhead: wall time minus the mock's own time for the
 //!     turn's requests (arrival to the end of the answer), for `run-turn`
 //!     on a warm session and for a warm claude typed into directly until
-//!     its `Stop` hook; the difference is the shim's share.
+//!     its `Stop` hook; the difference is the shim's share. Each turn is
+//!     also cut at the moments its hooks leave files (seen by inotify) and
+//!     the mock's clock, so the shim's own parts show apart from claude's:
+//!     start to typing, and the Stop hook's file to `run-turn`'s exit.
+//!     Two claude turns alone differ by tens of ms on a loaded machine, so
+//!     the per-round difference (rounds run in pairs) is printed too.
 //!
 //! Each side tears its claude down (untimed) after a cold round and waits
 //! for the process to be gone, so no cold round shares the machine with an
