@@ -415,6 +415,42 @@ fn pane_pid(w: &ClaudeEnv, name: &str) -> i32 {
     .expect("pane pid")
 }
 
+/// CPU time so far of every thread of `pid`, in ns (`schedstat`).
+fn cpu_ns(pid: i32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+                .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Untimed, before each warm turn: waits until both claudes are quiet (less
+/// than 2 ms of CPU in 50 ms; at most 1 s), so that what one claude still
+/// does after its Stop hook (drawing, writing its transcript) does not land
+/// in the other side's next turn. Without it the side that returns sooner
+/// after Stop (claude alone, seen by the bench's own watch) hands more of
+/// its claude's tail to the other.
+fn settle(pids: &[i32]) -> Duration {
+    let t = Instant::now();
+    let mut last: Vec<u64> = pids.iter().map(|&p| cpu_ns(p)).collect();
+    while t.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(50));
+        let now: Vec<u64> = pids.iter().map(|&p| cpu_ns(p)).collect();
+        let quiet = now
+            .iter()
+            .zip(&last)
+            .all(|(a, b)| a.saturating_sub(*b) < 2_000_000);
+        if quiet {
+            break;
+        }
+        last = now;
+    }
+    t.elapsed()
+}
+
 /// Waits until process `pid` has exited (gone or a zombie).
 fn wait_gone(pid: i32) {
     let until = Instant::now() + Duration::from_secs(20);
@@ -699,13 +735,17 @@ fn main() {
     // (3) and (1): warm turns, interleaved.
     let shim_recs = RefCell::new(Vec::new());
     let direct_recs = RefCell::new(Vec::new());
+    let pids = [shim_agent_pid(&w), pane_pid(&w, "direct-warm")];
+    let settled = RefCell::new(Vec::new());
     let mut a = || {
+        settled.borrow_mut().push(settle(&pids));
         let r = shim_turn(&w);
         let d = r.wall;
         shim_recs.borrow_mut().push(r);
         d
     };
     let mut b = || {
+        settled.borrow_mut().push(settle(&pids));
         let r = direct_turn(&w, "direct-warm", &watch);
         let d = r.wall;
         direct_recs.borrow_mut().push(r);
@@ -822,6 +862,11 @@ fn main() {
     );
 
     // (3)
+    let st = summary(&settled.take());
+    println!(
+        "(3) untimed, before each warm turn: both claudes quiet (< 2 ms CPU in 50 ms, at most 1 s) after {}",
+        med_p95(&st)
+    );
     let ss: Vec<Split> = shim_warm.iter().map(|r| split(&log, r)).collect();
     let ds: Vec<Split> = direct_warm.iter().map(|r| split(&log, r)).collect();
     let sw = med(shim_warm.iter().map(|r| r.wall));
