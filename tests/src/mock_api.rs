@@ -264,6 +264,13 @@ impl MockApi {
             .expect("nth call")
     }
 
+    /// Milliseconds since the mock started, on the clock of
+    /// [`Request::arrived_ms`] and [`Request::answered_ms`]: lets a caller
+    /// place its own moments among the requests.
+    pub fn now_ms(&self) -> f64 {
+        ms_since(self.shared.start)
+    }
+
     /// One line per request, for failure messages.
     pub fn summary(&self) -> String {
         summary(&self.requests())
