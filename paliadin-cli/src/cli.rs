@@ -12,7 +12,8 @@ PALIADIN_NO_MUX, PALIADIN_TIMEOUT, PALIADIN_CONFIG), then flags; later wins.
 
 Exit status: 0 ok; 1 other failure (config, log); 2 usage or invalid input; 68 unreachable;
 69 agent unavailable; 70 shim error; 75 blocked on a person; 76 agent error; 77 auth failed;
-124 timeout (the turn is pending: `poll` collects it); 130 interrupted. `health`: 0 OK, 2 CRITICAL.";
+124 timeout (the turn is pending: `poll` collects it); 130 interrupted. `health`: 0 OK,
+2 CRITICAL, 3 UNKNOWN. With --json, a failure is one object with `error_code` and `error`.";
 
 /// Talk to Claude Code on a laptop over ssh; every turn logged to SQLite.
 #[derive(Debug, Parser)]
@@ -79,7 +80,7 @@ pub enum Command {
     Turn(TurnArgs),
     /// Chat by hand in a terminal.
     Chat(ChatArgs),
-    /// Probe the shim, for cron: one line, OK or CRITICAL.
+    /// Probe the shim, for cron: one line, OK, CRITICAL or UNKNOWN (Nagios).
     Health(HealthArgs),
     /// End a session and its agent; the next turn starts afresh.
     Reset(ResetArgs),
@@ -91,6 +92,29 @@ pub enum Command {
     Sessions(SessionsArgs),
     /// Read the turn log.
     Log(LogArgs),
+}
+
+impl Command {
+    /// Whether the command was asked for JSON (`--json` or `--jsonl`), so
+    /// that a failure is a JSON object too.
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Turn(a) => a.json,
+            Command::Health(a) => a.json,
+            Command::Poll(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::Sessions(a) => a.json,
+            Command::Log(a) => match &a.command {
+                None => a.list.json || a.list.jsonl,
+                Some(LogCommand::Show { json, .. })
+                | Some(LogCommand::Stats { json, .. })
+                | Some(LogCommand::Probes { json, .. }) => *json,
+                Some(LogCommand::Search { json, jsonl, .. }) => *json || *jsonl,
+                Some(LogCommand::Prune { .. }) | Some(LogCommand::Path) => false,
+            },
+            Command::Chat(_) | Command::Reset(_) => false,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -139,8 +163,8 @@ pub struct ResetArgs {
 
 #[derive(Debug, Args)]
 pub struct PollArgs {
-    /// The turn id printed by a `turn` that timed out.
-    pub turn_id: Uuid,
+    /// The turn id printed by a `turn` that timed out, or a unique prefix of it.
+    pub turn_id: String,
     /// The session, for a turn that is not in the log.
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
@@ -174,27 +198,34 @@ pub struct LogArgs {
     pub list: LogList,
 }
 
-/// Filters and output of the turn table.
-#[derive(Debug, Args, Clone)]
-pub struct LogList {
-    /// How many turns, newest first.
-    #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 20)]
-    pub limit: usize,
+/// Which turns: the filters `log`, `log search` and `log stats` share.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Scope {
     /// Only this user's turns.
     #[arg(long, value_name = "UUID")]
     pub user: Option<Uuid>,
     /// Only this session's turns.
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
+    /// Only turns since then: a duration (2h, 7d), a day (2026-11-25) or RFC 3339.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+}
+
+/// Filters and output of the turn table.
+#[derive(Debug, Args, Clone)]
+pub struct LogList {
+    /// How many turns, newest first.
+    #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub scope: Scope,
     /// Only turns with this status: running, ok, error or pending.
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
     /// Only turns with this error code (unreachable, timeout, ...).
     #[arg(long, value_name = "CODE")]
     pub code: Option<String>,
-    /// Only turns since then: a duration (2h, 7d), a day (2026-11-25) or RFC 3339.
-    #[arg(long, value_name = "WHEN")]
-    pub since: Option<String>,
     /// Print a JSON array.
     #[arg(long, conflicts_with = "jsonl")]
     pub json: bool,
@@ -207,17 +238,20 @@ pub struct LogList {
 pub enum LogCommand {
     /// Show one turn in full.
     Show {
-        /// The turn's id.
-        turn_id: Uuid,
+        /// The turn's id, or a unique prefix of it (as the table shows).
+        turn_id: String,
         /// Print it as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Full-text search over messages and replies (any text is a safe query).
+    /// Full-text search over messages and replies, like grep: no match exits 1.
     Search {
-        /// Words to find (all of them, in any order).
-        #[arg(required = true, num_args = 1.., allow_hyphen_values = true)]
+        /// Words to find (all of them, in any order); `word*` finds words that start
+        /// so. Options go before the words; after `--` everything is a word.
+        #[arg(required = true, num_args = 1..)]
         query: Vec<String>,
+        #[command(flatten)]
+        scope: Scope,
         /// How many turns, newest first.
         #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 20)]
         limit: usize,
@@ -230,18 +264,38 @@ pub enum LogCommand {
     },
     /// Turns, error rate by code, median and 95th percentile duration, by day.
     Stats {
-        /// Only turns since then (2h, 7d, 2026-11-25, RFC 3339).
-        #[arg(long, value_name = "WHEN")]
-        since: Option<String>,
+        #[command(flatten)]
+        scope: Scope,
         /// Print it as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Delete turns and probes older than a duration.
+    /// Health probes over a period: availability, latency, the newest probes.
+    Probes {
+        /// Only probes since then (2h, 7d, 2026-11-25, RFC 3339). Default: 7d.
+        #[arg(long, value_name = "WHEN", default_value = "7d")]
+        since: String,
+        /// Only this session's probes.
+        #[arg(long, value_name = "NAME")]
+        session: Option<String>,
+        /// How many of the newest probes to list.
+        #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 10)]
+        limit: usize,
+        /// Print it as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete turns and probes older than a time; asks first on a terminal.
     Prune {
-        /// How old, such as 90d or 12w.
-        #[arg(long, value_name = "DURATION", required = true)]
+        /// Older than this: a duration (90d, 12w, 0s), a day (2026-11-25) or RFC 3339.
+        #[arg(long, value_name = "WHEN", required = true)]
         older_than: String,
+        /// Print what would go, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete without asking (needed without a terminal).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
     /// Print the database's path.
     Path,

@@ -1,6 +1,7 @@
 //! `paliadin-cli`: the server side of paliadin. Parses the command line,
-//! runs one subcommand, prints one line per failure and exits with the status
-//! the README's table promises.
+//! runs one subcommand, prints one line per failure (and with `--json` one
+//! JSON object on stdout) and exits with the status the README's table
+//! promises.
 
 mod cli;
 mod cmd;
@@ -11,7 +12,23 @@ use clap::Parser as _;
 use paliadin_cli::{client, config, exit, store, transport};
 
 fn main() -> std::process::ExitCode {
-    let args = cli::Cli::parse();
+    let args = match cli::Cli::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let wants_json = std::env::args().any(|a| a == "--json" || a == "--jsonl");
+            if wants_json && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+            {
+                let text = e.kind().as_str().unwrap_or("invalid usage").to_owned();
+                let first = e.to_string();
+                let first = first.lines().next().unwrap_or(&text);
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                print!("{}", cmd::json_error("invalid_input", first));
+            }
+            e.exit()
+        }
+    };
+    let json = args.command.json();
     let timeout = match &args.command {
         cli::Command::Turn(a) => a.timeout,
         cli::Command::Chat(a) => a.timeout,
@@ -37,12 +54,19 @@ fn main() -> std::process::ExitCode {
             if broken_pipe {
                 return std::process::ExitCode::from(exit::OK);
             }
-            // One line, whatever the causes print (a TOML error spans several).
-            eprintln!("paliadin-cli: {}", cmd::one_line(&format!("{e:#}")));
-            if e.downcast_ref::<cmd::Usage>().is_some() {
-                return std::process::ExitCode::from(exit::USAGE);
+            let text = cmd::one_line(&format!("{e:#}"));
+            let (code, status) = cmd::classify(&e);
+            if let cli::Command::Health(h) = &args.command {
+                // Nagios: one line on stdout whatever happens; UNKNOWN (3)
+                // when the probe could not even be tried.
+                return std::process::ExitCode::from(cmd::health::unknown(h, code, &text));
             }
-            std::process::ExitCode::from(exit::FAILURE)
+            // One line, whatever the causes print (a TOML error spans several).
+            eprintln!("paliadin-cli: {text}");
+            if json {
+                print!("{}", cmd::json_error(code, &text));
+            }
+            std::process::ExitCode::from(status)
         }
     }
 }

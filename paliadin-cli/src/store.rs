@@ -264,9 +264,11 @@ pub struct TurnRow {
     pub session: String,
     /// See [`NewTurn::host`].
     pub host: String,
-    /// See [`NewTurn::started_ms`].
+    /// See [`NewTurn::started_ms`]; in JSON `started`, RFC 3339.
+    #[serde(rename = "started", serialize_with = "ser_time")]
     pub started_ms: i64,
-    /// See [`Outcome::ended_ms`]; `None` while running.
+    /// See [`Outcome::ended_ms`]; `None` while running. In JSON `ended`.
+    #[serde(rename = "ended", serialize_with = "ser_opt_time")]
     pub ended_ms: Option<i64>,
     /// `ended_ms - started_ms`; `None` while running.
     pub duration_ms: Option<i64>,
@@ -301,7 +303,8 @@ pub struct Probe {
     pub session: String,
     /// The ssh destination.
     pub host: String,
-    /// When the probe started, ms since the epoch.
+    /// When the probe started, ms since the epoch; in JSON `at`, RFC 3339.
+    #[serde(rename = "at", serialize_with = "ser_time")]
     pub at_ms: i64,
     /// How long it took.
     pub duration_ms: i64,
@@ -366,13 +369,39 @@ pub struct Stats {
     /// `errors / total`, 0 when there are no turns.
     pub error_rate: f64,
     /// Turns per error code (any status), most frequent first.
-    pub by_code: Vec<(String, i64)>,
+    pub by_code: Vec<CodeCount>,
     /// Median duration of finished turns (nearest rank).
     pub median_ms: Option<i64>,
     /// 95th percentile duration of finished turns (nearest rank).
     pub p95_ms: Option<i64>,
     /// One entry per UTC day that has turns, oldest first.
     pub days: Vec<DayStats>,
+}
+
+/// How many turns carried one error code, in [`Stats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodeCount {
+    /// The error code (PROTOCOL section 6).
+    pub code: String,
+    /// How many turns carry it.
+    pub turns: i64,
+}
+
+/// Health probes over a period, from [`Store::probe_stats`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeStats {
+    /// All probes.
+    pub probes: i64,
+    /// Probes that found the shim healthy.
+    pub ok: i64,
+    /// `ok / probes`; `None` without probes.
+    pub availability: Option<f64>,
+    /// Median duration of all probes (nearest rank).
+    pub median_ms: Option<i64>,
+    /// 95th percentile duration (nearest rank).
+    pub p95_ms: Option<i64>,
+    /// Failed probes per error code, most frequent first.
+    pub by_code: Vec<CodeCount>,
 }
 
 /// One UTC day of [`Stats`].
@@ -563,26 +592,96 @@ impl Store {
     /// literal phrase (case and diacritics ignored), and a turn must match
     /// every word.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<TurnRow>, StoreError> {
+        self.search_in(
+            query,
+            &Filter {
+                limit,
+                ..Filter::default()
+            },
+        )
+    }
+
+    /// [`Store::search`] among the turns `filter` selects, at most
+    /// `filter.limit`. A word ending in `*` matches words that start with it.
+    pub fn search_in(&self, query: &str, filter: &Filter) -> Result<Vec<TurnRow>, StoreError> {
         let fts = fts_query(query).ok_or(StoreError::EmptyQuery)?;
+        let (where_, mut args) = conditions(filter, "");
+        args.push(Value::Text(fts));
+        args.push(Value::Integer(sql_limit(filter.limit)));
+        let (m, l) = (args.len() - 1, args.len());
         // FTS5 walks its index backwards for `ORDER BY rowid DESC` and stops
         // at the limit, so a common word costs no more than a rare one.
-        let sql = format!(
-            "SELECT {TURN_COLUMNS} FROM turns JOIN (SELECT rowid AS hit FROM turns_fts \
-             WHERE turns_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2) ON id = hit \
-             ORDER BY id DESC"
-        );
+        let sql = if where_.is_empty() {
+            format!(
+                "SELECT {TURN_COLUMNS} FROM turns JOIN (SELECT rowid AS hit FROM turns_fts \
+                 WHERE turns_fts MATCH ?{m} ORDER BY rowid DESC LIMIT ?{l}) ON id = hit \
+                 ORDER BY id DESC"
+            )
+        } else {
+            format!(
+                "SELECT {TURN_COLUMNS} FROM turns{where_} AND id IN (SELECT rowid FROM turns_fts \
+                 WHERE turns_fts MATCH ?{m}) ORDER BY id DESC LIMIT ?{l}"
+            )
+        };
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![fts, sql_limit(limit)], turn_from_row)?;
+        let rows = stmt.query_map(params_from_iter(args), turn_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The ids of the turns whose id starts with `prefix` (lower-case hex
+    /// and hyphens), at most `limit`, in id order.
+    pub fn turn_ids_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let prefix = prefix.to_ascii_lowercase();
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Ok(Vec::new());
+        }
+        // A range on the unique index: every id with the prefix sorts
+        // between the prefix and the prefix followed by the highest digit.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT turn_id FROM turns WHERE turn_id >= ?1 AND turn_id < ?2 \
+             ORDER BY turn_id LIMIT ?3",
+        )?;
+        let ids = stmt
+            .query_map(
+                params![prefix, format!("{prefix}~"), sql_limit(limit)],
+                |r| r.get::<_, String>(0),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())
+    }
+
+    /// How many turns and probes [`Store::prune`] would delete.
+    pub fn prune_count(&self, older_than_ms: i64) -> Result<(i64, i64), StoreError> {
+        let turns = self.conn.query_row(
+            "SELECT count(*) FROM turns WHERE started_ms < ?1",
+            [older_than_ms],
+            |r| r.get(0),
+        )?;
+        let probes = self.conn.query_row(
+            "SELECT count(*) FROM probes WHERE at_ms < ?1",
+            [older_than_ms],
+            |r| r.get(0),
+        )?;
+        Ok((turns, probes))
     }
 
     /// Totals, error codes and durations of the turns started at or after
     /// `since_ms` (all turns when `None`), overall and per UTC day.
     pub fn stats(&self, since_ms: Option<i64>) -> Result<Stats, StoreError> {
-        let (cond, args): (&str, Vec<i64>) = match since_ms {
-            Some(t) => ("started_ms >= ?1", vec![t]),
-            None => ("1", vec![]),
-        };
+        self.stats_in(&Filter {
+            since_ms,
+            ..Filter::default()
+        })
+    }
+
+    /// [`Store::stats`] of the turns `filter` selects (its limit aside).
+    pub fn stats_in(&self, filter: &Filter) -> Result<Stats, StoreError> {
+        let (where_, args) = conditions(filter, "");
+        let cond = where_.strip_prefix(" WHERE ").unwrap_or("1").to_owned();
         let (total, ok, errors, pending, running, finished): (i64, i64, i64, i64, i64, i64) = self
             .conn
             .prepare_cached(&format!(
@@ -609,8 +708,13 @@ impl Store {
                  WHERE error_code IS NOT NULL AND {cond} \
                  GROUP BY error_code ORDER BY COUNT(*) DESC, error_code"
             ))?
-            .query_map(params_from_iter(&args), |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<(String, i64)>, _>>()?;
+            .query_map(params_from_iter(&args), |r| {
+                Ok(CodeCount {
+                    code: r.get(0)?,
+                    turns: r.get(1)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
 
         // Nearest rank: the smallest value with at least p% of the values at
         // or below it, i.e. the ceil(p * n / 100)-th in ascending order.
@@ -625,7 +729,10 @@ impl Store {
                 a = args.len() + 1,
                 b = args.len() + 2,
             ))?;
-            let all = args.iter().copied().chain([k50, k95]);
+            let all = args
+                .iter()
+                .cloned()
+                .chain([Value::Integer(k50), Value::Integer(k95)]);
             let mut rows = stmt.query(params_from_iter(all))?;
             while let Some(row) = rows.next()? {
                 let (rn, x): (i64, i64) = (row.get(0)?, row.get(1)?);
@@ -719,22 +826,82 @@ impl Store {
 
     /// The newest `limit` probes, newest first.
     pub fn probes(&self, limit: usize) -> Result<Vec<Probe>, StoreError> {
+        self.probes_since(None, None, limit)
+    }
+
+    /// The newest `limit` probes taken at or after `since_ms` (of `session`
+    /// when given), newest first.
+    pub fn probes_since(
+        &self,
+        since_ms: Option<i64>,
+        session: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Probe>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT session, host, at_ms, duration_ms, ok, error_code, detail FROM probes \
-             ORDER BY at_ms DESC, id DESC LIMIT ?1",
+             WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2) \
+             ORDER BY at_ms DESC, id DESC LIMIT ?3",
         )?;
-        let rows = stmt.query_map([sql_limit(limit)], |r| {
-            Ok(Probe {
-                session: r.get(0)?,
-                host: r.get(1)?,
-                at_ms: r.get(2)?,
-                duration_ms: r.get(3)?,
-                ok: r.get(4)?,
-                error_code: r.get(5)?,
-                detail: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map(
+            params![since_ms.unwrap_or(i64::MIN), session, sql_limit(limit)],
+            |r| {
+                Ok(Probe {
+                    session: r.get(0)?,
+                    host: r.get(1)?,
+                    at_ms: r.get(2)?,
+                    duration_ms: r.get(3)?,
+                    ok: r.get(4)?,
+                    error_code: r.get(5)?,
+                    detail: r.get(6)?,
+                })
+            },
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Availability and latency of the probes taken at or after `since_ms`
+    /// (of `session` when given).
+    pub fn probe_stats(
+        &self,
+        since_ms: Option<i64>,
+        session: Option<&str>,
+    ) -> Result<ProbeStats, StoreError> {
+        let since = since_ms.unwrap_or(i64::MIN);
+        let mut durations: Vec<i64> = Vec::new();
+        let mut ok = 0;
+        let mut codes: std::collections::BTreeMap<String, i64> = Default::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT duration_ms, ok, error_code FROM probes \
+             WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2)",
+        )?;
+        let mut rows = stmt.query(params![since, session])?;
+        while let Some(r) = rows.next()? {
+            durations.push(r.get(0)?);
+            if r.get::<_, bool>(1)? {
+                ok += 1;
+            } else {
+                let code: Option<String> = r.get(2)?;
+                *codes
+                    .entry(code.unwrap_or_else(|| "shim_error".into()))
+                    .or_default() += 1;
+            }
+        }
+        durations.sort_unstable();
+        let n = durations.len() as i64;
+        let at = |p: i64| (n > 0).then(|| durations[(rank(p, n) - 1) as usize]);
+        let mut by_code: Vec<CodeCount> = codes
+            .into_iter()
+            .map(|(code, turns)| CodeCount { code, turns })
+            .collect();
+        by_code.sort_by(|a, b| b.turns.cmp(&a.turns).then(a.code.cmp(&b.code)));
+        Ok(ProbeStats {
+            probes: n,
+            ok,
+            availability: (n > 0).then(|| ok as f64 / n as f64),
+            median_ms: at(50),
+            p95_ms: at(95),
+            by_code,
+        })
     }
 }
 
@@ -789,11 +956,23 @@ fn sql_limit(limit: usize) -> i64 {
 /// served by an index in `started_ms` order, so no sort and no full scan:
 /// see the test `every_filter_combination_uses_an_index`.
 fn list_query(filter: &Filter) -> (String, Vec<Value>) {
+    let (where_, mut args) = conditions(filter, "");
+    args.push(Value::Integer(sql_limit(filter.limit)));
+    let sql = format!(
+        "SELECT {TURN_COLUMNS} FROM turns{where_} ORDER BY started_ms DESC, id DESC LIMIT ?{}",
+        args.len()
+    );
+    (sql, args)
+}
+
+/// The ` WHERE ...` clause (empty without conditions) and its arguments for
+/// `filter`'s conditions, numbered from `?1`; `prefix` qualifies columns.
+fn conditions(filter: &Filter, prefix: &str) -> (String, Vec<Value>) {
     let mut conds: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     let mut push = |cond: &str, value: Value| {
         args.push(value);
-        conds.push(format!("{cond} ?{}", args.len()));
+        conds.push(format!("{prefix}{cond} ?{}", args.len()));
     };
     if let Some(user) = filter.user_id {
         push("user_id =", Value::Text(user.to_string()));
@@ -815,12 +994,7 @@ fn list_query(filter: &Filter) -> (String, Vec<Value>) {
     } else {
         format!(" WHERE {}", conds.join(" AND "))
     };
-    args.push(Value::Integer(sql_limit(filter.limit)));
-    let sql = format!(
-        "SELECT {TURN_COLUMNS} FROM turns{where_} ORDER BY started_ms DESC, id DESC LIMIT ?{}",
-        args.len()
-    );
-    (sql, args)
+    (where_, args)
 }
 
 /// Turns any user text into an FTS5 query that cannot be a syntax error:
@@ -828,11 +1002,15 @@ fn list_query(filter: &Filter) -> (String, Vec<Value>) {
 /// doubled), joined by spaces, which FTS5 reads as AND. `None` if blank.
 fn fts_query(query: &str) -> Option<String> {
     // A NUL would end the query string early inside FTS5 (an "unterminated
-    // string" error), so it separates words like whitespace does.
+    // string" error), so it separates words like whitespace does. A trailing
+    // `*` after a word is FTS5's prefix query, outside the quotes.
     let terms: Vec<String> = query
         .split(|c: char| c.is_whitespace() || c == '\0')
         .filter(|t| !t.is_empty())
-        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .map(|t| match t.strip_suffix('*').filter(|w| !w.is_empty()) {
+            Some(w) => format!("\"{}\"*", w.replace('"', "\"\"")),
+            None => format!("\"{}\"", t.replace('"', "\"\"")),
+        })
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
 }
@@ -888,6 +1066,18 @@ fn ser_uuid<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(id)
 }
 
+// One timestamp form in all JSON output: RFC 3339, UTC, milliseconds.
+fn ser_time<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&paliadin_core::timefmt::rfc3339_ms(*ms))
+}
+
+fn ser_opt_time<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => ser_time(ms, s),
+        None => s.serialize_none(),
+    }
+}
+
 fn ser_opt_uuid<S: Serializer>(id: &Option<Uuid>, s: S) -> Result<S::Ok, S::Error> {
     match id {
         Some(id) => s.collect_str(id),
@@ -934,6 +1124,13 @@ mod tests {
         Outcome {
             error_code: Some(code.into()),
             ..outcome(ended_ms, Status::Error)
+        }
+    }
+
+    fn cc(code: &str, turns: i64) -> CodeCount {
+        CodeCount {
+            code: code.into(),
+            turns,
         }
     }
 
@@ -1437,10 +1634,7 @@ mod tests {
             (13, 8, 3, 1, 1)
         );
         assert!((s.error_rate - 3.0 / 13.0).abs() < 1e-12);
-        assert_eq!(
-            s.by_code,
-            [("timeout".to_string(), 2), ("unreachable".to_string(), 1)]
-        );
+        assert_eq!(s.by_code, [cc("timeout", 2), cc("unreachable", 1)]);
         // Finished durations: 50, 100..1000, 5000 (12 values). Median: 6th =
         // 500; p95: ceil(11.4) = 12th = 5000.
         assert_eq!((s.median_ms, s.p95_ms), (Some(500), Some(5000)));
@@ -1470,7 +1664,7 @@ mod tests {
             (s.total, s.ok, s.errors, s.pending, s.running),
             (2, 0, 1, 1, 0)
         );
-        assert_eq!(s.by_code, [("timeout".to_string(), 1)]);
+        assert_eq!(s.by_code, [cc("timeout", 1)]);
         assert_eq!((s.median_ms, s.p95_ms), (Some(50), Some(5000)));
         assert_eq!(s.days.len(), 1);
 

@@ -148,9 +148,10 @@ fn health_reset_status_sessions() {
     let r = env.cli(&["health", "--session", "probe"]);
     let line = r.ok();
     assert!(
-        line.starts_with("OK paliadin 127.0.0.1 session probe ") && line.ends_with(" ms\n"),
+        line.starts_with("OK paliadin 127.0.0.1 session probe ") && line.contains(" ms | time="),
         "{r}"
     );
+    assert!(line.ends_with("s\n") && line.lines().count() == 1, "{r}");
     let v = json(&env.cli(&["health", "--json", "--session", "probe"]));
     assert_eq!(v["ok"], true);
     assert_eq!(count(&env, "SELECT count(*) FROM probes WHERE ok = 1"), 2);
@@ -485,15 +486,21 @@ fn log_commands_filters_search_stats_prune() {
         1
     );
     env.cli_in(false, &["log", "--status", "nonsense"], None)
-        .code(1);
-    // Search: any text is a safe query.
-    for q in ["-", "\"", "AND", "*", "OR NOT (", "Köln", "grüße", "日本"] {
-        let r = env.cli_in(false, &["log", "search", "--jsonl", q], None);
-        r.code(0);
+        .code(2);
+    // Search: any text is a safe query; like grep, no match exits 1.
+    for q in [
+        "-", "\"", "AND", "*", "OR NOT (", "Köln", "grüße", "日本", "**",
+    ] {
+        let r = env.cli_in(false, &["log", "search", "--jsonl", "--", q], None);
+        assert!(r.code == 0 || r.code == 1, "{r}");
+        assert!(r.stderr.is_empty(), "{r}");
     }
+    let r = env.cli_in(false, &["log", "search", "nowhere-to-be-found"], None);
+    r.code(1);
+    assert!(r.stdout.is_empty(), "{r}");
     let hits = |q: &str, env: &mut TestEnv| {
-        env.cli_in(false, &["log", "search", "--jsonl", q], None)
-            .ok()
+        env.cli_in(false, &["log", "search", "--jsonl", "--", q], None)
+            .out()
             .lines()
             .count()
     };
@@ -527,10 +534,30 @@ fn log_commands_filters_search_stats_prune() {
         env.cli_in(false, &["log", "path"], None).ok().trim(),
         env.db().to_string_lossy()
     );
-    env.cli_in(false, &["log", "prune", "--older-than", "1d"], None)
-        .ok();
+    env.cli_in(
+        false,
+        &["log", "prune", "--older-than", "1d", "--yes"],
+        None,
+    )
+    .ok();
     assert_eq!(count(&env, "SELECT count(*) FROM turns"), 5);
-    env.cli_in(false, &["log", "prune", "--older-than", "0s"], None)
+    let dry = env
+        .cli_in(
+            false,
+            &["log", "prune", "--older-than", "0s", "--dry-run"],
+            None,
+        )
+        .ok();
+    assert!(
+        dry.starts_with("would delete 5 turns and 0 probes"),
+        "{dry}"
+    );
+    // Without a terminal to ask, deleting needs --yes.
+    let r = env.cli_in(false, &["log", "prune", "--older-than", "0s"], None);
+    r.code(2);
+    assert!(r.stderr.contains("add --yes"), "{r}");
+    assert_eq!(count(&env, "SELECT count(*) FROM turns"), 5);
+    env.cli_in(false, &["log", "prune", "--older-than", "0s", "-y"], None)
         .ok();
     assert_eq!(count(&env, "SELECT count(*) FROM turns"), 0);
     assert_eq!(hits("alpha", &mut env), 0, "the search index follows");
@@ -682,4 +709,292 @@ fn usage_errors_exit_2_and_health_answers_without_a_log() {
         r.stderr.contains("warning: the probe will not be recorded"),
         "{r}"
     );
+}
+
+/// Seeds the log with finished turns of chosen ids (`id`, session, message,
+/// status, error code, minutes ago), through SQL as an older client would.
+/// A seeded turn: id, session, message, status, error code, minutes ago.
+type Seed<'a> = (&'a str, &'a str, &'a str, &'a str, Option<&'a str>, i64);
+
+fn seed(env: &mut TestEnv, rows: &[Seed<'_>]) {
+    env.cli_in(false, &["log"], None).ok();
+    let c = Connection::open(env.db()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (id, session, msg, status, code, ago) in rows {
+        let started = now - ago * 60_000;
+        c.execute(
+            "INSERT INTO turns (turn_id, session, host, started_ms, ended_ms, duration_ms, \
+             message, response, status, error_code) VALUES (?1, ?2, 'h', ?3, ?4, 250, ?5, ?5, ?6, ?7)",
+            rusqlite::params![id, session, started, started + 250, msg, status, code],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn json_failures_are_one_object_and_usage_errors_exit_2() {
+    let mut env = TestEnv::new();
+    seed(&mut env, &[]);
+    let is_error = |r: &paliadin_tests::Run, code: &str| {
+        let v = json(r);
+        assert_eq!(v["error_code"], code, "{r}");
+        assert!(!v["error"].as_str().unwrap().is_empty(), "{r}");
+        assert_eq!(r.out().lines().count(), 1, "one object\n{r}");
+    };
+    for (args, code) in [
+        (&["log", "--json", "--status", "bogus"][..], 2),
+        (&["log", "--jsonl", "--since", "yesterday"], 2),
+        (&["log", "--json", "--code", "no_such_code"], 2),
+        (&["log", "--json", "--session", "bad/name"], 2),
+        (&["log", "stats", "--json", "--since", "soon"], 2),
+        (&["log", "search", "--json", " "], 2),
+        (&["log", "show", "--json", "0000"], 1),
+        (&["log", "--json", "--no-such-flag"], 2),
+    ] {
+        let r = env.cli_in(false, args, None);
+        r.code(code);
+        is_error(
+            &r,
+            if code == 2 {
+                "invalid_input"
+            } else {
+                "not_found"
+            },
+        );
+    }
+    // No host configured: status, sessions and poll fail as JSON too.
+    for args in [
+        &["status", "--json"][..],
+        &["sessions", "--json"],
+        &["poll", "--json", "0123"],
+    ] {
+        let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+        c.args(["--db", env.db().to_str().unwrap()]).args(args);
+        let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
+        r.code(1);
+        is_error(&r, "config_error");
+    }
+    // A broken config file: JSON for log too.
+    let cfg = env.home.join(".config/paliadin/cli.toml");
+    std::fs::write(&cfg, "port = \"nope\"\n").unwrap();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(["log", "--json"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
+    r.code(1);
+    is_error(&r, "config_error");
+    // health: exactly one UNKNOWN line, exit 3.
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(["health"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
+    r.code(3);
+    assert!(
+        r.out().starts_with("UNKNOWN paliadin config_error: "),
+        "{r}"
+    );
+    assert_eq!(r.out().lines().count(), 1, "{r}");
+    std::fs::remove_file(&cfg).unwrap();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(["health", "--json"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
+    r.code(3);
+    assert_eq!(json(&r)["state"], "UNKNOWN");
+    assert_eq!(json(&r)["error_code"], "config_error");
+    // A missing message is a usage error.
+    env.cli_in(false, &["turn", "--session", "x"], None).code(2);
+}
+
+#[test]
+fn one_timestamp_form_stats_objects_and_probes_shown() {
+    let mut env = TestEnv::new();
+    let rfc3339 = |v: &Value| {
+        let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
+        assert!(
+            s.len() == 24 && s.ends_with('Z') && &s[10..11] == "T",
+            "not RFC 3339 UTC with ms: {s}"
+        );
+    };
+    let v = json(&env.cli(&["turn", "--json", "--session", "ts", "hello"]));
+    let rows: Vec<Value> =
+        serde_json::from_str(&env.cli_in(false, &["log", "--json"], None).ok()).unwrap();
+    assert_eq!(rows[0]["turn_id"], v["turn_id"]);
+    rfc3339(&rows[0]["started"]);
+    rfc3339(&rows[0]["ended"]);
+    assert!(rows[0].get("started_ms").is_none());
+    env.cli(&["health", "--session", "ts"]).ok();
+    let h = json(&env.cli(&["health", "--json", "--session", "ts"]));
+    rfc3339(&h["at"]);
+    assert_eq!(h["state"], "OK");
+    // A probe that fails: CRITICAL with its performance data, and recorded.
+    let mut args = env.cli_args(true);
+    let p = args.iter().position(|a| a == "--port").unwrap();
+    args[p + 1] = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(&args)
+        .args(["--no-mux", "health", "--session", "ts"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(30));
+    r.code(2);
+    assert!(
+        r.out()
+            .starts_with("CRITICAL paliadin 127.0.0.1 session ts unreachable: ")
+            && r.out().contains(" | time="),
+        "{r}"
+    );
+    assert_eq!(r.out().lines().count(), 1, "{r}");
+    let p = json(&env.cli_in(false, &["log", "probes", "--json", "--since", "1h"], None));
+    assert_eq!((p["probes"].as_i64(), p["ok"].as_i64()), (Some(3), Some(2)));
+    assert!((p["availability"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(p["by_code"][0]["code"], "unreachable");
+    assert_eq!(p["recent"].as_array().unwrap().len(), 3);
+    rfc3339(&p["recent"][0]["at"]);
+    rfc3339(&p["since"]);
+    let text = env.cli_in(false, &["log", "probes"], None).ok();
+    assert!(text.contains("availability: 66.67%"), "{text}");
+    // Stats: objects, not pairs.
+    seed(
+        &mut env,
+        &[(
+            "0badc0de-0000-4000-8000-000000000001",
+            "ts",
+            "m",
+            "error",
+            Some("timeout"),
+            1,
+        )],
+    );
+    let st = json(&env.cli_in(false, &["log", "stats", "--json"], None));
+    assert_eq!(
+        st["by_code"][0],
+        serde_json::json!({"code": "timeout", "turns": 1})
+    );
+    assert_eq!(st["total"], 2);
+    assert!(st["days"][0].is_object());
+}
+
+#[test]
+fn turn_id_prefixes_short_ids_and_scoped_search_and_stats() {
+    let mut env = TestEnv::new();
+    seed(
+        &mut env,
+        &[
+            (
+                "abcd0001-0000-4000-8000-000000000001",
+                "s1",
+                "invoice forty two",
+                "ok",
+                None,
+                90,
+            ),
+            (
+                "abcd0002-0000-4000-8000-000000000002",
+                "s1",
+                "invoices overdue",
+                "ok",
+                None,
+                30,
+            ),
+            (
+                "abce0003-0000-4000-8000-000000000003",
+                "s2",
+                "invoice paid",
+                "error",
+                Some("timeout"),
+                20,
+            ),
+            (
+                "ffff0004-0000-4000-8000-000000000004",
+                "s2",
+                "weather",
+                "ok",
+                None,
+                10,
+            ),
+        ],
+    );
+    // A unique prefix, an ambiguous one (exit 2, candidates named), none.
+    let shown = env.cli_in(false, &["log", "show", "abce"], None).ok();
+    assert!(shown.contains("invoice paid"), "{shown}");
+    let r = env.cli_in(false, &["log", "show", "abcd"], None);
+    r.code(2);
+    assert!(
+        r.stderr.contains("abcd0001-0000-4000-8000-000000000001")
+            && r.stderr.contains("abcd0002-0000-4000-8000-000000000002"),
+        "{r}"
+    );
+    env.cli_in(false, &["log", "show", "0123"], None).code(1);
+    env.cli_in(false, &["poll", "abcd"], None).code(2);
+    // poll of a finished turn by prefix: its reply, without asking the shim.
+    assert_eq!(env.cli_in(false, &["poll", "ffff"], None).ok(), "weather\n");
+    // The table shows short ids; piped, no message is cut.
+    let long = "a long message ".repeat(20);
+    seed(
+        &mut env,
+        &[(
+            "0c0c0005-0000-4000-8000-000000000005",
+            "s3",
+            &long,
+            "ok",
+            None,
+            5,
+        )],
+    );
+    let table = env.cli_in(false, &["log"], None).ok();
+    let first = table.lines().nth(1).unwrap();
+    assert!(first.starts_with("0c0c0005  "), "{table}");
+    assert!(
+        first.ends_with(long.trim_end()),
+        "piped, nothing cut\n{table}"
+    );
+    // Search with a trailing * and scopes.
+    let hits = |env: &mut TestEnv, args: &[&str]| {
+        // Options first, then the words.
+        let mut a = vec!["log", "search", "--jsonl"];
+        a.extend_from_slice(&args[1..]);
+        a.push(args[0]);
+        let r = env.cli_in(false, &a, None);
+        r.out().lines().count()
+    };
+    assert_eq!(hits(&mut env, &["invoice"]), 2);
+    assert_eq!(hits(&mut env, &["invoice*"]), 3);
+    assert_eq!(hits(&mut env, &["invoice*", "--session", "s2"]), 1);
+    assert_eq!(hits(&mut env, &["invoice*", "--since", "60m"]), 2);
+    assert_eq!(
+        hits(
+            &mut env,
+            &["invoice*", "--user", "0123abcd-1111-4222-8333-444455556666"]
+        ),
+        0
+    );
+    // Stats scoped the same way.
+    let st = json(&env.cli_in(false, &["log", "stats", "--json", "--session", "s2"], None));
+    assert_eq!(
+        (st["total"].as_i64(), st["errors"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let st = json(&env.cli_in(false, &["log", "stats", "--json", "--since", "45m"], None));
+    assert_eq!(st["total"], 4);
+    // Prune takes the same time forms as --since.
+    let dry = env
+        .cli_in(
+            false,
+            &["log", "prune", "--older-than", "60m", "--dry-run"],
+            None,
+        )
+        .ok();
+    assert!(dry.starts_with("would delete 1 turns"), "{dry}");
+    env.cli_in(
+        false,
+        &["log", "prune", "--older-than", "2026-01-01", "--dry-run"],
+        None,
+    )
+    .ok();
+    env.cli_in(false, &["log", "prune", "--older-than", "whenever"], None)
+        .code(2);
 }

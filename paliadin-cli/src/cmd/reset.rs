@@ -12,6 +12,6 @@ pub fn run(app: &App, a: &ResetArgs) -> anyhow::Result<u8> {
             out(&format!("reset {session}\n"))?;
             Ok(exit::OK)
         }
-        Err(e) => Ok(call_failed(&format!("reset {session}"), &e)),
+        Err(e) => call_failed(&format!("reset {session}"), &e, false),
     }
 }

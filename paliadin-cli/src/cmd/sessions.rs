@@ -34,7 +34,7 @@ pub fn run(app: &App, a: &SessionsArgs) -> anyhow::Result<u8> {
     let client = app.client(false)?;
     let all = match client.sessions() {
         Ok(v) => v,
-        Err(e) => return Ok(call_failed("sessions", &e)),
+        Err(e) => return call_failed("sessions", &e, a.json),
     };
     let mut text = String::new();
     if a.json {

@@ -9,7 +9,7 @@ pub fn run(app: &App, a: &StatusArgs) -> anyhow::Result<u8> {
     let client = app.client(false)?;
     let v = match client.status(&session) {
         Ok(v) => v,
-        Err(e) => return Ok(call_failed(&format!("status {session}"), &e)),
+        Err(e) => return call_failed(&format!("status {session}"), &e, a.json),
     };
     if a.json {
         out(&format!("{v}\n"))?;
