@@ -104,6 +104,65 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX probes_at ON probes (at_ms);
     "#,
+    // 2: aggregates for `log stats`, kept by triggers so that any writer
+    // (this client, an older one, a bulk import in SQL) keeps them right:
+    // turns per UTC day, status and error code, and a duration histogram per
+    // day (durations to 3 significant digits: exact below 1 s, within 1 %
+    // above). Filled from the turns already there.
+    r#"
+    CREATE TABLE turn_counts (
+        day        INTEGER NOT NULL,
+        status     TEXT NOT NULL,
+        error_code TEXT NOT NULL,
+        turns      INTEGER NOT NULL,
+        PRIMARY KEY (day, status, error_code)
+    ) WITHOUT ROWID;
+    CREATE TABLE turn_durations (
+        day    INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        turns  INTEGER NOT NULL,
+        PRIMARY KEY (day, bucket)
+    ) WITHOUT ROWID;
+    INSERT INTO turn_counts
+        SELECT DAY(started_ms), status, COALESCE(error_code, ''), COUNT(*)
+        FROM turns GROUP BY 1, 2, 3;
+    INSERT INTO turn_durations
+        SELECT DAY(started_ms), BUCKET(duration_ms), COUNT(*)
+        FROM turns WHERE duration_ms IS NOT NULL GROUP BY 1, 2;
+    CREATE TRIGGER turns_agg_insert AFTER INSERT ON turns BEGIN
+        INSERT INTO turn_counts VALUES
+            (DAY(new.started_ms), new.status, COALESCE(new.error_code, ''), 1)
+            ON CONFLICT DO UPDATE SET turns = turns + 1;
+        INSERT INTO turn_durations
+            SELECT DAY(new.started_ms), BUCKET(new.duration_ms), 1
+            WHERE new.duration_ms IS NOT NULL
+            ON CONFLICT DO UPDATE SET turns = turns + 1;
+    END;
+    CREATE TRIGGER turns_agg_delete AFTER DELETE ON turns BEGIN
+        UPDATE turn_counts SET turns = turns - 1
+            WHERE day = DAY(old.started_ms) AND status = old.status
+            AND error_code = COALESCE(old.error_code, '');
+        UPDATE turn_durations SET turns = turns - 1
+            WHERE old.duration_ms IS NOT NULL AND day = DAY(old.started_ms)
+            AND bucket = BUCKET(old.duration_ms);
+    END;
+    CREATE TRIGGER turns_agg_update
+    AFTER UPDATE OF started_ms, status, error_code, duration_ms ON turns BEGIN
+        UPDATE turn_counts SET turns = turns - 1
+            WHERE day = DAY(old.started_ms) AND status = old.status
+            AND error_code = COALESCE(old.error_code, '');
+        UPDATE turn_durations SET turns = turns - 1
+            WHERE old.duration_ms IS NOT NULL AND day = DAY(old.started_ms)
+            AND bucket = BUCKET(old.duration_ms);
+        INSERT INTO turn_counts VALUES
+            (DAY(new.started_ms), new.status, COALESCE(new.error_code, ''), 1)
+            ON CONFLICT DO UPDATE SET turns = turns + 1;
+        INSERT INTO turn_durations
+            SELECT DAY(new.started_ms), BUCKET(new.duration_ms), 1
+            WHERE new.duration_ms IS NOT NULL
+            ON CONFLICT DO UPDATE SET turns = turns + 1;
+    END;
+    "#,
 ];
 
 /// Every column of `turns`, in the order [`turn_from_row`] reads them.
@@ -497,7 +556,7 @@ impl Store {
         check_version(found, &self.path)?;
         let from = usize::try_from(found).unwrap_or(0);
         for sql in &MIGRATIONS[from..] {
-            tx.execute_batch(sql)?;
+            tx.execute_batch(&expand_macros(sql))?;
         }
         tx.pragma_update(None, "user_version", known as i64)?;
         tx.commit()?;
@@ -679,7 +738,69 @@ impl Store {
     }
 
     /// [`Store::stats`] of the turns `filter` selects (its limit aside).
+    /// A period alone is read from the aggregates the triggers keep (whole
+    /// days) plus the turns of the part of a day before them, so its cost
+    /// does not grow with the number of turns; durations of 1 s and more are
+    /// then given to 3 significant digits. Any other filter reads the turns.
     pub fn stats_in(&self, filter: &Filter) -> Result<Stats, StoreError> {
+        let by_period_only = filter.user_id.is_none()
+            && filter.session.is_none()
+            && filter.status.is_none()
+            && filter.error_code.is_none();
+        if by_period_only {
+            self.stats_from_aggregates(filter.since_ms)
+        } else {
+            self.stats_from_turns(filter)
+        }
+    }
+
+    fn stats_from_aggregates(&self, since_ms: Option<i64>) -> Result<Stats, StoreError> {
+        let mut acc = StatsAcc::default();
+        // The first day the aggregates count whole.
+        let first_day = since_ms.map_or(i64::MIN, |t| {
+            t.div_euclid(DAY_MS) + i64::from(t.rem_euclid(DAY_MS) != 0)
+        });
+        if let Some(t) = since_ms.filter(|&t| t < first_day * DAY_MS) {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT status, error_code, duration_ms FROM turns \
+                 WHERE started_ms >= ?1 AND started_ms < ?2",
+            )?;
+            let mut rows = stmt.query(params![t, first_day * DAY_MS])?;
+            let day = t.div_euclid(DAY_MS);
+            let mut hist: std::collections::BTreeMap<i64, i64> = Default::default();
+            while let Some(r) = rows.next()? {
+                let status: Status = r.get(0)?;
+                let code: Option<String> = r.get(1)?;
+                acc.count(day, status, code.as_deref().unwrap_or(""), 1);
+                if let Some(d) = r.get::<_, Option<i64>>(2)? {
+                    *hist.entry(bucket(d)).or_default() += 1;
+                }
+            }
+            for (b, n) in hist {
+                acc.duration(day, b, n);
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT day, status, error_code, turns FROM turn_counts \
+             WHERE day >= ?1 AND turns > 0",
+        )?;
+        let mut rows = stmt.query([first_day])?;
+        while let Some(r) = rows.next()? {
+            let code: String = r.get(2)?;
+            acc.count(r.get(0)?, r.get(1)?, &code, r.get(3)?);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT day, bucket, turns FROM turn_durations \
+             WHERE day >= ?1 AND turns > 0 ORDER BY day, bucket",
+        )?;
+        let mut rows = stmt.query([first_day])?;
+        while let Some(r) = rows.next()? {
+            acc.duration(r.get(0)?, r.get(1)?, r.get(2)?);
+        }
+        Ok(acc.finish())
+    }
+
+    fn stats_from_turns(&self, filter: &Filter) -> Result<Stats, StoreError> {
         let (where_, args) = conditions(filter, "");
         let cond = where_.strip_prefix(" WHERE ").unwrap_or("1").to_owned();
         let (total, ok, errors, pending, running, finished): (i64, i64, i64, i64, i64, i64) = self
@@ -905,6 +1026,111 @@ impl Store {
     }
 }
 
+/// Sums of aggregate rows into [`Stats`]. Durations arrive per day in
+/// ascending bucket order.
+#[derive(Default)]
+struct StatsAcc {
+    by_status: [i64; 4],
+    codes: std::collections::HashMap<String, i64>,
+    days: std::collections::BTreeMap<i64, DayAcc>,
+    hist: std::collections::HashMap<i64, i64>,
+}
+
+#[derive(Default)]
+struct DayAcc {
+    total: i64,
+    errors: i64,
+    hist: Vec<(i64, i64)>,
+}
+
+/// The nearest-rank percentiles (50th, 95th) of a histogram in ascending order.
+fn hist_percentiles(hist: &[(i64, i64)]) -> (Option<i64>, Option<i64>) {
+    let n: i64 = hist.iter().map(|&(_, c)| c).sum();
+    if n == 0 {
+        return (None, None);
+    }
+    let at = |k: i64| {
+        let mut seen = 0;
+        hist.iter()
+            .find(|&&(_, c)| {
+                seen += c;
+                seen >= k
+            })
+            .map(|&(b, _)| b)
+    };
+    (at(rank(50, n)), at(rank(95, n)))
+}
+
+impl StatsAcc {
+    fn count(&mut self, day: i64, status: Status, code: &str, n: i64) {
+        let i = Status::ALL.iter().position(|s| *s == status).unwrap_or(0);
+        self.by_status[i] += n;
+        if !code.is_empty() {
+            *self.codes.entry(code.to_owned()).or_default() += n;
+        }
+        let d = self.days.entry(day).or_default();
+        d.total += n;
+        if status == Status::Error {
+            d.errors += n;
+        }
+    }
+
+    fn duration(&mut self, day: i64, bucket: i64, n: i64) {
+        *self.hist.entry(bucket).or_default() += n;
+        let h = &mut self.days.entry(day).or_default().hist;
+        match h.last_mut() {
+            Some((b, c)) if *b == bucket => *c += n,
+            _ => h.push((bucket, n)),
+        }
+    }
+
+    fn finish(self) -> Stats {
+        let [running, ok, errors, pending] = self.by_status;
+        let total = running + ok + errors + pending;
+        let mut by_code: Vec<CodeCount> = self
+            .codes
+            .into_iter()
+            .filter(|&(_, n)| n > 0)
+            .map(|(code, turns)| CodeCount { code, turns })
+            .collect();
+        by_code.sort_by(|a, b| b.turns.cmp(&a.turns).then(a.code.cmp(&b.code)));
+        let mut hist: Vec<(i64, i64)> = self.hist.into_iter().collect();
+        hist.sort_unstable();
+        let (median_ms, p95_ms) = hist_percentiles(&hist);
+        let days = self
+            .days
+            .into_iter()
+            .filter(|(_, d)| d.total > 0)
+            .map(|(day, d)| {
+                let (median_ms, p95_ms) = hist_percentiles(&d.hist);
+                DayStats {
+                    day: day_of_ms(day * DAY_MS),
+                    total: d.total,
+                    errors: d.errors,
+                    median_ms,
+                    p95_ms,
+                }
+            })
+            .collect();
+        Stats {
+            total,
+            ok,
+            errors,
+            pending,
+            running,
+            error_rate: if total == 0 {
+                0.0
+            } else {
+                errors as f64 / total as f64
+            },
+            by_code,
+            median_ms,
+            p95_ms,
+            days,
+        }
+    }
+}
+
 /// Switches a database to write-ahead logging (a no-op once it is: the mode
 /// is stored in the file). The switch needs an exclusive lock, and SQLite
 /// skips the busy handler when waiting could deadlock, e.g. when two
@@ -941,6 +1167,46 @@ fn check_version(found: i64, path: &Path) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// The UTC day number of a time in ms (floor division), in SQL.
+fn sql_day(x: &str) -> String {
+    format!("({x} / {DAY_MS} - ({x} % {DAY_MS} < 0))")
+}
+
+/// A duration's histogram bucket in SQL: exact below 1000 ms, else cut to 3
+/// significant digits (SQLite has no `log`, so the power of ten comes from
+/// the number's length). [`bucket`] is the same in Rust.
+fn sql_bucket(x: &str) -> String {
+    let p = format!("CAST(substr('1000000000000000000', 1, length({x}) - 2) AS INTEGER)");
+    format!("(CASE WHEN {x} < 1000 THEN {x} ELSE {x} / {p} * {p} END)")
+}
+
+/// [`sql_bucket`] in Rust.
+fn bucket(x: i64) -> i64 {
+    if x < 1000 {
+        return x;
+    }
+    let p = 10i64.pow(x.to_string().len() as u32 - 3);
+    x / p * p
+}
+
+/// Replaces `DAY(expr)` and `BUCKET(expr)` (no nested parentheses) in a
+/// migration with their SQL, so the formulas are written once.
+fn expand_macros(sql: &str) -> String {
+    let mut s = sql.to_owned();
+    for (name, f) in [
+        ("DAY(", sql_day as fn(&str) -> String),
+        ("BUCKET(", sql_bucket),
+    ] {
+        while let Some(start) = s.find(name) {
+            let arg_start = start + name.len();
+            let end = arg_start + s[arg_start..].find(')').expect("macro closes");
+            let expanded = f(&s[arg_start..end]);
+            s.replace_range(start..=end, &expanded);
+        }
+    }
+    s
 }
 
 /// The 1-based nearest rank of the `percent`th percentile among `n` values.
@@ -1677,6 +1943,86 @@ mod tests {
 
         let empty = Store::open_in_memory().unwrap().stats(None).unwrap();
         assert_eq!((empty.total, empty.median_ms), (0, None));
+    }
+
+    #[test]
+    fn aggregates_agree_with_the_turns_through_updates_and_prunes() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut rng = Lcg(3);
+        for i in 0..600i64 {
+            let started = T0 + i * 3_600_000 / 7 - 40 * DAY_MS / 10;
+            let t = new_turn(i as u128 + 1, "s", started, "m");
+            store.begin_turn(&t).unwrap();
+            if i % 9 == 0 {
+                continue; // stays running
+            }
+            let d = [3, 999, 1000, 1234, 99_999, 123_456][rng.below(6) as usize]
+                + rng.below(5000) as i64;
+            let out = match i % 5 {
+                0 => failed(started + d, ["timeout", "blocked"][rng.below(2) as usize]),
+                1 => outcome(started + d, Status::Pending),
+                _ => outcome(started + d, Status::Ok),
+            };
+            store.finish_turn(t.turn_id, &out).unwrap();
+            if i % 5 == 1 && i % 2 == 0 {
+                // A pending turn collected later: its row is finished again.
+                store
+                    .finish_turn(t.turn_id, &outcome(started + d + 7, Status::Ok))
+                    .unwrap();
+            }
+        }
+        store.prune(T0 - 3 * DAY_MS).unwrap();
+        let midnight = T0 - T0.rem_euclid(DAY_MS);
+        for since in [
+            None,
+            Some(midnight - 2 * DAY_MS),
+            Some(T0 - 2 * DAY_MS + 12_345_678),
+            Some(T0 - DAY_MS),
+        ] {
+            let agg = store.stats_from_aggregates(since).unwrap();
+            let mut scan = store
+                .stats_from_turns(&Filter {
+                    since_ms: since,
+                    ..Filter::default()
+                })
+                .unwrap();
+            // Bucketing is monotone: the bucket of a percentile is the
+            // percentile of the buckets.
+            scan.median_ms = scan.median_ms.map(bucket);
+            scan.p95_ms = scan.p95_ms.map(bucket);
+            for d in &mut scan.days {
+                d.median_ms = d.median_ms.map(bucket);
+                d.p95_ms = d.p95_ms.map(bucket);
+            }
+            assert!(agg.total > 0);
+            assert_eq!(agg, scan, "since {since:?}");
+        }
+    }
+
+    #[test]
+    fn buckets_in_sql_and_rust_agree() {
+        let store = Store::open_in_memory().unwrap();
+        for x in [
+            0i64,
+            5,
+            999,
+            1000,
+            1001,
+            1239,
+            9999,
+            10_000,
+            12_345,
+            987_654,
+            12_345_678_901,
+        ] {
+            let sql: i64 = store
+                .conn
+                .query_row(&format!("SELECT {}", sql_bucket("?1")), [x], |r| r.get(0))
+                .unwrap();
+            assert_eq!(sql, bucket(x), "{x}");
+            assert!(bucket(x) <= x && (x - bucket(x)) * 100 <= x, "{x}");
+        }
+        assert_eq!(bucket(12_345), 12_300);
     }
 
     #[test]
