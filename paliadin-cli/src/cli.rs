@@ -168,6 +168,9 @@ pub struct PollArgs {
     /// The session, for a turn that is not in the log.
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
+    /// Wait for the reply (`--wait` or `--wait=SECS`, default 300 s), asking every second.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, require_equals = true, default_missing_value = "300")]
+    pub wait: Option<u64>,
     /// Print the whole result as JSON.
     #[arg(long)]
     pub json: bool,

@@ -55,7 +55,15 @@ pub struct TurnResult {
     /// Why the record could not be written, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+    /// From `poll`: the turn is still running on the laptop (its row was
+    /// left as it was).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub still_running: bool,
 }
+
+/// What `poll` says of a turn the shim still works on.
+pub const STILL_RUNNING: &str =
+    "the turn is still running on the laptop: poll again later, or wait with poll --wait";
 
 impl TurnResult {
     /// The result a logged row records.
@@ -75,6 +83,7 @@ impl TurnResult {
             error_code: r.error_code.as_deref().and_then(ErrorCode::parse),
             error_detail: r.error_detail.clone(),
             log_error: None,
+            still_running: false,
         }
     }
 }
@@ -250,7 +259,67 @@ impl Client {
                 detail: detail_of(&result),
             });
         }
+        // Still running on the laptop: say so, and leave the row (and its
+        // duration) as it is until the reply is there.
+        if code == Some(ErrorCode::Timeout) {
+            let mut r = match &row {
+                Some(row) => TurnResult::from_row(row),
+                None => TurnResult {
+                    turn_id: turn_id.to_string(),
+                    session: session.as_str().to_owned(),
+                    host: self.transport.host().to_owned(),
+                    status: Status::Pending,
+                    response: None,
+                    used_tools: Vec::new(),
+                    rows_seen: None,
+                    chip_count: None,
+                    classifier_tag: None,
+                    tokens: None,
+                    duration_ms: 0,
+                    error_code: None,
+                    error_detail: None,
+                    log_error: None,
+                    still_running: false,
+                },
+            };
+            r.status = Status::Pending;
+            r.error_code = Some(ErrorCode::Timeout);
+            r.error_detail = Some(STILL_RUNNING.into());
+            r.still_running = true;
+            return Ok(r);
+        }
         Ok(self.complete(turn_id, session.as_str(), started, &result, None))
+    }
+
+    /// [`Client::poll`] again every second while the turn is still running,
+    /// for at most `wait` (stopped early by the cancel fd).
+    pub fn poll_wait(
+        &mut self,
+        turn_id: Uuid,
+        session: Option<SessionName>,
+        wait: Duration,
+    ) -> Result<TurnResult, CallError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let r = self.poll(turn_id, session.clone())?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !r.still_running || left.is_zero() {
+                return Ok(r);
+            }
+            let pause = left.min(Duration::from_secs(1));
+            if let Some(fd) = &self.cancel {
+                let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                let ts = rustix::event::Timespec::try_from(pause).unwrap_or_default();
+                if matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0) {
+                    return Err(CallError {
+                        code: ErrorCode::Interrupted,
+                        detail: "stopped while waiting for the reply".into(),
+                    });
+                }
+            } else {
+                std::thread::sleep(pause);
+            }
+        }
     }
 
     /// Turns a call's result into the turn's outcome and records it.
@@ -279,6 +348,7 @@ impl Client {
             error_code: code,
             error_detail: None,
             log_error: None,
+            still_running: false,
         };
         match (code, result) {
             (None, Ok(reply)) => {

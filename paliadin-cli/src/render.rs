@@ -225,6 +225,7 @@ mod tests {
             error_code: None,
             error_detail: None,
             log_error: None,
+            still_running: false,
         }
     }
 

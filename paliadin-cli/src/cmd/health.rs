@@ -39,17 +39,7 @@ pub fn run(app: &App, a: &HealthArgs) -> anyhow::Result<u8> {
     let session = app.session(&a.target, "health")?;
     // A probe must always answer with its line: without the log, it says so
     // and probes anyway.
-    let mut client = match app.client(true) {
-        Ok(c) => c,
-        Err(e) if e.downcast_ref::<crate::cmd::ConfigError>().is_some() => return Err(e),
-        Err(e) => {
-            eprintln!(
-                "paliadin-cli: warning: the probe will not be recorded: {}",
-                one_line(&format!("{e:#}"))
-            );
-            app.client(false)?
-        }
-    };
+    let mut client = app.client(Some("the probe"))?;
     let at = now_ms();
     let h = client.health(&session, Duration::from_secs(a.timeout.max(1)));
     if let Some(e) = &h.log_error {

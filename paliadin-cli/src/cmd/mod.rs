@@ -6,6 +6,7 @@ pub mod chat;
 pub mod health;
 pub mod log;
 pub mod poll;
+pub mod progress;
 pub mod reset;
 pub mod sessions;
 pub mod status;
@@ -52,11 +53,26 @@ impl App {
             .with_context(|| format!("cannot open the turn log {}", self.settings.db.display()))
     }
 
-    /// A client; with the log when `logged`, and stopped by Ctrl-C/SIGTERM.
-    pub fn client(&self, logged: bool) -> anyhow::Result<Client> {
-        let store = if logged { Some(self.store()?) } else { None };
+    /// A client stopped by Ctrl-C/SIGTERM; with the log when `logged` names
+    /// what it records. A log that cannot be opened never stops the call:
+    /// a warning says what will not be recorded, and the call goes on.
+    pub fn client(&self, logged: Option<&str>) -> anyhow::Result<Client> {
+        let transport = self.transport()?;
+        let store = match logged {
+            None => None,
+            Some(what) => match self.store() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!(
+                        "paliadin-cli: warning: {what} will not be recorded: {}",
+                        one_line(&format!("{e:#}"))
+                    );
+                    None
+                }
+            },
+        };
         Ok(Client {
-            transport: self.transport()?,
+            transport,
             store,
             timeout: self.settings.timeout,
             cancel: Some(crate::signals::cancel_pipe().context("cannot install signal handlers")?),
@@ -65,9 +81,26 @@ impl App {
 
     /// How calls reach the shim; a missing host is a [`ConfigError`].
     pub fn transport(&self) -> anyhow::Result<crate::transport::Transport> {
-        self.settings
+        let t = self
+            .settings
             .transport()
-            .map_err(|e| ConfigError(one_line(&format!("{e:#}"))).into())
+            .map_err(|e| ConfigError(one_line(&format!("{e:#}"))))?;
+        // Named here, before ssh would say only "Permission denied".
+        if matches!(t, crate::transport::Transport::Ssh(_)) {
+            for (flag, file) in [
+                ("--key", &self.settings.key),
+                ("--known-hosts", &self.settings.known_hosts),
+            ] {
+                if let Some(f) = file.as_ref().filter(|f| !f.exists()) {
+                    return Err(ConfigError(format!(
+                        "{flag} file {} does not exist: check the path (or run install/server.sh)",
+                        f.display()
+                    ))
+                    .into());
+                }
+            }
+        }
+        Ok(t)
     }
 
     /// The session a [`Target`] names; `fallback` when it names none.

@@ -6,7 +6,7 @@ use crate::exit;
 
 pub fn run(app: &App, a: &StatusArgs) -> anyhow::Result<u8> {
     let session = app.session(&a.target, "cli")?;
-    let client = app.client(false)?;
+    let client = app.client(None)?;
     let v = match client.status(&session) {
         Ok(v) => v,
         Err(e) => return call_failed(&format!("status {session}"), &e, a.json),

@@ -51,12 +51,25 @@ pub fn report(r: &TurnResult, json: bool) -> anyhow::Result<u8> {
         None => {
             if !json {
                 let body = r.response.as_deref().unwrap_or("");
-                out(&format!(
-                    "{body}{}",
-                    if body.ends_with('\n') { "" } else { "\n" }
-                ))?;
+                if rustix::termios::isatty(rustix::stdio::stdout()) {
+                    // For a person: chips and Markdown as `chat` shows them.
+                    out(&crate::render::reply(body, crate::cmd::color()))?;
+                } else {
+                    out(&format!(
+                        "{body}{}",
+                        if body.ends_with('\n') { "" } else { "\n" }
+                    ))?;
+                }
             }
             Ok(exit::OK)
+        }
+        Some(_) if r.still_running => {
+            eprintln!(
+                "paliadin-cli: turn {}: {}",
+                r.turn_id,
+                crate::client::STILL_RUNNING
+            );
+            Ok(exit::of(crate::transport::ErrorCode::Timeout))
         }
         Some(code) => {
             let detail = r.error_detail.as_deref().unwrap_or("");
@@ -87,12 +100,14 @@ pub fn run(app: &App, a: &TurnArgs) -> anyhow::Result<u8> {
         return Ok(exit::USAGE);
     }
     let session = app.session(&a.target, "cli")?;
-    let mut client = app.client(true)?;
-    let r = client.turn(&TurnRequest {
+    let mut client = app.client(Some("the turn"))?;
+    let req = TurnRequest {
         session,
         user_id: a.target.user,
         message,
         page_origin: a.page_origin.clone(),
-    });
+    };
+    let spin = crate::cmd::stderr_is_tty();
+    let r = crate::cmd::progress::with_spinner(spin, || client.turn(&req));
     report(&r, a.json)
 }
