@@ -107,8 +107,8 @@ const MIGRATIONS: &[&str] = &[
     // 2: aggregates for `log stats`, kept by triggers so that any writer
     // (this client, an older one, a bulk import in SQL) keeps them right:
     // turns per UTC day, status and error code, and a duration histogram per
-    // day (durations to 3 significant digits: exact below 1 s, within 1 %
-    // above). Filled from the turns already there.
+    // day (exact below 1 s, above in steps of at most 2.5 %, a 1-2-5 series:
+    // 160 buckets a decade). Filled from the turns already there.
     r#"
     CREATE TABLE turn_counts (
         day        INTEGER NOT NULL,
@@ -741,7 +741,7 @@ impl Store {
     /// A period alone is read from the aggregates the triggers keep (whole
     /// days) plus the turns of the part of a day before them, so its cost
     /// does not grow with the number of turns; durations of 1 s and more are
-    /// then given to 3 significant digits. Any other filter reads the turns.
+    /// then given within 2.5 % (rounded down). Any other filter reads the turns.
     pub fn stats_in(&self, filter: &Filter) -> Result<Stats, StoreError> {
         let by_period_only = filter.user_id.is_none()
             && filter.session.is_none()
@@ -1174,12 +1174,17 @@ fn sql_day(x: &str) -> String {
     format!("({x} / {DAY_MS} - ({x} % {DAY_MS} < 0))")
 }
 
-/// A duration's histogram bucket in SQL: exact below 1000 ms, else cut to 3
-/// significant digits (SQLite has no `log`, so the power of ten comes from
-/// the number's length). [`bucket`] is the same in Rust.
+/// A duration's histogram bucket in SQL: exact below 1000 ms; above, cut
+/// to a step of 2, 5 or 10 units of the third significant digit as the
+/// first digit is 1, 2 to 4, or 5 to 9 (so within 2.5 % of the duration).
+/// SQLite has no `log`, so the power of ten comes from the number's length.
+/// [`bucket`] is the same in Rust.
 fn sql_bucket(x: &str) -> String {
-    let p = format!("CAST(substr('1000000000000000000', 1, length({x}) - 2) AS INTEGER)");
-    format!("(CASE WHEN {x} < 1000 THEN {x} ELSE {x} / {p} * {p} END)")
+    let step = format!(
+        "(CAST(substr('1000000000000000000', 1, length({x}) - 2) AS INTEGER) * \
+         (CASE WHEN substr({x}, 1, 1) = '1' THEN 2 WHEN substr({x}, 1, 1) < '5' THEN 5 ELSE 10 END))"
+    );
+    format!("(CASE WHEN {x} < 1000 THEN {x} ELSE {x} / {step} * {step} END)")
 }
 
 /// [`sql_bucket`] in Rust.
@@ -1187,8 +1192,14 @@ fn bucket(x: i64) -> i64 {
     if x < 1000 {
         return x;
     }
-    let p = 10i64.pow(x.to_string().len() as u32 - 3);
-    x / p * p
+    let digits = x.to_string();
+    let p = 10i64.pow(digits.len() as u32 - 3);
+    let step = p * match digits.as_bytes()[0] {
+        b'1' => 2,
+        b'2'..=b'4' => 5,
+        _ => 10,
+    };
+    x / step * step
 }
 
 /// Replaces `DAY(expr)` and `BUCKET(expr)` (no nested parentheses) in a
@@ -2020,9 +2031,12 @@ mod tests {
                 .query_row(&format!("SELECT {}", sql_bucket("?1")), [x], |r| r.get(0))
                 .unwrap();
             assert_eq!(sql, bucket(x), "{x}");
-            assert!(bucket(x) <= x && (x - bucket(x)) * 100 <= x, "{x}");
+            assert!(bucket(x) <= x && (x - bucket(x)) * 1000 <= x * 25, "{x}");
         }
-        assert_eq!(bucket(12_345), 12_300);
+        assert_eq!(
+            [1_234, 12_345, 23_456, 56_789, 999].map(bucket),
+            [1_220, 12_200, 23_000, 56_000, 999]
+        );
     }
 
     #[test]
