@@ -32,19 +32,19 @@ pub struct Global {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The laptop's host name or address.
-    #[arg(long, global = true, value_name = "HOST")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "HOST")]
     pub host: Option<String>,
     /// The laptop's sshd port. Default: 22022.
-    #[arg(long, global = true, value_name = "PORT")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "PORT")]
     pub port: Option<u16>,
     /// The user to log in as on the laptop.
-    #[arg(long, global = true, value_name = "USER")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "USER")]
     pub ssh_user: Option<String>,
     /// The private key whose public half the laptop's authorized_keys forces into the shim.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// known_hosts file pinning the laptop's host key.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
     /// Prefix of per-user sessions (<prefix>-<first 8 hex of the user's UUID>). Default: paliad-paliadin.
     #[arg(long, global = true, value_name = "PREFIX")]
@@ -53,13 +53,13 @@ pub struct Global {
     #[arg(long, global = true, value_name = "FILE")]
     pub db: Option<PathBuf>,
     /// How to reach the shim: ssh, or local (run the shim on this machine).
-    #[arg(long, global = true, value_name = "ssh|local", value_parser = ["ssh", "local"])]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "ssh|local", value_parser = ["ssh", "local"])]
     pub transport: Option<String>,
     /// The shim binary for --transport local. Default: paliadin-shim on PATH.
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, help_heading = "Connection", value_name = "PATH")]
     pub shim: Option<PathBuf>,
     /// Open a new ssh connection per call instead of reusing one.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Connection")]
     pub no_mux: bool,
 }
 
@@ -77,21 +77,89 @@ pub struct Target {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one turn and print the reply.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli turn --session ops \"Summarise today's failed jobs\"
+  paliadin-cli turn --json --user 0123abcd-1111-4222-8333-444455556666 - <question.md
+  reply=$(paliadin-cli turn \"Hi\") || echo \"failed with $?\"")]
     Turn(TurnArgs),
     /// Chat by hand in a terminal.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli chat --session me
+  paliadin-cli chat --user 0123abcd-1111-4222-8333-444455556666 --timeout 120")]
     Chat(ChatArgs),
     /// Probe the shim, for cron: one line, OK, CRITICAL or UNKNOWN (Nagios).
+    #[command(after_help = "\
+Examples:
+  paliadin-cli health
+  */5 * * * * paliadin-cli health >/dev/null || logger -t paliadin \"$(paliadin-cli health)\"
+  paliadin-cli log probes --since 7d      # availability and latency")]
     Health(HealthArgs),
     /// End a session and its agent; the next turn starts afresh.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli reset --session me
+  paliadin-cli reset --user 0123abcd-1111-4222-8333-444455556666")]
     Reset(ResetArgs),
     /// Collect the late reply of a turn that timed out.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli poll 3f2a9c1e               # a unique prefix of the id will do
+  paliadin-cli poll --wait 3f2a9c1e        # ask every second, up to 300 s
+  paliadin-cli poll --json --wait=60 3f2a9c1e")]
     Poll(PollArgs),
     /// Show a session's state on the laptop.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli status --session me
+  paliadin-cli status --json --session me | jq .busy")]
     Status(StatusArgs),
     /// List the sessions on the laptop.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli sessions
+  paliadin-cli sessions --json | jq -r 'select(.busy) | .session'")]
     Sessions(SessionsArgs),
     /// Read the turn log.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli log --status error --since 1d
+  paliadin-cli log search --since 7d 'invoice*'
+  paliadin-cli log stats --json --since 7d")]
     Log(LogArgs),
+    /// Check the whole path to the laptop and say what to fix, one line per check.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli doctor
+  paliadin-cli doctor --session me")]
+    Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Examples:
+  paliadin-cli completions bash > ~/.local/share/bash-completion/completions/paliadin-cli
+  paliadin-cli completions zsh > ~/.zfunc/_paliadin-cli
+  paliadin-cli completions fish > ~/.config/fish/completions/paliadin-cli.fish")]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli man | man -l -
+  paliadin-cli man > ~/.local/share/man/man1/paliadin-cli.1")]
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub target: Target,
 }
 
 impl Command {
@@ -112,7 +180,11 @@ impl Command {
                 Some(LogCommand::Search { json, jsonl, .. }) => *json || *jsonl,
                 Some(LogCommand::Prune { .. }) | Some(LogCommand::Path) => false,
             },
-            Command::Chat(_) | Command::Reset(_) => false,
+            Command::Chat(_)
+            | Command::Reset(_)
+            | Command::Doctor(_)
+            | Command::Completions(_)
+            | Command::Man => false,
         }
     }
 }

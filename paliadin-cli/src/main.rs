@@ -34,7 +34,19 @@ fn main() -> std::process::ExitCode {
         cli::Command::Chat(a) => a.timeout,
         _ => None,
     };
-    let result = cmd::App::new(&args.global, timeout).and_then(|app| match &args.command {
+    let result = match &args.command {
+        // These need no configuration: they work before there is one.
+        cli::Command::Completions(a) => cmd::docs::completions(a),
+        cli::Command::Man => cmd::docs::man(),
+        cli::Command::Doctor(a) => cmd::doctor::run(&args.global, a),
+        _ => run(&args, timeout),
+    };
+    finish(&args, json, result)
+}
+
+/// The commands that start from the configuration.
+fn run(args: &cli::Cli, timeout: Option<u64>) -> anyhow::Result<u8> {
+    cmd::App::new(&args.global, timeout).and_then(|app| match &args.command {
         cli::Command::Turn(a) => cmd::turn::run(&app, a),
         cli::Command::Chat(a) => cmd::chat::run(&app, a),
         cli::Command::Health(a) => cmd::health::run(&app, a),
@@ -43,7 +55,15 @@ fn main() -> std::process::ExitCode {
         cli::Command::Status(a) => cmd::status::run(&app, a),
         cli::Command::Sessions(a) => cmd::sessions::run(&app, a),
         cli::Command::Log(a) => cmd::log::run(&app, a),
-    });
+        cli::Command::Completions(_) | cli::Command::Man | cli::Command::Doctor(_) => {
+            unreachable!("these run without the configuration")
+        }
+    })
+}
+
+/// The exit status of a result; a failure printed as one line (and one JSON
+/// object with `--json`; `health`'s own UNKNOWN line).
+fn finish(args: &cli::Cli, json: bool, result: anyhow::Result<u8>) -> std::process::ExitCode {
     match result {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {

@@ -1021,3 +1021,98 @@ fn turn_id_prefixes_short_ids_and_scoped_search_and_stats() {
     env.cli_in(false, &["log", "prune", "--older-than", "whenever"], None)
         .code(2);
 }
+
+#[test]
+fn completions_manual_and_help_with_examples() {
+    let mut env = TestEnv::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = env.cli_in(false, &["completions", shell], None).ok();
+        assert!(
+            out.contains("paliadin-cli") && out.contains("since"),
+            "{shell}"
+        );
+    }
+    env.cli_in(false, &["completions", "tcsh"], None).code(2);
+    let man = env.cli_in(false, &["man"], None).ok();
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH paliadin-cli 1"),
+        "{man}"
+    );
+    assert!(man.contains("PALIADIN-CLI LOG") && man.contains("\\-\\-older\\-than"));
+    // Every subcommand's help ends with examples; the ssh options stand
+    // under their own heading.
+    for sub in [
+        "turn",
+        "chat",
+        "health",
+        "reset",
+        "poll",
+        "status",
+        "sessions",
+        "log",
+        "doctor",
+        "completions",
+        "man",
+    ] {
+        let help = env.cli_in(false, &[sub, "--help"], None).ok();
+        let tail = &help[help
+            .rfind("Examples:")
+            .unwrap_or_else(|| panic!("{sub}: {help}"))..];
+        assert!(tail.lines().count() >= 3, "{sub}: {tail}");
+        assert!(
+            tail.contains(&format!("paliadin-cli {sub}")),
+            "{sub}: {tail}"
+        );
+        if sub != "completions" && sub != "man" {
+            let conn = help.find("Connection:").expect("a Connection heading");
+            assert!(help.find("--host").unwrap() > conn, "{help}");
+        }
+    }
+}
+
+#[test]
+fn doctor_checks_the_whole_path_one_line_each() {
+    let mut env = TestEnv::new();
+    let r = env.cli(&["doctor", "--session", "doc"]);
+    let out = r.ok();
+    let checks: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "config",
+            "key",
+            "known_hosts",
+            "host",
+            "shim",
+            "agent",
+            "timing"
+        ],
+        "{r}"
+    );
+    for l in out.lines() {
+        assert!(l.starts_with("ok ") || l.starts_with("warn "), "{r}");
+    }
+    assert!(
+        out.contains("connect ") && out.contains("shim work "),
+        "{r}"
+    );
+    // A key others can read is named with its fix.
+    let key = env.sshd().client_key.clone();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let r = env.cli(&["doctor"]);
+    r.code(1);
+    assert!(
+        r.out().contains("FAIL  key") && r.out().contains("chmod 600"),
+        "{r}"
+    );
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // A broken config: its own FAIL line, before anything else.
+    std::fs::write(env.home.join(".config/paliadin/cli.toml"), "port = 'x'\n").unwrap();
+    let r = env.cli(&["doctor"]);
+    r.code(1);
+    assert!(r.out().starts_with("FAIL  config"), "{r}");
+    assert_eq!(r.out().lines().count(), 1, "{r}");
+}

@@ -3,6 +3,8 @@
 //! small output helpers (stdout for data, stderr for talk).
 
 pub mod chat;
+pub mod docs;
+pub mod doctor;
 pub mod health;
 pub mod log;
 pub mod poll;
