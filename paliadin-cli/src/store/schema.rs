@@ -91,9 +91,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "#,
     // 2: aggregates for `log stats`, kept by triggers so that any writer
     // (this client, an older one, a bulk import in SQL) keeps them right:
-    // turns per UTC day, status and error code, and a duration histogram per
-    // day (exact below 1 s, above in steps of at most 2.5 %, a 1-2-5 series:
-    // 160 buckets a decade). Filled from the turns already there.
+    // finished turns (any status but `running`, which `log stats` counts
+    // from the turns, so that starting a turn costs nothing more) per UTC
+    // day, status and error code, and a duration histogram per day (exact
+    // below 1 s, above in steps of at most 2.5 %, a 1-2-5 series: 160
+    // buckets a decade). Filled from the turns already there.
     r#"
     CREATE TABLE turn_counts (
         day        INTEGER NOT NULL,
@@ -110,11 +112,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     INSERT INTO turn_counts
         SELECT DAY(started_ms), status, COALESCE(error_code, ''), COUNT(*)
-        FROM turns GROUP BY 1, 2, 3;
+        FROM turns WHERE status != 'running' GROUP BY 1, 2, 3;
     INSERT INTO turn_durations
         SELECT DAY(started_ms), BUCKET(duration_ms), COUNT(*)
-        FROM turns WHERE duration_ms IS NOT NULL GROUP BY 1, 2;
-    CREATE TRIGGER turns_agg_insert AFTER INSERT ON turns BEGIN
+        FROM turns WHERE status != 'running' AND duration_ms IS NOT NULL GROUP BY 1, 2;
+    CREATE TRIGGER turns_agg_insert AFTER INSERT ON turns
+    WHEN new.status != 'running' BEGIN
         INSERT INTO turn_counts VALUES
             (DAY(new.started_ms), new.status, COALESCE(new.error_code, ''), 1)
             ON CONFLICT DO UPDATE SET turns = turns + 1;
@@ -123,7 +126,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
             WHERE new.duration_ms IS NOT NULL
             ON CONFLICT DO UPDATE SET turns = turns + 1;
     END;
-    CREATE TRIGGER turns_agg_delete AFTER DELETE ON turns BEGIN
+    CREATE TRIGGER turns_agg_delete AFTER DELETE ON turns
+    WHEN old.status != 'running' BEGIN
         UPDATE turn_counts SET turns = turns - 1
             WHERE day = DAY(old.started_ms) AND status = old.status
             AND error_code = COALESCE(old.error_code, '');
@@ -134,17 +138,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER turns_agg_update
     AFTER UPDATE OF started_ms, status, error_code, duration_ms ON turns BEGIN
         UPDATE turn_counts SET turns = turns - 1
-            WHERE day = DAY(old.started_ms) AND status = old.status
-            AND error_code = COALESCE(old.error_code, '');
+            WHERE old.status != 'running' AND day = DAY(old.started_ms)
+            AND status = old.status AND error_code = COALESCE(old.error_code, '');
         UPDATE turn_durations SET turns = turns - 1
-            WHERE old.duration_ms IS NOT NULL AND day = DAY(old.started_ms)
-            AND bucket = BUCKET(old.duration_ms);
-        INSERT INTO turn_counts VALUES
-            (DAY(new.started_ms), new.status, COALESCE(new.error_code, ''), 1)
+            WHERE old.status != 'running' AND old.duration_ms IS NOT NULL
+            AND day = DAY(old.started_ms) AND bucket = BUCKET(old.duration_ms);
+        INSERT INTO turn_counts
+            SELECT DAY(new.started_ms), new.status, COALESCE(new.error_code, ''), 1
+            WHERE new.status != 'running'
             ON CONFLICT DO UPDATE SET turns = turns + 1;
         INSERT INTO turn_durations
             SELECT DAY(new.started_ms), BUCKET(new.duration_ms), 1
-            WHERE new.duration_ms IS NOT NULL
+            WHERE new.status != 'running' AND new.duration_ms IS NOT NULL
             ON CONFLICT DO UPDATE SET turns = turns + 1;
     END;
     "#,

@@ -131,6 +131,16 @@ impl Store {
                 acc.duration(day, b, n);
             }
         }
+        // Running turns are few and not in the aggregates: from the turns.
+        let whole_days_from = first_day.saturating_mul(DAY_MS);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT started_ms FROM turns WHERE status = 'running' AND started_ms >= ?1",
+        )?;
+        let mut rows = stmt.query([whole_days_from])?;
+        while let Some(r) = rows.next()? {
+            let t: i64 = r.get(0)?;
+            acc.count(t.div_euclid(DAY_MS), Status::Running, "", 1);
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT day, status, error_code, turns FROM turn_counts \
              WHERE day >= ?1 AND turns > 0",
