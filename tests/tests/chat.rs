@@ -384,6 +384,16 @@ fn type_ahead_is_kept_in_order_and_ctrl_c_tells_how_to_poll() {
     pane.at("... ");
     pane.line("paliadin-test: slow:1500");
     pane.shows("thinking");
+    // Stop it once the agent has the message (before, nothing would answer).
+    let deadline = Instant::now() + WAIT;
+    while !env
+        .prompts()
+        .iter()
+        .any(|p| p.to_string().contains("late answer"))
+    {
+        assert!(Instant::now() < deadline, "the agent never got the message");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     pane.key("C-c");
     let s = pane.shows("(interrupted) turn ");
     let id = s

@@ -335,7 +335,11 @@ impl Chat {
         match r.error_code {
             None => {
                 let body = r.response.as_deref().unwrap_or("");
-                out(&crate::render::reply(body, self.color))?;
+                out(&crate::render::reply_width(
+                    body,
+                    self.color,
+                    crate::cmd::stdout_width(),
+                ))?;
                 out(&crate::render::status_line(r, self.color))?;
             }
             Some(ErrorCode::Interrupted) => {

@@ -53,7 +53,11 @@ pub fn report(r: &TurnResult, json: bool) -> anyhow::Result<u8> {
                 let body = r.response.as_deref().unwrap_or("");
                 if rustix::termios::isatty(rustix::stdio::stdout()) {
                     // For a person: chips and Markdown as `chat` shows them.
-                    out(&crate::render::reply(body, crate::cmd::color()))?;
+                    out(&crate::render::reply_width(
+                        body,
+                        crate::cmd::color(),
+                        crate::cmd::stdout_width(),
+                    ))?;
                 } else {
                     out(&format!(
                         "{body}{}",
