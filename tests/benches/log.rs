@@ -294,7 +294,7 @@ fn writes(tmp: &Path, n: usize) {
         verdict(rate(t[0]) >= aim)
     );
     println!(
-        "store begin_turn+finish_turn  {:.0} turns/s | bare rusqlite, INSERT then UPDATE in 2 transactions (the store's pattern) on a plain table {:.0} rows/s | x{:.2} slower: the cost of the store's 5 indexes and FTS",
+        "store begin_turn+finish_turn  {:.0} turns/s | bare rusqlite, INSERT then UPDATE in 2 transactions (the store's pattern) on a plain table {:.0} rows/s | x{:.2} slower: the cost of the store's 5 indexes, FTS and the aggregates' triggers",
         rate(t[0]),
         rate(t[2]),
         t[0].as_secs_f64() / t[2].as_secs_f64(),
