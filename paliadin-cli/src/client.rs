@@ -68,20 +68,21 @@ pub const STILL_RUNNING: &str =
 impl TurnResult {
     /// The result a logged row records.
     pub fn from_row(r: &TurnRow) -> TurnResult {
+        let (t, o) = (&r.turn, &r.outcome);
         TurnResult {
-            turn_id: r.turn_id.to_string(),
-            session: r.session.clone(),
-            host: r.host.clone(),
-            status: r.status,
-            response: r.response.clone(),
-            used_tools: r.used_tools.clone(),
-            rows_seen: r.rows_seen,
-            chip_count: r.chip_count,
-            classifier_tag: r.classifier_tag.clone(),
-            tokens: r.tokens,
+            turn_id: t.turn_id.to_string(),
+            session: t.session.clone(),
+            host: t.host.clone(),
+            status: o.status,
+            response: o.response.clone(),
+            used_tools: o.used_tools.clone(),
+            rows_seen: o.rows_seen,
+            chip_count: o.chip_count,
+            classifier_tag: o.classifier_tag.clone(),
+            tokens: o.tokens,
             duration_ms: r.duration_ms.unwrap_or(0),
-            error_code: r.error_code.as_deref().and_then(ErrorCode::parse),
-            error_detail: r.error_detail.clone(),
+            error_code: o.error_code.as_deref().and_then(ErrorCode::parse),
+            error_detail: o.error_detail.clone(),
             log_error: None,
             still_running: false,
         }
@@ -217,11 +218,11 @@ impl Client {
             None => None,
         };
         // A turn already collected keeps its reply: nothing to ask the shim.
-        if let Some(r) = row.as_ref().filter(|r| r.status == Status::Ok) {
+        if let Some(r) = row.as_ref().filter(|r| r.outcome.status == Status::Ok) {
             return Ok(TurnResult::from_row(r));
         }
         let session = match (&row, session) {
-            (Some(r), _) => SessionName::new(&r.session).map_err(|e| CallError {
+            (Some(r), _) => SessionName::new(&r.turn.session).map_err(|e| CallError {
                 code: ErrorCode::InvalidInput,
                 detail: e.to_string(),
             })?,
@@ -233,7 +234,10 @@ impl Client {
                 })
             }
         };
-        let started = row.as_ref().map(|r| r.started_ms).unwrap_or_else(now_ms);
+        let started = row
+            .as_ref()
+            .map(|r| r.turn.started_ms)
+            .unwrap_or_else(now_ms);
         let result = self.call(
             &Request::Poll {
                 session: session.clone(),
@@ -372,7 +376,7 @@ impl Client {
             (None, Err(_)) => unreachable!("a transport error always has a code"),
         }
         let outcome = Outcome {
-            ended_ms: ended,
+            ended_ms: Some(ended),
             status: out.status,
             response: out.response.clone(),
             tokens: out.tokens,

@@ -147,7 +147,7 @@ fn bare_conn(path: &Path) -> Connection {
 
 fn outcome(r: &Row) -> Outcome {
     Outcome {
-        ended_ms: r.ended_ms,
+        ended_ms: Some(r.ended_ms),
         status: r.status,
         response: Some(r.response.clone()),
         tokens: Some(1234),

@@ -705,8 +705,8 @@ fn the_client_library_runs_and_records_a_turn_without_the_command_line() {
         .get(r.turn_id.parse().unwrap())
         .unwrap()
         .unwrap();
-    assert_eq!(row.page_origin.as_deref(), Some("tests"));
-    assert_eq!(row.response.as_deref(), Some("from Rust"));
+    assert_eq!(row.turn.page_origin.as_deref(), Some("tests"));
+    assert_eq!(row.outcome.response.as_deref(), Some("from Rust"));
 }
 
 #[test]

@@ -55,15 +55,15 @@ pub fn table(rows: &[TurnRow], width: Option<usize>) -> String {
         .iter()
         .map(|r| {
             [
-                r.turn_id.to_string()[..SHORT_ID].to_owned(),
-                when(r.started_ms),
-                r.status.as_str().to_owned(),
-                r.error_code.clone().unwrap_or_else(|| "-".into()),
+                r.turn.turn_id.to_string()[..SHORT_ID].to_owned(),
+                when(r.turn.started_ms),
+                r.outcome.status.as_str().to_owned(),
+                r.outcome.error_code.clone().unwrap_or_else(|| "-".into()),
                 r.duration_ms
                     .map(|d| d.to_string())
                     .unwrap_or_else(|| "-".into()),
-                one_line(&r.session, None),
-                one_line(&r.message, None),
+                one_line(&r.turn.session, None),
+                one_line(&r.turn.message, None),
             ]
         })
         .collect();
@@ -216,28 +216,29 @@ pub fn resolve(store: &Store, arg: &str) -> anyhow::Result<Uuid> {
 }
 
 fn show(r: &TurnRow) -> String {
+    let (t, o) = (&r.turn, &r.outcome);
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
     format!(
         "turn:           {}\nsession:        {}\nuser:           {}\nhost:           {}\nstarted:        {}\nended:          {}\nduration ms:    {}\nstatus:         {}\nerror:          {}{}\npage origin:    {}\ntokens:         {}\nused tools:     {}\nrows seen:      {}\nclassifier tag: {}\nchips:          {}\n\n--- message ---\n{}\n\n--- response ---\n{}\n",
-        r.turn_id,
-        r.session,
-        r.user_id.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
-        r.host,
-        rfc3339_ms(r.started_ms),
-        r.ended_ms.map(rfc3339_ms).unwrap_or_else(|| "-".into()),
+        t.turn_id,
+        t.session,
+        t.user_id.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+        t.host,
+        rfc3339_ms(t.started_ms),
+        o.ended_ms.map(rfc3339_ms).unwrap_or_else(|| "-".into()),
         num(r.duration_ms),
-        r.status.as_str(),
-        opt(&r.error_code),
-        r.error_detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
-        opt(&r.page_origin),
-        num(r.tokens),
-        if r.used_tools.is_empty() { "-".into() } else { r.used_tools.join(", ") },
-        num(r.rows_seen),
-        opt(&r.classifier_tag),
-        num(r.chip_count),
-        r.message,
-        r.response.as_deref().unwrap_or("-"),
+        o.status.as_str(),
+        opt(&o.error_code),
+        o.error_detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
+        opt(&t.page_origin),
+        num(o.tokens),
+        if o.used_tools.is_empty() { "-".into() } else { o.used_tools.join(", ") },
+        num(o.rows_seen),
+        opt(&o.classifier_tag),
+        num(o.chip_count),
+        t.message,
+        o.response.as_deref().unwrap_or("-"),
     )
 }
 

@@ -127,7 +127,7 @@ impl FromSql for Status {
 }
 
 /// A turn about to be sent: the row written before the ssh call.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewTurn {
     /// The id the client made for this turn.
     #[serde(serialize_with = "ser_uuid")]
@@ -139,7 +139,8 @@ pub struct NewTurn {
     pub session: String,
     /// The ssh destination.
     pub host: String,
-    /// When the turn started, ms since the epoch.
+    /// When the turn started, ms since the epoch; in JSON `started`, RFC 3339.
+    #[serde(rename = "started", serialize_with = "ser_time")]
     pub started_ms: i64,
     /// The user's message.
     pub message: String,
@@ -147,11 +148,14 @@ pub struct NewTurn {
     pub page_origin: Option<String>,
 }
 
-/// How a turn ended: what completes its row after the ssh call.
-#[derive(Debug, Clone, Serialize)]
+/// How a turn ended: what completes its row after the ssh call (and, in a
+/// [`TurnRow`] still running, status `running` and nothing else).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
-    /// When the turn ended, ms since the epoch.
-    pub ended_ms: i64,
+    /// When the turn ended, ms since the epoch; in JSON `ended`, RFC 3339.
+    /// `None` only while running ([`Store::finish_turn`] takes now then).
+    #[serde(rename = "ended", serialize_with = "ser_opt_time")]
+    pub ended_ms: Option<i64>,
     /// The final status.
     pub status: Status,
     /// The response without its trailer.
@@ -172,52 +176,21 @@ pub struct Outcome {
     pub error_detail: Option<String>,
 }
 
-/// One row of `turns`, every column. Times are ms since the epoch; callers
-/// format them (see `paliadin_core::timefmt`).
+/// One row of `turns`: the turn as it was sent and how it ended (flattened
+/// into one object in JSON). Times are ms since the epoch; callers format
+/// them (see `paliadin_core::timefmt`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TurnRow {
     /// The row id; increases with every turn written.
     pub id: i64,
-    /// See [`NewTurn::turn_id`].
-    #[serde(serialize_with = "ser_uuid")]
-    pub turn_id: Uuid,
-    /// See [`NewTurn::user_id`].
-    #[serde(serialize_with = "ser_opt_uuid")]
-    pub user_id: Option<Uuid>,
-    /// See [`NewTurn::session`].
-    pub session: String,
-    /// See [`NewTurn::host`].
-    pub host: String,
-    /// See [`NewTurn::started_ms`]; in JSON `started`, RFC 3339.
-    #[serde(rename = "started", serialize_with = "ser_time")]
-    pub started_ms: i64,
-    /// See [`Outcome::ended_ms`]; `None` while running. In JSON `ended`.
-    #[serde(rename = "ended", serialize_with = "ser_opt_time")]
-    pub ended_ms: Option<i64>,
+    /// What [`Store::begin_turn`] wrote.
+    #[serde(flatten)]
+    pub turn: NewTurn,
     /// `ended_ms - started_ms`; `None` while running.
     pub duration_ms: Option<i64>,
-    /// See [`NewTurn::message`].
-    pub message: String,
-    /// See [`NewTurn::page_origin`].
-    pub page_origin: Option<String>,
-    /// See [`Outcome::response`].
-    pub response: Option<String>,
-    /// See [`Outcome::tokens`].
-    pub tokens: Option<i64>,
-    /// See [`Outcome::used_tools`]; empty while running.
-    pub used_tools: Vec<String>,
-    /// See [`Outcome::rows_seen`].
-    pub rows_seen: Option<i64>,
-    /// See [`Outcome::classifier_tag`].
-    pub classifier_tag: Option<String>,
-    /// See [`Outcome::chip_count`].
-    pub chip_count: Option<i64>,
-    /// See [`Outcome::status`].
-    pub status: Status,
-    /// See [`Outcome::error_code`].
-    pub error_code: Option<String>,
-    /// See [`Outcome::error_detail`].
-    pub error_detail: Option<String>,
+    /// What [`Store::finish_turn`] wrote; status `running` until then.
+    #[serde(flatten)]
+    pub outcome: Outcome,
 }
 
 /// One reachability check of a host's shim.
@@ -323,6 +296,9 @@ impl Store {
     /// collected by `poll` becomes `ok`); the last call wins.
     pub fn finish_turn(&mut self, turn_id: Uuid, outcome: &Outcome) -> Result<(), StoreError> {
         let tools = serde_json::to_string(&outcome.used_tools).unwrap_or_else(|_| "[]".into());
+        let ended = outcome
+            .ended_ms
+            .unwrap_or_else(paliadin_core::timefmt::now_ms);
         let tx = self.write()?;
         let changed = tx.execute(
             "UPDATE turns SET ended_ms = ?2, duration_ms = ?2 - started_ms, status = ?3, \
@@ -331,7 +307,7 @@ impl Store {
              WHERE turn_id = ?1",
             params![
                 turn_id.to_string(),
-                outcome.ended_ms,
+                ended,
                 outcome.status,
                 outcome.response,
                 outcome.tokens,
@@ -604,28 +580,32 @@ fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
     };
     Ok(TurnRow {
         id: row.get(0)?,
-        turn_id: uuid_at(row, 1)?.ok_or(rusqlite::Error::InvalidColumnType(
-            1,
-            "turn_id".into(),
-            Type::Null,
-        ))?,
-        user_id: uuid_at(row, 2)?,
-        session: row.get(3)?,
-        host: row.get(4)?,
-        started_ms: row.get(5)?,
-        ended_ms: row.get(6)?,
+        turn: NewTurn {
+            turn_id: uuid_at(row, 1)?.ok_or(rusqlite::Error::InvalidColumnType(
+                1,
+                "turn_id".into(),
+                Type::Null,
+            ))?,
+            user_id: uuid_at(row, 2)?,
+            session: row.get(3)?,
+            host: row.get(4)?,
+            started_ms: row.get(5)?,
+            message: row.get(8)?,
+            page_origin: row.get(9)?,
+        },
         duration_ms: row.get(7)?,
-        message: row.get(8)?,
-        page_origin: row.get(9)?,
-        response: row.get(10)?,
-        tokens: row.get(11)?,
-        used_tools,
-        rows_seen: row.get(13)?,
-        classifier_tag: row.get(14)?,
-        chip_count: row.get(15)?,
-        status: row.get(16)?,
-        error_code: row.get(17)?,
-        error_detail: row.get(18)?,
+        outcome: Outcome {
+            ended_ms: row.get(6)?,
+            status: row.get(16)?,
+            response: row.get(10)?,
+            tokens: row.get(11)?,
+            used_tools,
+            rows_seen: row.get(13)?,
+            classifier_tag: row.get(14)?,
+            chip_count: row.get(15)?,
+            error_code: row.get(17)?,
+            error_detail: row.get(18)?,
+        },
     })
 }
 
@@ -680,7 +660,7 @@ mod tests {
 
     fn outcome(ended_ms: i64, status: Status) -> Outcome {
         Outcome {
-            ended_ms,
+            ended_ms: Some(ended_ms),
             status,
             response: None,
             tokens: None,
@@ -708,7 +688,7 @@ mod tests {
     }
 
     fn ids(rows: &[TurnRow]) -> Vec<u128> {
-        rows.iter().map(|r| r.turn_id.as_u128()).collect()
+        rows.iter().map(|r| r.turn.turn_id.as_u128()).collect()
     }
 
     fn fts_integrity(store: &Store) {
@@ -840,14 +820,17 @@ mod tests {
         };
         store.begin_turn(&turn).unwrap();
         let row = store.get(turn.turn_id).unwrap().unwrap();
-        assert_eq!(row.status, Status::Running);
+        assert_eq!(row.outcome.status, Status::Running);
         assert_eq!(
-            (row.ended_ms, row.duration_ms, row.response.as_deref()),
+            (
+                row.outcome.ended_ms,
+                row.duration_ms,
+                row.outcome.response.as_deref()
+            ),
             (None, None, None)
         );
-        assert!(row.used_tools.is_empty());
-        assert_eq!(row.user_id, Some(user));
-        assert_eq!(row.page_origin.as_deref(), Some("https://example.com"));
+        assert!(row.outcome.used_tools.is_empty());
+        assert_eq!(row.turn, turn, "the row holds the turn as it was begun");
         assert!(store.begin_turn(&turn).is_err(), "turn ids are unique");
 
         let done = Outcome {
@@ -863,31 +846,21 @@ mod tests {
         let row = store.get(turn.turn_id).unwrap().unwrap();
         let expected = TurnRow {
             id: row.id,
-            turn_id: turn.turn_id,
-            user_id: Some(user),
-            session: "sess".into(),
-            host: "host-a".into(),
-            started_ms: T0,
-            ended_ms: Some(T0 + 1500),
+            turn: turn.clone(),
             duration_ms: Some(1500),
-            message: "how were sales?".into(),
-            page_origin: Some("https://example.com".into()),
-            response: Some("up 3%".into()),
-            tokens: Some(1234),
-            used_tools: vec!["sql".into(), "chart".into()],
-            rows_seen: Some(42),
-            classifier_tag: Some("sales".into()),
-            chip_count: Some(2),
-            status: Status::Ok,
-            error_code: None,
-            error_detail: None,
+            outcome: done.clone(),
         };
         assert_eq!(row, expected);
 
+        // In JSON, one flat object; times in RFC 3339.
         let json = serde_json::to_value(&row).unwrap();
         assert_eq!(json["turn_id"], turn.turn_id.to_string());
         assert_eq!(json["status"], "ok");
         assert_eq!(json["used_tools"], serde_json::json!(["sql", "chart"]));
+        assert_eq!(json["started"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(json["ended"], "2023-11-14T22:13:21.500Z");
+        assert_eq!(json["duration_ms"], 1500);
+        assert_eq!(json["user_id"], user.to_string());
 
         let nobody = Uuid::from_u128(999);
         assert!(store.get(nobody).unwrap().is_none());
@@ -938,7 +911,7 @@ mod tests {
             };
             store.begin_turn(&t).unwrap();
             if let Some(mut o) = out {
-                o.ended_ms += T0;
+                o.ended_ms = o.ended_ms.map(|e| e + T0);
                 store.finish_turn(t.turn_id, &o).unwrap();
             }
         }
