@@ -476,3 +476,35 @@ fn turn_on_a_terminal_shows_progress_and_chips_and_log_fits_the_width() {
     assert!(table.iter().all(|l| l.chars().count() <= 60), "{s}");
     assert!(table[1].ends_with('…'), "{s}");
 }
+
+#[test]
+fn log_prune_asks_on_a_terminal() {
+    let env = TestEnv::new();
+    let db = env.tmp.path().join("turns.db");
+    let local = |rest: &[&str]| {
+        let mut a = chat_args(&db, "t")[..6].to_vec();
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a
+    };
+    let mut c = env.command(&bin("paliadin-cli"));
+    for (k, v) in chat_env(&env) {
+        c.env(k, v);
+    }
+    c.args(local(&["turn", "--session", "p", "to be pruned"]));
+    run(&mut c, None, WAIT).ok();
+    // No: nothing goes, exit 1.
+    let pane = Pane::run(&env, &local(&["log", "prune", "--older-than", "0s"]), 100);
+    pane.shows("delete 1 turns and 0 probes started before ");
+    pane.shows("[y/N]");
+    pane.line("n");
+    assert_eq!(pane.exit_status(), 1, "{}", pane.screen());
+    assert_eq!(rows(&db).len(), 1);
+    drop(pane);
+    // Yes: it goes.
+    let pane = Pane::run(&env, &local(&["log", "prune", "--older-than", "0s"]), 100);
+    pane.shows("[y/N]");
+    pane.line("y");
+    assert_eq!(pane.exit_status(), 0, "{}", pane.screen());
+    pane.shows("deleted 1 turns");
+    assert!(rows(&db).is_empty());
+}
