@@ -763,7 +763,9 @@ fn server_without_a_terminal_changes_nothing_unless_yes_and_lists_what_uninstall
         ".config/paliadin/id_ed25519",
     ] {
         assert!(
-            r.out().lines().any(|l| l.starts_with("would: remove") && l.contains(p)),
+            r.out()
+                .lines()
+                .any(|l| l.starts_with("would: remove") && l.contains(p)),
             "{p} not listed\n{r}"
         );
     }
@@ -798,6 +800,9 @@ fn quickstart_parses_its_options_and_cleans_twice() {
     let other = World::new();
     let second = other.script("quickstart.sh", &["--clean"]).ok();
     let socket = |s: &str| s.split("tmux server ").nth(1).unwrap().trim().to_owned();
-    assert!(socket(&first).starts_with("paliadin-quickstart-"), "{first}");
+    assert!(
+        socket(&first).starts_with("paliadin-quickstart-"),
+        "{first}"
+    );
     assert_ne!(socket(&first), socket(&second), "one tmux server per HOME");
 }
