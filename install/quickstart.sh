@@ -4,21 +4,80 @@
 # example agent that answers with your own words), sends MESSAGE and prints
 # the reply. Everything lives under $XDG_STATE_HOME/paliadin-quickstart.
 #
-#   install/quickstart.sh [MESSAGE]     one turn (default: a greeting)
-#   install/quickstart.sh --clean       stop the agent, remove the quickstart's files
+#   install/quickstart.sh [--] [MESSAGE]  one turn (default: a greeting)
+#   install/quickstart.sh --clean         stop the agent, remove the quickstart's files
+#   install/quickstart.sh --help          usage
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 dir=${XDG_STATE_HOME:-$HOME/.local/state}/paliadin-quickstart
 bin=$root/target/debug
+# One tmux server per state directory, so two HOMEs of one user never share it.
+socket=paliadin-quickstart-$(printf '%s' "$dir" | cksum | cut -d ' ' -f 1)
 
-if [ "${1:-}" = "--clean" ]; then
-  tmux -L paliadin-quickstart kill-server 2>/dev/null || true
-  rm -rf "$dir"
-  echo "removed $dir"
+usage() {
+  cat <<'EOF'
+Usage: install/quickstart.sh [--] [MESSAGE]
+       install/quickstart.sh --clean
+
+One real turn on this machine, through real tmux: builds paliadin, starts the
+agent in a private tmux server (claude when it is installed, else the example
+agent, which answers with your own words), sends MESSAGE (default: a greeting)
+and prints the reply. Its files live under $XDG_STATE_HOME/paliadin-quickstart.
+
+Options:
+  --clean      stop the quickstart's agent and remove its files
+  -h, --help   this help
+  --           the next argument is the message, even if it starts with -
+EOF
+}
+
+one_message() {
+  echo "quickstart: one message only (quote it)" >&2
+  exit 2
+}
+
+clean=0
+message=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    --clean) clean=1 ;;
+    --)
+      [ $# -le 2 ] || one_message
+      message=${2:-}
+      break
+      ;;
+    -*)
+      echo "quickstart: unknown option $1 (see --help)" >&2
+      exit 2
+      ;;
+    *)
+      [ -z "$message" ] || one_message
+      message=$1
+      ;;
+  esac
+  shift
+done
+
+if [ "$clean" = 1 ]; then
+  removed=0
+  if tmux -L "$socket" kill-server 2>/dev/null; then
+    echo "stopped the quickstart's tmux server ($socket)"
+    removed=1
+  fi
+  if [ -e "$dir" ]; then
+    rm -rf "$dir"
+    echo "removed $dir"
+    removed=1
+  fi
+  [ "$removed" = 1 ] || echo "nothing to remove: no $dir and no tmux server $socket"
   exit 0
 fi
-message=${1:-"Hello from the paliadin quickstart!"}
+message=${message:-"Hello from the paliadin quickstart!"}
 
 # shellcheck source=install/deps.sh
 . install/deps.sh
@@ -40,7 +99,7 @@ cat >"$dir/shim.toml" <<TOML
 # written by install/quickstart.sh
 agent = $agent
 workdir = $(toml_string "$dir/work")
-tmux_socket = "paliadin-quickstart"
+tmux_socket = "$socket"
 state_dir = $(toml_string "$dir/state")
 TOML
 

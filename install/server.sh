@@ -39,7 +39,8 @@ Options:
   --session-prefix P    prefix of the shim session names (default: paliad-paliadin)
   --dry-run             print every change, change nothing
   --uninstall           undo what this installer did (see its manifest)
-  --yes                 ask no questions
+  --yes                 ask no questions (without a terminal, nothing
+                        changes unless --yes: the changes are listed, exit 2)
   -h, --help            this help
 EOF
 }
@@ -265,22 +266,36 @@ install_all() {
   manifest_save
 }
 
+# no_terminal: without a terminal to ask, nothing changes unless --yes.
+no_terminal() {
+  printf '%s: error: %s\n' "$PROG" "no terminal to ask: nothing was changed; run again with --yes to make the changes listed above" >&2
+  exit 2
+}
+
 main() {
   if [ "$UNINSTALL" = 1 ]; then
-    if [ "$DRY_RUN" != 1 ] && [ "$ASSUME_YES" != 1 ] && [ -t 0 ]; then
-      ask "Undo everything install/server.sh did (see $MANIFEST)?" || die "stopped; nothing changed"
+    if [ "$DRY_RUN" != 1 ] && [ "$ASSUME_YES" != 1 ] && [ -f "$MANIFEST" ]; then
+      # Exactly what will go, before the question.
+      DRY_RUN=1
+      uninstall
+      DRY_RUN=0
+      [ -t 0 ] || no_terminal
+      ask "Undo these $CHANGES changes?" || die "stopped; nothing changed"
+      CHANGES=0
     fi
     uninstall
     [ "$DRY_RUN" != 1 ] || say "dry run: nothing was changed"
     return 0
   fi
 
-  if [ "$DRY_RUN" != 1 ] && [ "$ASSUME_YES" != 1 ] && [ -t 0 ]; then
+  if [ "$DRY_RUN" != 1 ] && [ "$ASSUME_YES" != 1 ]; then
     DRY_RUN=1
     install_all
     DRY_RUN=0
     if [ "$CHANGES" = 0 ]; then
       say "Nothing to change: this server is set up."
+    elif [ ! -t 0 ]; then
+      no_terminal
     else
       ask "Make these $CHANGES changes?" || die "stopped; nothing changed"
     fi

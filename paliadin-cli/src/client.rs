@@ -55,26 +55,36 @@ pub struct TurnResult {
     /// Why the record could not be written, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
+    /// From `poll`: the turn is still running on the laptop (its row was
+    /// left as it was).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub still_running: bool,
 }
+
+/// What `poll` says of a turn the shim still works on.
+pub const STILL_RUNNING: &str =
+    "the turn is still running on the laptop: poll again later, or wait with poll --wait";
 
 impl TurnResult {
     /// The result a logged row records.
     pub fn from_row(r: &TurnRow) -> TurnResult {
+        let (t, o) = (&r.turn, &r.outcome);
         TurnResult {
-            turn_id: r.turn_id.to_string(),
-            session: r.session.clone(),
-            host: r.host.clone(),
-            status: r.status,
-            response: r.response.clone(),
-            used_tools: r.used_tools.clone(),
-            rows_seen: r.rows_seen,
-            chip_count: r.chip_count,
-            classifier_tag: r.classifier_tag.clone(),
-            tokens: r.tokens,
+            turn_id: t.turn_id.to_string(),
+            session: t.session.clone(),
+            host: t.host.clone(),
+            status: o.status,
+            response: o.response.clone(),
+            used_tools: o.used_tools.clone(),
+            rows_seen: o.rows_seen,
+            chip_count: o.chip_count,
+            classifier_tag: o.classifier_tag.clone(),
+            tokens: o.tokens,
             duration_ms: r.duration_ms.unwrap_or(0),
-            error_code: r.error_code.as_deref().and_then(ErrorCode::parse),
-            error_detail: r.error_detail.clone(),
+            error_code: o.error_code.as_deref().and_then(ErrorCode::parse),
+            error_detail: o.error_detail.clone(),
             log_error: None,
+            still_running: false,
         }
     }
 }
@@ -209,11 +219,11 @@ impl Client {
             None => None,
         };
         // A turn already collected keeps its reply: nothing to ask the shim.
-        if let Some(r) = row.as_ref().filter(|r| r.status == Status::Ok) {
+        if let Some(r) = row.as_ref().filter(|r| r.outcome.status == Status::Ok) {
             return Ok(TurnResult::from_row(r));
         }
         let session = match (&row, session) {
-            (Some(r), _) => SessionName::new(&r.session).map_err(|e| CallError {
+            (Some(r), _) => SessionName::new(&r.turn.session).map_err(|e| CallError {
                 code: ErrorCode::InvalidInput,
                 detail: e.to_string(),
             })?,
@@ -225,7 +235,10 @@ impl Client {
                 })
             }
         };
-        let started = row.as_ref().map(|r| r.started_ms).unwrap_or_else(now_ms);
+        let started = row
+            .as_ref()
+            .map(|r| r.turn.started_ms)
+            .unwrap_or_else(now_ms);
         let result = self.call(
             &Request::Poll {
                 session: session.clone(),
@@ -251,7 +264,67 @@ impl Client {
                 detail: detail_of(&result),
             });
         }
+        // Still running on the laptop: say so, and leave the row (and its
+        // duration) as it is until the reply is there.
+        if code == Some(ErrorCode::Timeout) {
+            let mut r = match &row {
+                Some(row) => TurnResult::from_row(row),
+                None => TurnResult {
+                    turn_id: turn_id.to_string(),
+                    session: session.as_str().to_owned(),
+                    host: self.transport.host().to_owned(),
+                    status: Status::Pending,
+                    response: None,
+                    used_tools: Vec::new(),
+                    rows_seen: None,
+                    chip_count: None,
+                    classifier_tag: None,
+                    tokens: None,
+                    duration_ms: 0,
+                    error_code: None,
+                    error_detail: None,
+                    log_error: None,
+                    still_running: false,
+                },
+            };
+            r.status = Status::Pending;
+            r.error_code = Some(ErrorCode::Timeout);
+            r.error_detail = Some(STILL_RUNNING.into());
+            r.still_running = true;
+            return Ok(r);
+        }
         Ok(self.complete(turn_id, session.as_str(), started, &result, None))
+    }
+
+    /// [`Client::poll`] again every second while the turn is still running,
+    /// for at most `wait` (stopped early by the cancel fd).
+    pub fn poll_wait(
+        &mut self,
+        turn_id: Uuid,
+        session: Option<SessionName>,
+        wait: Duration,
+    ) -> Result<TurnResult, CallError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let r = self.poll(turn_id, session.clone())?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !r.still_running || left.is_zero() {
+                return Ok(r);
+            }
+            let pause = left.min(Duration::from_secs(1));
+            if let Some(fd) = &self.cancel {
+                let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                let ts = rustix::event::Timespec::try_from(pause).unwrap_or_default();
+                if matches!(rustix::event::poll(&mut fds, Some(&ts)), Ok(n) if n > 0) {
+                    return Err(CallError {
+                        code: ErrorCode::Interrupted,
+                        detail: "stopped while waiting for the reply".into(),
+                    });
+                }
+            } else {
+                std::thread::sleep(pause);
+            }
+        }
     }
 
     /// Turns a call's result into the turn's outcome and records it.
@@ -280,6 +353,7 @@ impl Client {
             error_code: code,
             error_detail: None,
             log_error: None,
+            still_running: false,
         };
         match (code, result) {
             (None, Ok(reply)) => {
@@ -303,7 +377,7 @@ impl Client {
             (None, Err(_)) => unreachable!("a transport error always has a code"),
         }
         let outcome = Outcome {
-            ended_ms: ended,
+            ended_ms: Some(ended),
             status: out.status,
             response: out.response.clone(),
             tokens: out.tokens,

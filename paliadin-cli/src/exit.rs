@@ -2,7 +2,7 @@
 //! section 6, so a script can tell failures apart without parsing text. The
 //! README's table is written from this file.
 
-use crate::transport::ErrorCode;
+use paliadin_core::error_code::ErrorCode;
 
 /// Done.
 pub const OK: u8 = 0;
@@ -12,6 +12,8 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// `health` found the shim not healthy (the Nagios convention: CRITICAL).
 pub const CRITICAL: u8 = 2;
+/// `health` could not even try (no host, a broken config): Nagios UNKNOWN.
+pub const UNKNOWN: u8 = 3;
 
 /// The exit status for a turn or call that failed with `code`.
 pub fn of(code: ErrorCode) -> u8 {

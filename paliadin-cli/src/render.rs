@@ -1,8 +1,13 @@
-//! A reply's Markdown made readable in a terminal: headings and `**bold**`
-//! in bold, code dimmed (blocks indented), bullets as `•`, chips
-//! `[Label](chip:kind/id)` as `Label ⟨kind/id⟩`, other links as
-//! `text <url>`. Pure functions over strings; colour only when the caller
-//! says so. Never wraps (the terminal does) and never prints.
+//! A reply's Markdown made readable in a terminal, parsed by
+//! `pulldown-cmark` (CommonMark with tables, task lists, strikethrough):
+//! headings and bold in bold, code dimmed (blocks indented), bullets as `•`
+//! and numbered items as `1.` at any depth, tables drawn by `comfy-table`
+//! to fit `width`, chips `[Label](chip:kind/id)` as `Label ⟨kind/id⟩`, other
+//! links as `text <url>`. Line breaks inside a paragraph are kept as the
+//! agent wrote them. Pure functions over strings; colour only when the caller
+//! says so. Never prints.
+
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
 use crate::client::TurnResult;
 
@@ -13,29 +18,310 @@ const NORMAL: &str = "\x1b[22m";
 const CHIP: &str = "\x1b[36m";
 const DEFAULT_FG: &str = "\x1b[39m";
 
-/// A reply body for the terminal, ending in a newline.
-pub fn reply(body: &str, color: bool) -> String {
-    let mut out = String::new();
-    let mut in_fence = false;
-    for line in body.trim_end_matches('\n').lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if in_fence {
-            out.push_str(&paint(&format!("    {line}"), DIM, NORMAL, color));
-        } else if let Some(text) = heading(trimmed) {
-            out.push_str(&paint(&inline(text, color, true), BOLD, NORMAL, color));
-        } else if let Some(item) = bullet(trimmed) {
-            let indent = &line[..line.len() - trimmed.len()];
-            out.push_str(&format!("{indent}• {}", inline(item, color, false)));
-        } else {
-            out.push_str(&inline(line, color, false));
-        }
-        out.push('\n');
+/// A reply body for the terminal, ending in a newline (empty for an empty
+/// body). Tables fit `width` columns when given.
+pub fn reply_width(body: &str, color: bool, width: Option<usize>) -> String {
+    let mut r = Renderer {
+        color,
+        width,
+        line_start: true,
+        ..Renderer::default()
+    };
+    let opts = Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
+    for event in Parser::new_ext(body, opts) {
+        r.event(event);
     }
-    out
+    r.out.truncate(r.out.trim_end_matches('\n').len());
+    if !r.out.is_empty() {
+        r.out.push('\n');
+    }
+    r.out
+}
+
+/// One list being rendered: the next number of an ordered list.
+struct List {
+    next: Option<u64>,
+}
+
+#[derive(Default)]
+struct Renderer {
+    color: bool,
+    width: Option<usize>,
+    out: String,
+    /// Open lists, outermost first.
+    lists: Vec<List>,
+    /// Inside a heading or `**strong**` (depth).
+    bold: usize,
+    /// Inside a fenced or indented code block.
+    code_block: bool,
+    /// A link being read: its destination and its text so far.
+    link: Option<(String, String)>,
+    /// A table being read: rows of cells, and the cell being read.
+    table: Option<Vec<Vec<String>>>,
+    cell: Option<String>,
+    /// Block quote depth.
+    quote: usize,
+    /// At the start of a line (the indentation and quote marks are due).
+    line_start: bool,
+}
+
+impl Renderer {
+    fn indent(&self) -> String {
+        let mut s = "│ ".repeat(self.quote);
+        s.push_str(&"  ".repeat(self.lists.len().saturating_sub(1)));
+        s
+    }
+
+    /// Text into the link, the table cell or the output.
+    fn text(&mut self, t: &str) {
+        if let Some((_, label)) = &mut self.link {
+            label.push_str(t);
+        } else if let Some(cell) = &mut self.cell {
+            cell.push_str(t);
+        } else {
+            for (i, part) in t.split('\n').enumerate() {
+                if i > 0 {
+                    self.newline();
+                }
+                if part.is_empty() {
+                    continue;
+                }
+                if self.line_start {
+                    let ind = self.indent();
+                    self.out.push_str(&ind);
+                    if self.code_block {
+                        self.out.push_str("    ");
+                    }
+                    self.line_start = false;
+                }
+                self.out.push_str(part);
+            }
+        }
+    }
+
+    /// Styled text: `on`/`off` only in colour.
+    fn styled(&mut self, t: &str, on: &str, off: &str) {
+        if self.color && self.link.is_none() && self.cell.is_none() {
+            self.text(on);
+            self.out.push_str(t);
+            self.out.push_str(off);
+        } else {
+            self.text(t);
+        }
+    }
+
+    fn newline(&mut self) {
+        self.out.push('\n');
+        self.line_start = true;
+    }
+
+    /// Ends the current line and leaves one blank line, once.
+    fn block_end(&mut self) {
+        if !self.line_start {
+            self.newline();
+        }
+        if self.lists.is_empty() && !self.out.ends_with("\n\n") && !self.out.is_empty() {
+            self.newline();
+        }
+    }
+
+    fn restore_bold(&self) -> &'static str {
+        if self.bold > 0 {
+            BOLD
+        } else {
+            ""
+        }
+    }
+
+    fn event(&mut self, e: Event<'_>) {
+        match e {
+            Event::Start(tag) => self.start(tag),
+            Event::End(tag) => self.end(tag),
+            Event::Text(t) => {
+                if self.code_block && self.color {
+                    let lines: Vec<&str> = t.split_inclusive('\n').collect();
+                    for l in lines {
+                        let (body, nl) = match l.strip_suffix('\n') {
+                            Some(b) => (b, true),
+                            None => (l, false),
+                        };
+                        self.styled(body, DIM, NORMAL);
+                        if nl {
+                            self.newline();
+                        }
+                    }
+                } else {
+                    self.text(&t)
+                }
+            }
+            Event::Code(c) => {
+                if self.color && self.link.is_none() && self.cell.is_none() {
+                    let restore = self.restore_bold();
+                    self.text(DIM);
+                    self.out.push_str(&c);
+                    self.out.push_str(NORMAL);
+                    self.out.push_str(restore);
+                } else if self.link.is_some() || self.cell.is_some() {
+                    self.text(&c);
+                } else {
+                    self.text(&format!("`{c}`"));
+                }
+            }
+            Event::Html(h) | Event::InlineHtml(h) => self.text(&h),
+            Event::SoftBreak | Event::HardBreak => {
+                if let Some(cell) = &mut self.cell {
+                    cell.push(' ');
+                } else if let Some((_, label)) = &mut self.link {
+                    label.push(' ');
+                } else {
+                    self.newline();
+                }
+            }
+            Event::Rule => {
+                self.text("────────");
+                self.block_end();
+            }
+            Event::TaskListMarker(done) => self.text(if done { "[x] " } else { "[ ] " }),
+            Event::FootnoteReference(f) => self.text(&format!("[{f}]")),
+            _ => {}
+        }
+    }
+
+    fn start(&mut self, tag: Tag<'_>) {
+        match tag {
+            Tag::Heading { .. } => {
+                self.bold += 1;
+                if self.color {
+                    self.text(BOLD);
+                }
+            }
+            Tag::Strong => {
+                self.bold += 1;
+                if self.color && self.bold == 1 && self.link.is_none() && self.cell.is_none() {
+                    self.text(BOLD);
+                }
+            }
+            Tag::CodeBlock(_) => self.code_block = true,
+            Tag::List(first) => {
+                if !self.line_start {
+                    self.newline();
+                }
+                self.lists.push(List { next: first });
+            }
+            Tag::Item => {
+                if !self.line_start {
+                    self.newline();
+                }
+                let marker = match self.lists.last_mut().and_then(|l| l.next.as_mut()) {
+                    Some(n) => {
+                        *n += 1;
+                        format!("{}. ", *n - 1)
+                    }
+                    None => "• ".to_owned(),
+                };
+                self.text(&marker);
+            }
+            Tag::BlockQuote(..) => self.quote += 1,
+            Tag::Link { dest_url, .. } => self.link = Some((dest_url.to_string(), String::new())),
+            Tag::Table(_) => self.table = Some(Vec::new()),
+            Tag::TableHead | Tag::TableRow => {
+                if let Some(t) = &mut self.table {
+                    t.push(Vec::new());
+                }
+            }
+            Tag::TableCell => self.cell = Some(String::new()),
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, tag: TagEnd) {
+        match tag {
+            TagEnd::Paragraph => self.block_end(),
+            TagEnd::Heading(_) => {
+                self.bold = self.bold.saturating_sub(1);
+                if self.color {
+                    self.out.push_str(NORMAL);
+                }
+                self.block_end();
+            }
+            TagEnd::Strong => {
+                self.bold = self.bold.saturating_sub(1);
+                if self.color && self.bold == 0 && self.link.is_none() && self.cell.is_none() {
+                    self.out.push_str(NORMAL);
+                }
+            }
+            TagEnd::CodeBlock => {
+                self.code_block = false;
+                self.block_end();
+            }
+            TagEnd::List(_) => {
+                self.lists.pop();
+                if !self.line_start {
+                    self.newline();
+                }
+                if self.lists.is_empty() {
+                    self.block_end();
+                }
+            }
+            TagEnd::Item if !self.line_start => self.newline(),
+            TagEnd::BlockQuote(..) => {
+                self.quote = self.quote.saturating_sub(1);
+                self.block_end();
+            }
+            TagEnd::Link => {
+                if let Some((url, label)) = self.link.take() {
+                    match url.strip_prefix("chip:") {
+                        Some(chip) => {
+                            let t = format!("{label} ⟨{chip}⟩");
+                            self.styled(&t, CHIP, DEFAULT_FG);
+                        }
+                        None if url == label => self.text(&format!("<{url}>")),
+                        None => self.text(&format!("{label} <{url}>")),
+                    }
+                }
+            }
+            TagEnd::TableCell => {
+                if let (Some(cell), Some(t)) = (self.cell.take(), self.table.as_mut()) {
+                    if let Some(row) = t.last_mut() {
+                        row.push(cell.trim().to_owned());
+                    }
+                }
+            }
+            TagEnd::Table => {
+                if let Some(rows) = self.table.take() {
+                    let drawn = table(&rows, self.width);
+                    if !self.line_start {
+                        self.newline();
+                    }
+                    for l in drawn.lines() {
+                        self.text(l);
+                        self.newline();
+                    }
+                    self.block_end();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A Markdown table drawn with `comfy-table`: the first row is the header;
+/// cells wrap to fit `width` when given.
+fn table(rows: &[Vec<String>], width: Option<usize>) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    if let Some(w) = width {
+        t.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        t.set_width(u16::try_from(w).unwrap_or(u16::MAX));
+    }
+    let mut it = rows.iter();
+    if let Some(head) = it.next() {
+        t.set_header(head.clone());
+    }
+    for r in it {
+        t.add_row(r.clone());
+    }
+    t.to_string()
 }
 
 /// The line after a reply: `— 1.2 s · 3 chips · tools: sql` (dim in colour).
@@ -60,95 +346,14 @@ fn paint(text: &str, on: &str, off: &str, color: bool) -> String {
     }
 }
 
-/// The text of an ATX heading (`# ` to `###### `).
-fn heading(line: &str) -> Option<&str> {
-    let hashes = line.len() - line.trim_start_matches('#').len();
-    if (1..=6).contains(&hashes) {
-        line[hashes..].strip_prefix(' ').map(str::trim)
-    } else {
-        None
-    }
-}
-
-/// The text of a bullet item (`- `, `* ` or `+ `).
-fn bullet(line: &str) -> Option<&str> {
-    ["- ", "* ", "+ "].iter().find_map(|p| line.strip_prefix(p))
-}
-
-/// Inline Markdown: code spans, `**bold**`, links and chips. `bold_base`
-/// says the whole line is bold already (a heading), so bold is restored
-/// after a dimmed span instead of ended.
-fn inline(text: &str, color: bool, bold_base: bool) -> String {
-    let restore = if bold_base { BOLD } else { "" };
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if c == '`' {
-            if let Some(end) = rest[1..].find('`') {
-                let code = &rest[1..1 + end];
-                if color {
-                    out.push_str(&format!("{DIM}{code}{NORMAL}{restore}"));
-                } else {
-                    out.push_str(&format!("`{code}`"));
-                }
-                rest = &rest[end + 2..];
-                continue;
-            }
-        } else if let Some(after) = rest.strip_prefix("**") {
-            // As in Markdown: no space just inside the markers.
-            let end = after.find("**").filter(|&e| {
-                let inner = &after[..e];
-                !inner.is_empty() && inner.trim() == inner
-            });
-            if let Some(end) = end {
-                let inner = &after[..end];
-                if color && !bold_base {
-                    out.push_str(&format!("{BOLD}{inner}{NORMAL}"));
-                } else {
-                    out.push_str(inner);
-                }
-                rest = &after[end + 2..];
-                continue;
-            }
-        } else if c == '[' {
-            if let Some((label, url, used)) = link(rest) {
-                match url.strip_prefix("chip:") {
-                    Some(chip) if color => {
-                        out.push_str(&format!("{CHIP}{label} ⟨{chip}⟩{DEFAULT_FG}"));
-                    }
-                    Some(chip) => out.push_str(&format!("{label} ⟨{chip}⟩")),
-                    None => out.push_str(&format!("{label} <{url}>")),
-                }
-                rest = &rest[used..];
-                continue;
-            }
-        }
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-    }
-    out
-}
-
-/// `[label](url)` at the start of `s`: the label, the url and the bytes used.
-fn link(s: &str) -> Option<(&str, &str, usize)> {
-    let close = s.find("](")?;
-    let label = &s[1..close];
-    if label.contains(['[', ']']) {
-        return None;
-    }
-    let after = &s[close + 2..];
-    let end = after.find(')')?;
-    let url = &after[..end];
-    if url.is_empty() || url.contains(char::is_whitespace) {
-        return None;
-    }
-    Some((label, url, close + 2 + end + 1))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::Status;
+
+    fn reply(body: &str, color: bool) -> String {
+        reply_width(body, color, None)
+    }
 
     #[test]
     fn plain_text_passes_unchanged() {
@@ -193,15 +398,56 @@ mod tests {
         assert_eq!(reply("## Totals", false), "Totals\n");
         assert_eq!(reply("# A **b**", true), "\x1b[1mA b\x1b[22m\n");
         assert_eq!(reply("#hashtag", false), "#hashtag\n");
+        // `-` then `*`: two lists, as CommonMark has it.
         assert_eq!(
             reply("- one\n* two\n  + [x](chip:k/1)", false),
-            "• one\n• two\n  • x ⟨k/1⟩\n"
+            "• one\n\n• two\n  • x ⟨k/1⟩\n"
         );
         assert_eq!(
             reply("text\n```sql\nselect **1**;\n```\nafter", false),
-            "text\n    select **1**;\nafter\n"
+            "text\n\n    select **1**;\n\nafter\n"
         );
-        assert_eq!(reply("```\nx\n```", true), "\x1b[2m    x\x1b[22m\n");
+        assert_eq!(reply("```\nx\n```", true), "    \x1b[2mx\x1b[22m\n");
+    }
+
+    #[test]
+    fn numbered_and_nested_lists_tables_and_quotes() {
+        assert_eq!(
+            reply(
+                "1. first\n2. second\n   - inner **b**\n     1. deep\n3. third",
+                false
+            ),
+            "1. first\n2. second\n  • inner b\n    1. deep\n3. third\n"
+        );
+        assert_eq!(reply("7. seven\n8. eight", false), "7. seven\n8. eight\n");
+        let t = reply(
+            "Totals:\n\n| region | sales |\n| --- | ---: |\n| Europe | 12 |\n| [Asia](chip:region/asia) | 7 |\n\nDone.",
+            false,
+        );
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "Totals:");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("region") && l.contains("sales")),
+            "{t}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("Asia ⟨region/asia⟩") && l.contains('7')),
+            "{t}"
+        );
+        assert_eq!(*lines.last().unwrap(), "Done.");
+        // A table fits the width it is given: every line, by wrapping cells.
+        let wide = format!("| a | b |\n|---|---|\n| {} | x |", "word ".repeat(30));
+        let t = reply_width(&wide, false, Some(40));
+        assert!(t.lines().all(|l| l.chars().count() <= 40), "{t}");
+        assert_eq!(reply("> quoted\n> twice", false), "│ quoted\n│ twice\n");
+        assert_eq!(
+            reply("- [x] done\n- [ ] todo", false),
+            "• [x] done\n• [ ] todo\n"
+        );
     }
 
     #[test]
@@ -225,6 +471,7 @@ mod tests {
             error_code: None,
             error_detail: None,
             log_error: None,
+            still_running: false,
         }
     }
 

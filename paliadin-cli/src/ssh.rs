@@ -25,7 +25,7 @@ use std::time::Instant;
 use paliadin_core::child::{self, Call, ChildError};
 use paliadin_core::{ExitCode, Request};
 
-use crate::transport::ErrorCode;
+use paliadin_core::error_code::ErrorCode;
 
 /// The laptop's sshd port: 22022, which bypasses Tailscale SSH on port 22.
 pub const DEFAULT_PORT: u16 = 22022;

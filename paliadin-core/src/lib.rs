@@ -10,6 +10,7 @@
 pub mod child;
 pub mod dirs;
 pub mod envelope;
+pub mod error_code;
 pub mod event;
 pub mod exit;
 pub mod fsutil;

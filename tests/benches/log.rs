@@ -6,7 +6,10 @@
 //!    no FTS, no trigger) with the same pragmas (WAL, synchronous=NORMAL).
 //! 2. The real `paliadin-cli log` commands as processes against a database of
 //!    one million turns (`PALIADIN_BENCH_ROWS` overrides), beside `log path`
-//!    (the process start, no database). Aim: every one under 100 ms.
+//!    (the process start, no database): the table, search, and `log stats`
+//!    over all time, the last 7 days, and a period starting mid-day (read
+//!    from the aggregates the store's triggers keep, plus the turns of the
+//!    part-day). Aim: every one under 100 ms.
 //!
 //! The big database is built once through the store's own schema (made by
 //! `Store::open`; rows inserted with its FTS trigger in place, so the index
@@ -144,7 +147,7 @@ fn bare_conn(path: &Path) -> Connection {
 
 fn outcome(r: &Row) -> Outcome {
     Outcome {
-        ended_ms: r.ended_ms,
+        ended_ms: Some(r.ended_ms),
         status: r.status,
         response: Some(r.response.clone()),
         tokens: Some(1234),
@@ -291,7 +294,7 @@ fn writes(tmp: &Path, n: usize) {
         verdict(rate(t[0]) >= aim)
     );
     println!(
-        "store begin_turn+finish_turn  {:.0} turns/s | bare rusqlite, INSERT then UPDATE in 2 transactions (the store's pattern) on a plain table {:.0} rows/s | x{:.2} slower: the cost of the store's 5 indexes and FTS",
+        "store begin_turn+finish_turn  {:.0} turns/s | bare rusqlite, INSERT then UPDATE in 2 transactions (the store's pattern) on a plain table {:.0} rows/s | x{:.2} slower: the cost of the store's 5 indexes, FTS and the aggregates' triggers",
         rate(t[0]),
         rate(t[2]),
         t[0].as_secs_f64() / t[2].as_secs_f64(),
@@ -385,6 +388,11 @@ fn reads(tmp: &Path, n: usize, rows: u64) {
         c
     };
     let session = session_of(&user(7));
+    // The data's last day, and periods that end with it.
+    let last = T0 + rows as i64 * 30_000;
+    let week = paliadin_core::timefmt::day_of_ms(last - 7 * 86_400_000);
+    let mid_day = paliadin_core::timefmt::rfc3339_ms(last - 30 * 86_400_000 - 43_210_000);
+    let mid_day = format!("{}Z", &mid_day[..19]);
     let cases: Vec<(String, Vec<&str>)> = vec![
         (
             "log path (process start, baseline)".into(),
@@ -403,6 +411,15 @@ fn reads(tmp: &Path, n: usize, rows: u64) {
         (
             format!("log search {COMMON} (in every turn)"),
             vec!["log", "search", COMMON],
+        ),
+        ("log stats (all time)".into(), vec!["log", "stats"]),
+        (
+            format!("log stats --since {week} (7 days)"),
+            vec!["log", "stats", "--since", &week],
+        ),
+        (
+            format!("log stats --since {mid_day} (30 days from mid-day)"),
+            vec!["log", "stats", "--json", "--since", &mid_day],
         ),
     ];
     let mut fns: Vec<Box<dyn FnMut() -> Duration>> = cases

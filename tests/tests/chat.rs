@@ -51,6 +51,11 @@ struct Pane {
 
 impl Pane {
     fn start(env: &TestEnv, db: &Path, session: &str) -> Pane {
+        Pane::run(env, &chat_args(db, session), 120)
+    }
+
+    /// `paliadin-cli <args>` in a pane `width` columns wide.
+    fn run(env: &TestEnv, args: &[String], width: u16) -> Pane {
         let socket = format!(
             "paliadin-chat-{}-{}",
             std::process::id(),
@@ -64,7 +69,16 @@ impl Pane {
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .args(["-u", "-L", &pane.socket, "-f", "/dev/null"])
-            .args(["new-session", "-d", "-s", "chat", "-x", "120", "-y", "40"]);
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "chat",
+                "-x",
+                &width.to_string(),
+                "-y",
+                "40",
+            ]);
         for (k, v) in chat_env(env) {
             c.env(k, &v).arg("-e").arg(format!("{k}={}", v.display()));
         }
@@ -74,12 +88,14 @@ impl Pane {
             "--",
             "sh",
             "-c",
-            r#"f=$1; shift; "$@"; echo $? >"$f""#,
+            // The wrapper outlives a Ctrl-C sent to the pane (a trap, unlike
+            // an ignored signal, is not inherited by the CLI).
+            r#"f=$1; shift; trap : INT; "$@"; echo $? >"$f""#,
             "sh",
         ])
         .arg(&pane.status)
         .arg(bin("paliadin-cli"))
-        .args(chat_args(db, session));
+        .args(args);
         // Keep the pane after the end, for the screen in a failure message.
         c.args([";", "set-option", "-t", "chat", "remain-on-exit", "on"]);
         run(&mut c, None, Duration::from_secs(10)).code(0);
@@ -298,7 +314,7 @@ fn ctrl_d_leaves() {
     let pane = Pane::start(&env, &db, "chat2");
     pane.prompt();
     pane.line("/help");
-    pane.shows("/poll <turn-id>");
+    pane.shows("/poll [turn-id]");
     pane.prompt();
     pane.key("C-d");
     assert_eq!(pane.exit_status(), 0, "{}", pane.screen());
@@ -333,4 +349,162 @@ fn chat_from_a_pipe() {
         !env.home.join(".local/state/paliadin/chat_history").exists(),
         "no history of piped input"
     );
+}
+
+#[test]
+fn type_ahead_is_kept_in_order_and_ctrl_c_tells_how_to_poll() {
+    let env = TestEnv::new();
+    let db = env.tmp.path().join("turns.db");
+    let pane = Pane::start(&env, &db, "chat3");
+    pane.prompt();
+    // Typed while a slow turn runs: two lines and the start of a third.
+    pane.line("slow one\\");
+    pane.at("... ");
+    pane.line("paliadin-test: slow:1500");
+    pane.shows("thinking");
+    pane.line("typed ahead two");
+    pane.line("typed ahead three");
+    pane.tmux(&["send-keys", "-t", "chat", "-l", "unfinished"])
+        .code(0);
+    let s = pane.replies(3);
+    assert!(s.contains("> typed ahead two"), "{s}");
+    pane.shows("> unfinished");
+    pane.line(" four");
+    pane.replies(4);
+    let messages: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        messages[1..],
+        ["typed ahead two", "typed ahead three", "unfinished four"]
+    );
+
+    // Ctrl-C mid-turn: the turn id and how to collect it; `/poll` alone
+    // collects that turn once the agent has answered.
+    pane.prompt();
+    pane.line("late answer\\");
+    pane.at("... ");
+    pane.line("paliadin-test: slow:1500");
+    pane.shows("thinking");
+    // Stop it once the agent has the message (before, nothing would answer).
+    let deadline = Instant::now() + WAIT;
+    while !env
+        .prompts()
+        .iter()
+        .any(|p| p.to_string().contains("late answer"))
+    {
+        assert!(Instant::now() < deadline, "the agent never got the message");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pane.key("C-c");
+    let s = pane.shows("(interrupted) turn ");
+    let id = s
+        .lines()
+        .find_map(|l| l.strip_prefix("(interrupted) turn "))
+        .and_then(|l| l.split(':').next())
+        .unwrap()
+        .to_owned();
+    assert!(s.contains("/poll collects it"), "{s}");
+    pane.prompt();
+    // Until the agent answers, /poll says the turn still runs; then it
+    // shows the reply.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        pane.line("/poll");
+        let s = pane.until("a poll's answer", |s| {
+            s.matches("/poll\n").count() >= 1
+                && (s.contains("still running")
+                    || s.lines().filter(|l| l.starts_with("— ")).count() >= 5)
+        });
+        if s.lines().filter(|l| l.starts_with("— ")).count() >= 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s}");
+        pane.prompt();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let status: String = conn
+        .query_row("SELECT status FROM turns WHERE turn_id = ?1", [&id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "ok", "the polled turn's row is complete");
+    pane.prompt();
+    pane.line("/quit");
+    assert_eq!(pane.exit_status(), 0, "{}", pane.screen());
+}
+
+#[test]
+fn turn_on_a_terminal_shows_progress_and_chips_and_log_fits_the_width() {
+    let env = TestEnv::new();
+    let db = env.tmp.path().join("turns.db");
+    let local = |rest: &[&str]| {
+        let mut a = chat_args(&db, "t")[..6].to_vec();
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a
+    };
+    let pane = Pane::run(
+        &env,
+        &local(&[
+            "turn",
+            "--session",
+            "tty",
+            "see [Invoice 42](chip:invoice/42)\npaliadin-test: slow:1500",
+        ]),
+        60,
+    );
+    pane.shows("thinking… ");
+    let s = pane.shows("Invoice 42 ⟨invoice/42⟩");
+    assert!(!s.contains("(chip:"), "{s}");
+    assert_eq!(pane.exit_status(), 0, "{}", pane.screen());
+    drop(pane);
+    // A long message: in a 60-column pane every row is one line.
+    let long = "word ".repeat(40);
+    let mut c = env.command(&bin("paliadin-cli"));
+    for (k, v) in chat_env(&env) {
+        c.env(k, v);
+    }
+    c.args(local(&["turn", "--session", "tty", &long]));
+    run(&mut c, None, WAIT).ok();
+    let pane = Pane::run(&env, &local(&["log"]), 60);
+    assert_eq!(pane.exit_status(), 0);
+    let s = pane.screen();
+    let table: Vec<&str> = s
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Pane is dead"))
+        .collect();
+    assert_eq!(table.len(), 3, "header and two turns, one line each\n{s}");
+    assert!(table.iter().all(|l| l.chars().count() <= 60), "{s}");
+    assert!(table[1].ends_with('…'), "{s}");
+}
+
+#[test]
+fn log_prune_asks_on_a_terminal() {
+    let env = TestEnv::new();
+    let db = env.tmp.path().join("turns.db");
+    let local = |rest: &[&str]| {
+        let mut a = chat_args(&db, "t")[..6].to_vec();
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a
+    };
+    let mut c = env.command(&bin("paliadin-cli"));
+    for (k, v) in chat_env(&env) {
+        c.env(k, v);
+    }
+    c.args(local(&["turn", "--session", "p", "to be pruned"]));
+    run(&mut c, None, WAIT).ok();
+    // No: nothing goes, exit 1.
+    let pane = Pane::run(&env, &local(&["log", "prune", "--older-than", "0s"]), 100);
+    pane.shows("delete 1 turns and 0 probes started before ");
+    pane.shows("[y/N]");
+    pane.line("n");
+    assert_eq!(pane.exit_status(), 1, "{}", pane.screen());
+    assert_eq!(rows(&db).len(), 1);
+    drop(pane);
+    // Yes: it goes.
+    let pane = Pane::run(&env, &local(&["log", "prune", "--older-than", "0s"]), 100);
+    pane.shows("[y/N]");
+    pane.line("y");
+    assert_eq!(pane.exit_status(), 0, "{}", pane.screen());
+    pane.shows("deleted 1 turns");
+    assert!(rows(&db).is_empty());
 }

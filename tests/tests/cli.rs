@@ -148,9 +148,10 @@ fn health_reset_status_sessions() {
     let r = env.cli(&["health", "--session", "probe"]);
     let line = r.ok();
     assert!(
-        line.starts_with("OK paliadin 127.0.0.1 session probe ") && line.ends_with(" ms\n"),
+        line.starts_with("OK paliadin 127.0.0.1 session probe ") && line.contains(" ms | time="),
         "{r}"
     );
+    assert!(line.ends_with("s\n") && line.lines().count() == 1, "{r}");
     let v = json(&env.cli(&["health", "--json", "--session", "probe"]));
     assert_eq!(v["ok"], true);
     assert_eq!(count(&env, "SELECT count(*) FROM probes WHERE ok = 1"), 2);
@@ -290,29 +291,22 @@ fn agent_faults_are_classified_and_a_timeout_is_collected_by_poll() {
     );
     let id = v["turn_id"].as_str().unwrap().to_owned();
     assert_eq!(row(&env, &id)["status"], "pending");
-    // Not there yet: poll says timeout and leaves the row pending.
-    let r = env.cli(&["poll", &id]);
+    // Not there yet: poll says the turn still runs and leaves the row as it
+    // was, its duration too.
+    let before = row(&env, &id);
+    let r = env.cli(&["poll", &id[..8]]);
     if r.code == 124 {
-        assert_eq!(row(&env, &id)["status"], "pending");
-        // Await the reply: the shim holds it for poll; a second poll after
-        // the agent's delay collects it.
-        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let r = env.cli(&["poll", "--json", &id]);
-            if r.code == 0 {
-                assert_eq!(
-                    json(&r)["response"],
-                    "paliadin-test: slow:5000\nlate but sure"
-                );
-                break;
-            }
-            r.code(124);
-            assert!(
-                std::time::Instant::now() < until,
-                "the late reply never came\n{r}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
+        assert!(r.stderr.contains("still running on the laptop"), "{r}");
+        assert!(!r.stderr.contains("failed"), "{r}");
+        assert_eq!(row(&env, &id), before);
+        // --wait asks again until the reply is there.
+        let r = env.cli(&["poll", "--json", "--wait=30", &id]);
+        assert_eq!(
+            json(&r)["response"],
+            "paliadin-test: slow:5000\nlate but sure",
+            "{r}"
+        );
+        r.code(0);
     } else {
         assert_eq!(r.ok(), "paliadin-test: slow:5000\nlate but sure\n");
     }
@@ -485,15 +479,21 @@ fn log_commands_filters_search_stats_prune() {
         1
     );
     env.cli_in(false, &["log", "--status", "nonsense"], None)
-        .code(1);
-    // Search: any text is a safe query.
-    for q in ["-", "\"", "AND", "*", "OR NOT (", "Köln", "grüße", "日本"] {
-        let r = env.cli_in(false, &["log", "search", "--jsonl", q], None);
-        r.code(0);
+        .code(2);
+    // Search: any text is a safe query; like grep, no match exits 1.
+    for q in [
+        "-", "\"", "AND", "*", "OR NOT (", "Köln", "grüße", "日本", "**",
+    ] {
+        let r = env.cli_in(false, &["log", "search", "--jsonl", "--", q], None);
+        assert!(r.code == 0 || r.code == 1, "{r}");
+        assert!(r.stderr.is_empty(), "{r}");
     }
+    let r = env.cli_in(false, &["log", "search", "nowhere-to-be-found"], None);
+    r.code(1);
+    assert!(r.stdout.is_empty(), "{r}");
     let hits = |q: &str, env: &mut TestEnv| {
-        env.cli_in(false, &["log", "search", "--jsonl", q], None)
-            .ok()
+        env.cli_in(false, &["log", "search", "--jsonl", "--", q], None)
+            .out()
             .lines()
             .count()
     };
@@ -527,17 +527,37 @@ fn log_commands_filters_search_stats_prune() {
         env.cli_in(false, &["log", "path"], None).ok().trim(),
         env.db().to_string_lossy()
     );
-    env.cli_in(false, &["log", "prune", "--older-than", "1d"], None)
-        .ok();
+    env.cli_in(
+        false,
+        &["log", "prune", "--older-than", "1d", "--yes"],
+        None,
+    )
+    .ok();
     assert_eq!(count(&env, "SELECT count(*) FROM turns"), 5);
-    env.cli_in(false, &["log", "prune", "--older-than", "0s"], None)
+    let dry = env
+        .cli_in(
+            false,
+            &["log", "prune", "--older-than", "0s", "--dry-run"],
+            None,
+        )
+        .ok();
+    assert!(
+        dry.starts_with("would delete 5 turns and 0 probes"),
+        "{dry}"
+    );
+    // Without a terminal to ask, deleting needs --yes.
+    let r = env.cli_in(false, &["log", "prune", "--older-than", "0s"], None);
+    r.code(2);
+    assert!(r.stderr.contains("add --yes"), "{r}");
+    assert_eq!(count(&env, "SELECT count(*) FROM turns"), 5);
+    env.cli_in(false, &["log", "prune", "--older-than", "0s", "-y"], None)
         .ok();
     assert_eq!(count(&env, "SELECT count(*) FROM turns"), 0);
     assert_eq!(hits("alpha", &mut env), 0, "the search index follows");
 }
 
 #[test]
-fn a_newer_database_is_refused_and_left_untouched() {
+fn a_newer_database_is_left_untouched_and_never_stops_a_turn() {
     let mut env = TestEnv::new();
     env.cli_in(false, &["log"], None).ok();
     Connection::open(env.db())
@@ -546,10 +566,40 @@ fn a_newer_database_is_refused_and_left_untouched() {
         .unwrap();
     let before = std::fs::read(env.db()).unwrap();
     let r = env.cli_in(false, &["turn", "--session", "x", "hi"], None);
-    r.code(1);
-    assert!(r.stderr.contains("newer than this paliadin-cli"), "{r}");
+    assert_eq!(r.ok(), "hi\n", "the turn runs without its log");
+    assert!(
+        r.stderr
+            .starts_with("paliadin-cli: warning: the turn will not be recorded: ")
+            && r.stderr.contains("newer than this paliadin-cli"),
+        "{r}"
+    );
     assert_eq!(r.stderr.lines().count(), 1, "{r}");
     assert_eq!(std::fs::read(env.db()).unwrap(), before);
+    // Reading the log is another matter: that fails, in one line.
+    let r = env.cli_in(false, &["log"], None);
+    r.code(1);
+    assert!(r.stderr.contains("newer than this paliadin-cli"), "{r}");
+}
+
+#[test]
+fn a_missing_key_or_known_hosts_file_is_named_before_ssh_runs() {
+    let mut env = TestEnv::new();
+    let base = env.cli_args(true);
+    for flag in ["--key", "--known-hosts"] {
+        let mut a = base.clone();
+        let p = a.iter().position(|x| x == flag).unwrap();
+        a[p + 1] = env.home.join("no-such-file").to_string_lossy().into_owned();
+        let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+        c.args(&a).args(["turn", "--json", "--session", "k", "hi"]);
+        let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(30));
+        r.code(1);
+        assert!(
+            r.stderr.contains(&format!("{flag} file "))
+                && r.stderr.contains("no-such-file does not exist"),
+            "{r}"
+        );
+        assert_eq!(json(&r)["error_code"], "config_error");
+    }
     assert!(env.prompts().is_empty(), "nothing was sent");
 }
 
@@ -655,8 +705,8 @@ fn the_client_library_runs_and_records_a_turn_without_the_command_line() {
         .get(r.turn_id.parse().unwrap())
         .unwrap()
         .unwrap();
-    assert_eq!(row.page_origin.as_deref(), Some("tests"));
-    assert_eq!(row.response.as_deref(), Some("from Rust"));
+    assert_eq!(row.turn.page_origin.as_deref(), Some("tests"));
+    assert_eq!(row.outcome.response.as_deref(), Some("from Rust"));
 }
 
 #[test]
@@ -682,4 +732,387 @@ fn usage_errors_exit_2_and_health_answers_without_a_log() {
         r.stderr.contains("warning: the probe will not be recorded"),
         "{r}"
     );
+}
+
+/// Seeds the log with finished turns of chosen ids (`id`, session, message,
+/// status, error code, minutes ago), through SQL as an older client would.
+/// A seeded turn: id, session, message, status, error code, minutes ago.
+type Seed<'a> = (&'a str, &'a str, &'a str, &'a str, Option<&'a str>, i64);
+
+fn seed(env: &mut TestEnv, rows: &[Seed<'_>]) {
+    env.cli_in(false, &["log"], None).ok();
+    let c = Connection::open(env.db()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (id, session, msg, status, code, ago) in rows {
+        let started = now - ago * 60_000;
+        c.execute(
+            "INSERT INTO turns (turn_id, session, host, started_ms, ended_ms, duration_ms, \
+             message, response, status, error_code) VALUES (?1, ?2, 'h', ?3, ?4, 250, ?5, ?5, ?6, ?7)",
+            rusqlite::params![id, session, started, started + 250, msg, status, code],
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn json_failures_are_one_object_and_usage_errors_exit_2() {
+    let mut env = TestEnv::new();
+    seed(&mut env, &[]);
+    let is_error = |r: &paliadin_tests::Run, code: &str| {
+        let v = json(r);
+        assert_eq!(v["error_code"], code, "{r}");
+        assert!(!v["error"].as_str().unwrap().is_empty(), "{r}");
+        assert_eq!(r.out().lines().count(), 1, "one object\n{r}");
+    };
+    for (args, code) in [
+        (&["log", "--json", "--status", "bogus"][..], 2),
+        (&["log", "--jsonl", "--since", "yesterday"], 2),
+        (&["log", "--json", "--code", "no_such_code"], 2),
+        (&["log", "--json", "--session", "bad/name"], 2),
+        (&["log", "stats", "--json", "--since", "soon"], 2),
+        (&["log", "search", "--json", " "], 2),
+        (&["log", "show", "--json", "0000"], 1),
+        (&["log", "--json", "--no-such-flag"], 2),
+    ] {
+        let r = env.cli_in(false, args, None);
+        r.code(code);
+        is_error(
+            &r,
+            if code == 2 {
+                "invalid_input"
+            } else {
+                "not_found"
+            },
+        );
+    }
+    // No host configured: status, sessions and poll fail as JSON too.
+    for args in [
+        &["status", "--json"][..],
+        &["sessions", "--json"],
+        &["poll", "--json", "0123"],
+    ] {
+        let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+        c.args(["--db", env.db().to_str().unwrap()]).args(args);
+        let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
+        r.code(1);
+        is_error(&r, "config_error");
+    }
+    // A broken config file: JSON for log too.
+    let cfg = env.home.join(".config/paliadin/cli.toml");
+    std::fs::write(&cfg, "port = \"nope\"\n").unwrap();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(["log", "--json"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
+    r.code(1);
+    is_error(&r, "config_error");
+    // health: exactly one UNKNOWN line, exit 3.
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(["health"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
+    r.code(3);
+    assert!(
+        r.out().starts_with("UNKNOWN paliadin config_error: "),
+        "{r}"
+    );
+    assert_eq!(r.out().lines().count(), 1, "{r}");
+    std::fs::remove_file(&cfg).unwrap();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(["health", "--json"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10));
+    r.code(3);
+    assert_eq!(json(&r)["state"], "UNKNOWN");
+    assert_eq!(json(&r)["error_code"], "config_error");
+    // A missing message is a usage error.
+    env.cli_in(false, &["turn", "--session", "x"], None).code(2);
+}
+
+#[test]
+fn one_timestamp_form_stats_objects_and_probes_shown() {
+    let mut env = TestEnv::new();
+    let rfc3339 = |v: &Value| {
+        let s = v.as_str().unwrap_or_else(|| panic!("not a string: {v}"));
+        assert!(
+            s.len() == 24 && s.ends_with('Z') && &s[10..11] == "T",
+            "not RFC 3339 UTC with ms: {s}"
+        );
+    };
+    let v = json(&env.cli(&["turn", "--json", "--session", "ts", "hello"]));
+    let rows: Vec<Value> =
+        serde_json::from_str(&env.cli_in(false, &["log", "--json"], None).ok()).unwrap();
+    assert_eq!(rows[0]["turn_id"], v["turn_id"]);
+    rfc3339(&rows[0]["started"]);
+    rfc3339(&rows[0]["ended"]);
+    assert!(rows[0].get("started_ms").is_none());
+    env.cli(&["health", "--session", "ts"]).ok();
+    let h = json(&env.cli(&["health", "--json", "--session", "ts"]));
+    rfc3339(&h["at"]);
+    assert_eq!(h["state"], "OK");
+    // A probe that fails: CRITICAL with its performance data, and recorded.
+    let mut args = env.cli_args(true);
+    let p = args.iter().position(|a| a == "--port").unwrap();
+    args[p + 1] = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(&args)
+        .args(["--no-mux", "health", "--session", "ts"]);
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(30));
+    r.code(2);
+    assert!(
+        r.out()
+            .starts_with("CRITICAL paliadin 127.0.0.1 session ts unreachable: ")
+            && r.out().contains(" | time="),
+        "{r}"
+    );
+    assert_eq!(r.out().lines().count(), 1, "{r}");
+    let p = json(&env.cli_in(false, &["log", "probes", "--json", "--since", "1h"], None));
+    assert_eq!((p["probes"].as_i64(), p["ok"].as_i64()), (Some(3), Some(2)));
+    assert!((p["availability"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(p["by_code"][0]["code"], "unreachable");
+    assert_eq!(p["recent"].as_array().unwrap().len(), 3);
+    rfc3339(&p["recent"][0]["at"]);
+    rfc3339(&p["since"]);
+    let text = env.cli_in(false, &["log", "probes"], None).ok();
+    assert!(text.contains("availability: 66.67%"), "{text}");
+    // Stats: objects, not pairs.
+    seed(
+        &mut env,
+        &[(
+            "0badc0de-0000-4000-8000-000000000001",
+            "ts",
+            "m",
+            "error",
+            Some("timeout"),
+            1,
+        )],
+    );
+    let st = json(&env.cli_in(false, &["log", "stats", "--json"], None));
+    assert_eq!(
+        st["by_code"][0],
+        serde_json::json!({"code": "timeout", "turns": 1})
+    );
+    assert_eq!(st["total"], 2);
+    assert!(st["days"][0].is_object());
+}
+
+#[test]
+fn turn_id_prefixes_short_ids_and_scoped_search_and_stats() {
+    let mut env = TestEnv::new();
+    seed(
+        &mut env,
+        &[
+            (
+                "abcd0001-0000-4000-8000-000000000001",
+                "s1",
+                "invoice forty two",
+                "ok",
+                None,
+                90,
+            ),
+            (
+                "abcd0002-0000-4000-8000-000000000002",
+                "s1",
+                "invoices overdue",
+                "ok",
+                None,
+                30,
+            ),
+            (
+                "abce0003-0000-4000-8000-000000000003",
+                "s2",
+                "invoice paid",
+                "error",
+                Some("timeout"),
+                20,
+            ),
+            (
+                "ffff0004-0000-4000-8000-000000000004",
+                "s2",
+                "weather",
+                "ok",
+                None,
+                10,
+            ),
+        ],
+    );
+    // A unique prefix, an ambiguous one (exit 2, candidates named), none.
+    let shown = env.cli_in(false, &["log", "show", "abce"], None).ok();
+    assert!(shown.contains("invoice paid"), "{shown}");
+    let r = env.cli_in(false, &["log", "show", "abcd"], None);
+    r.code(2);
+    assert!(
+        r.stderr.contains("abcd0001-0000-4000-8000-000000000001")
+            && r.stderr.contains("abcd0002-0000-4000-8000-000000000002"),
+        "{r}"
+    );
+    env.cli_in(false, &["log", "show", "0123"], None).code(1);
+    env.cli_in(false, &["poll", "abcd"], None).code(2);
+    // poll of a finished turn by prefix: its reply, without asking the shim.
+    assert_eq!(env.cli_in(false, &["poll", "ffff"], None).ok(), "weather\n");
+    // The table shows short ids; piped, no message is cut.
+    let long = "a long message ".repeat(20);
+    seed(
+        &mut env,
+        &[(
+            "0c0c0005-0000-4000-8000-000000000005",
+            "s3",
+            &long,
+            "ok",
+            None,
+            5,
+        )],
+    );
+    let table = env.cli_in(false, &["log"], None).ok();
+    let first = table.lines().nth(1).unwrap();
+    assert!(first.starts_with("0c0c0005  "), "{table}");
+    assert!(
+        first.ends_with(long.trim_end()),
+        "piped, nothing cut\n{table}"
+    );
+    // Search with a trailing * and scopes.
+    let hits = |env: &mut TestEnv, args: &[&str]| {
+        // Options first, then the words.
+        let mut a = vec!["log", "search", "--jsonl"];
+        a.extend_from_slice(&args[1..]);
+        a.push(args[0]);
+        let r = env.cli_in(false, &a, None);
+        r.out().lines().count()
+    };
+    assert_eq!(hits(&mut env, &["invoice"]), 2);
+    assert_eq!(hits(&mut env, &["invoice*"]), 3);
+    assert_eq!(hits(&mut env, &["invoice*", "--session", "s2"]), 1);
+    assert_eq!(hits(&mut env, &["invoice*", "--since", "60m"]), 2);
+    assert_eq!(
+        hits(
+            &mut env,
+            &["invoice*", "--user", "0123abcd-1111-4222-8333-444455556666"]
+        ),
+        0
+    );
+    // Stats scoped the same way.
+    let st = json(&env.cli_in(false, &["log", "stats", "--json", "--session", "s2"], None));
+    assert_eq!(
+        (st["total"].as_i64(), st["errors"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let st = json(&env.cli_in(false, &["log", "stats", "--json", "--since", "45m"], None));
+    assert_eq!(st["total"], 4);
+    // Prune takes the same time forms as --since.
+    let dry = env
+        .cli_in(
+            false,
+            &["log", "prune", "--older-than", "60m", "--dry-run"],
+            None,
+        )
+        .ok();
+    assert!(dry.starts_with("would delete 1 turns"), "{dry}");
+    env.cli_in(
+        false,
+        &["log", "prune", "--older-than", "2026-01-01", "--dry-run"],
+        None,
+    )
+    .ok();
+    env.cli_in(false, &["log", "prune", "--older-than", "whenever"], None)
+        .code(2);
+}
+
+#[test]
+fn completions_manual_and_help_with_examples() {
+    let mut env = TestEnv::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = env.cli_in(false, &["completions", shell], None).ok();
+        assert!(
+            out.contains("paliadin-cli") && out.contains("since"),
+            "{shell}"
+        );
+    }
+    env.cli_in(false, &["completions", "tcsh"], None).code(2);
+    let man = env.cli_in(false, &["man"], None).ok();
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH paliadin-cli 1"),
+        "{man}"
+    );
+    assert!(man.contains("PALIADIN-CLI LOG") && man.contains("\\-\\-older\\-than"));
+    // Every subcommand's help ends with examples; the ssh options stand
+    // under their own heading.
+    for sub in [
+        "turn",
+        "chat",
+        "health",
+        "reset",
+        "poll",
+        "status",
+        "sessions",
+        "log",
+        "doctor",
+        "completions",
+        "man",
+    ] {
+        let help = env.cli_in(false, &[sub, "--help"], None).ok();
+        let tail = &help[help
+            .rfind("Examples:")
+            .unwrap_or_else(|| panic!("{sub}: {help}"))..];
+        assert!(tail.lines().count() >= 3, "{sub}: {tail}");
+        assert!(
+            tail.contains(&format!("paliadin-cli {sub}")),
+            "{sub}: {tail}"
+        );
+        if sub != "completions" && sub != "man" {
+            let conn = help.find("Connection:").expect("a Connection heading");
+            assert!(help.find("--host").unwrap() > conn, "{help}");
+        }
+    }
+}
+
+#[test]
+fn doctor_checks_the_whole_path_one_line_each() {
+    let mut env = TestEnv::new();
+    let r = env.cli(&["doctor", "--session", "doc"]);
+    let out = r.ok();
+    let checks: Vec<&str> = out
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap_or(""))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "config",
+            "key",
+            "known_hosts",
+            "host",
+            "shim",
+            "agent",
+            "timing"
+        ],
+        "{r}"
+    );
+    for l in out.lines() {
+        assert!(l.starts_with("ok ") || l.starts_with("warn "), "{r}");
+    }
+    assert!(
+        out.contains("connect ") && out.contains("shim work "),
+        "{r}"
+    );
+    // A key others can read is named with its fix.
+    let key = env.sshd().client_key.clone();
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let r = env.cli(&["doctor"]);
+    r.code(1);
+    assert!(
+        r.out().contains("FAIL  key") && r.out().contains("chmod 600"),
+        "{r}"
+    );
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // A broken config: its own FAIL line, before anything else.
+    std::fs::write(env.home.join(".config/paliadin/cli.toml"), "port = 'x'\n").unwrap();
+    let r = env.cli(&["doctor"]);
+    r.code(1);
+    assert!(r.out().starts_with("FAIL  config"), "{r}");
+    assert_eq!(r.out().lines().count(), 1, "{r}");
 }

@@ -116,9 +116,10 @@ impl World {
         self.script("laptop.sh", &all)
     }
 
+    /// server.sh with `--yes`: without a terminal it changes nothing otherwise.
     fn server(&self, args: &[&str]) -> Run {
         let cli = bin("paliadin-cli");
-        let mut all = vec!["--cli-bin", cli.to_str().expect("utf-8 path")];
+        let mut all = vec!["--yes", "--cli-bin", cli.to_str().expect("utf-8 path")];
         all.extend_from_slice(args);
         self.script("server.sh", &all)
     }
@@ -887,4 +888,78 @@ fn laptop_keeps_symlinked_files_as_symlinks() {
     );
     assert!(keys.contains("restrict,command="), "{keys}");
     assert!(read(&dotfiles.join("claude.json")).contains("hasTrustDialogAccepted"));
+}
+
+#[test]
+fn server_without_a_terminal_changes_nothing_unless_yes_and_lists_what_uninstall_removes() {
+    let w = World::new();
+    let host_key = type_blob(&keygen(&w.scratch, "laptop-host"));
+    let cli = bin("paliadin-cli");
+    let args = [
+        "--cli-bin",
+        cli.to_str().unwrap(),
+        "--host",
+        "laptop.test",
+        "--host-key",
+        &host_key,
+    ];
+    let before = w.snapshot();
+    let r = w.script("server.sh", &args);
+    r.code(2);
+    assert!(r.stderr.contains("run again with --yes"), "{r}");
+    assert!(r.out().contains("would: "), "the changes are listed\n{r}");
+    same(&before, &w.snapshot(), "no terminal, no --yes");
+    w.server(&args[2..]).ok();
+    let installed = w.snapshot();
+    // --uninstall lists exactly what it removes, then (no terminal) stops.
+    let r = w.script("server.sh", &["--uninstall"]);
+    r.code(2);
+    for p in [
+        ".local/bin/paliadin-cli",
+        ".config/paliadin/cli.toml",
+        ".config/paliadin/id_ed25519",
+    ] {
+        assert!(
+            r.out()
+                .lines()
+                .any(|l| l.starts_with("would: remove") && l.contains(p)),
+            "{p} not listed\n{r}"
+        );
+    }
+    same(&installed, &w.snapshot(), "--uninstall without --yes");
+    let r = w.script("server.sh", &["--uninstall", "--yes"]);
+    r.ok();
+    assert!(!w.h(".local/bin/paliadin-cli").exists(), "{r}");
+}
+
+#[test]
+fn quickstart_parses_its_options_and_cleans_twice() {
+    let w = World::new();
+    let r = w.script("quickstart.sh", &["--help"]);
+    assert!(r.ok().starts_with("Usage: install/quickstart.sh"), "{r}");
+    let r = w.script("quickstart.sh", &["-h"]);
+    assert!(r.ok().starts_with("Usage: install/quickstart.sh"), "{r}");
+    let r = w.script("quickstart.sh", &["--no-such-option"]);
+    r.code(2);
+    assert!(r.stderr.contains("unknown option --no-such-option"), "{r}");
+    w.script("quickstart.sh", &["one", "two"]).code(2);
+    // Neither built nor ran a turn: nothing under HOME.
+    assert!(w.snapshot().is_empty(), "{:?}", w.snapshot().keys());
+    // --clean with nothing there says so, twice; its tmux server is this
+    // HOME's own.
+    let state = w.h(".local/state/paliadin-quickstart");
+    std::fs::create_dir_all(state.join("work")).unwrap();
+    let r = w.script("quickstart.sh", &["--clean"]);
+    assert!(r.ok().contains("removed "), "{r}");
+    assert!(!state.exists());
+    let first = w.script("quickstart.sh", &["--clean"]).ok();
+    assert!(first.starts_with("nothing to remove: "), "{first}");
+    let other = World::new();
+    let second = other.script("quickstart.sh", &["--clean"]).ok();
+    let socket = |s: &str| s.split("tmux server ").nth(1).unwrap().trim().to_owned();
+    assert!(
+        socket(&first).starts_with("paliadin-quickstart-"),
+        "{first}"
+    );
+    assert_ne!(socket(&first), socket(&second), "one tmux server per HOME");
 }

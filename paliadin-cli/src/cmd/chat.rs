@@ -14,7 +14,6 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::cli::ChatArgs;
@@ -33,10 +32,12 @@ Type a message and press Enter to send it.
   opens and closes a block; a paste of several lines is one message.
 /status          the session's state on the laptop
 /reset           end the session; the next message starts afresh
-/poll <turn-id>  collect the reply of a turn that timed out
+/poll [turn-id]  collect the reply of a turn that timed out or was stopped
+                 (without an id: the last such turn; a unique prefix will do)
 /help            this text
 /quit, /exit     leave (also Ctrl-D)
 Ctrl-C clears the line at the prompt and stops a running turn.
+Lines typed while a turn runs are kept and sent after it, in order.
 ";
 
 /// What the prompt gave.
@@ -48,10 +49,71 @@ enum Input {
     End,
 }
 
-/// rustyline and the history file.
+/// rustyline, the history file, and the lines typed ahead while a turn ran.
 struct Prompt {
     editor: DefaultEditor,
     history: Option<PathBuf>,
+    /// Whole lines typed during a turn, to be read before the keyboard.
+    queued: std::collections::VecDeque<String>,
+    /// A line begun during a turn and not yet ended: the next prompt's text.
+    partial: String,
+}
+
+/// Keeps what is typed while a turn runs: the terminal stops echoing and
+/// stops assembling lines (Ctrl-C still signals), so the keys wait in its
+/// buffer; [`TypeAhead::finish`] reads them back and restores the terminal,
+/// also on drop.
+struct TypeAhead {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl TypeAhead {
+    fn begin(tty: bool) -> TypeAhead {
+        use rustix::termios::{
+            tcgetattr, tcsetattr, LocalModes, OptionalActions, SpecialCodeIndex,
+        };
+        let fd = rustix::stdio::stdin();
+        let saved = tty.then(|| tcgetattr(fd).ok()).flatten();
+        if let Some(t) = &saved {
+            let mut quiet = t.clone();
+            quiet
+                .local_modes
+                .remove(LocalModes::ICANON | LocalModes::ECHO);
+            quiet.special_codes[SpecialCodeIndex::VMIN] = 0;
+            quiet.special_codes[SpecialCodeIndex::VTIME] = 0;
+            let _ = tcsetattr(fd, OptionalActions::Now, &quiet);
+        }
+        TypeAhead { saved }
+    }
+
+    /// The bytes typed since [`TypeAhead::begin`].
+    fn finish(mut self) -> Vec<u8> {
+        let mut typed = Vec::new();
+        if self.saved.is_some() {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = rustix::io::read(rustix::stdio::stdin(), &mut buf) {
+                typed.extend_from_slice(&buf[..n]);
+            }
+        }
+        self.restore();
+        typed
+    }
+
+    fn restore(&mut self) {
+        if let Some(t) = self.saved.take() {
+            let _ = rustix::termios::tcsetattr(
+                rustix::stdio::stdin(),
+                rustix::termios::OptionalActions::Now,
+                &t,
+            );
+        }
+    }
+}
+
+impl Drop for TypeAhead {
+    fn drop(&mut self) {
+        self.restore();
+    }
 }
 
 /// `$XDG_STATE_HOME/paliadin/chat_history`, made private before first use.
@@ -86,7 +148,51 @@ impl Prompt {
                 Err(e) => eprintln!("paliadin-cli: warning: no chat history: {e}"),
             }
         }
-        Ok(Prompt { editor, history })
+        Ok(Prompt {
+            editor,
+            history,
+            queued: Default::default(),
+            partial: String::new(),
+        })
+    }
+
+    /// Adds keys typed during a turn: each Enter ends a line; Backspace
+    /// takes back a character; escape sequences (arrows) are dropped.
+    fn type_ahead(&mut self, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' | '\n' => self.queued.push_back(std::mem::take(&mut self.partial)),
+                '\x7f' | '\x08' => {
+                    self.partial.pop();
+                }
+                '\x1b' => {
+                    // CSI: ESC [ parameters final-byte.
+                    if chars.peek() == Some(&'[') {
+                        chars.next();
+                        for f in chars.by_ref() {
+                            if ('\x40'..='\x7e').contains(&f) {
+                                break;
+                            }
+                        }
+                    }
+                }
+                c if c.is_control() && c != '\t' => {}
+                c => self.partial.push(c),
+            }
+        }
+    }
+
+    /// One line: typed ahead if there is one (shown after its prompt, as
+    /// if typed now), else from the keyboard.
+    fn line(&mut self, prompt: &str) -> Result<String, ReadlineError> {
+        if let Some(l) = self.queued.pop_front() {
+            println!("{prompt}{l}");
+            return Ok(l);
+        }
+        let partial = std::mem::take(&mut self.partial);
+        self.editor.readline_with_initial(prompt, (&partial, ""))
     }
 
     /// One input: lines joined while they end in `\`, or a `"""` block.
@@ -99,7 +205,7 @@ impl Prompt {
             } else {
                 MORE
             };
-            let line = match self.editor.readline(prompt) {
+            let line = match self.line(prompt) {
                 Ok(l) => l,
                 Err(ReadlineError::Interrupted) => return Ok(Input::Cleared),
                 Err(ReadlineError::Eof) => return Ok(Input::End),
@@ -140,39 +246,6 @@ impl Prompt {
     }
 }
 
-/// Runs `f` on a worker thread; meanwhile a spinner with the elapsed
-/// seconds on stderr, cleared afterwards.
-fn with_spinner<T: Send>(spin: bool, f: impl FnOnce() -> T + Send) -> T {
-    const FRAMES: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
-    std::thread::scope(|s| {
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let worker = s.spawn(move || {
-            let out = f();
-            let _ = done_tx.send(());
-            out
-        });
-        if spin {
-            let start = Instant::now();
-            let mut frame = 0;
-            // Redraw ten times a second; the reply is shown the moment it
-            // is there, not at the next frame.
-            loop {
-                let secs = start.elapsed().as_secs();
-                eprint!("\r{} thinking… {secs}s", FRAMES[frame % FRAMES.len()]);
-                frame += 1;
-                match done_rx.recv_timeout(Duration::from_millis(100)) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => break,
-                }
-            }
-            eprint!("\r\x1b[2K");
-        }
-        worker
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
-}
-
 /// A chat's settings and its client.
 struct Chat {
     client: Client,
@@ -180,6 +253,8 @@ struct Chat {
     user_id: Option<Uuid>,
     spin: bool,
     color: bool,
+    /// The last turn that timed out or was stopped, for `/poll` alone.
+    unfinished: Option<Uuid>,
 }
 
 impl Chat {
@@ -199,19 +274,49 @@ impl Chat {
             page_origin: Some("chat".into()),
         };
         let client = &mut self.client;
-        let r = with_spinner(self.spin, || client.turn(&req));
+        let r = crate::cmd::progress::with_spinner(self.spin, || client.turn(&req));
         self.show(&r)
     }
 
     fn poll(&mut self, arg: &str) -> anyhow::Result<()> {
-        let Ok(id) = Uuid::parse_str(arg.trim()) else {
-            eprintln!("usage: /poll <turn-id>");
-            return Ok(());
+        let arg = arg.trim();
+        let id = if arg.is_empty() {
+            match self.unfinished {
+                Some(id) => id,
+                None => {
+                    eprintln!("no unfinished turn in this chat: /poll <turn-id>");
+                    return Ok(());
+                }
+            }
+        } else {
+            match (Uuid::parse_str(arg), self.client.store.as_ref()) {
+                (Ok(id), _) => id,
+                (Err(_), Some(store)) => match super::log::resolve(store, arg) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Ok(());
+                    }
+                },
+                (Err(_), None) => {
+                    eprintln!("usage: /poll [turn-id]");
+                    return Ok(());
+                }
+            }
         };
         self.forget_signals();
         let (client, session) = (&mut self.client, self.session.clone());
-        match with_spinner(self.spin, || client.poll(id, Some(session))) {
-            Ok(r) => self.show(&r),
+        match crate::cmd::progress::with_spinner(self.spin, || client.poll(id, Some(session))) {
+            Ok(r) => {
+                if r.error_code.is_none() && self.unfinished == Some(id) {
+                    self.unfinished = None;
+                }
+                if r.still_running {
+                    eprintln!("turn {id} is still running on the laptop; /poll again later");
+                    return Ok(());
+                }
+                self.show(&r)
+            }
             Err(e) => {
                 eprintln!("error: {}: {}", e.code, e.detail);
                 Ok(())
@@ -230,19 +335,28 @@ impl Chat {
         match r.error_code {
             None => {
                 let body = r.response.as_deref().unwrap_or("");
-                out(&crate::render::reply(body, self.color))?;
+                out(&crate::render::reply_width(
+                    body,
+                    self.color,
+                    crate::cmd::stdout_width(),
+                ))?;
                 out(&crate::render::status_line(r, self.color))?;
             }
             Some(ErrorCode::Interrupted) => {
-                eprintln!("(interrupted)");
+                eprintln!(
+                    "(interrupted) turn {}: the agent may still answer; /poll collects it",
+                    r.turn_id
+                );
+                self.unfinished = r.turn_id.parse().ok();
                 self.forget_signals();
             }
             Some(code) => {
                 let detail = r.error_detail.as_deref().unwrap_or("");
                 eprintln!("error: {code}: {detail}");
                 if code == ErrorCode::Timeout {
+                    self.unfinished = r.turn_id.parse().ok();
                     eprintln!(
-                        "the agent is still working; /poll {} collects it later",
+                        "the agent is still working; /poll (or /poll {}) collects it later",
                         r.turn_id
                     );
                 }
@@ -277,7 +391,7 @@ impl Chat {
 
 pub fn run(app: &App, a: &ChatArgs) -> anyhow::Result<u8> {
     let session = app.session(&a.target, "cli")?;
-    let client = app.client(true)?;
+    let client = app.client(Some("turns"))?;
     // SIGTERM also stops a turn through the client's cancel pipe; this flag
     // tells it apart from Ctrl-C, so that it ends the chat.
     let terminated = Arc::new(AtomicBool::new(false));
@@ -307,6 +421,7 @@ pub fn run(app: &App, a: &ChatArgs) -> anyhow::Result<u8> {
         user_id: a.target.user,
         spin: tty && crate::cmd::stderr_is_tty(),
         color: tty && crate::cmd::color(),
+        unfinished: None,
     };
     loop {
         at_prompt.store(true, Ordering::Relaxed);
@@ -324,12 +439,15 @@ pub fn run(app: &App, a: &ChatArgs) -> anyhow::Result<u8> {
         if trimmed.is_empty() {
             continue;
         }
-        if trimmed.starts_with('/') && !trimmed.contains('\n') {
-            if !chat.command(trimmed)? {
-                break;
-            }
+        let typing = TypeAhead::begin(tty);
+        let go_on = if trimmed.starts_with('/') && !trimmed.contains('\n') {
+            chat.command(trimmed)
         } else {
-            chat.turn(text.trim_end().to_owned())?;
+            chat.turn(text.trim_end().to_owned()).map(|()| true)
+        };
+        prompt.type_ahead(&typing.finish());
+        if !go_on? {
+            break;
         }
         if terminated.load(Ordering::Relaxed) {
             return Ok(exit::of(ErrorCode::Interrupted));

@@ -3,9 +3,12 @@
 //! small output helpers (stdout for data, stderr for talk).
 
 pub mod chat;
+pub mod docs;
+pub mod doctor;
 pub mod health;
 pub mod log;
 pub mod poll;
+pub mod progress;
 pub mod reset;
 pub mod sessions;
 pub mod status;
@@ -42,7 +45,7 @@ impl App {
             timeout_secs,
         };
         Ok(App {
-            settings: Settings::load(&o)?,
+            settings: Settings::load(&o).map_err(|e| ConfigError(one_line(&format!("{e:#}"))))?,
         })
     }
 
@@ -52,15 +55,54 @@ impl App {
             .with_context(|| format!("cannot open the turn log {}", self.settings.db.display()))
     }
 
-    /// A client; with the log when `logged`, and stopped by Ctrl-C/SIGTERM.
-    pub fn client(&self, logged: bool) -> anyhow::Result<Client> {
-        let store = if logged { Some(self.store()?) } else { None };
+    /// A client stopped by Ctrl-C/SIGTERM; with the log when `logged` names
+    /// what it records. A log that cannot be opened never stops the call:
+    /// a warning says what will not be recorded, and the call goes on.
+    pub fn client(&self, logged: Option<&str>) -> anyhow::Result<Client> {
+        let transport = self.transport()?;
+        let store = match logged {
+            None => None,
+            Some(what) => match self.store() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!(
+                        "paliadin-cli: warning: {what} will not be recorded: {}",
+                        one_line(&format!("{e:#}"))
+                    );
+                    None
+                }
+            },
+        };
         Ok(Client {
-            transport: self.settings.transport()?,
+            transport,
             store,
             timeout: self.settings.timeout,
             cancel: Some(crate::signals::cancel_pipe().context("cannot install signal handlers")?),
         })
+    }
+
+    /// How calls reach the shim; a missing host is a [`ConfigError`].
+    pub fn transport(&self) -> anyhow::Result<crate::transport::Transport> {
+        let t = self
+            .settings
+            .transport()
+            .map_err(|e| ConfigError(one_line(&format!("{e:#}"))))?;
+        // Named here, before ssh would say only "Permission denied".
+        if matches!(t, crate::transport::Transport::Ssh(_)) {
+            for (flag, file) in [
+                ("--key", &self.settings.key),
+                ("--known-hosts", &self.settings.known_hosts),
+            ] {
+                if let Some(f) = file.as_ref().filter(|f| !f.exists()) {
+                    return Err(ConfigError(format!(
+                        "{flag} file {} does not exist: check the path (or run install/server.sh)",
+                        f.display()
+                    ))
+                    .into());
+                }
+            }
+        }
+        Ok(t)
     }
 
     /// The session a [`Target`] names; `fallback` when it names none.
@@ -78,10 +120,50 @@ impl App {
     }
 }
 
-/// Wrong usage: printed like any error, but exit 2.
+/// Wrong usage: printed like any error, but exit 2 (`invalid_input`).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Usage(pub String);
+
+/// A broken or missing configuration: exit 1 (`config_error`), and for
+/// `health` the Nagios UNKNOWN.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Something asked for is not there (a turn id): exit 1 (`not_found`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotFound(pub String);
+
+/// The `error_code` and exit status of a command that failed before or
+/// outside a call to the shim. Besides the codes of PROTOCOL section 6:
+/// `config_error`, `log_error` (the turn log), `not_found` and `failure`.
+pub fn classify(e: &anyhow::Error) -> (&'static str, u8) {
+    if e.downcast_ref::<Usage>().is_some() {
+        return ("invalid_input", crate::exit::USAGE);
+    }
+    if e.downcast_ref::<NotFound>().is_some() {
+        return ("not_found", crate::exit::FAILURE);
+    }
+    if e.downcast_ref::<ConfigError>().is_some() {
+        return ("config_error", crate::exit::FAILURE);
+    }
+    if e.chain()
+        .any(|c| c.downcast_ref::<crate::store::StoreError>().is_some())
+    {
+        return ("log_error", crate::exit::FAILURE);
+    }
+    ("failure", crate::exit::FAILURE)
+}
+
+/// The one JSON object a `--json` command prints when it fails.
+pub fn json_error(code: &str, error: &str) -> String {
+    format!(
+        "{}\n",
+        serde_json::json!({ "error_code": code, "error": one_line(error) })
+    )
+}
 
 /// A session name from the command line; a bad one is a usage error.
 pub fn session_name(name: &str) -> anyhow::Result<SessionName> {
@@ -105,10 +187,14 @@ pub fn out(text: &str) -> anyhow::Result<()> {
         .context("cannot write to stdout")
 }
 
-/// The one-line report of a failed call, and its exit status.
-pub fn call_failed(what: &str, e: &CallError) -> u8 {
+/// The one-line report of a failed call (and with `json` its JSON object on
+/// stdout), and its exit status.
+pub fn call_failed(what: &str, e: &CallError, json: bool) -> anyhow::Result<u8> {
     eprintln!("paliadin-cli: {what}: {}: {}", e.code, e.detail);
-    crate::exit::of(e.code)
+    if json {
+        out(&json_error(e.code.as_str(), &e.detail))?;
+    }
+    Ok(crate::exit::of(e.code))
 }
 
 /// Whether stderr is a terminal (progress and colour only then).
@@ -120,4 +206,20 @@ pub fn stderr_is_tty() -> bool {
 pub fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         && rustix::termios::isatty(rustix::stdio::stdout())
+}
+
+/// The width to fit tables to: the terminal's when stdout is one (`COLUMNS`
+/// wins, as for `ls`), `None` when piped (nothing is cut).
+pub fn stdout_width() -> Option<usize> {
+    let fd = rustix::stdio::stdout();
+    if !rustix::termios::isatty(fd) {
+        return None;
+    }
+    if let Some(c) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(c);
+    }
+    rustix::termios::tcgetwinsize(fd)
+        .ok()
+        .map(|w| w.ws_col as usize)
+        .filter(|&w| w > 0)
 }

@@ -6,12 +6,12 @@ use crate::exit;
 
 pub fn run(app: &App, a: &ResetArgs) -> anyhow::Result<u8> {
     let session = app.session(&a.target, "cli")?;
-    let client = app.client(false)?;
+    let client = app.client(None)?;
     match client.reset(&session) {
         Ok(()) => {
             out(&format!("reset {session}\n"))?;
             Ok(exit::OK)
         }
-        Err(e) => Ok(call_failed(&format!("reset {session}"), &e)),
+        Err(e) => call_failed(&format!("reset {session}"), &e, false),
     }
 }

@@ -31,10 +31,10 @@ pub fn describe(v: &Value) -> String {
 }
 
 pub fn run(app: &App, a: &SessionsArgs) -> anyhow::Result<u8> {
-    let client = app.client(false)?;
+    let client = app.client(None)?;
     let all = match client.sessions() {
         Ok(v) => v,
-        Err(e) => return Ok(call_failed("sessions", &e)),
+        Err(e) => return call_failed("sessions", &e, a.json),
     };
     let mut text = String::new();
     if a.json {

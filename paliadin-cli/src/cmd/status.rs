@@ -6,10 +6,10 @@ use crate::exit;
 
 pub fn run(app: &App, a: &StatusArgs) -> anyhow::Result<u8> {
     let session = app.session(&a.target, "cli")?;
-    let client = app.client(false)?;
+    let client = app.client(None)?;
     let v = match client.status(&session) {
         Ok(v) => v,
-        Err(e) => return Ok(call_failed(&format!("status {session}"), &e)),
+        Err(e) => return call_failed(&format!("status {session}"), &e, a.json),
     };
     if a.json {
         out(&format!("{v}\n"))?;

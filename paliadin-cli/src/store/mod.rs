@@ -2,8 +2,9 @@
 //! turn (PROTOCOL section 6) and every reachability probe.
 //!
 //! This module owns the database: the file and its pragmas, the schema and its
-//! append-only migrations, and every SQL statement the client runs. Nothing
-//! else in the crate writes SQL.
+//! append-only migrations (`schema.rs`), the turns' and probes' writes and
+//! queries (here) and the statistics (`stats.rs`), so every SQL statement the
+//! client runs. Nothing else in the crate writes SQL.
 //!
 //! It must never run ssh (or any other program), and never hold a transaction
 //! across anything slow: a turn's row is written in one short `BEGIN
@@ -11,100 +12,23 @@
 //! it, so a turn that takes minutes holds no lock while it runs and a crash
 //! mid-turn still leaves a `running` row behind.
 
+mod schema;
+mod stats;
+
 use std::fmt;
-use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
 
-use paliadin_core::fsutil;
-use paliadin_core::timefmt::day_of_ms;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, Type, Value, ValueRef};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row, ToSql};
-use rusqlite::{ErrorCode, Transaction, TransactionBehavior};
+use rusqlite::{Transaction, TransactionBehavior};
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
-/// How long a statement waits for another process's write lock before it
-/// gives up with "database is locked". Set explicitly: rusqlite's default
-/// is the same today, but the promise is ours, not theirs.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub use stats::{CodeCount, DayStats, ProbeStats, Stats};
 
 const DAY_MS: i64 = 86_400_000;
-
-/// The schema, one entry per `user_version`: entry `i` takes the database
-/// from version `i` to `i + 1`. Append only: never edit, reorder or remove an
-/// entry once a binary with it has been released, because databases in the
-/// field have already run it.
-const MIGRATIONS: &[&str] = &[
-    // 1: turns with full-text search over message and response, and probes.
-    r#"
-    CREATE TABLE turns (
-        id             INTEGER PRIMARY KEY,
-        turn_id        TEXT NOT NULL UNIQUE,
-        user_id        TEXT,
-        session        TEXT NOT NULL,
-        host           TEXT NOT NULL,
-        started_ms     INTEGER NOT NULL,
-        ended_ms       INTEGER,
-        duration_ms    INTEGER,
-        message        TEXT NOT NULL,
-        page_origin    TEXT,
-        response       TEXT,
-        tokens         INTEGER,
-        used_tools     TEXT,
-        rows_seen      INTEGER,
-        classifier_tag TEXT,
-        chip_count     INTEGER,
-        status         TEXT NOT NULL
-                       CHECK (status IN ('running', 'ok', 'error', 'pending')),
-        error_code     TEXT,
-        error_detail   TEXT
-    );
-    CREATE INDEX turns_started ON turns (started_ms);
-    CREATE INDEX turns_session_started ON turns (session, started_ms);
-    CREATE INDEX turns_user_started ON turns (user_id, started_ms);
-    CREATE INDEX turns_status_started ON turns (status, started_ms);
-    -- Partial: only failed turns carry a code, so this stays small, and
-    -- `list --error-code` need not walk every turn to find a rare one.
-    CREATE INDEX turns_error_code_started ON turns (error_code, started_ms)
-        WHERE error_code IS NOT NULL;
-
-    CREATE VIRTUAL TABLE turns_fts USING fts5(
-        message, response,
-        content = 'turns', content_rowid = 'id',
-        tokenize = 'unicode61 remove_diacritics 2'
-    );
-    CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN
-        INSERT INTO turns_fts (rowid, message, response)
-        VALUES (new.id, new.message, new.response);
-    END;
-    CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN
-        INSERT INTO turns_fts (turns_fts, rowid, message, response)
-        VALUES ('delete', old.id, old.message, old.response);
-    END;
-    CREATE TRIGGER turns_fts_update AFTER UPDATE OF message, response ON turns BEGIN
-        INSERT INTO turns_fts (turns_fts, rowid, message, response)
-        VALUES ('delete', old.id, old.message, old.response);
-        INSERT INTO turns_fts (rowid, message, response)
-        VALUES (new.id, new.message, new.response);
-    END;
-
-    CREATE TABLE probes (
-        id          INTEGER PRIMARY KEY,
-        session     TEXT NOT NULL,
-        host        TEXT NOT NULL,
-        at_ms       INTEGER NOT NULL,
-        duration_ms INTEGER NOT NULL,
-        ok          INTEGER NOT NULL,
-        error_code  TEXT,
-        detail      TEXT
-    );
-    CREATE INDEX probes_at ON probes (at_ms);
-    "#,
-];
 
 /// Every column of `turns`, in the order [`turn_from_row`] reads them.
 const TURN_COLUMNS: &str = "id, turn_id, user_id, session, host, started_ms, ended_ms, \
@@ -203,7 +127,7 @@ impl FromSql for Status {
 }
 
 /// A turn about to be sent: the row written before the ssh call.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewTurn {
     /// The id the client made for this turn.
     #[serde(serialize_with = "ser_uuid")]
@@ -215,7 +139,8 @@ pub struct NewTurn {
     pub session: String,
     /// The ssh destination.
     pub host: String,
-    /// When the turn started, ms since the epoch.
+    /// When the turn started, ms since the epoch; in JSON `started`, RFC 3339.
+    #[serde(rename = "started", serialize_with = "ser_time")]
     pub started_ms: i64,
     /// The user's message.
     pub message: String,
@@ -223,11 +148,14 @@ pub struct NewTurn {
     pub page_origin: Option<String>,
 }
 
-/// How a turn ended: what completes its row after the ssh call.
-#[derive(Debug, Clone, Serialize)]
+/// How a turn ended: what completes its row after the ssh call (and, in a
+/// [`TurnRow`] still running, status `running` and nothing else).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
-    /// When the turn ended, ms since the epoch.
-    pub ended_ms: i64,
+    /// When the turn ended, ms since the epoch; in JSON `ended`, RFC 3339.
+    /// `None` only while running ([`Store::finish_turn`] takes now then).
+    #[serde(rename = "ended", serialize_with = "ser_opt_time")]
+    pub ended_ms: Option<i64>,
     /// The final status.
     pub status: Status,
     /// The response without its trailer.
@@ -248,50 +176,21 @@ pub struct Outcome {
     pub error_detail: Option<String>,
 }
 
-/// One row of `turns`, every column. Times are ms since the epoch; callers
-/// format them (see `paliadin_core::timefmt`).
+/// One row of `turns`: the turn as it was sent and how it ended (flattened
+/// into one object in JSON). Times are ms since the epoch; callers format
+/// them (see `paliadin_core::timefmt`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TurnRow {
     /// The row id; increases with every turn written.
     pub id: i64,
-    /// See [`NewTurn::turn_id`].
-    #[serde(serialize_with = "ser_uuid")]
-    pub turn_id: Uuid,
-    /// See [`NewTurn::user_id`].
-    #[serde(serialize_with = "ser_opt_uuid")]
-    pub user_id: Option<Uuid>,
-    /// See [`NewTurn::session`].
-    pub session: String,
-    /// See [`NewTurn::host`].
-    pub host: String,
-    /// See [`NewTurn::started_ms`].
-    pub started_ms: i64,
-    /// See [`Outcome::ended_ms`]; `None` while running.
-    pub ended_ms: Option<i64>,
+    /// What [`Store::begin_turn`] wrote.
+    #[serde(flatten)]
+    pub turn: NewTurn,
     /// `ended_ms - started_ms`; `None` while running.
     pub duration_ms: Option<i64>,
-    /// See [`NewTurn::message`].
-    pub message: String,
-    /// See [`NewTurn::page_origin`].
-    pub page_origin: Option<String>,
-    /// See [`Outcome::response`].
-    pub response: Option<String>,
-    /// See [`Outcome::tokens`].
-    pub tokens: Option<i64>,
-    /// See [`Outcome::used_tools`]; empty while running.
-    pub used_tools: Vec<String>,
-    /// See [`Outcome::rows_seen`].
-    pub rows_seen: Option<i64>,
-    /// See [`Outcome::classifier_tag`].
-    pub classifier_tag: Option<String>,
-    /// See [`Outcome::chip_count`].
-    pub chip_count: Option<i64>,
-    /// See [`Outcome::status`].
-    pub status: Status,
-    /// See [`Outcome::error_code`].
-    pub error_code: Option<String>,
-    /// See [`Outcome::error_detail`].
-    pub error_detail: Option<String>,
+    /// What [`Store::finish_turn`] wrote; status `running` until then.
+    #[serde(flatten)]
+    pub outcome: Outcome,
 }
 
 /// One reachability check of a host's shim.
@@ -301,7 +200,8 @@ pub struct Probe {
     pub session: String,
     /// The ssh destination.
     pub host: String,
-    /// When the probe started, ms since the epoch.
+    /// When the probe started, ms since the epoch; in JSON `at`, RFC 3339.
+    #[serde(rename = "at", serialize_with = "ser_time")]
     pub at_ms: i64,
     /// How long it took.
     pub duration_ms: i64,
@@ -350,46 +250,6 @@ impl Default for Filter {
     }
 }
 
-/// Totals over the turns in a time range, from [`Store::stats`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Stats {
-    /// All turns.
-    pub total: i64,
-    /// Turns with status `ok`.
-    pub ok: i64,
-    /// Turns with status `error`.
-    pub errors: i64,
-    /// Turns with status `pending`.
-    pub pending: i64,
-    /// Turns with status `running`.
-    pub running: i64,
-    /// `errors / total`, 0 when there are no turns.
-    pub error_rate: f64,
-    /// Turns per error code (any status), most frequent first.
-    pub by_code: Vec<(String, i64)>,
-    /// Median duration of finished turns (nearest rank).
-    pub median_ms: Option<i64>,
-    /// 95th percentile duration of finished turns (nearest rank).
-    pub p95_ms: Option<i64>,
-    /// One entry per UTC day that has turns, oldest first.
-    pub days: Vec<DayStats>,
-}
-
-/// One UTC day of [`Stats`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DayStats {
-    /// `YYYY-MM-DD`, UTC.
-    pub day: String,
-    /// Turns started that day.
-    pub total: i64,
-    /// Of those, turns with status `error`.
-    pub errors: i64,
-    /// Median duration of that day's finished turns (nearest rank).
-    pub median_ms: Option<i64>,
-    /// 95th percentile duration of that day's finished turns (nearest rank).
-    pub p95_ms: Option<i64>,
-}
-
 /// The open turn log. One per process; not shared between threads.
 #[derive(Debug)]
 pub struct Store {
@@ -398,83 +258,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the turn log at `path`, creating its directory (0700) and the
-    /// file (0600) if missing, and migrates it to the newest schema. Refuses,
-    /// without changing anything, a database from a newer `paliadin-cli`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fsutil::private_dir(dir)?;
-        }
-        // Create the file ourselves so it is private from the first byte;
-        // an existing file is not touched.
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e.into()),
-        }
-        let conn = Connection::open(path)?;
-        Store::setup(conn, path.to_path_buf(), true)
-    }
-
-    /// A fresh, migrated database in memory, for tests.
-    pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::setup(
-            Connection::open_in_memory()?,
-            PathBuf::from(":memory:"),
-            false,
-        )
-    }
-
-    fn setup(conn: Connection, path: PathBuf, wal: bool) -> Result<Store, StoreError> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        // Read the version before any pragma that writes (journal_mode does),
-        // so a newer binary's database is refused untouched.
-        check_version(user_version(&conn)?, &path)?;
-        if wal {
-            enable_wal(&conn)?;
-            // Each command is a short process: without this, every exit
-            // would checkpoint the WAL into the database and delete it (four
-            // disk flushes, measured). SQLite's auto-checkpoint still runs
-            // every 1000 pages, in whichever process crosses the mark.
-            conn.set_db_config(
-                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-                true,
-            )?;
-        }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { conn, path };
-        store.migrate()?;
-        Ok(store)
-    }
-
-    /// Applies the missing [`MIGRATIONS`] in one `BEGIN IMMEDIATE`
-    /// transaction. The version is read again inside it: another process may
-    /// have migrated between our first look and our taking the write lock.
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        let known = MIGRATIONS.len();
-        if user_version(&self.conn)? == known as i64 {
-            return Ok(());
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let found = user_version(&tx)?;
-        check_version(found, &self.path)?;
-        let from = usize::try_from(found).unwrap_or(0);
-        for sql in &MIGRATIONS[from..] {
-            tx.execute_batch(sql)?;
-        }
-        tx.pragma_update(None, "user_version", known as i64)?;
-        tx.commit()?;
-        Ok(())
-    }
-
     fn write(&mut self) -> Result<Transaction<'_>, StoreError> {
         Ok(self
             .conn
@@ -513,6 +296,9 @@ impl Store {
     /// collected by `poll` becomes `ok`); the last call wins.
     pub fn finish_turn(&mut self, turn_id: Uuid, outcome: &Outcome) -> Result<(), StoreError> {
         let tools = serde_json::to_string(&outcome.used_tools).unwrap_or_else(|_| "[]".into());
+        let ended = outcome
+            .ended_ms
+            .unwrap_or_else(paliadin_core::timefmt::now_ms);
         let tx = self.write()?;
         let changed = tx.execute(
             "UPDATE turns SET ended_ms = ?2, duration_ms = ?2 - started_ms, status = ?3, \
@@ -521,7 +307,7 @@ impl Store {
              WHERE turn_id = ?1",
             params![
                 turn_id.to_string(),
-                outcome.ended_ms,
+                ended,
                 outcome.status,
                 outcome.response,
                 outcome.tokens,
@@ -563,127 +349,81 @@ impl Store {
     /// literal phrase (case and diacritics ignored), and a turn must match
     /// every word.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<TurnRow>, StoreError> {
+        self.search_in(
+            query,
+            &Filter {
+                limit,
+                ..Filter::default()
+            },
+        )
+    }
+
+    /// [`Store::search`] among the turns `filter` selects, at most
+    /// `filter.limit`. A word ending in `*` matches words that start with it.
+    pub fn search_in(&self, query: &str, filter: &Filter) -> Result<Vec<TurnRow>, StoreError> {
         let fts = fts_query(query).ok_or(StoreError::EmptyQuery)?;
+        let (where_, mut args) = conditions(filter, "");
+        args.push(Value::Text(fts));
+        args.push(Value::Integer(sql_limit(filter.limit)));
+        let (m, l) = (args.len() - 1, args.len());
         // FTS5 walks its index backwards for `ORDER BY rowid DESC` and stops
         // at the limit, so a common word costs no more than a rare one.
-        let sql = format!(
-            "SELECT {TURN_COLUMNS} FROM turns JOIN (SELECT rowid AS hit FROM turns_fts \
-             WHERE turns_fts MATCH ?1 ORDER BY rowid DESC LIMIT ?2) ON id = hit \
-             ORDER BY id DESC"
-        );
+        let sql = if where_.is_empty() {
+            format!(
+                "SELECT {TURN_COLUMNS} FROM turns JOIN (SELECT rowid AS hit FROM turns_fts \
+                 WHERE turns_fts MATCH ?{m} ORDER BY rowid DESC LIMIT ?{l}) ON id = hit \
+                 ORDER BY id DESC"
+            )
+        } else {
+            format!(
+                "SELECT {TURN_COLUMNS} FROM turns{where_} AND id IN (SELECT rowid FROM turns_fts \
+                 WHERE turns_fts MATCH ?{m}) ORDER BY id DESC LIMIT ?{l}"
+            )
+        };
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map(params![fts, sql_limit(limit)], turn_from_row)?;
+        let rows = stmt.query_map(params_from_iter(args), turn_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Totals, error codes and durations of the turns started at or after
-    /// `since_ms` (all turns when `None`), overall and per UTC day.
-    pub fn stats(&self, since_ms: Option<i64>) -> Result<Stats, StoreError> {
-        let (cond, args): (&str, Vec<i64>) = match since_ms {
-            Some(t) => ("started_ms >= ?1", vec![t]),
-            None => ("1", vec![]),
-        };
-        let (total, ok, errors, pending, running, finished): (i64, i64, i64, i64, i64, i64) = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT COUNT(*), COALESCE(SUM(status = 'ok'), 0), \
-                 COALESCE(SUM(status = 'error'), 0), COALESCE(SUM(status = 'pending'), 0), \
-                 COALESCE(SUM(status = 'running'), 0), COUNT(duration_ms) \
-                 FROM turns WHERE {cond}"
-            ))?
-            .query_row(params_from_iter(&args), |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            })?;
-
-        let by_code = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT error_code, COUNT(*) FROM turns \
-                 WHERE error_code IS NOT NULL AND {cond} \
-                 GROUP BY error_code ORDER BY COUNT(*) DESC, error_code"
-            ))?
-            .query_map(params_from_iter(&args), |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<Vec<(String, i64)>, _>>()?;
-
-        // Nearest rank: the smallest value with at least p% of the values at
-        // or below it, i.e. the ceil(p * n / 100)-th in ascending order.
-        let (mut median_ms, mut p95_ms) = (None, None);
-        if finished > 0 {
-            let (k50, k95) = (rank(50, finished), rank(95, finished));
-            let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT rn, x FROM (SELECT duration_ms AS x, \
-                 ROW_NUMBER() OVER (ORDER BY duration_ms) AS rn \
-                 FROM turns WHERE duration_ms IS NOT NULL AND {cond}) \
-                 WHERE rn IN (?{a}, ?{b})",
-                a = args.len() + 1,
-                b = args.len() + 2,
-            ))?;
-            let all = args.iter().copied().chain([k50, k95]);
-            let mut rows = stmt.query(params_from_iter(all))?;
-            while let Some(row) = rows.next()? {
-                let (rn, x): (i64, i64) = (row.get(0)?, row.get(1)?);
-                if rn == k50 {
-                    median_ms = Some(x);
-                }
-                if rn == k95 {
-                    p95_ms = Some(x);
-                }
-            }
+    /// The ids of the turns whose id starts with `prefix` (lower-case hex
+    /// and hyphens), at most `limit`, in id order.
+    pub fn turn_ids_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let prefix = prefix.to_ascii_lowercase();
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Ok(Vec::new());
         }
-
-        // Per day, all in SQL so only one row per day comes back. NULL
-        // durations sort first, so a finished turn's rank within its day is
-        // its row number minus the day's unfinished turns. The rank formula
-        // is `rank` below, in integers.
-        let days = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT d, COUNT(*), COALESCE(SUM(status = 'error'), 0), \
-                 MAX(CASE WHEN rn = (50 * n + 99) / 100 THEN x END), \
-                 MAX(CASE WHEN rn = (95 * n + 99) / 100 THEN x END) \
-                 FROM (SELECT d, status, x, n, \
-                   ROW_NUMBER() OVER (PARTITION BY d ORDER BY x) - (all_n - n) AS rn \
-                   FROM (SELECT d, status, x, \
-                     COUNT(x) OVER (PARTITION BY d) AS n, \
-                     COUNT(*) OVER (PARTITION BY d) AS all_n \
-                     FROM (SELECT started_ms / {DAY_MS} - (started_ms % {DAY_MS} < 0) AS d, \
-                       status, duration_ms AS x FROM turns WHERE {cond}))) \
-                 GROUP BY d ORDER BY d"
-            ))?
-            .query_map(params_from_iter(&args), |r| {
-                Ok(DayStats {
-                    day: day_of_ms(r.get::<_, i64>(0)? * DAY_MS),
-                    total: r.get(1)?,
-                    errors: r.get(2)?,
-                    median_ms: r.get(3)?,
-                    p95_ms: r.get(4)?,
-                })
-            })?
+        // A range on the unique index: every id with the prefix sorts
+        // between the prefix and the prefix followed by the highest digit.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT turn_id FROM turns WHERE turn_id >= ?1 AND turn_id < ?2 \
+             ORDER BY turn_id LIMIT ?3",
+        )?;
+        let ids = stmt
+            .query_map(
+                params![prefix, format!("{prefix}~"), sql_limit(limit)],
+                |r| r.get::<_, String>(0),
+            )?
             .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids.iter().filter_map(|s| Uuid::parse_str(s).ok()).collect())
+    }
 
-        Ok(Stats {
-            total,
-            ok,
-            errors,
-            pending,
-            running,
-            error_rate: if total == 0 {
-                0.0
-            } else {
-                errors as f64 / total as f64
-            },
-            by_code,
-            median_ms,
-            p95_ms,
-            days,
-        })
+    /// How many turns and probes [`Store::prune`] would delete.
+    pub fn prune_count(&self, older_than_ms: i64) -> Result<(i64, i64), StoreError> {
+        let turns = self.conn.query_row(
+            "SELECT count(*) FROM turns WHERE started_ms < ?1",
+            [older_than_ms],
+            |r| r.get(0),
+        )?;
+        let probes = self.conn.query_row(
+            "SELECT count(*) FROM probes WHERE at_ms < ?1",
+            [older_than_ms],
+            |r| r.get(0),
+        )?;
+        Ok((turns, probes))
     }
 
     /// Deletes the turns started and the probes taken before `older_than_ms`
@@ -719,66 +459,38 @@ impl Store {
 
     /// The newest `limit` probes, newest first.
     pub fn probes(&self, limit: usize) -> Result<Vec<Probe>, StoreError> {
+        self.probes_since(None, None, limit)
+    }
+
+    /// The newest `limit` probes taken at or after `since_ms` (of `session`
+    /// when given), newest first.
+    pub fn probes_since(
+        &self,
+        since_ms: Option<i64>,
+        session: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Probe>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT session, host, at_ms, duration_ms, ok, error_code, detail FROM probes \
-             ORDER BY at_ms DESC, id DESC LIMIT ?1",
+             WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2) \
+             ORDER BY at_ms DESC, id DESC LIMIT ?3",
         )?;
-        let rows = stmt.query_map([sql_limit(limit)], |r| {
-            Ok(Probe {
-                session: r.get(0)?,
-                host: r.get(1)?,
-                at_ms: r.get(2)?,
-                duration_ms: r.get(3)?,
-                ok: r.get(4)?,
-                error_code: r.get(5)?,
-                detail: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map(
+            params![since_ms.unwrap_or(i64::MIN), session, sql_limit(limit)],
+            |r| {
+                Ok(Probe {
+                    session: r.get(0)?,
+                    host: r.get(1)?,
+                    at_ms: r.get(2)?,
+                    duration_ms: r.get(3)?,
+                    ok: r.get(4)?,
+                    error_code: r.get(5)?,
+                    detail: r.get(6)?,
+                })
+            },
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
-}
-
-/// Switches a database to write-ahead logging (a no-op once it is: the mode
-/// is stored in the file). The switch needs an exclusive lock, and SQLite
-/// skips the busy handler when waiting could deadlock, e.g. when two
-/// processes open a fresh file at once; so retry until the busy timeout.
-fn enable_wal(conn: &Connection) -> Result<(), StoreError> {
-    let deadline = Instant::now() + BUSY_TIMEOUT;
-    loop {
-        // Returns the resulting mode; a file system without shared memory
-        // keeps the old one, which is slower but still correct.
-        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
-            Ok(_mode) => return Ok(()),
-            Err(e)
-                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.pragma_query_value(None, "user_version", |r| r.get(0))
-}
-
-fn check_version(found: i64, path: &Path) -> Result<(), StoreError> {
-    let known = MIGRATIONS.len() as i64;
-    if found > known {
-        return Err(StoreError::TooNew {
-            path: path.to_path_buf(),
-            found,
-            known,
-        });
-    }
-    Ok(())
-}
-
-/// The 1-based nearest rank of the `percent`th percentile among `n` values.
-fn rank(percent: i64, n: i64) -> i64 {
-    (percent * n + 99) / 100
 }
 
 fn sql_limit(limit: usize) -> i64 {
@@ -789,11 +501,23 @@ fn sql_limit(limit: usize) -> i64 {
 /// served by an index in `started_ms` order, so no sort and no full scan:
 /// see the test `every_filter_combination_uses_an_index`.
 fn list_query(filter: &Filter) -> (String, Vec<Value>) {
+    let (where_, mut args) = conditions(filter, "");
+    args.push(Value::Integer(sql_limit(filter.limit)));
+    let sql = format!(
+        "SELECT {TURN_COLUMNS} FROM turns{where_} ORDER BY started_ms DESC, id DESC LIMIT ?{}",
+        args.len()
+    );
+    (sql, args)
+}
+
+/// The ` WHERE ...` clause (empty without conditions) and its arguments for
+/// `filter`'s conditions, numbered from `?1`; `prefix` qualifies columns.
+fn conditions(filter: &Filter, prefix: &str) -> (String, Vec<Value>) {
     let mut conds: Vec<String> = Vec::new();
     let mut args: Vec<Value> = Vec::new();
     let mut push = |cond: &str, value: Value| {
         args.push(value);
-        conds.push(format!("{cond} ?{}", args.len()));
+        conds.push(format!("{prefix}{cond} ?{}", args.len()));
     };
     if let Some(user) = filter.user_id {
         push("user_id =", Value::Text(user.to_string()));
@@ -815,12 +539,7 @@ fn list_query(filter: &Filter) -> (String, Vec<Value>) {
     } else {
         format!(" WHERE {}", conds.join(" AND "))
     };
-    args.push(Value::Integer(sql_limit(filter.limit)));
-    let sql = format!(
-        "SELECT {TURN_COLUMNS} FROM turns{where_} ORDER BY started_ms DESC, id DESC LIMIT ?{}",
-        args.len()
-    );
-    (sql, args)
+    (where_, args)
 }
 
 /// Turns any user text into an FTS5 query that cannot be a syntax error:
@@ -828,11 +547,15 @@ fn list_query(filter: &Filter) -> (String, Vec<Value>) {
 /// doubled), joined by spaces, which FTS5 reads as AND. `None` if blank.
 fn fts_query(query: &str) -> Option<String> {
     // A NUL would end the query string early inside FTS5 (an "unterminated
-    // string" error), so it separates words like whitespace does.
+    // string" error), so it separates words like whitespace does. A trailing
+    // `*` after a word is FTS5's prefix query, outside the quotes.
     let terms: Vec<String> = query
         .split(|c: char| c.is_whitespace() || c == '\0')
         .filter(|t| !t.is_empty())
-        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .map(|t| match t.strip_suffix('*').filter(|w| !w.is_empty()) {
+            Some(w) => format!("\"{}\"*", w.replace('"', "\"\"")),
+            None => format!("\"{}\"", t.replace('"', "\"\"")),
+        })
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
 }
@@ -857,28 +580,32 @@ fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
     };
     Ok(TurnRow {
         id: row.get(0)?,
-        turn_id: uuid_at(row, 1)?.ok_or(rusqlite::Error::InvalidColumnType(
-            1,
-            "turn_id".into(),
-            Type::Null,
-        ))?,
-        user_id: uuid_at(row, 2)?,
-        session: row.get(3)?,
-        host: row.get(4)?,
-        started_ms: row.get(5)?,
-        ended_ms: row.get(6)?,
+        turn: NewTurn {
+            turn_id: uuid_at(row, 1)?.ok_or(rusqlite::Error::InvalidColumnType(
+                1,
+                "turn_id".into(),
+                Type::Null,
+            ))?,
+            user_id: uuid_at(row, 2)?,
+            session: row.get(3)?,
+            host: row.get(4)?,
+            started_ms: row.get(5)?,
+            message: row.get(8)?,
+            page_origin: row.get(9)?,
+        },
         duration_ms: row.get(7)?,
-        message: row.get(8)?,
-        page_origin: row.get(9)?,
-        response: row.get(10)?,
-        tokens: row.get(11)?,
-        used_tools,
-        rows_seen: row.get(13)?,
-        classifier_tag: row.get(14)?,
-        chip_count: row.get(15)?,
-        status: row.get(16)?,
-        error_code: row.get(17)?,
-        error_detail: row.get(18)?,
+        outcome: Outcome {
+            ended_ms: row.get(6)?,
+            status: row.get(16)?,
+            response: row.get(10)?,
+            tokens: row.get(11)?,
+            used_tools,
+            rows_seen: row.get(13)?,
+            classifier_tag: row.get(14)?,
+            chip_count: row.get(15)?,
+            error_code: row.get(17)?,
+            error_detail: row.get(18)?,
+        },
     })
 }
 
@@ -886,6 +613,18 @@ fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
 // hyphenated text, the same text the database holds.
 fn ser_uuid<S: Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(id)
+}
+
+// One timestamp form in all JSON output: RFC 3339, UTC, milliseconds.
+fn ser_time<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&paliadin_core::timefmt::rfc3339_ms(*ms))
+}
+
+fn ser_opt_time<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => ser_time(ms, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn ser_opt_uuid<S: Serializer>(id: &Option<Uuid>, s: S) -> Result<S::Ok, S::Error> {
@@ -897,9 +636,13 @@ fn ser_opt_uuid<S: Serializer>(id: &Option<Uuid>, s: S) -> Result<S::Ok, S::Erro
 
 #[cfg(test)]
 mod tests {
+    use super::schema::{bucket, sql_bucket, user_version, MIGRATIONS};
+    use super::stats::rank;
     use super::*;
+    use paliadin_core::timefmt::day_of_ms;
     use std::os::unix::fs::PermissionsExt;
     use std::sync::{Arc, Barrier};
+    use std::time::Duration;
 
     const T0: i64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
 
@@ -917,7 +660,7 @@ mod tests {
 
     fn outcome(ended_ms: i64, status: Status) -> Outcome {
         Outcome {
-            ended_ms,
+            ended_ms: Some(ended_ms),
             status,
             response: None,
             tokens: None,
@@ -937,8 +680,15 @@ mod tests {
         }
     }
 
+    fn cc(code: &str, turns: i64) -> CodeCount {
+        CodeCount {
+            code: code.into(),
+            turns,
+        }
+    }
+
     fn ids(rows: &[TurnRow]) -> Vec<u128> {
-        rows.iter().map(|r| r.turn_id.as_u128()).collect()
+        rows.iter().map(|r| r.turn.turn_id.as_u128()).collect()
     }
 
     fn fts_integrity(store: &Store) {
@@ -1070,14 +820,17 @@ mod tests {
         };
         store.begin_turn(&turn).unwrap();
         let row = store.get(turn.turn_id).unwrap().unwrap();
-        assert_eq!(row.status, Status::Running);
+        assert_eq!(row.outcome.status, Status::Running);
         assert_eq!(
-            (row.ended_ms, row.duration_ms, row.response.as_deref()),
+            (
+                row.outcome.ended_ms,
+                row.duration_ms,
+                row.outcome.response.as_deref()
+            ),
             (None, None, None)
         );
-        assert!(row.used_tools.is_empty());
-        assert_eq!(row.user_id, Some(user));
-        assert_eq!(row.page_origin.as_deref(), Some("https://example.com"));
+        assert!(row.outcome.used_tools.is_empty());
+        assert_eq!(row.turn, turn, "the row holds the turn as it was begun");
         assert!(store.begin_turn(&turn).is_err(), "turn ids are unique");
 
         let done = Outcome {
@@ -1093,31 +846,21 @@ mod tests {
         let row = store.get(turn.turn_id).unwrap().unwrap();
         let expected = TurnRow {
             id: row.id,
-            turn_id: turn.turn_id,
-            user_id: Some(user),
-            session: "sess".into(),
-            host: "host-a".into(),
-            started_ms: T0,
-            ended_ms: Some(T0 + 1500),
+            turn: turn.clone(),
             duration_ms: Some(1500),
-            message: "how were sales?".into(),
-            page_origin: Some("https://example.com".into()),
-            response: Some("up 3%".into()),
-            tokens: Some(1234),
-            used_tools: vec!["sql".into(), "chart".into()],
-            rows_seen: Some(42),
-            classifier_tag: Some("sales".into()),
-            chip_count: Some(2),
-            status: Status::Ok,
-            error_code: None,
-            error_detail: None,
+            outcome: done.clone(),
         };
         assert_eq!(row, expected);
 
+        // In JSON, one flat object; times in RFC 3339.
         let json = serde_json::to_value(&row).unwrap();
         assert_eq!(json["turn_id"], turn.turn_id.to_string());
         assert_eq!(json["status"], "ok");
         assert_eq!(json["used_tools"], serde_json::json!(["sql", "chart"]));
+        assert_eq!(json["started"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(json["ended"], "2023-11-14T22:13:21.500Z");
+        assert_eq!(json["duration_ms"], 1500);
+        assert_eq!(json["user_id"], user.to_string());
 
         let nobody = Uuid::from_u128(999);
         assert!(store.get(nobody).unwrap().is_none());
@@ -1168,7 +911,7 @@ mod tests {
             };
             store.begin_turn(&t).unwrap();
             if let Some(mut o) = out {
-                o.ended_ms += T0;
+                o.ended_ms = o.ended_ms.map(|e| e + T0);
                 store.finish_turn(t.turn_id, &o).unwrap();
             }
         }
@@ -1437,10 +1180,7 @@ mod tests {
             (13, 8, 3, 1, 1)
         );
         assert!((s.error_rate - 3.0 / 13.0).abs() < 1e-12);
-        assert_eq!(
-            s.by_code,
-            [("timeout".to_string(), 2), ("unreachable".to_string(), 1)]
-        );
+        assert_eq!(s.by_code, [cc("timeout", 2), cc("unreachable", 1)]);
         // Finished durations: 50, 100..1000, 5000 (12 values). Median: 6th =
         // 500; p95: ceil(11.4) = 12th = 5000.
         assert_eq!((s.median_ms, s.p95_ms), (Some(500), Some(5000)));
@@ -1470,7 +1210,7 @@ mod tests {
             (s.total, s.ok, s.errors, s.pending, s.running),
             (2, 0, 1, 1, 0)
         );
-        assert_eq!(s.by_code, [("timeout".to_string(), 1)]);
+        assert_eq!(s.by_code, [cc("timeout", 1)]);
         assert_eq!((s.median_ms, s.p95_ms), (Some(50), Some(5000)));
         assert_eq!(s.days.len(), 1);
 
@@ -1483,6 +1223,89 @@ mod tests {
 
         let empty = Store::open_in_memory().unwrap().stats(None).unwrap();
         assert_eq!((empty.total, empty.median_ms), (0, None));
+    }
+
+    #[test]
+    fn aggregates_agree_with_the_turns_through_updates_and_prunes() {
+        let mut store = Store::open_in_memory().unwrap();
+        let mut rng = Lcg(3);
+        for i in 0..600i64 {
+            let started = T0 + i * 3_600_000 / 7 - 40 * DAY_MS / 10;
+            let t = new_turn(i as u128 + 1, "s", started, "m");
+            store.begin_turn(&t).unwrap();
+            if i % 9 == 0 {
+                continue; // stays running
+            }
+            let d = [3, 999, 1000, 1234, 99_999, 123_456][rng.below(6) as usize]
+                + rng.below(5000) as i64;
+            let out = match i % 5 {
+                0 => failed(started + d, ["timeout", "blocked"][rng.below(2) as usize]),
+                1 => outcome(started + d, Status::Pending),
+                _ => outcome(started + d, Status::Ok),
+            };
+            store.finish_turn(t.turn_id, &out).unwrap();
+            if i % 5 == 1 && i % 2 == 0 {
+                // A pending turn collected later: its row is finished again.
+                store
+                    .finish_turn(t.turn_id, &outcome(started + d + 7, Status::Ok))
+                    .unwrap();
+            }
+        }
+        store.prune(T0 - 3 * DAY_MS).unwrap();
+        let midnight = T0 - T0.rem_euclid(DAY_MS);
+        for since in [
+            None,
+            Some(midnight - 2 * DAY_MS),
+            Some(T0 - 2 * DAY_MS + 12_345_678),
+            Some(T0 - DAY_MS),
+        ] {
+            let agg = store.stats_from_aggregates(since).unwrap();
+            let mut scan = store
+                .stats_from_turns(&Filter {
+                    since_ms: since,
+                    ..Filter::default()
+                })
+                .unwrap();
+            // Bucketing is monotone: the bucket of a percentile is the
+            // percentile of the buckets.
+            scan.median_ms = scan.median_ms.map(bucket);
+            scan.p95_ms = scan.p95_ms.map(bucket);
+            for d in &mut scan.days {
+                d.median_ms = d.median_ms.map(bucket);
+                d.p95_ms = d.p95_ms.map(bucket);
+            }
+            assert!(agg.total > 0);
+            assert_eq!(agg, scan, "since {since:?}");
+        }
+    }
+
+    #[test]
+    fn buckets_in_sql_and_rust_agree() {
+        let store = Store::open_in_memory().unwrap();
+        for x in [
+            0i64,
+            5,
+            999,
+            1000,
+            1001,
+            1239,
+            9999,
+            10_000,
+            12_345,
+            987_654,
+            12_345_678_901,
+        ] {
+            let sql: i64 = store
+                .conn
+                .query_row(&format!("SELECT {}", sql_bucket("?1")), [x], |r| r.get(0))
+                .unwrap();
+            assert_eq!(sql, bucket(x), "{x}");
+            assert!(bucket(x) <= x && (x - bucket(x)) * 1000 <= x * 25, "{x}");
+        }
+        assert_eq!(
+            [1_234, 12_345, 23_456, 56_789, 999].map(bucket),
+            [1_220, 12_200, 23_000, 56_000, 999]
+        );
     }
 
     #[test]

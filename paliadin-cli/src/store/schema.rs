@@ -1,0 +1,324 @@
+//! The turn log's file and schema: opening (file and directory modes,
+//! pragmas, write-ahead logging), the append-only migrations and the SQL
+//! formulas the aggregates' triggers share with Rust ([`bucket`]). Never
+//! reads or writes a turn.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use paliadin_core::fsutil;
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+
+use super::{Store, StoreError, DAY_MS};
+
+/// How long a statement waits for another process's write lock before it
+/// gives up with "database is locked". Set explicitly: rusqlite's default
+/// is the same today, but the promise is ours, not theirs.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The schema, one entry per `user_version`: entry `i` takes the database
+/// from version `i` to `i + 1`. Append only: never edit, reorder or remove an
+/// entry once a binary with it has been released, because databases in the
+/// field have already run it.
+pub(super) const MIGRATIONS: &[&str] = &[
+    // 1: turns with full-text search over message and response, and probes.
+    r#"
+    CREATE TABLE turns (
+        id             INTEGER PRIMARY KEY,
+        turn_id        TEXT NOT NULL UNIQUE,
+        user_id        TEXT,
+        session        TEXT NOT NULL,
+        host           TEXT NOT NULL,
+        started_ms     INTEGER NOT NULL,
+        ended_ms       INTEGER,
+        duration_ms    INTEGER,
+        message        TEXT NOT NULL,
+        page_origin    TEXT,
+        response       TEXT,
+        tokens         INTEGER,
+        used_tools     TEXT,
+        rows_seen      INTEGER,
+        classifier_tag TEXT,
+        chip_count     INTEGER,
+        status         TEXT NOT NULL
+                       CHECK (status IN ('running', 'ok', 'error', 'pending')),
+        error_code     TEXT,
+        error_detail   TEXT
+    );
+    CREATE INDEX turns_started ON turns (started_ms);
+    CREATE INDEX turns_session_started ON turns (session, started_ms);
+    CREATE INDEX turns_user_started ON turns (user_id, started_ms);
+    CREATE INDEX turns_status_started ON turns (status, started_ms);
+    -- Partial: only failed turns carry a code, so this stays small, and
+    -- `list --error-code` need not walk every turn to find a rare one.
+    CREATE INDEX turns_error_code_started ON turns (error_code, started_ms)
+        WHERE error_code IS NOT NULL;
+
+    CREATE VIRTUAL TABLE turns_fts USING fts5(
+        message, response,
+        content = 'turns', content_rowid = 'id',
+        tokenize = 'unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN
+        INSERT INTO turns_fts (rowid, message, response)
+        VALUES (new.id, new.message, new.response);
+    END;
+    CREATE TRIGGER turns_fts_delete AFTER DELETE ON turns BEGIN
+        INSERT INTO turns_fts (turns_fts, rowid, message, response)
+        VALUES ('delete', old.id, old.message, old.response);
+    END;
+    CREATE TRIGGER turns_fts_update AFTER UPDATE OF message, response ON turns BEGIN
+        INSERT INTO turns_fts (turns_fts, rowid, message, response)
+        VALUES ('delete', old.id, old.message, old.response);
+        INSERT INTO turns_fts (rowid, message, response)
+        VALUES (new.id, new.message, new.response);
+    END;
+
+    CREATE TABLE probes (
+        id          INTEGER PRIMARY KEY,
+        session     TEXT NOT NULL,
+        host        TEXT NOT NULL,
+        at_ms       INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        ok          INTEGER NOT NULL,
+        error_code  TEXT,
+        detail      TEXT
+    );
+    CREATE INDEX probes_at ON probes (at_ms);
+    "#,
+    // 2: aggregates for `log stats`, kept by triggers so that any writer
+    // (this client, an older one, a bulk import in SQL) keeps them right:
+    // finished turns (any status but `running`, which `log stats` counts
+    // from the turns, so that starting a turn costs nothing more) per UTC
+    // day, status and error code, and a duration histogram per day (exact
+    // below 1 s, above in steps of at most 2.5 %, a 1-2-5 series: 160
+    // buckets a decade). Filled from the turns already there.
+    r#"
+    CREATE TABLE turn_counts (
+        day        INTEGER NOT NULL,
+        status     TEXT NOT NULL,
+        error_code TEXT NOT NULL,
+        turns      INTEGER NOT NULL,
+        PRIMARY KEY (day, status, error_code)
+    ) WITHOUT ROWID;
+    CREATE TABLE turn_durations (
+        day    INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        turns  INTEGER NOT NULL,
+        PRIMARY KEY (day, bucket)
+    ) WITHOUT ROWID;
+    INSERT INTO turn_counts
+        SELECT DAY(started_ms), status, COALESCE(error_code, ''), COUNT(*)
+        FROM turns WHERE status != 'running' GROUP BY 1, 2, 3;
+    INSERT INTO turn_durations
+        SELECT DAY(started_ms), BUCKET(duration_ms), COUNT(*)
+        FROM turns WHERE status != 'running' AND duration_ms IS NOT NULL GROUP BY 1, 2;
+    CREATE TRIGGER turns_agg_insert AFTER INSERT ON turns
+    WHEN new.status != 'running' BEGIN
+        INSERT INTO turn_counts VALUES
+            (DAY(new.started_ms), new.status, COALESCE(new.error_code, ''), 1)
+            ON CONFLICT DO UPDATE SET turns = turns + 1;
+        INSERT INTO turn_durations
+            SELECT DAY(new.started_ms), BUCKET(new.duration_ms), 1
+            WHERE new.duration_ms IS NOT NULL
+            ON CONFLICT DO UPDATE SET turns = turns + 1;
+    END;
+    CREATE TRIGGER turns_agg_delete AFTER DELETE ON turns
+    WHEN old.status != 'running' BEGIN
+        UPDATE turn_counts SET turns = turns - 1
+            WHERE day = DAY(old.started_ms) AND status = old.status
+            AND error_code = COALESCE(old.error_code, '');
+        UPDATE turn_durations SET turns = turns - 1
+            WHERE old.duration_ms IS NOT NULL AND day = DAY(old.started_ms)
+            AND bucket = BUCKET(old.duration_ms);
+    END;
+    CREATE TRIGGER turns_agg_update
+    AFTER UPDATE OF started_ms, status, error_code, duration_ms ON turns BEGIN
+        UPDATE turn_counts SET turns = turns - 1
+            WHERE old.status != 'running' AND day = DAY(old.started_ms)
+            AND status = old.status AND error_code = COALESCE(old.error_code, '');
+        UPDATE turn_durations SET turns = turns - 1
+            WHERE old.status != 'running' AND old.duration_ms IS NOT NULL
+            AND day = DAY(old.started_ms) AND bucket = BUCKET(old.duration_ms);
+        INSERT INTO turn_counts
+            SELECT DAY(new.started_ms), new.status, COALESCE(new.error_code, ''), 1
+            WHERE new.status != 'running'
+            ON CONFLICT DO UPDATE SET turns = turns + 1;
+        INSERT INTO turn_durations
+            SELECT DAY(new.started_ms), BUCKET(new.duration_ms), 1
+            WHERE new.status != 'running' AND new.duration_ms IS NOT NULL
+            ON CONFLICT DO UPDATE SET turns = turns + 1;
+    END;
+    "#,
+];
+
+impl Store {
+    /// Opens the turn log at `path`, creating its directory (0700) and the
+    /// file (0600) if missing, and migrates it to the newest schema. Refuses,
+    /// without changing anything, a database from a newer `paliadin-cli`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fsutil::private_dir(dir)?;
+        }
+        // Create the file ourselves so it is private from the first byte;
+        // an existing file is not touched.
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e.into()),
+        }
+        let conn = Connection::open(path)?;
+        Store::setup(conn, path.to_path_buf(), true)
+    }
+
+    /// A fresh, migrated database in memory, for tests.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::setup(
+            Connection::open_in_memory()?,
+            PathBuf::from(":memory:"),
+            false,
+        )
+    }
+
+    fn setup(conn: Connection, path: PathBuf, wal: bool) -> Result<Store, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Read the version before any pragma that writes (journal_mode does),
+        // so a newer binary's database is refused untouched.
+        check_version(user_version(&conn)?, &path)?;
+        if wal {
+            enable_wal(&conn)?;
+            // Each command is a short process: without this, every exit
+            // would checkpoint the WAL into the database and delete it (four
+            // disk flushes, measured). SQLite's auto-checkpoint still runs
+            // every 1000 pages, in whichever process crosses the mark.
+            conn.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )?;
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Applies the missing [`MIGRATIONS`] in one `BEGIN IMMEDIATE`
+    /// transaction. The version is read again inside it: another process may
+    /// have migrated between our first look and our taking the write lock.
+    pub(super) fn migrate(&mut self) -> Result<(), StoreError> {
+        let known = MIGRATIONS.len();
+        if user_version(&self.conn)? == known as i64 {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found = user_version(&tx)?;
+        check_version(found, &self.path)?;
+        let from = usize::try_from(found).unwrap_or(0);
+        for sql in &MIGRATIONS[from..] {
+            tx.execute_batch(&expand_macros(sql))?;
+        }
+        tx.pragma_update(None, "user_version", known as i64)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Switches a database to write-ahead logging (a no-op once it is: the mode
+/// is stored in the file). The switch needs an exclusive lock, and SQLite
+/// skips the busy handler when waiting could deadlock, e.g. when two
+/// processes open a fresh file at once; so retry until the busy timeout.
+fn enable_wal(conn: &Connection) -> Result<(), StoreError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        // Returns the resulting mode; a file system without shared memory
+        // keeps the old one, which is slower but still correct.
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)) {
+            Ok(_mode) => return Ok(()),
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+pub(super) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+fn check_version(found: i64, path: &Path) -> Result<(), StoreError> {
+    let known = MIGRATIONS.len() as i64;
+    if found > known {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            known,
+        });
+    }
+    Ok(())
+}
+
+/// The UTC day number of a time in ms (floor division), in SQL.
+fn sql_day(x: &str) -> String {
+    format!("({x} / {DAY_MS} - ({x} % {DAY_MS} < 0))")
+}
+
+/// A duration's histogram bucket in SQL: exact below 1000 ms; above, cut
+/// to a step of 2, 5 or 10 units of the third significant digit as the
+/// first digit is 1, 2 to 4, or 5 to 9 (so within 2.5 % of the duration).
+/// SQLite has no `log`, so the power of ten comes from the number's length.
+/// [`bucket`] is the same in Rust.
+pub(super) fn sql_bucket(x: &str) -> String {
+    let step = format!(
+        "(CAST(substr('1000000000000000000', 1, length({x}) - 2) AS INTEGER) * \
+         (CASE WHEN substr({x}, 1, 1) = '1' THEN 2 WHEN substr({x}, 1, 1) < '5' THEN 5 ELSE 10 END))"
+    );
+    format!("(CASE WHEN {x} < 1000 THEN {x} ELSE {x} / {step} * {step} END)")
+}
+
+/// [`sql_bucket`] in Rust.
+pub(super) fn bucket(x: i64) -> i64 {
+    if x < 1000 {
+        return x;
+    }
+    let digits = x.to_string();
+    let p = 10i64.pow(digits.len() as u32 - 3);
+    let step = p * match digits.as_bytes()[0] {
+        b'1' => 2,
+        b'2'..=b'4' => 5,
+        _ => 10,
+    };
+    x / step * step
+}
+
+/// Replaces `DAY(expr)` and `BUCKET(expr)` (no nested parentheses) in a
+/// migration with their SQL, so the formulas are written once.
+fn expand_macros(sql: &str) -> String {
+    let mut s = sql.to_owned();
+    for (name, f) in [
+        ("DAY(", sql_day as fn(&str) -> String),
+        ("BUCKET(", sql_bucket),
+    ] {
+        while let Some(start) = s.find(name) {
+            let arg_start = start + name.len();
+            let end = arg_start + s[arg_start..].find(')').expect("macro closes");
+            let expanded = f(&s[arg_start..end]);
+            s.replace_range(start..=end, &expanded);
+        }
+    }
+    s
+}

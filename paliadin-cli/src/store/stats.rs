@@ -1,0 +1,432 @@
+//! `log stats` and `log probes`: totals, error codes and duration
+//! percentiles per period and per UTC day, read from the aggregates the
+//! schema's triggers keep (or from the turns when filtered by more than a
+//! period), and the probes' availability and latency. Reads only.
+
+use paliadin_core::timefmt::day_of_ms;
+use rusqlite::params;
+use rusqlite::params_from_iter;
+use rusqlite::types::Value;
+use serde::Serialize;
+
+use super::schema::bucket;
+use super::{conditions, Filter, Status, Store, StoreError, DAY_MS};
+
+/// Totals over the turns in a time range, from [`Store::stats`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// All turns.
+    pub total: i64,
+    /// Turns with status `ok`.
+    pub ok: i64,
+    /// Turns with status `error`.
+    pub errors: i64,
+    /// Turns with status `pending`.
+    pub pending: i64,
+    /// Turns with status `running`.
+    pub running: i64,
+    /// `errors / total`, 0 when there are no turns.
+    pub error_rate: f64,
+    /// Turns per error code (any status), most frequent first.
+    pub by_code: Vec<CodeCount>,
+    /// Median duration of finished turns (nearest rank).
+    pub median_ms: Option<i64>,
+    /// 95th percentile duration of finished turns (nearest rank).
+    pub p95_ms: Option<i64>,
+    /// One entry per UTC day that has turns, oldest first.
+    pub days: Vec<DayStats>,
+}
+
+/// How many turns carried one error code, in [`Stats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodeCount {
+    /// The error code (PROTOCOL section 6).
+    pub code: String,
+    /// How many turns carry it.
+    pub turns: i64,
+}
+
+/// Health probes over a period, from [`Store::probe_stats`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeStats {
+    /// All probes.
+    pub probes: i64,
+    /// Probes that found the shim healthy.
+    pub ok: i64,
+    /// `ok / probes`; `None` without probes.
+    pub availability: Option<f64>,
+    /// Median duration of all probes (nearest rank).
+    pub median_ms: Option<i64>,
+    /// 95th percentile duration (nearest rank).
+    pub p95_ms: Option<i64>,
+    /// Failed probes per error code, most frequent first.
+    pub by_code: Vec<CodeCount>,
+}
+
+/// One UTC day of [`Stats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayStats {
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    /// Turns started that day.
+    pub total: i64,
+    /// Of those, turns with status `error`.
+    pub errors: i64,
+    /// Median duration of that day's finished turns (nearest rank).
+    pub median_ms: Option<i64>,
+    /// 95th percentile duration of that day's finished turns (nearest rank).
+    pub p95_ms: Option<i64>,
+}
+
+impl Store {
+    /// Totals, error codes and durations of the turns started at or after
+    /// `since_ms` (all turns when `None`), overall and per UTC day.
+    pub fn stats(&self, since_ms: Option<i64>) -> Result<Stats, StoreError> {
+        self.stats_in(&Filter {
+            since_ms,
+            ..Filter::default()
+        })
+    }
+
+    /// [`Store::stats`] of the turns `filter` selects (its limit aside).
+    /// A period alone is read from the aggregates the triggers keep (whole
+    /// days) plus the turns of the part of a day before them, so its cost
+    /// does not grow with the number of turns; durations of 1 s and more are
+    /// then given within 2.5 % (rounded down). Any other filter reads the turns.
+    pub fn stats_in(&self, filter: &Filter) -> Result<Stats, StoreError> {
+        let by_period_only = filter.user_id.is_none()
+            && filter.session.is_none()
+            && filter.status.is_none()
+            && filter.error_code.is_none();
+        if by_period_only {
+            self.stats_from_aggregates(filter.since_ms)
+        } else {
+            self.stats_from_turns(filter)
+        }
+    }
+
+    pub(super) fn stats_from_aggregates(&self, since_ms: Option<i64>) -> Result<Stats, StoreError> {
+        let mut acc = StatsAcc::default();
+        // The first day the aggregates count whole.
+        let first_day = since_ms.map_or(i64::MIN, |t| {
+            t.div_euclid(DAY_MS) + i64::from(t.rem_euclid(DAY_MS) != 0)
+        });
+        if let Some(t) = since_ms.filter(|&t| t < first_day * DAY_MS) {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT status, error_code, duration_ms FROM turns \
+                 WHERE started_ms >= ?1 AND started_ms < ?2",
+            )?;
+            let mut rows = stmt.query(params![t, first_day * DAY_MS])?;
+            let day = t.div_euclid(DAY_MS);
+            let mut hist: std::collections::BTreeMap<i64, i64> = Default::default();
+            while let Some(r) = rows.next()? {
+                let status: Status = r.get(0)?;
+                let code: Option<String> = r.get(1)?;
+                acc.count(day, status, code.as_deref().unwrap_or(""), 1);
+                if let Some(d) = r.get::<_, Option<i64>>(2)? {
+                    *hist.entry(bucket(d)).or_default() += 1;
+                }
+            }
+            for (b, n) in hist {
+                acc.duration(day, b, n);
+            }
+        }
+        // Running turns are few and not in the aggregates: from the turns.
+        let whole_days_from = first_day.saturating_mul(DAY_MS);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT started_ms FROM turns WHERE status = 'running' AND started_ms >= ?1",
+        )?;
+        let mut rows = stmt.query([whole_days_from])?;
+        while let Some(r) = rows.next()? {
+            let t: i64 = r.get(0)?;
+            acc.count(t.div_euclid(DAY_MS), Status::Running, "", 1);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT day, status, error_code, turns FROM turn_counts \
+             WHERE day >= ?1 AND turns > 0",
+        )?;
+        let mut rows = stmt.query([first_day])?;
+        while let Some(r) = rows.next()? {
+            let code: String = r.get(2)?;
+            acc.count(r.get(0)?, r.get(1)?, &code, r.get(3)?);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT day, bucket, turns FROM turn_durations \
+             WHERE day >= ?1 AND turns > 0 ORDER BY day, bucket",
+        )?;
+        let mut rows = stmt.query([first_day])?;
+        while let Some(r) = rows.next()? {
+            acc.duration(r.get(0)?, r.get(1)?, r.get(2)?);
+        }
+        Ok(acc.finish())
+    }
+
+    pub(super) fn stats_from_turns(&self, filter: &Filter) -> Result<Stats, StoreError> {
+        let (where_, args) = conditions(filter, "");
+        let cond = where_.strip_prefix(" WHERE ").unwrap_or("1").to_owned();
+        let (total, ok, errors, pending, running, finished): (i64, i64, i64, i64, i64, i64) = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*), COALESCE(SUM(status = 'ok'), 0), \
+                 COALESCE(SUM(status = 'error'), 0), COALESCE(SUM(status = 'pending'), 0), \
+                 COALESCE(SUM(status = 'running'), 0), COUNT(duration_ms) \
+                 FROM turns WHERE {cond}"
+            ))?
+            .query_row(params_from_iter(&args), |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?;
+
+        let by_code = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT error_code, COUNT(*) FROM turns \
+                 WHERE error_code IS NOT NULL AND {cond} \
+                 GROUP BY error_code ORDER BY COUNT(*) DESC, error_code"
+            ))?
+            .query_map(params_from_iter(&args), |r| {
+                Ok(CodeCount {
+                    code: r.get(0)?,
+                    turns: r.get(1)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+
+        // Nearest rank: the smallest value with at least p% of the values at
+        // or below it, i.e. the ceil(p * n / 100)-th in ascending order.
+        let (mut median_ms, mut p95_ms) = (None, None);
+        if finished > 0 {
+            let (k50, k95) = (rank(50, finished), rank(95, finished));
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT rn, x FROM (SELECT duration_ms AS x, \
+                 ROW_NUMBER() OVER (ORDER BY duration_ms) AS rn \
+                 FROM turns WHERE duration_ms IS NOT NULL AND {cond}) \
+                 WHERE rn IN (?{a}, ?{b})",
+                a = args.len() + 1,
+                b = args.len() + 2,
+            ))?;
+            let all = args
+                .iter()
+                .cloned()
+                .chain([Value::Integer(k50), Value::Integer(k95)]);
+            let mut rows = stmt.query(params_from_iter(all))?;
+            while let Some(row) = rows.next()? {
+                let (rn, x): (i64, i64) = (row.get(0)?, row.get(1)?);
+                if rn == k50 {
+                    median_ms = Some(x);
+                }
+                if rn == k95 {
+                    p95_ms = Some(x);
+                }
+            }
+        }
+
+        // Per day, all in SQL so only one row per day comes back. NULL
+        // durations sort first, so a finished turn's rank within its day is
+        // its row number minus the day's unfinished turns. The rank formula
+        // is `rank` below, in integers.
+        let days = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT d, COUNT(*), COALESCE(SUM(status = 'error'), 0), \
+                 MAX(CASE WHEN rn = (50 * n + 99) / 100 THEN x END), \
+                 MAX(CASE WHEN rn = (95 * n + 99) / 100 THEN x END) \
+                 FROM (SELECT d, status, x, n, \
+                   ROW_NUMBER() OVER (PARTITION BY d ORDER BY x) - (all_n - n) AS rn \
+                   FROM (SELECT d, status, x, \
+                     COUNT(x) OVER (PARTITION BY d) AS n, \
+                     COUNT(*) OVER (PARTITION BY d) AS all_n \
+                     FROM (SELECT started_ms / {DAY_MS} - (started_ms % {DAY_MS} < 0) AS d, \
+                       status, duration_ms AS x FROM turns WHERE {cond}))) \
+                 GROUP BY d ORDER BY d"
+            ))?
+            .query_map(params_from_iter(&args), |r| {
+                Ok(DayStats {
+                    day: day_of_ms(r.get::<_, i64>(0)? * DAY_MS),
+                    total: r.get(1)?,
+                    errors: r.get(2)?,
+                    median_ms: r.get(3)?,
+                    p95_ms: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Stats {
+            total,
+            ok,
+            errors,
+            pending,
+            running,
+            error_rate: if total == 0 {
+                0.0
+            } else {
+                errors as f64 / total as f64
+            },
+            by_code,
+            median_ms,
+            p95_ms,
+            days,
+        })
+    }
+
+    /// Availability and latency of the probes taken at or after `since_ms`
+    /// (of `session` when given).
+    pub fn probe_stats(
+        &self,
+        since_ms: Option<i64>,
+        session: Option<&str>,
+    ) -> Result<ProbeStats, StoreError> {
+        let since = since_ms.unwrap_or(i64::MIN);
+        let mut durations: Vec<i64> = Vec::new();
+        let mut ok = 0;
+        let mut codes: std::collections::BTreeMap<String, i64> = Default::default();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT duration_ms, ok, error_code FROM probes \
+             WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2)",
+        )?;
+        let mut rows = stmt.query(params![since, session])?;
+        while let Some(r) = rows.next()? {
+            durations.push(r.get(0)?);
+            if r.get::<_, bool>(1)? {
+                ok += 1;
+            } else {
+                let code: Option<String> = r.get(2)?;
+                *codes
+                    .entry(code.unwrap_or_else(|| "shim_error".into()))
+                    .or_default() += 1;
+            }
+        }
+        durations.sort_unstable();
+        let n = durations.len() as i64;
+        let at = |p: i64| (n > 0).then(|| durations[(rank(p, n) - 1) as usize]);
+        let mut by_code: Vec<CodeCount> = codes
+            .into_iter()
+            .map(|(code, turns)| CodeCount { code, turns })
+            .collect();
+        by_code.sort_by(|a, b| b.turns.cmp(&a.turns).then(a.code.cmp(&b.code)));
+        Ok(ProbeStats {
+            probes: n,
+            ok,
+            availability: (n > 0).then(|| ok as f64 / n as f64),
+            median_ms: at(50),
+            p95_ms: at(95),
+            by_code,
+        })
+    }
+}
+
+/// Sums of aggregate rows into [`Stats`]. Durations arrive per day in
+/// ascending bucket order.
+#[derive(Default)]
+struct StatsAcc {
+    by_status: [i64; 4],
+    codes: std::collections::HashMap<String, i64>,
+    days: std::collections::BTreeMap<i64, DayAcc>,
+    hist: std::collections::HashMap<i64, i64>,
+}
+
+#[derive(Default)]
+struct DayAcc {
+    total: i64,
+    errors: i64,
+    hist: Vec<(i64, i64)>,
+}
+
+/// The nearest-rank percentiles (50th, 95th) of a histogram in ascending order.
+fn hist_percentiles(hist: &[(i64, i64)]) -> (Option<i64>, Option<i64>) {
+    let n: i64 = hist.iter().map(|&(_, c)| c).sum();
+    if n == 0 {
+        return (None, None);
+    }
+    let at = |k: i64| {
+        let mut seen = 0;
+        hist.iter()
+            .find(|&&(_, c)| {
+                seen += c;
+                seen >= k
+            })
+            .map(|&(b, _)| b)
+    };
+    (at(rank(50, n)), at(rank(95, n)))
+}
+
+impl StatsAcc {
+    fn count(&mut self, day: i64, status: Status, code: &str, n: i64) {
+        let i = Status::ALL.iter().position(|s| *s == status).unwrap_or(0);
+        self.by_status[i] += n;
+        if !code.is_empty() {
+            *self.codes.entry(code.to_owned()).or_default() += n;
+        }
+        let d = self.days.entry(day).or_default();
+        d.total += n;
+        if status == Status::Error {
+            d.errors += n;
+        }
+    }
+
+    fn duration(&mut self, day: i64, bucket: i64, n: i64) {
+        *self.hist.entry(bucket).or_default() += n;
+        let h = &mut self.days.entry(day).or_default().hist;
+        match h.last_mut() {
+            Some((b, c)) if *b == bucket => *c += n,
+            _ => h.push((bucket, n)),
+        }
+    }
+
+    fn finish(self) -> Stats {
+        let [running, ok, errors, pending] = self.by_status;
+        let total = running + ok + errors + pending;
+        let mut by_code: Vec<CodeCount> = self
+            .codes
+            .into_iter()
+            .filter(|&(_, n)| n > 0)
+            .map(|(code, turns)| CodeCount { code, turns })
+            .collect();
+        by_code.sort_by(|a, b| b.turns.cmp(&a.turns).then(a.code.cmp(&b.code)));
+        let mut hist: Vec<(i64, i64)> = self.hist.into_iter().collect();
+        hist.sort_unstable();
+        let (median_ms, p95_ms) = hist_percentiles(&hist);
+        let days = self
+            .days
+            .into_iter()
+            .filter(|(_, d)| d.total > 0)
+            .map(|(day, d)| {
+                let (median_ms, p95_ms) = hist_percentiles(&d.hist);
+                DayStats {
+                    day: day_of_ms(day * DAY_MS),
+                    total: d.total,
+                    errors: d.errors,
+                    median_ms,
+                    p95_ms,
+                }
+            })
+            .collect();
+        Stats {
+            total,
+            ok,
+            errors,
+            pending,
+            running,
+            error_rate: if total == 0 {
+                0.0
+            } else {
+                errors as f64 / total as f64
+            },
+            by_code,
+            median_ms,
+            p95_ms,
+            days,
+        }
+    }
+}
+
+/// The 1-based nearest rank of the `percent`th percentile among `n` values.
+pub(super) fn rank(percent: i64, n: i64) -> i64 {
+    (percent * n + 99) / 100
+}
