@@ -16,6 +16,8 @@ Requests (PROTOCOL section 1), from SSH_ORIGINAL_COMMAND when set, else from REQ
 Local only:
   attach <session>                           attach this terminal to the session's pane
   hook <Event>                               the handler the agent's hook settings run
+  completions <bash|zsh|fish|elvish|powershell>   a completion script for this shell
+  man                                        this manual page, in roff
 
 Exit status: 0 done, 1 other failure, 2 invalid request (nothing typed), 69 agent
 unavailable, 75 blocked on a person, 76 the agent reported a failure, 124 no reply

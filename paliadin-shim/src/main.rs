@@ -50,12 +50,22 @@ fn main() -> std::process::ExitCode {
 }
 
 fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
-    if let Some(&verb @ ("attach" | "hook")) = words.first() {
+    if let Some(&verb @ ("attach" | "hook" | "completions" | "man")) = words.first() {
         if over_ssh {
             return Err(ShimError::invalid(format!(
                 "{verb} is only available locally, not over ssh"
             )));
         }
+    }
+    match words {
+        ["completions", shell] => return cmd::docs::completions(shell),
+        ["completions", ..] => {
+            return Err(ShimError::invalid(
+                "completions takes one of bash, zsh, fish, elvish, powershell",
+            ))
+        }
+        ["man"] => return cmd::docs::man(),
+        _ => {}
     }
     let config = config::Config::load(opts).map_err(|e| ShimError::failure(format!("{e:#}")))?;
     let limits = config.limits;

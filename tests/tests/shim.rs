@@ -854,3 +854,29 @@ fn a_hookless_agent_streams_only_its_reply() {
     assert_eq!(lines[0]["kind"], "reply");
     assert_eq!(body(lines[0]["text"].as_str().unwrap()), "no hooks here");
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_flags_locally_only() {
+    let env = TestEnv::new();
+    let bash = env.shim(&["completions", "bash"]).ok();
+    assert!(
+        bash.contains("paliadin-shim") && bash.contains("--state-dir"),
+        "{bash}"
+    );
+    let fish = env.shim(&["completions", "fish"]).ok();
+    assert!(fish.contains("complete -c paliadin-shim"), "{fish}");
+    env.shim(&["completions", "tcsh"])
+        .shim_error(2, "invalid_input");
+    let man = env.shim(&["man"]).ok();
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH paliadin-shim"),
+        "{man}"
+    );
+    assert!(
+        man.contains("wait\\-secs") || man.contains("wait-secs"),
+        "{man}"
+    );
+    env.shim_forced("man", None).shim_error(2, "invalid_input");
+    env.shim_forced("completions bash", None)
+        .shim_error(2, "invalid_input");
+}

@@ -2,6 +2,7 @@
 //! its data to stdout; failures come back as [`crate::error::ShimError`].
 
 pub mod attach;
+pub mod docs;
 pub mod health;
 pub mod poll;
 pub mod reset;

@@ -1,0 +1,31 @@
+//! `completions <shell>` and `man` (local only): shell completions and a
+//! roff manual page generated from the shim's clap definitions, so they never
+//! drift from its flags. The shim's requests are protocol words, not clap
+//! subcommands, so its help text (`AFTER_HELP`) carries them. Writes to
+//! stdout only.
+
+use clap::CommandFactory as _;
+use clap::ValueEnum as _;
+
+use crate::cli::Options;
+use crate::error::{Result, ShimError};
+
+pub fn completions(shell: &str) -> Result<()> {
+    let shell = clap_complete::Shell::from_str(shell, true).map_err(|_| {
+        ShimError::invalid(format!(
+            "completions: unknown shell {shell:?}: one of bash, zsh, fish, elvish, powershell"
+        ))
+    })?;
+    let mut cmd = Options::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "paliadin-shim", &mut out);
+    super::print(&out).map_err(|e| ShimError::failure(e.to_string()))
+}
+
+pub fn man() -> Result<()> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Options::command())
+        .render(&mut out)
+        .map_err(|e| ShimError::failure(e.to_string()))?;
+    super::print(&out).map_err(|e| ShimError::failure(e.to_string()))
+}
