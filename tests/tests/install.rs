@@ -424,13 +424,16 @@ fn laptop_leaves_what_it_did_not_write() {
     same(&before, &w.snapshot(), "--uninstall");
 }
 
-/// A real process named `claude` (a copy of `sleep`) with `home` as HOME.
+/// A real process named `claude` (`sleep` started as `claude`) with `home` as HOME.
 fn fake_claude(w: &World, home: &Path) -> std::process::Child {
     let dir = w.scratch.join("claude-proc");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let exe = dir.join("claude");
     if !exe.exists() {
-        std::fs::copy("/bin/sleep", &exe).expect("copy sleep");
+        // A symlink: the process is named by the path it was started as,
+        // and no copy is open for writing while another test forks (which
+        // would make starting it fail with "text file busy").
+        std::os::unix::fs::symlink("/bin/sleep", &exe).expect("link sleep");
     }
     Command::new(&exe)
         .arg("600")
