@@ -318,6 +318,12 @@ impl TurnDir {
             .write(name, text.as_bytes())
     }
 
+    /// Whether the turn id is held: its envelope may have been typed (it is
+    /// marked so before tmux runs), or the turn has an outcome already.
+    pub fn held(&self) -> bool {
+        self.has("typed") || self.has("submitted") || self.state() != TurnState::Pending
+    }
+
     /// Records the reply unless one is there already; `Ok(false)` then.
     pub fn write_reply(&self, reply: &[u8]) -> io::Result<bool> {
         self.open()?.ok_or_else(absent)?.write_new(REPLY, reply)

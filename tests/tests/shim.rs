@@ -880,3 +880,19 @@ fn completions_and_man_page_come_from_the_flags_locally_only() {
     env.shim_forced("completions bash", None)
         .shim_error(2, "invalid_input");
 }
+
+#[test]
+fn a_turn_stopped_before_it_was_typed_is_not_held() {
+    let env = TestEnv::new();
+    env.shim(&["health", "cut"]).ok();
+    // What a request killed between creating its turn and typing it leaves.
+    let id = turn_id();
+    std::fs::create_dir(env.state.join("sessions/cut/turns").join(&id)).unwrap();
+    let r = env.shim(&["poll", "cut", &id]);
+    r.shim_error(69, "agent_unavailable");
+    assert!(r.stderr.contains("never typed"), "{r}");
+    // A retry of the same id types it now, once.
+    let r = env.shim(&["run-turn", "cut", &id, &b64("second try")]);
+    assert_eq!(body(&r.ok()), "second try");
+    assert_eq!(env.submissions_of(&id).len(), 1);
+}

@@ -20,6 +20,11 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid) -> Result<()> {
     }
     match settle(shim, &s, &t, &crate::cmd::run_turn::Output::Raw)? {
         Some(done) => done,
+        // Never typed: its request was stopped before it typed anything
+        // (and none is typing it now).
+        None if !t.held() && !s.busy() => Err(ShimError::unavailable(format!(
+            "turn {turn} was never typed (its request was stopped first); send it again"
+        ))),
         // Over without a reply: the agent is gone or went idle.
         None if t.has("idle") || crate::agent::recorded_agent(&s).is_none() => {
             Err(ShimError::unavailable(format!(

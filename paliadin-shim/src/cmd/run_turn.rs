@@ -78,12 +78,17 @@ pub fn run(
     let s = shim.session_dir(session, true)?;
     s.sweep();
     let t = s.turn(turn);
-    if t.exists() {
+    if t.held() {
         return await_reply(shim, &s, &t, deadline, None, out);
     }
     let _lock = s
         .lock("lock", deadline)?
         .ok_or_else(|| held_past_deadline(shim, &s))?;
+    if t.exists() && !t.held() {
+        // Left by a request stopped before it typed anything (we hold the
+        // lock, so none is typing it now): the id was never held.
+        t.remove();
+    }
     await_previous(shim, &s, deadline)?;
     let pane = shim.ensure_ready(&s, deadline)?;
     if !t
@@ -147,6 +152,10 @@ fn type_turn(
             e,
         ))
     })?;
+    // From here on the id is held: whatever happens to this process, the
+    // turn may have been typed and is never typed again.
+    t.mark("typed", "")
+        .map_err(|e| before(io_error(&format!("cannot write {}", t.path().display()), e)))?;
     shim.tmux
         .type_submit(
             &key,
