@@ -88,8 +88,11 @@ cargo build --quiet --workspace --bins
 
 toml_string() { local s=${1//\\/\\\\}; printf '"%s"' "${s//\"/\\\"}"; }
 mkdir -p "$dir/work"
+agent_env=""
 if command -v claude >/dev/null 2>&1; then
-  agent="[\"claude\", \"--permission-mode\", \"dontAsk\", \"--disallowedTools\", \"AskUserQuestion\"]"
+  # As install/laptop.sh starts it, less the folder trust it records.
+  agent="[\"claude\", \"--permission-mode\", \"dontAsk\", \"--strict-mcp-config\", \"--disallowedTools\", \"AskUserQuestion\"]"
+  agent_env='agent_env = { CLAUDE_CODE_MAX_RETRIES = "3", DISABLE_AUTOUPDATER = "1" }'
   echo "quickstart: agent: claude (if it stops on a dialog, see install/laptop.sh)" >&2
 else
   agent="[$(toml_string "$bin/paliadin-test-agent")]"
@@ -98,6 +101,7 @@ fi
 cat >"$dir/shim.toml" <<TOML
 # written by install/quickstart.sh
 agent = $agent
+$agent_env
 workdir = $(toml_string "$dir/work")
 tmux_socket = "$socket"
 state_dir = $(toml_string "$dir/state")
