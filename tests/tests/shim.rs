@@ -896,3 +896,18 @@ fn a_turn_stopped_before_it_was_typed_is_not_held() {
     assert_eq!(body(&r.ok()), "second try");
     assert_eq!(env.submissions_of(&id).len(), 1);
 }
+
+#[test]
+fn unicode_line_breaks_arrive_as_newlines() {
+    let env = TestEnv::new();
+    let (id, r) = turn(
+        &env,
+        "breaks",
+        "one\u{2028}two\u{2029}three\u{85}four\u{0B}five",
+    );
+    assert_eq!(body(&r.ok()), "one\ntwo\nthree\nfour\nfive");
+    assert_eq!(
+        env.submissions_of(&id),
+        vec!["one\ntwo\nthree\nfour\nfive".to_string()]
+    );
+}
