@@ -256,8 +256,12 @@ impl Client {
         }
         // Failing to reach the shim says nothing about the turn, which is
         // still pending on the laptop: its row stays as it is.
-        if let Some(c @ (ErrorCode::Unreachable | ErrorCode::AuthFailed | ErrorCode::Interrupted)) =
-            code
+        if let Some(
+            c @ (ErrorCode::Unreachable
+            | ErrorCode::AuthFailed
+            | ErrorCode::ConnectionLost
+            | ErrorCode::Interrupted),
+        ) = code
         {
             return Err(CallError {
                 code: c,
@@ -366,13 +370,20 @@ impl Client {
                 out.tokens = Some(p.tokens as i64);
             }
             (Some(c), _) => {
-                // A timed-out turn goes on on the laptop: `poll` completes it.
-                out.status = if c == ErrorCode::Timeout {
-                    Status::Pending
-                } else {
-                    Status::Error
+                // A timed-out turn, or one whose connection went away after
+                // the request went out, goes on on the laptop: `poll`
+                // completes it.
+                out.status = match c {
+                    ErrorCode::Timeout | ErrorCode::ConnectionLost => Status::Pending,
+                    _ => Status::Error,
                 };
-                out.error_detail = Some(detail_of(result));
+                out.error_detail = Some(match c {
+                    ErrorCode::ConnectionLost => format!(
+                        "the connection was lost after the request went out ({}); the turn may go on on the laptop: collect its reply with `paliadin-cli poll {turn_id}`",
+                        detail_of(result)
+                    ),
+                    _ => detail_of(result),
+                });
             }
             (None, Err(_)) => unreachable!("a transport error always has a code"),
         }

@@ -384,8 +384,21 @@ const UNREACHABLE: &[&str] = &[
     "Connection closed by",
     "Connection reset by",
     "kex_exchange_identification",
-    "not responding",
     "Broken pipe",
+];
+
+/// Log lines that say an established connection went away: ssh had already
+/// sent the request, so the turn may go on on the laptop. Checked before
+/// [`UNREACHABLE`] ("Read from remote host ...: Connection reset by peer"
+/// is a lost connection, not a refused one).
+const LOST: &[&str] = &[
+    // With the full stop: "kex_exchange_identification: Connection closed
+    // by remote host" (no stop) is a connection that never came up.
+    "closed by remote host.",
+    "Shared connection to",
+    "not responding",
+    "client_loop:",
+    "Read from remote host",
 ];
 
 /// Log lines that say the key was refused or the host key did not match,
@@ -404,7 +417,10 @@ const BENIGN: &[&str] = &["disabling multiplexing", "Warning: Permanently added"
 
 /// The error code of PROTOCOL section 6 for a finished ssh call, `None` for
 /// success. 255 is always ssh's own (the shim never exits 255): its log tells
-/// `auth_failed` from `unreachable`, anything else is `shim_error`. Every
+/// `auth_failed`, then `connection_lost` (an established connection went
+/// away, or a reused one ended without a word: the request had gone out),
+/// then `unreachable` (no connection: the request never went out); a log
+/// with anything else is `shim_error`. Every
 /// other status is the shim's and maps through [`ErrorCode::from_shim_exit`],
 /// whatever the log says (a "ControlSocket ... already exists, disabling
 /// multiplexing" line on a working call is not an error).
@@ -419,8 +435,16 @@ pub fn classify(status: i32, ssh_log: &str) -> Option<ErrorCode> {
     };
     Some(if has(AUTH_FAILED) {
         ErrorCode::AuthFailed
+    } else if has(LOST) {
+        ErrorCode::ConnectionLost
     } else if has(UNREACHABLE) {
         ErrorCode::Unreachable
+    } else if telling_line(ssh_log).is_none() {
+        // A call over a master connection that dies mid-call exits 255 and
+        // says nothing (OpenSSH 9.2): only a request already handed to the
+        // master gets there, since failing to reach the master falls back
+        // to a connection of the call's own, which says why it failed.
+        ErrorCode::ConnectionLost
     } else {
         ErrorCode::ShimError
     })
@@ -442,20 +466,25 @@ pub fn telling_line(ssh_log: &str) -> Option<&str> {
         .collect();
     AUTH_FAILED
         .iter()
+        .chain(LOST)
         .chain(UNREACHABLE)
         .find_map(|p| lines.iter().find(|l| l.contains(p)))
         .or(lines.last())
         .copied()
 }
 
-/// ssh prints a few messages to stderr while it reads its arguments, before
-/// `-E` takes effect ("Warning: Identity file ... not accessible"). They are
-/// ssh's, not the shim's: split them off into the log.
+/// ssh prints a few messages to stderr, not to its `-E` log: while it reads
+/// its arguments ("Warning: Identity file ... not accessible") and when the
+/// connection is closed under it ("Connection to ... closed by remote
+/// host."). They are ssh's, not the shim's: split them off into the log.
 fn split_stderr(stderr: &str) -> (String, String) {
     let mut shim = String::new();
     let mut ssh = String::new();
     for line in stderr.split_inclusive('\n') {
-        if line.starts_with("Warning: Identity file ") {
+        let ssh_closing = (line.starts_with("Connection to ")
+            || line.starts_with("Shared connection to "))
+            && line.trim_end().ends_with(" closed by remote host.");
+        if line.starts_with("Warning: Identity file ") || ssh_closing {
             ssh.push_str(line.trim_end());
             ssh.push('\n');
         } else {
@@ -690,6 +719,15 @@ Connection to 192.0.2.1 port 40000 timed out\r
 ";
     /// ControlPath=<dir>/%C with a directory too long for a unix socket.
     const CONTROL_PATH_TOO_LONG: &str = "unix_listener: path \"<control_dir>/<hash>.zoZVQUVuMzZwucQM\" too long for Unix domain socket\r\n";
+    /// sshd and its session processes killed mid-call (SIGKILL), no mux:
+    /// nothing in the log, this on stderr, status 255.
+    const CLOSED_BY_REMOTE_STDERR: &str = "Connection to 127.0.0.1 closed by remote host.\n";
+    /// The same with mux, the call over a master connection: status 255,
+    /// nothing in the log, nothing on stderr.
+    const MASTER_KILLED: &str = "";
+    /// sshd's session processes stopped (SIGSTOP) mid-call, as a network
+    /// gone quiet: ServerAliveInterval=1, ServerAliveCountMax=1, status 255.
+    const SERVER_SILENT: &str = "Timeout, server 127.0.0.1 not responding.\r\n";
     /// A working call: ssh logs nothing at its default level.
     const WORKING: &str = "";
     /// Seven of eight simultaneous first calls with mux on and no master yet
@@ -727,7 +765,30 @@ Connection to 192.0.2.1 port 40000 timed out\r
             classify(255, CONTROL_PATH_TOO_LONG),
             Some(ErrorCode::ShimError)
         );
-        assert_eq!(classify(255, ""), Some(ErrorCode::ShimError));
+        assert_eq!(classify(255, "something new\n"), Some(ErrorCode::ShimError));
+    }
+
+    #[test]
+    fn classify_connections_lost_mid_call() {
+        let (shim, ssh) = split_stderr(CLOSED_BY_REMOTE_STDERR);
+        assert_eq!((shim.as_str(), ssh.as_str()), ("", CLOSED_BY_REMOTE_STDERR));
+        for log in [ssh.as_str(), MASTER_KILLED, SERVER_SILENT] {
+            assert_eq!(
+                classify(255, &norm(log)),
+                Some(ErrorCode::ConnectionLost),
+                "{log:?}"
+            );
+        }
+        assert_eq!(
+            telling_line(&norm(SERVER_SILENT)),
+            Some("Timeout, server 127.0.0.1 not responding.")
+        );
+        // A reset of an established connection is lost, not unreachable.
+        let reset = "Read from remote host 127.0.0.1: Connection reset by peer\n";
+        assert_eq!(classify(255, reset), Some(ErrorCode::ConnectionLost));
+        // The shim's own statuses never are, whatever ssh says.
+        assert_eq!(classify(0, CLOSED_BY_REMOTE_STDERR), None);
+        assert_eq!(classify(124, SERVER_SILENT), Some(ErrorCode::Timeout));
     }
 
     #[test]

@@ -390,6 +390,52 @@ fn an_interrupt_stops_the_turn_and_the_row_says_so() {
     assert_eq!(db["error_code"], "interrupted");
 }
 
+/// Issue 8, item 3: sshd gone mid-turn (the request went out over a reused
+/// connection) is `connection_lost`, exit 71, the row stays `pending`, and
+/// the reply the laptop produced is collected by `poll` afterwards.
+#[test]
+fn a_connection_lost_mid_turn_stays_pending_and_poll_collects_it() {
+    let mut env = TestEnv::new();
+    env.cli(&["health", "--session", "lost"]).ok();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    let msg = "paliadin-test: slow:5000\nstill here";
+    c.args(env.cli_args(true))
+        .args(["turn", "--json", "--session", "lost", msg]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while env.prompts().is_empty() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the turn never reached the agent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.sshd().kill_with_sessions();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(71), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["turn_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["error_code"], "connection_lost", "{v}");
+    assert_eq!(v["status"], "pending", "{v}");
+    let hint = format!("paliadin-cli poll {id}");
+    assert!(v["error"].as_str().unwrap().contains(&hint), "{v}");
+    assert!(stderr.contains(&hint), "{stderr}");
+    let db = row(&env, &id);
+    assert_eq!(
+        (db["status"].as_str(), db["error_code"].as_str()),
+        (Some("pending"), Some("connection_lost"))
+    );
+    // The laptop went on: its reply is collected (here by the local shim,
+    // since this laptop's sshd is gone) and the row becomes `ok`.
+    let r = env.cli_in(false, &["poll", "--json", "--wait=30", &id], None);
+    assert_eq!(json(&r)["response"], msg, "{r}");
+    r.code(0);
+    assert_eq!(row(&env, &id)["status"], "ok");
+}
+
 #[test]
 fn eight_processes_twenty_five_turns_each_lose_no_row() {
     let mut env = TestEnv::new();
