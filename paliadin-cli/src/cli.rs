@@ -102,12 +102,13 @@ Examples:
   paliadin-cli reset --session me
   paliadin-cli reset --user 0123abcd-1111-4222-8333-444455556666")]
     Reset(ResetArgs),
-    /// Collect the late reply of a turn that timed out.
+    /// Collect the late reply of a turn that timed out, lost its connection, or whose client was killed.
     #[command(after_help = "\
 Examples:
   paliadin-cli poll 3f2a9c1e               # a unique prefix of the id will do
   paliadin-cli poll --wait 3f2a9c1e        # ask every second, up to 300 s
-  paliadin-cli poll --json --wait=60 3f2a9c1e")]
+  paliadin-cli poll --json --wait=60 3f2a9c1e
+  paliadin-cli poll --stale                # turns left running by a killed client")]
     Poll(PollArgs),
     /// Show a session's state on the laptop.
     #[command(after_help = "\
@@ -236,7 +237,13 @@ pub struct ResetArgs {
 #[derive(Debug, Args)]
 pub struct PollArgs {
     /// The turn id printed by a `turn` that timed out, or a unique prefix of it.
-    pub turn_id: String,
+    #[arg(required_unless_present = "stale", conflicts_with = "stale")]
+    pub turn_id: Option<String>,
+    /// Complete every turn left `running` by a client that is gone (killed
+    /// mid-turn) with the reply the laptop kept: one line (or JSON object)
+    /// per turn. Every command that logs does this on its own first.
+    #[arg(long)]
+    pub stale: bool,
     /// The session, for a turn that is not in the log.
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,

@@ -256,8 +256,12 @@ impl Client {
         }
         // Failing to reach the shim says nothing about the turn, which is
         // still pending on the laptop: its row stays as it is.
-        if let Some(c @ (ErrorCode::Unreachable | ErrorCode::AuthFailed | ErrorCode::Interrupted)) =
-            code
+        if let Some(
+            c @ (ErrorCode::Unreachable
+            | ErrorCode::AuthFailed
+            | ErrorCode::ConnectionLost
+            | ErrorCode::Interrupted),
+        ) = code
         {
             return Err(CallError {
                 code: c,
@@ -294,6 +298,43 @@ impl Client {
             return Ok(r);
         }
         Ok(self.complete(turn_id, session.as_str(), started, &result, None))
+    }
+
+    /// Completes the rows of this client's host left `running` by a process
+    /// that is gone (killed mid-turn): each is taken over (`pending`,
+    /// `interrupted`, with a line on how to poll it), then polled like
+    /// [`Client::poll`] (or [`Client::poll_wait`] for `wait`), which makes
+    /// it `ok` with the reply the laptop kept. Costs one indexed query, and
+    /// no call at all, when there is no such row.
+    pub fn complete_stale(
+        &mut self,
+        wait: Option<Duration>,
+    ) -> Vec<(Uuid, Result<TurnResult, CallError>)> {
+        let host = self.transport.host().to_owned();
+        let stale = match self.store.as_ref().map(|s| s.stale_turns(&host)) {
+            Some(Ok(v)) => v,
+            _ => return Vec::new(),
+        };
+        let mut out = Vec::new();
+        for t in stale {
+            let detail = format!(
+                "the client that ran this turn (pid {}) is gone; the turn may go on on the laptop: collect its reply with `paliadin-cli poll {}`",
+                t.owner.pid, t.turn_id
+            );
+            let claimed = self
+                .store
+                .as_mut()
+                .map(|s| s.claim_stale(t.turn_id, &detail));
+            if !matches!(claimed, Some(Ok(true))) {
+                continue;
+            }
+            let r = match wait {
+                Some(w) => self.poll_wait(t.turn_id, None, w),
+                None => self.poll(t.turn_id, None),
+            };
+            out.push((t.turn_id, r));
+        }
+        out
     }
 
     /// [`Client::poll`] again every second while the turn is still running,
@@ -366,13 +407,20 @@ impl Client {
                 out.tokens = Some(p.tokens as i64);
             }
             (Some(c), _) => {
-                // A timed-out turn goes on on the laptop: `poll` completes it.
-                out.status = if c == ErrorCode::Timeout {
-                    Status::Pending
-                } else {
-                    Status::Error
+                // A timed-out turn, or one whose connection went away after
+                // the request went out, goes on on the laptop: `poll`
+                // completes it.
+                out.status = match c {
+                    ErrorCode::Timeout | ErrorCode::ConnectionLost => Status::Pending,
+                    _ => Status::Error,
                 };
-                out.error_detail = Some(detail_of(result));
+                out.error_detail = Some(match c {
+                    ErrorCode::ConnectionLost => format!(
+                        "the connection was lost after the request went out ({}); the turn may go on on the laptop: collect its reply with `paliadin-cli poll {turn_id}`",
+                        detail_of(result)
+                    ),
+                    _ => detail_of(result),
+                });
             }
             (None, Err(_)) => unreachable!("a transport error always has a code"),
         }

@@ -21,6 +21,7 @@ pub fn of(code: ErrorCode) -> u8 {
         ErrorCode::InvalidInput => USAGE,
         ErrorCode::Unreachable => 68,
         ErrorCode::AuthFailed => 77,
+        ErrorCode::ConnectionLost => 71,
         ErrorCode::AgentUnavailable => 69,
         ErrorCode::ShimError => 70,
         ErrorCode::Blocked => 75,

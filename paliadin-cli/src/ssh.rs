@@ -38,11 +38,30 @@ pub const CONNECT_TIMEOUT_SECS: u32 = 3;
 pub const CONTROL_PERSIST_SECS: u32 = 60;
 
 /// `sun_path` of a unix socket holds 108 bytes with its NUL. The master binds
-/// `<ControlPath>.<16 random characters>` first and renames it, and `%C` is 40
-/// hex digits, so the control directory may be at most this long: past it,
+/// `<ControlPath>.<16 random characters>` first and renames it, and the
+/// socket's name ([`SshConfig::control_name`]) is [`CONTROL_NAME_LEN`] hex
+/// digits, so the control directory may be at most this long: past it,
 /// ssh 9.2 fails the whole call with status 255 ("ControlPath too long" or
 /// "unix_listener: path ... too long for Unix domain socket").
-pub const MAX_CONTROL_DIR_LEN: usize = 108 - 1 - (1 + 40) - (1 + 16);
+pub const MAX_CONTROL_DIR_LEN: usize = 108 - 1 - (1 + CONTROL_NAME_LEN) - (1 + 16);
+
+/// The length of a control socket's name: 160 bits of SHA-256, in hex.
+pub const CONTROL_NAME_LEN: usize = 40;
+
+/// The identity files ssh tries when no `-i` is given (OpenSSH 9.2,
+/// `IdentitiesOnly=yes` and `-F /dev/null`), under `~/.ssh`.
+const DEFAULT_IDENTITIES: &[&str] = &[
+    "id_rsa",
+    "id_ecdsa",
+    "id_ecdsa_sk",
+    "id_ed25519",
+    "id_ed25519_sk",
+    "id_xmss",
+    "id_dsa",
+];
+
+/// The known_hosts files ssh reads besides `UserKnownHostsFile`.
+const GLOBAL_KNOWN_HOSTS: &[&str] = &["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
 
 /// The most of ssh's log read back after a call.
 const MAX_LOG_BYTES: u64 = 64 * 1024;
@@ -64,7 +83,8 @@ pub struct SshConfig {
     /// call but the first skips the connection setup (about 200 ms on
     /// loopback, far more over a real network). On by default.
     pub mux: bool,
-    /// Where the master's sockets live (`ControlPath=<dir>/%C`). Created 0700;
+    /// Where the master's sockets live (`ControlPath=<dir>/<name>`, the name
+    /// from [`SshConfig::control_name`]). Created 0700;
     /// refused when not ours, not private, or longer than [`MAX_CONTROL_DIR_LEN`].
     pub control_dir: PathBuf,
     /// Where each call's private `-E` log file is made, read, and removed.
@@ -151,6 +171,67 @@ impl SshConfig {
         }
     }
 
+    /// The name of the control socket: a hash of everything that decides
+    /// which key authenticates and which forced command runs, so a call never
+    /// reuses a master connection that another identity opened. It covers
+    /// user, host and port; the identity file's path, its public key's
+    /// SHA-256 fingerprint (the whole file's hash when its public key cannot
+    /// be read, "missing" when there is none) and its `-cert.pub`
+    /// certificate; without `-i`, ssh's default identities; and the
+    /// known_hosts files' paths and contents (the user's and the global ones).
+    /// Any change to one of them names a new socket, so the next call makes
+    /// a fresh connection that sshd authenticates again.
+    pub fn control_name(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        let mut field = |tag: &str, value: &[u8]| {
+            h.update(tag.as_bytes());
+            h.update((value.len() as u64).to_be_bytes());
+            h.update(value);
+        };
+        field("v", b"paliadin control socket 1");
+        field("user", self.user.as_deref().unwrap_or("").as_bytes());
+        field("host", self.host.as_bytes());
+        field("port", self.port.to_string().as_bytes());
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let identities: Vec<PathBuf> = match (&self.key, &home) {
+            (Some(k), _) => vec![k.clone()],
+            (None, Some(home)) => DEFAULT_IDENTITIES
+                .iter()
+                .map(|n| home.join(".ssh").join(n))
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        for id in &identities {
+            field("identity", id.as_os_str().as_encoded_bytes());
+            field("fingerprint", identity_fingerprint(id).as_bytes());
+            let mut cert = id.as_os_str().to_owned();
+            cert.push("-cert.pub");
+            field("certificate", &file_digest(Path::new(&cert)));
+        }
+        let mut known: Vec<PathBuf> = match (&self.known_hosts, &home) {
+            (Some(kh), _) => vec![kh.clone()],
+            (None, Some(home)) => vec![
+                home.join(".ssh/known_hosts"),
+                home.join(".ssh/known_hosts2"),
+            ],
+            (None, None) => Vec::new(),
+        };
+        known.extend(GLOBAL_KNOWN_HOSTS.iter().map(PathBuf::from));
+        for kh in &known {
+            field("known_hosts", kh.as_os_str().as_encoded_bytes());
+            field("known_hosts_digest", &file_digest(kh));
+        }
+        let digest = h.finalize();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        hex[..CONTROL_NAME_LEN].to_owned()
+    }
+
+    /// `<control_dir>/<control_name>`: the `ControlPath` of this configuration.
+    pub fn control_path(&self) -> PathBuf {
+        self.control_dir.join(self.control_name())
+    }
+
     /// `[user@]host`, as ssh's destination argument.
     pub fn destination(&self) -> String {
         match &self.user {
@@ -213,7 +294,7 @@ impl SshConfig {
             vec![
                 "ControlMaster=auto".into(),
                 format!("ControlPersist={CONTROL_PERSIST_SECS}").into(),
-                cat("ControlPath=", &self.control_dir.join("%C")),
+                cat("ControlPath=", &self.control_path()),
             ]
         } else {
             vec!["ControlMaster=no".into(), "ControlPath=none".into()]
@@ -303,8 +384,21 @@ const UNREACHABLE: &[&str] = &[
     "Connection closed by",
     "Connection reset by",
     "kex_exchange_identification",
-    "not responding",
     "Broken pipe",
+];
+
+/// Log lines that say an established connection went away: ssh had already
+/// sent the request, so the turn may go on on the laptop. Checked before
+/// [`UNREACHABLE`] ("Read from remote host ...: Connection reset by peer"
+/// is a lost connection, not a refused one).
+const LOST: &[&str] = &[
+    // With the full stop: "kex_exchange_identification: Connection closed
+    // by remote host" (no stop) is a connection that never came up.
+    "closed by remote host.",
+    "Shared connection to",
+    "not responding",
+    "client_loop:",
+    "Read from remote host",
 ];
 
 /// Log lines that say the key was refused or the host key did not match,
@@ -323,7 +417,10 @@ const BENIGN: &[&str] = &["disabling multiplexing", "Warning: Permanently added"
 
 /// The error code of PROTOCOL section 6 for a finished ssh call, `None` for
 /// success. 255 is always ssh's own (the shim never exits 255): its log tells
-/// `auth_failed` from `unreachable`, anything else is `shim_error`. Every
+/// `auth_failed`, then `connection_lost` (an established connection went
+/// away, or a reused one ended without a word: the request had gone out),
+/// then `unreachable` (no connection: the request never went out); a log
+/// with anything else is `shim_error`. Every
 /// other status is the shim's and maps through [`ErrorCode::from_shim_exit`],
 /// whatever the log says (a "ControlSocket ... already exists, disabling
 /// multiplexing" line on a working call is not an error).
@@ -338,8 +435,16 @@ pub fn classify(status: i32, ssh_log: &str) -> Option<ErrorCode> {
     };
     Some(if has(AUTH_FAILED) {
         ErrorCode::AuthFailed
+    } else if has(LOST) {
+        ErrorCode::ConnectionLost
     } else if has(UNREACHABLE) {
         ErrorCode::Unreachable
+    } else if telling_line(ssh_log).is_none() {
+        // A call over a master connection that dies mid-call exits 255 and
+        // says nothing (OpenSSH 9.2): only a request already handed to the
+        // master gets there, since failing to reach the master falls back
+        // to a connection of the call's own, which says why it failed.
+        ErrorCode::ConnectionLost
     } else {
         ErrorCode::ShimError
     })
@@ -361,20 +466,25 @@ pub fn telling_line(ssh_log: &str) -> Option<&str> {
         .collect();
     AUTH_FAILED
         .iter()
+        .chain(LOST)
         .chain(UNREACHABLE)
         .find_map(|p| lines.iter().find(|l| l.contains(p)))
         .or(lines.last())
         .copied()
 }
 
-/// ssh prints a few messages to stderr while it reads its arguments, before
-/// `-E` takes effect ("Warning: Identity file ... not accessible"). They are
-/// ssh's, not the shim's: split them off into the log.
+/// ssh prints a few messages to stderr, not to its `-E` log: while it reads
+/// its arguments ("Warning: Identity file ... not accessible") and when the
+/// connection is closed under it ("Connection to ... closed by remote
+/// host."). They are ssh's, not the shim's: split them off into the log.
 fn split_stderr(stderr: &str) -> (String, String) {
     let mut shim = String::new();
     let mut ssh = String::new();
     for line in stderr.split_inclusive('\n') {
-        if line.starts_with("Warning: Identity file ") {
+        let ssh_closing = (line.starts_with("Connection to ")
+            || line.starts_with("Shared connection to "))
+            && line.trim_end().ends_with(" closed by remote host.");
+        if line.starts_with("Warning: Identity file ") || ssh_closing {
             ssh.push_str(line.trim_end());
             ssh.push('\n');
         } else {
@@ -394,6 +504,86 @@ fn one_line(s: &str, max: usize) -> String {
         Some((i, _)) => format!("{}...", &s[..i]),
         None => s.to_owned(),
     }
+}
+
+/// The most of a key, certificate or known_hosts file read for the control
+/// socket's name.
+const MAX_HASHED_FILE: u64 = 1024 * 1024;
+
+/// SHA-256 of a file's first [`MAX_HASHED_FILE`] bytes; empty when it cannot
+/// be read (a missing file is a state of its own, and hashes as such).
+fn file_digest(path: &Path) -> Vec<u8> {
+    use sha2::{Digest as _, Sha256};
+    let mut buf = Vec::new();
+    match File::open(path).and_then(|f| f.take(MAX_HASHED_FILE).read_to_end(&mut buf)) {
+        Ok(_) => Sha256::digest(&buf).to_vec(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The identity's public key fingerprint as ssh prints it (`SHA256:<base64>`),
+/// read from an OpenSSH private key file (whose public key is stored
+/// unencrypted, even in a key with a passphrase); for any other format, the
+/// file's own SHA-256 (`file:<hex>`); `missing` when it cannot be read.
+fn identity_fingerprint(path: &Path) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest as _, Sha256};
+    let mut buf = Vec::new();
+    if File::open(path)
+        .and_then(|f| f.take(MAX_HASHED_FILE).read_to_end(&mut buf))
+        .is_err()
+    {
+        return "missing".into();
+    }
+    match openssh_public_key(&String::from_utf8_lossy(&buf)) {
+        Some(blob) => format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(Sha256::digest(&blob))
+        ),
+        None => {
+            let hex: String = Sha256::digest(&buf)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("file:{hex}")
+        }
+    }
+}
+
+/// The public key blob of an `openssh-key-v1` private key file: after the
+/// magic, the cipher, KDF and KDF options strings and the key count, the
+/// first public key (PROTOCOL.key in OpenSSH's sources).
+fn openssh_public_key(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let body = text
+        .split("-----BEGIN OPENSSH PRIVATE KEY-----")
+        .nth(1)?
+        .split("-----END OPENSSH PRIVATE KEY-----")
+        .next()?;
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let mut rest = raw.strip_prefix(b"openssh-key-v1\0".as_slice())?;
+    fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if rest.len() < n {
+            return None;
+        }
+        let (a, b) = rest.split_at(n);
+        *rest = b;
+        Some(a)
+    }
+    fn u32_of(rest: &mut &[u8]) -> Option<usize> {
+        let b = take(rest, 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    }
+    for _ in 0..3 {
+        let n = u32_of(&mut rest)?;
+        take(&mut rest, n)?;
+    }
+    if u32_of(&mut rest)? < 1 {
+        return None;
+    }
+    let n = u32_of(&mut rest)?;
+    take(&mut rest, n).map(<[u8]>::to_vec)
 }
 
 /// Creates `dir` 0700 if missing; refuses it unless it is a real directory
@@ -529,6 +719,15 @@ Connection to 192.0.2.1 port 40000 timed out\r
 ";
     /// ControlPath=<dir>/%C with a directory too long for a unix socket.
     const CONTROL_PATH_TOO_LONG: &str = "unix_listener: path \"<control_dir>/<hash>.zoZVQUVuMzZwucQM\" too long for Unix domain socket\r\n";
+    /// sshd and its session processes killed mid-call (SIGKILL), no mux:
+    /// nothing in the log, this on stderr, status 255.
+    const CLOSED_BY_REMOTE_STDERR: &str = "Connection to 127.0.0.1 closed by remote host.\n";
+    /// The same with mux, the call over a master connection: status 255,
+    /// nothing in the log, nothing on stderr.
+    const MASTER_KILLED: &str = "";
+    /// sshd's session processes stopped (SIGSTOP) mid-call, as a network
+    /// gone quiet: ServerAliveInterval=1, ServerAliveCountMax=1, status 255.
+    const SERVER_SILENT: &str = "Timeout, server 127.0.0.1 not responding.\r\n";
     /// A working call: ssh logs nothing at its default level.
     const WORKING: &str = "";
     /// Seven of eight simultaneous first calls with mux on and no master yet
@@ -566,7 +765,30 @@ Connection to 192.0.2.1 port 40000 timed out\r
             classify(255, CONTROL_PATH_TOO_LONG),
             Some(ErrorCode::ShimError)
         );
-        assert_eq!(classify(255, ""), Some(ErrorCode::ShimError));
+        assert_eq!(classify(255, "something new\n"), Some(ErrorCode::ShimError));
+    }
+
+    #[test]
+    fn classify_connections_lost_mid_call() {
+        let (shim, ssh) = split_stderr(CLOSED_BY_REMOTE_STDERR);
+        assert_eq!((shim.as_str(), ssh.as_str()), ("", CLOSED_BY_REMOTE_STDERR));
+        for log in [ssh.as_str(), MASTER_KILLED, SERVER_SILENT] {
+            assert_eq!(
+                classify(255, &norm(log)),
+                Some(ErrorCode::ConnectionLost),
+                "{log:?}"
+            );
+        }
+        assert_eq!(
+            telling_line(&norm(SERVER_SILENT)),
+            Some("Timeout, server 127.0.0.1 not responding.")
+        );
+        // A reset of an established connection is lost, not unreachable.
+        let reset = "Read from remote host 127.0.0.1: Connection reset by peer\n";
+        assert_eq!(classify(255, reset), Some(ErrorCode::ConnectionLost));
+        // The shim's own statuses never are, whatever ssh says.
+        assert_eq!(classify(0, CLOSED_BY_REMOTE_STDERR), None);
+        assert_eq!(classify(124, SERVER_SILENT), Some(ErrorCode::Timeout));
     }
 
     #[test]
@@ -701,8 +923,11 @@ Connection to 192.0.2.1 port 40000 timed out\r
         let want = "-F /dev/null -i id -p 22022 -o IdentitiesOnly=yes -o UserKnownHostsFile=kh \
                     -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=3 \
                     -o ServerAliveInterval=10 -o ServerAliveCountMax=3 -T -E logs/x.log \
-                    -o ControlMaster=auto -o ControlPersist=60 -o ControlPath=ctl/%C m@laptop -- health s1";
-        assert_eq!(args(&cmd).join(" "), want);
+                    -o ControlMaster=auto -o ControlPersist=60 -o ControlPath=ctl/NAME m@laptop -- health s1";
+        let name = c.control_name();
+        assert_eq!(name.len(), CONTROL_NAME_LEN);
+        assert!(name.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(args(&cmd).join(" "), want.replace("NAME", &name));
     }
 
     #[test]
@@ -971,9 +1196,18 @@ exit "$code"
 
         impl Drop for Sshd {
             fn drop(&mut self) {
-                for ctl in self.masters.borrow().iter() {
+                let sockets = self
+                    .masters
+                    .borrow()
+                    .iter()
+                    .filter_map(|ctl| fs::read_dir(ctl).ok())
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path())
+                    .collect::<Vec<_>>();
+                for socket in sockets {
                     let mut kv = OsString::from("ControlPath=");
-                    kv.push(ctl.join("%C"));
+                    kv.push(&socket);
                     let _ = Command::new("ssh")
                         .args(["-F", "/dev/null", "-p", &self.port.to_string(), "-o"])
                         .arg(kv)
@@ -1131,6 +1365,78 @@ exit "$code"
 
             // Every call's log file is gone.
             assert_eq!(fs::read_dir(sshd.path("logs")).unwrap().count(), 0);
+        }
+
+        /// Issue 8, item 4: a master connection is reused only by a call with
+        /// the same identity, known_hosts, user, host and port.
+        #[test]
+        fn control_socket_is_named_by_identity_and_known_hosts() {
+            let Some(sshd) = Sshd::start() else { return };
+            let ok = |c: &SshConfig, s: &str| {
+                let r = c.call(&req(s), None, within(20), None).unwrap();
+                assert_eq!(
+                    (r.status, classify(r.status, &r.ssh_log)),
+                    (0, None),
+                    "{r:?}"
+                );
+            };
+            let refused = |c: &SshConfig, s: &str| {
+                let r = c.call(&req(s), None, within(20), None).unwrap();
+                assert_eq!(
+                    (r.status, classify(r.status, &r.ssh_log)),
+                    (255, Some(ErrorCode::AuthFailed)),
+                    "{r:?}"
+                );
+            };
+            // The fingerprint read from the private key is ssh-keygen's.
+            let out = Command::new("ssh-keygen")
+                .args(["-l", "-E", "sha256", "-f"])
+                .arg(sshd.path("client_key.pub"))
+                .output()
+                .unwrap();
+            let listed = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(
+                Some(identity_fingerprint(&sshd.path("client_key")).as_str()),
+                listed.split_whitespace().nth(1),
+                "{listed}"
+            );
+            assert_eq!(identity_fingerprint(&sshd.path("no_such_key")), "missing");
+            let good = sshd.config(true, "ctl");
+            ok(&good, "k1");
+            // An unknown key to the same host while the accepted key's master lives.
+            let mut wrong = good.clone();
+            wrong.key = Some(sshd.path("wrong_key"));
+            assert_ne!(wrong.control_path(), good.control_path());
+            refused(&wrong, "k2");
+            ok(&good, "k3");
+            // Another key written over the same identity file names a new socket.
+            let swapped = sshd.path("swapped_key");
+            fs::copy(sshd.path("client_key"), &swapped).unwrap();
+            let mut same_path = good.clone();
+            same_path.key = Some(swapped.clone());
+            ok(&same_path, "k4");
+            fs::copy(sshd.path("wrong_key"), &swapped).unwrap();
+            refused(&same_path, "k5");
+            // A key removed from authorized_keys: the master it opened still
+            // carries it (sshd checks keys only when a connection starts,
+            // PROTOCOL section 6), a call under any other name does not.
+            fs::write(sshd.path("authorized_keys"), "").unwrap();
+            ok(&good, "k6");
+            let moved = sshd.path("known_hosts_copy");
+            fs::copy(sshd.path("known_hosts"), &moved).unwrap();
+            let mut other_kh = good.clone();
+            other_kh.known_hosts = Some(moved);
+            refused(&other_kh, "k7");
+            let mut other_user = good.clone();
+            other_user.user = Some(
+                std::env::var("USER")
+                    .ok()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| "root".into()),
+            );
+            if other_user.control_path() != good.control_path() {
+                refused(&other_user, "k8");
+            }
         }
 
         #[test]

@@ -15,6 +15,9 @@ pub enum ErrorCode {
     Unreachable,
     /// ssh was refused the key, or the host key did not match.
     AuthFailed,
+    /// The connection went away after the request was sent (ssh exited 255
+    /// without the shim's status): the turn may go on on the laptop.
+    ConnectionLost,
     /// The shim said 2.
     InvalidInput,
     /// The shim said 69 (or a local shim could not be started).
@@ -33,9 +36,10 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of PROTOCOL section 6.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::Unreachable,
         ErrorCode::AuthFailed,
+        ErrorCode::ConnectionLost,
         ErrorCode::InvalidInput,
         ErrorCode::AgentUnavailable,
         ErrorCode::Blocked,
@@ -50,6 +54,7 @@ impl ErrorCode {
         match self {
             ErrorCode::Unreachable => "unreachable",
             ErrorCode::AuthFailed => "auth_failed",
+            ErrorCode::ConnectionLost => "connection_lost",
             ErrorCode::InvalidInput => "invalid_input",
             ErrorCode::AgentUnavailable => "agent_unavailable",
             ErrorCode::Blocked => "blocked",
@@ -95,6 +100,7 @@ mod tests {
         let want = [
             "unreachable",
             "auth_failed",
+            "connection_lost",
             "invalid_input",
             "agent_unavailable",
             "blocked",

@@ -583,6 +583,37 @@ impl Sshd {
     }
 }
 
+impl Sshd {
+    /// Kills (SIGKILL) sshd and every sshd process below it (the
+    /// per-connection and session processes), as a laptop whose sshd dies
+    /// would: the forced command's processes are left running.
+    pub fn kill_with_sessions(&self) {
+        fn below(pid: u32, out: &mut Vec<u32>) {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                return;
+            };
+            for t in tasks.flatten() {
+                let children =
+                    std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                    out.push(c);
+                    below(c, out);
+                }
+            }
+        }
+        let mut pids = vec![self.child.id()];
+        below(self.child.id(), &mut pids);
+        for pid in pids {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.starts_with("sshd") {
+                if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();

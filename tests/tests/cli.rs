@@ -390,6 +390,153 @@ fn an_interrupt_stops_the_turn_and_the_row_says_so() {
     assert_eq!(db["error_code"], "interrupted");
 }
 
+/// Issue 8, item 3: sshd gone mid-turn (the request went out over a reused
+/// connection) is `connection_lost`, exit 71, the row stays `pending`, and
+/// the reply the laptop produced is collected by `poll` afterwards.
+#[test]
+fn a_connection_lost_mid_turn_stays_pending_and_poll_collects_it() {
+    let mut env = TestEnv::new();
+    env.cli(&["health", "--session", "lost"]).ok();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    let msg = "paliadin-test: slow:5000\nstill here";
+    c.args(env.cli_args(true))
+        .args(["turn", "--json", "--session", "lost", msg]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while env.prompts().is_empty() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the turn never reached the agent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.sshd().kill_with_sessions();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(71), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["turn_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["error_code"], "connection_lost", "{v}");
+    assert_eq!(v["status"], "pending", "{v}");
+    let hint = format!("paliadin-cli poll {id}");
+    assert!(v["error"].as_str().unwrap().contains(&hint), "{v}");
+    assert!(stderr.contains(&hint), "{stderr}");
+    let db = row(&env, &id);
+    assert_eq!(
+        (db["status"].as_str(), db["error_code"].as_str()),
+        (Some("pending"), Some("connection_lost"))
+    );
+    // The laptop went on: its reply is collected (here by the local shim,
+    // since this laptop's sshd is gone) and the row becomes `ok`.
+    let r = env.cli_in(false, &["poll", "--json", "--wait=30", &id], None);
+    assert_eq!(json(&r)["response"], msg, "{r}");
+    r.code(0);
+    assert_eq!(row(&env, &id)["status"], "ok");
+}
+
+/// Starts `turn msg` over ssh, awaits its message reaching the agent, then
+/// kills the client with SIGKILL and awaits the exit of its ssh (which
+/// drains the reply into a pipe no one reads). Returns the turn id of its
+/// row, left `running`.
+fn kill_client_mid_turn(env: &mut TestEnv, session: &str, msg: &str) -> String {
+    use rustix::event::{poll, PollFd, PollFlags};
+    use rustix::process::{kill_process, pidfd_open, Pid, PidfdFlags, Signal};
+    let seen = env.prompts().len();
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(env.cli_args(true))
+        .args(["turn", "--json", "--session", session, msg]);
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while env.prompts().len() == seen {
+        assert!(
+            std::time::Instant::now() < until,
+            "the turn never reached the agent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Its ssh, a direct child: awaited through a pidfd, since it is not ours.
+    let pid = child.id();
+    let children: Vec<Pid> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .flat_map(|t| {
+            std::fs::read_to_string(t.path().join("children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok().and_then(Pid::from_raw))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(!children.is_empty(), "no ssh under the client");
+    let fds: Vec<_> = children
+        .iter()
+        .filter_map(|p| pidfd_open(*p, PidfdFlags::empty()).ok())
+        .collect();
+    kill_process(Pid::from_raw(pid as i32).unwrap(), Signal::KILL).unwrap();
+    child.wait().unwrap();
+    for fd in &fds {
+        let mut p = [PollFd::new(fd, PollFlags::IN)];
+        let ts = rustix::event::Timespec {
+            tv_sec: 60,
+            tv_nsec: 0,
+        };
+        assert_eq!(poll(&mut p, Some(&ts)).unwrap(), 1, "ssh did not end");
+    }
+    let id: String = Connection::open(env.db())
+        .unwrap()
+        .query_row("SELECT turn_id FROM turns WHERE message = ?1", [msg], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(row(env, &id)["status"], "running");
+    id
+}
+
+/// Issue 8, item 2: `kill -9` of `paliadin-cli turn` mid-turn leaves a
+/// `running` row; the next run of the client completes it with the reply
+/// the laptop produced, and so does `poll --stale` on demand.
+#[test]
+fn a_client_killed_mid_turn_is_completed_by_the_next_run_and_poll_stale() {
+    let mut env = TestEnv::new();
+    env.cli(&["health", "--session", "killed"]).ok();
+    let first = "paliadin-test: slow:3000\nkilled once";
+    let id = kill_client_mid_turn(&mut env, "killed", first);
+    // The next run (any command that logs) completes it first.
+    let r = env.cli(&["health", "--session", "killed"]);
+    r.code(0);
+    assert!(
+        r.stderr.contains(&format!(
+            "turn {id}, left running by a client that is gone: completed"
+        )),
+        "{r}"
+    );
+    let db = row(&env, &id);
+    assert_eq!(
+        (db["status"].as_str(), db["response"].as_str()),
+        (Some("ok"), Some(first))
+    );
+    // On demand, with the log's own row for the answer.
+    let second = "paliadin-test: slow:3000\nkilled twice";
+    let id = kill_client_mid_turn(&mut env, "killed", second);
+    let r = env.cli(&["poll", "--stale", "--json", "--wait=30"]);
+    r.code(0);
+    let v = json(&r);
+    assert_eq!(
+        (v["turn_id"].as_str(), v["status"].as_str()),
+        (Some(id.as_str()), Some("ok")),
+        "{r}"
+    );
+    assert_eq!(v["response"], second);
+    assert_eq!(row(&env, &id)["status"], "ok");
+    // Nothing stale is left: nothing to say, and no call made.
+    let r = env.cli(&["poll", "--stale"]);
+    assert_eq!((r.code, r.out().as_str()), (0, ""), "{r}");
+}
+
 #[test]
 fn eight_processes_twenty_five_turns_each_lose_no_row() {
     let mut env = TestEnv::new();

@@ -58,7 +58,19 @@ impl App {
     /// A client stopped by Ctrl-C/SIGTERM; with the log when `logged` names
     /// what it records. A log that cannot be opened never stops the call:
     /// a warning says what will not be recorded, and the call goes on.
+    /// With the log, rows left `running` by a client that is gone are
+    /// completed first ([`Client::complete_stale`]), one line each on stderr.
     pub fn client(&self, logged: Option<&str>) -> anyhow::Result<Client> {
+        let mut client = self.client_only(logged)?;
+        for (id, r) in client.complete_stale(None) {
+            eprintln!("paliadin-cli: {}", stale_line(id, &r));
+        }
+        Ok(client)
+    }
+
+    /// [`App::client`] without completing stale rows (`poll --stale` does
+    /// that itself).
+    pub fn client_only(&self, logged: Option<&str>) -> anyhow::Result<Client> {
         let transport = self.transport()?;
         let store = match logged {
             None => None,
@@ -117,6 +129,29 @@ impl App {
             (None, None) => format!("{prefix}-{fallback}"),
         };
         session_name(&name)
+    }
+}
+
+/// One line on a stale row's completion ([`Client::complete_stale`]).
+pub fn stale_line(id: uuid::Uuid, r: &Result<crate::client::TurnResult, CallError>) -> String {
+    let what = format!("turn {id}, left running by a client that is gone");
+    match r {
+        Ok(t) if t.still_running => format!(
+            "{what}: still running on the laptop; collect its reply with: paliadin-cli poll {id}"
+        ),
+        Ok(t) => match t.error_code {
+            None => {
+                format!("{what}: completed with the laptop's reply (paliadin-cli log show {id})")
+            }
+            Some(c) => format!(
+                "{what}: {c}: {}",
+                t.error_detail.as_deref().unwrap_or_default()
+            ),
+        },
+        Err(e) => format!(
+            "{what}: {}: {}; collect its reply later with: paliadin-cli poll {id}",
+            e.code, e.detail
+        ),
     }
 }
 

@@ -250,6 +250,64 @@ impl Default for Filter {
     }
 }
 
+/// The process that writes a turn's row: what tells, later, whether it is
+/// still there (PROTOCOL section 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Its pid.
+    pub pid: u32,
+    /// Its start time, clock ticks after boot (field 22 of /proc/PID/stat).
+    pub start: u64,
+    /// /proc/sys/kernel/random/boot_id when it ran.
+    pub boot: String,
+}
+
+impl Owner {
+    /// This process; `None` without /proc (its rows are never taken for stale).
+    pub fn current() -> Option<Owner> {
+        let pid = std::process::id();
+        Some(Owner {
+            pid,
+            start: process_start(pid)?,
+            boot: boot_id()?,
+        })
+    }
+
+    /// Whether this process still runs: same boot, and the pid is the same
+    /// process (not one that reused it).
+    pub fn alive(&self) -> bool {
+        match boot_id() {
+            Some(b) if b == self.boot => process_start(self.pid) == Some(self.start),
+            // Another boot: nothing of it runs now. No /proc: cannot tell.
+            Some(_) => false,
+            None => true,
+        }
+    }
+}
+
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Field 22 of /proc/PID/stat; the fields are counted after the command
+/// name's closing parenthesis, since the name may hold spaces and `)`.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A row left `running` by a process that is gone ([`Store::stale_turns`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleTurn {
+    pub turn_id: Uuid,
+    pub session: String,
+    pub owner: Owner,
+}
+
 /// The open turn log. One per process; not shared between threads.
 #[derive(Debug)]
 pub struct Store {
@@ -269,13 +327,15 @@ impl Store {
         &self.path
     }
 
-    /// Records a turn as `running`. Call before the ssh call, so a crash
-    /// leaves a trace.
+    /// Records a turn as `running`, written by this process ([`Owner`]).
+    /// Call before the ssh call, so a crash leaves a trace.
     pub fn begin_turn(&mut self, turn: &NewTurn) -> Result<(), StoreError> {
+        let owner = Owner::current();
         let tx = self.write()?;
         tx.execute(
             "INSERT INTO turns (turn_id, user_id, session, host, started_ms, message, \
-             page_origin, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             page_origin, status, owner_pid, owner_start, owner_boot) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 turn.turn_id.to_string(),
                 turn.user_id.map(|u| u.to_string()),
@@ -285,6 +345,9 @@ impl Store {
                 turn.message,
                 turn.page_origin,
                 Status::Running,
+                owner.as_ref().map(|o| o.pid),
+                owner.as_ref().map(|o| o.start as i64),
+                owner.as_ref().map(|o| o.boot.clone()),
             ],
         )?;
         tx.commit()?;
@@ -324,6 +387,64 @@ impl Store {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// The rows of `host` still `running` whose writer is gone (another
+    /// boot, or no process with its pid and start time), oldest first. One
+    /// query on the `(status, started_ms)` index; rows without an owner
+    /// (written before schema 3) are never stale.
+    pub fn stale_turns(&self, host: &str) -> Result<Vec<StaleTurn>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT turn_id, session, owner_pid, owner_start, owner_boot FROM turns \
+             WHERE status = 'running' AND host = ?1 AND owner_pid IS NOT NULL \
+             ORDER BY started_ms",
+        )?;
+        let rows = stmt.query_map([host], |r| {
+            Ok((
+                uuid_at(r, 0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, session, pid, start, boot) = row?;
+            let (Some(turn_id), Ok(pid)) = (id, u32::try_from(pid)) else {
+                continue;
+            };
+            let owner = Owner {
+                pid,
+                start: start.unwrap_or(0) as u64,
+                boot: boot.unwrap_or_default(),
+            };
+            if !owner.alive() {
+                out.push(StaleTurn {
+                    turn_id,
+                    session,
+                    owner,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes a stale row over: `running` becomes `pending` with
+    /// `interrupted` and `detail`, so no other process takes it too and no
+    /// later run asks for it again unasked. `false` when it is no longer
+    /// `running` (another process took it first).
+    pub fn claim_stale(&mut self, turn_id: Uuid, detail: &str) -> Result<bool, StoreError> {
+        let now = paliadin_core::timefmt::now_ms();
+        let tx = self.write()?;
+        let changed = tx.execute(
+            "UPDATE turns SET status = 'pending', error_code = 'interrupted', \
+             error_detail = ?2, ended_ms = ?3, duration_ms = ?3 - started_ms \
+             WHERE turn_id = ?1 AND status = 'running'",
+            params![turn_id.to_string(), detail, now],
+        )?;
+        tx.commit()?;
+        Ok(changed == 1)
     }
 
     /// The turn with this id, if any.
@@ -656,6 +777,67 @@ mod tests {
             message: message.into(),
             page_origin: None,
         }
+    }
+
+    #[test]
+    fn rows_of_a_process_that_is_gone_are_stale_once() {
+        let mut store = Store::open_in_memory().unwrap();
+        let me = Owner::current().expect("this test needs /proc");
+        assert!(me.alive());
+        for n in 1..=5 {
+            store
+                .begin_turn(&new_turn(n, "s", T0 + n as i64, "m"))
+                .unwrap();
+        }
+        // 1: ours, alive. 2: another boot. 3: our pid, another start time
+        // (a reused pid). 4: no owner (written before schema 3). 5: done.
+        fn set(store: &Store, n: u128, sql: &str) {
+            store
+                .conn
+                .execute(sql, [Uuid::from_u128(n).to_string()])
+                .unwrap();
+        }
+        set(
+            &store,
+            2,
+            "UPDATE turns SET owner_boot = 'another-boot' WHERE turn_id = ?1",
+        );
+        set(
+            &store,
+            3,
+            "UPDATE turns SET owner_start = owner_start + 1 WHERE turn_id = ?1",
+        );
+        set(
+            &store,
+            4,
+            "UPDATE turns SET owner_pid = NULL WHERE turn_id = ?1",
+        );
+        store
+            .finish_turn(Uuid::from_u128(5), &outcome(T0 + 9, Status::Ok))
+            .unwrap();
+        let mut other_host = new_turn(6, "s", T0 + 6, "m");
+        other_host.host = "host-b".into();
+        store.begin_turn(&other_host).unwrap();
+        set(
+            &store,
+            6,
+            "UPDATE turns SET owner_boot = 'another-boot' WHERE turn_id = ?1",
+        );
+        let stale: Vec<u128> = store
+            .stale_turns("host-a")
+            .unwrap()
+            .iter()
+            .map(|t| t.turn_id.as_u128())
+            .collect();
+        assert_eq!(stale, [2, 3]);
+        assert!(store.claim_stale(Uuid::from_u128(2), "gone").unwrap());
+        assert!(!store.claim_stale(Uuid::from_u128(2), "gone").unwrap());
+        let row = store.get(Uuid::from_u128(2)).unwrap().unwrap();
+        assert_eq!(
+            (row.outcome.status, row.outcome.error_code.as_deref()),
+            (Status::Pending, Some("interrupted"))
+        );
+        assert_eq!(store.stale_turns("host-a").unwrap().len(), 1);
     }
 
     fn outcome(ended_ms: i64, status: Status) -> Outcome {

@@ -153,6 +153,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
             ON CONFLICT DO UPDATE SET turns = turns + 1;
     END;
     "#,
+    // 3 (issue 8): who wrote a turn's row, so that a row left `running` by a
+    // process that is gone can be told from one still in flight: the pid,
+    // its start time (clock ticks after boot, field 22 of /proc/PID/stat,
+    // so a reused pid is not taken for the writer) and the boot id. NULL in
+    // rows written before (never taken for stale). `turns_status_started`
+    // already finds the running rows.
+    r#"
+    ALTER TABLE turns ADD COLUMN owner_pid INTEGER;
+    ALTER TABLE turns ADD COLUMN owner_start INTEGER;
+    ALTER TABLE turns ADD COLUMN owner_boot TEXT;
+    "#,
 ];
 
 impl Store {
