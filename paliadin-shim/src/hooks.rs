@@ -1,8 +1,10 @@
-//! PROTOCOL section 5 from the shim's side: the settings file that registers
-//! `paliadin-shim hook <Event>` with the agent, and the handler that runs for
-//! each event. The handler reads its stdin with a bound, leaves a marker in
-//! the session's state, and exits 0 within a second whatever it got: it must
-//! never hold the agent up, never type into a pane, never fail loudly.
+//! PROTOCOL sections 5 and 7 from the shim's side: the settings file that
+//! registers `paliadin-shim hook <Event>` with the agent, and the handler that
+//! runs for each event. The handler reads its stdin with a bound, records the
+//! turn's progress event, leaves its marker (the reply, for `Stop`) in the
+//! session's state, and exits 0 within a second whatever it got, printing
+//! nothing (a `PreToolUse` hook's output would be a decision): it must never
+//! hold the agent up, never type into a pane, never fail loudly.
 
 use paliadin_core::envelope::turn_of_prompt;
 use paliadin_core::event::{self, Event, Kind};

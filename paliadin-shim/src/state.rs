@@ -16,8 +16,9 @@
 //!                           current      id of the turn being waited for
 //!                           activity     its mtime: the last activity
 //!                           swept        its mtime: the last sweep
-//!                           turns/<id>/  reply.md, submitted, blocked, failed,
-//!                                        idle, delivered
+//!                           turns/<id>/  typed (the id is held), submitted,
+//!                                        reply.md, blocked, failed, idle,
+//!                                        delivered, events.jsonl
 //! ```
 
 use paliadin_core::session::SessionName;
