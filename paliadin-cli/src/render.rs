@@ -463,6 +463,7 @@ mod tests {
             status: Status::Ok,
             response: Some(String::new()),
             used_tools: tools.iter().map(|t| t.to_string()).collect(),
+            claimed_tools: None,
             rows_seen: None,
             chip_count: chips,
             classifier_tag: None,
@@ -472,6 +473,7 @@ mod tests {
             error_detail: None,
             log_error: None,
             still_running: false,
+            events: Vec::new(),
         }
     }
 

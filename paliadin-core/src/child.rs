@@ -195,6 +195,9 @@ pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
     }
 }
 
+/// A receiver of a child's stdout, one line at a time (see [`run_lines`]).
+pub type OnLine<'a> = &'a mut dyn FnMut(&[u8]);
+
 /// [`run`], with the child's stdout also handed to `on_line` one line at a
 /// time (without its `\n`) as it arrives, on this thread: a child that
 /// streams its progress is read while it runs, not after it ends. A last
