@@ -167,7 +167,7 @@ impl Command {
     /// that a failure is a JSON object too.
     pub fn json(&self) -> bool {
         match self {
-            Command::Turn(a) => a.json,
+            Command::Turn(a) => a.json || a.events,
             Command::Health(a) => a.json,
             Command::Poll(a) => a.json,
             Command::Status(a) => a.json,
@@ -202,8 +202,12 @@ pub struct TurnArgs {
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// Print the whole result as JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "events")]
     pub json: bool,
+    /// Print the agent's steps as JSON lines on stdout while it works, then
+    /// one last line with the reply and the turn's record (PROTOCOL section 7).
+    #[arg(long)]
+    pub events: bool,
 }
 
 #[derive(Debug, Args)]
