@@ -71,14 +71,14 @@ pub struct TurnResult {
     pub events: Vec<Event>,
 }
 
-/// The distinct tool names of tool events, in the order first seen.
+/// The tools that ran: the distinct names of `tool_finished` and
+/// `tool_failed` events, in the order first seen. A call with only its
+/// `tool_started` (one the permission rules denied, or one cut off by the
+/// turn's end) did not run; its event stays in the log.
 pub fn tools_of(events: &[Event]) -> Vec<String> {
     let mut tools: Vec<String> = Vec::new();
     for e in events {
-        if matches!(
-            e.kind,
-            Kind::ToolStarted | Kind::ToolFinished | Kind::ToolFailed
-        ) {
+        if matches!(e.kind, Kind::ToolFinished | Kind::ToolFailed) {
             if let Some(t) = e.tool.as_ref().filter(|t| !tools.contains(t)) {
                 tools.push(t.clone());
             }
@@ -610,5 +610,36 @@ impl Client {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn used_tools_are_the_tools_that_ran_once_each_in_order() {
+        let e = |kind, tool: &str| Event {
+            kind,
+            at: "t".into(),
+            tool: (!tool.is_empty()).then(|| tool.to_owned()),
+            target: None,
+            detail: None,
+            text: None,
+        };
+        let events = [
+            e(Kind::Submitted, ""),
+            e(Kind::ToolStarted, "Read"),
+            e(Kind::ToolFinished, "Read"),
+            // Denied: started only.
+            e(Kind::ToolStarted, "Bash"),
+            e(Kind::ToolStarted, "Grep"),
+            e(Kind::ToolFailed, "Grep"),
+            e(Kind::ToolStarted, "Read"),
+            e(Kind::ToolFinished, "Read"),
+            e(Kind::Replied, ""),
+        ];
+        assert_eq!(tools_of(&events), ["Read", "Grep"]);
+        assert!(tools_of(&[]).is_empty());
     }
 }

@@ -146,6 +146,34 @@ fn turn_events_streams_json_lines_and_the_log_keeps_them() {
 }
 
 #[test]
+fn a_hookless_agent_answers_with_no_events() {
+    let mut env = TestEnv::with(ShimSettings {
+        agent_hooks: false,
+        extra: "ready_pattern = \"test-agent ready\"".into(),
+        ..Default::default()
+    });
+    let r = env.cli(&["turn", "--events", "--session", "quiet", "no hooks here"]);
+    assert_eq!(r.code, 0, "{r}");
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "only the last line\n{r}");
+    assert_eq!(lines[0]["kind"], "reply");
+    assert_eq!(lines[0]["text"], "no hooks here");
+    // No events: the claim is all there is.
+    assert_eq!(lines[0]["used_tools"], serde_json::json!(["test-agent"]));
+    let v = json(&env.cli(&[
+        "log",
+        "show",
+        "--json",
+        lines[0]["turn_id"].as_str().unwrap(),
+    ]));
+    assert_eq!(v["events"], serde_json::json!([]));
+}
+
+#[test]
 fn user_sessions_stdin_and_large_messages() {
     let mut env = TestEnv::new();
     let user = "0123abcd-1111-4222-8333-444455556666";
