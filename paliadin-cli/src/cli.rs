@@ -81,6 +81,7 @@ pub enum Command {
 Examples:
   paliadin-cli turn --session ops \"Summarise today's failed jobs\"
   paliadin-cli turn --json --user 0123abcd-1111-4222-8333-444455556666 - <question.md
+  paliadin-cli turn --events --session ops \"What do I owe?\" | jq -c 'select(.tool) | [.kind, .tool, .target]'
   reply=$(paliadin-cli turn \"Hi\") || echo \"failed with $?\"")]
     Turn(TurnArgs),
     /// Chat by hand in a terminal.
