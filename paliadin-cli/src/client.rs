@@ -93,6 +93,8 @@ pub fn tools_of(events: &[Event]) -> Vec<String> {
 struct Streamed {
     events: Vec<Event>,
     reply: Option<String>,
+    /// The events are in the log already (`poll` of a streamed turn).
+    logged: bool,
 }
 
 /// What `poll` says of a turn the shim still works on.
@@ -385,25 +387,17 @@ impl Client {
         }
         // The events a streamed turn left before it timed out still say
         // which tools it used.
-        let events = self
+        let logged = self
             .store
             .as_ref()
             .and_then(|s| s.events(turn_id).ok())
-            .unwrap_or_default();
-        let mut out = self.complete(turn_id, session.as_str(), started, &result, None, None);
-        if !events.is_empty() && out.status == Status::Ok {
-            out.used_tools = tools_of(&events);
-            if let Some(s) = self.store.as_mut() {
-                let mut fixed = match s.get(turn_id) {
-                    Ok(Some(r)) => r.outcome,
-                    _ => return Ok(out),
-                };
-                fixed.used_tools = out.used_tools.clone();
-                if let Err(e) = s.finish_turn(turn_id, &fixed) {
-                    out.log_error = Some(e.to_string());
-                }
-            }
-        }
+            .filter(|e| !e.is_empty())
+            .map(|events| Streamed {
+                events,
+                reply: None,
+                logged: true,
+            });
+        let out = self.complete(turn_id, session.as_str(), started, &result, None, logged);
         Ok(out)
     }
 
@@ -450,8 +444,9 @@ impl Client {
     ) -> TurnResult {
         let ended = now_ms();
         let mut code = self.transport.error_code(result);
-        let was_streamed = streamed.is_some();
+        let was_streamed = streamed.as_ref().is_some_and(|s| !s.logged);
         let streamed = streamed.unwrap_or_default();
+        let logged = streamed.logged;
         let mut stream_detail = None;
         let body = match (code, result) {
             (None, Ok(reply)) if was_streamed && streamed.reply.is_none() => {
@@ -533,7 +528,9 @@ impl Client {
             if let Some(new) = late {
                 s.begin_turn(new)?;
             }
-            s.record_events(turn_id, events)?;
+            if !logged {
+                s.record_events(turn_id, events)?;
+            }
             s.finish_turn(turn_id, &outcome)
         });
         out.log_error = log_error;

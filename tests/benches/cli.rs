@@ -355,6 +355,27 @@ fn main() {
         "bare reused ssh `run-turn`",
         &e[3],
     );
+    // Rounds ran interleaved: the per-round difference is less exposed to a
+    // machine whose load drifts.
+    let per_round = |a: &[Duration], b: &[Duration]| {
+        let mut d: Vec<f64> = a
+            .iter()
+            .zip(b)
+            .map(|(a, b)| (a.as_secs_f64() - b.as_secs_f64()) * 1e3)
+            .collect();
+        d.sort_by(f64::total_cmp);
+        format!(
+            "median {:+.2} ms, middle half {:+.2} .. {:+.2} ms",
+            d[d.len() / 2],
+            d[d.len() / 4],
+            d[d.len() * 3 / 4]
+        )
+    };
+    println!(
+        "(e) per-round difference, with progress minus without (same round): Client {}; bare ssh {}",
+        per_round(&re[0], &re[1]),
+        per_round(&re[2], &re[3])
+    );
     println!("a turn includes the shim's run-turn and the test agent's reply (see the shim bench), the cli process and its two SQLite transactions; health includes the shim's health and the cli's probe row; (c)'s aim is ours: the cli's own cost over the shim");
     // The masters are children of ssh, not of this process: end them.
     for (s, dir) in [(sshd, &control), (&bare, &bare_control)] {
