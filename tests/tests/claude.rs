@@ -622,3 +622,50 @@ fn turn_events_over_ssh_streams_the_steps_then_the_reply_and_the_log_keeps_the_t
     assert_eq!(kinds(&lines), ["submitted", "replied", "reply"], "{r}");
     assert_eq!(lines[2]["used_tools"], serde_json::json!([]), "{r}");
 }
+
+#[test]
+fn over_ssh_the_steps_arrive_while_the_turn_runs() {
+    use std::io::BufRead as _;
+    let mut w = ClaudeEnv::with(ClaudeOptions {
+        ssh: true,
+        wait_secs: 60,
+        ..ClaudeOptions::default()
+    });
+    let (message, _) = three_tools(&w);
+    // Each model call takes a second: the turn cannot end before the
+    // calls after the first tool are answered.
+    let message = format!("mock: slow 1000\n{message}");
+    let mut c = w.cli_command(true, &["turn", "--events", "--session", "live", "-"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().expect("paliadin-cli");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(message.as_bytes()).expect("message");
+    }
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut kinds_seen = Vec::new();
+    let mut calls_at_first_tool = None;
+    for line in stdout.lines() {
+        let line = line.expect("line");
+        let v: paliadin_tests::Value = serde_json::from_str(&line).expect("json line");
+        let kind = v["kind"].as_str().unwrap_or("?").to_owned();
+        if kind == "tool_started" && calls_at_first_tool.is_none() {
+            // The model calls made so far: read as it arrives, the step
+            // comes before the calls that follow its tool.
+            calls_at_first_tool = Some(w.mock.model_calls().len());
+        }
+        kinds_seen.push(kind);
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{kinds_seen:?}");
+    let at_first = calls_at_first_tool.expect("a tool_started line");
+    let total = w.mock.model_calls().len();
+    assert!(
+        at_first < total,
+        "the first step came only after the turn's last model call ({at_first} of {total}): {kinds_seen:?}"
+    );
+    assert_eq!(kinds_seen.last().map(String::as_str), Some("reply"));
+}
