@@ -81,6 +81,7 @@ pub enum Command {
 Examples:
   paliadin-cli turn --session ops \"Summarise today's failed jobs\"
   paliadin-cli turn --json --user 0123abcd-1111-4222-8333-444455556666 - <question.md
+  paliadin-cli turn --events --session ops \"What do I owe?\" | jq -c 'select(.tool) | [.kind, .tool, .target]'
   reply=$(paliadin-cli turn \"Hi\") || echo \"failed with $?\"")]
     Turn(TurnArgs),
     /// Chat by hand in a terminal.
@@ -168,7 +169,7 @@ impl Command {
     /// that a failure is a JSON object too.
     pub fn json(&self) -> bool {
         match self {
-            Command::Turn(a) => a.json,
+            Command::Turn(a) => a.json || a.events,
             Command::Health(a) => a.json,
             Command::Poll(a) => a.json,
             Command::Status(a) => a.json,
@@ -203,8 +204,12 @@ pub struct TurnArgs {
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// Print the whole result as JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "events")]
     pub json: bool,
+    /// Print the agent's steps as JSON lines on stdout while it works, then
+    /// one last line with the reply and the turn's record (PROTOCOL section 7).
+    #[arg(long)]
+    pub events: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! the turn's own result (it comes back in `log_error`). Never prints, never
 //! reads flags: the binary does that.
 
+use paliadin_core::event::{Event, Kind};
 use paliadin_core::reply;
 use paliadin_core::request::{MessageSource, Request, MAX_ARG_MESSAGE};
 use paliadin_core::timefmt::now_ms;
@@ -44,7 +45,12 @@ pub struct TurnResult {
     pub host: String,
     pub status: Status,
     pub response: Option<String>,
+    /// The tools the agent used: from its events when the turn streamed
+    /// any, else (no hooks, or no progress asked for) the trailer's claim.
     pub used_tools: Vec<String>,
+    /// The tools the trailer claims, beside `used_tools` so a difference
+    /// shows; `None` without a reply.
+    pub claimed_tools: Option<Vec<String>>,
     pub rows_seen: Option<i64>,
     pub chip_count: Option<i64>,
     pub classifier_tag: Option<String>,
@@ -59,6 +65,36 @@ pub struct TurnResult {
     /// left as it was).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub still_running: bool,
+    /// What the agent did, in order (PROTOCOL section 7), when progress was
+    /// asked for; never the `reply` line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+}
+
+/// The tools that ran: the distinct names of `tool_finished` and
+/// `tool_failed` events, in the order first seen. A call with only its
+/// `tool_started` (one the permission rules denied, or one cut off by the
+/// turn's end) did not run; its event stays in the log.
+pub fn tools_of(events: &[Event]) -> Vec<String> {
+    let mut tools: Vec<String> = Vec::new();
+    for e in events {
+        if matches!(e.kind, Kind::ToolFinished | Kind::ToolFailed) {
+            if let Some(t) = e.tool.as_ref().filter(|t| !tools.contains(t)) {
+                tools.push(t.clone());
+            }
+        }
+    }
+    tools
+}
+
+/// What a streamed turn brought besides its exit: the events, and the
+/// reply line's text.
+#[derive(Debug, Default)]
+struct Streamed {
+    events: Vec<Event>,
+    reply: Option<String>,
+    /// The events are in the log already (`poll` of a streamed turn).
+    logged: bool,
 }
 
 /// What `poll` says of a turn the shim still works on.
@@ -76,6 +112,7 @@ impl TurnResult {
             status: o.status,
             response: o.response.clone(),
             used_tools: o.used_tools.clone(),
+            claimed_tools: o.claimed_tools.clone(),
             rows_seen: o.rows_seen,
             chip_count: o.chip_count,
             classifier_tag: o.classifier_tag.clone(),
@@ -85,6 +122,7 @@ impl TurnResult {
             error_detail: o.error_detail.clone(),
             log_error: None,
             still_running: false,
+            events: Vec::new(),
         }
     }
 }
@@ -168,7 +206,27 @@ impl Client {
     }
 
     /// Runs one turn: row first, then the call, then the row completed.
+    /// No progress: `run-turn`, the reply at the end.
     pub fn turn(&mut self, req: &TurnRequest) -> TurnResult {
+        self.run_turn(req, None)
+    }
+
+    /// [`Client::turn`] with progress: `run-turn-events`, each of the
+    /// agent's events handed to `on_event` as it arrives (never the reply
+    /// line), then kept in the log with the turn and in the result.
+    pub fn turn_with_events(
+        &mut self,
+        req: &TurnRequest,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> TurnResult {
+        self.run_turn(req, Some(on_event))
+    }
+
+    fn run_turn(
+        &mut self,
+        req: &TurnRequest,
+        on_event: Option<&mut dyn FnMut(&Event)>,
+    ) -> TurnResult {
         let turn_id = Uuid::new_v4();
         let started = now_ms();
         let new = NewTurn {
@@ -189,15 +247,47 @@ impl Client {
             (MessageSource::Stdin, Some(req.message.as_bytes()))
         };
         let request = Request::RunTurn {
-            events: false,
+            events: on_event.is_some(),
             session: req.session.clone(),
             turn: turn_id,
             message,
         };
-        let result = self.call(&request, stdin, self.timeout);
+        let (result, streamed) = match on_event {
+            None => (self.call(&request, stdin, self.timeout), None),
+            Some(on_event) => {
+                let mut st = Streamed::default();
+                let deadline = Instant::now() + self.timeout;
+                let result = self.transport.call_lines(
+                    &request,
+                    stdin,
+                    deadline,
+                    self.cancel.as_ref().map(|c| c.as_fd()),
+                    &mut |line| {
+                        // A line that is not an event is not ours to show.
+                        let Ok(e) = serde_json::from_slice::<Event>(line) else {
+                            return;
+                        };
+                        if e.kind == Kind::Reply {
+                            st.reply = e.text;
+                        } else {
+                            on_event(&e);
+                            st.events.push(e);
+                        }
+                    },
+                );
+                (result, Some(st))
+            }
+        };
         // If the row could not go in first, it goes in whole now.
         let late = begin_error.as_ref().map(|_| &new);
-        let mut out = self.complete(turn_id, req.session.as_str(), started, &result, late);
+        let mut out = self.complete(
+            turn_id,
+            req.session.as_str(),
+            started,
+            &result,
+            late,
+            streamed,
+        );
         if out.log_error.is_some() {
             out.log_error = begin_error.or(out.log_error);
         }
@@ -280,6 +370,7 @@ impl Client {
                     status: Status::Pending,
                     response: None,
                     used_tools: Vec::new(),
+                    claimed_tools: None,
                     rows_seen: None,
                     chip_count: None,
                     classifier_tag: None,
@@ -289,6 +380,7 @@ impl Client {
                     error_detail: None,
                     log_error: None,
                     still_running: false,
+                    events: Vec::new(),
                 },
             };
             r.status = Status::Pending;
@@ -297,7 +389,20 @@ impl Client {
             r.still_running = true;
             return Ok(r);
         }
-        Ok(self.complete(turn_id, session.as_str(), started, &result, None))
+        // The events a streamed turn left before it timed out still say
+        // which tools it used.
+        let logged = self
+            .store
+            .as_ref()
+            .and_then(|s| s.events(turn_id).ok())
+            .filter(|e| !e.is_empty())
+            .map(|events| Streamed {
+                events,
+                reply: None,
+                logged: true,
+            });
+        let out = self.complete(turn_id, session.as_str(), started, &result, None, logged);
+        Ok(out)
     }
 
     /// Completes the rows of this client's host left `running` by a process
@@ -376,9 +481,29 @@ impl Client {
         started: i64,
         result: &Result<Reply, TransportError>,
         late: Option<&NewTurn>,
+        streamed: Option<Streamed>,
     ) -> TurnResult {
         let ended = now_ms();
-        let code = self.transport.error_code(result);
+        let mut code = self.transport.error_code(result);
+        let was_streamed = streamed.as_ref().is_some_and(|s| !s.logged);
+        let streamed = streamed.unwrap_or_default();
+        let logged = streamed.logged;
+        let mut stream_detail = None;
+        let body = match (code, result) {
+            (None, Ok(reply)) if was_streamed && streamed.reply.is_none() => {
+                // A stream that ended well must end with its reply.
+                code = Some(ErrorCode::ShimError);
+                stream_detail = Some("the shim's event stream ended without the reply".to_owned());
+                None
+            }
+            (None, Ok(reply)) => Some(
+                streamed
+                    .reply
+                    .clone()
+                    .unwrap_or_else(|| String::from_utf8_lossy(&reply.stdout).into_owned()),
+            ),
+            _ => None,
+        };
         let mut out = TurnResult {
             turn_id: turn_id.to_string(),
             session: session.to_owned(),
@@ -386,6 +511,7 @@ impl Client {
             status: Status::Ok,
             response: None,
             used_tools: Vec::new(),
+            claimed_tools: None,
             rows_seen: None,
             chip_count: None,
             classifier_tag: None,
@@ -395,12 +521,18 @@ impl Client {
             error_detail: None,
             log_error: None,
             still_running: false,
+            events: streamed.events,
         };
-        match (code, result) {
-            (None, Ok(reply)) => {
-                let p = reply::parse(&String::from_utf8_lossy(&reply.stdout));
+        match (code, body) {
+            (None, Some(body)) => {
+                let p = reply::parse(&body);
                 out.response = Some(p.body);
-                out.used_tools = p.meta.used_tools;
+                out.used_tools = if out.events.is_empty() {
+                    p.meta.used_tools.clone()
+                } else {
+                    tools_of(&out.events)
+                };
+                out.claimed_tools = Some(p.meta.used_tools);
                 out.rows_seen = p.meta.rows_seen;
                 out.classifier_tag = p.meta.classifier_tag;
                 out.chip_count = Some(p.chip_count as i64);
@@ -419,10 +551,12 @@ impl Client {
                         "the connection was lost after the request went out ({}); the turn may go on on the laptop: collect its reply with `paliadin-cli poll {turn_id}`",
                         detail_of(result)
                     ),
-                    _ => detail_of(result),
+                    _ => stream_detail.unwrap_or_else(|| detail_of(result)),
                 });
+                // A failed turn's events still say what it touched.
+                out.used_tools = tools_of(&out.events);
             }
-            (None, Err(_)) => unreachable!("a transport error always has a code"),
+            (None, None) => unreachable!("a call without a code has a body"),
         }
         let outcome = Outcome {
             ended_ms: Some(ended),
@@ -430,18 +564,24 @@ impl Client {
             response: out.response.clone(),
             tokens: out.tokens,
             used_tools: out.used_tools.clone(),
+            claimed_tools: out.claimed_tools.clone(),
             rows_seen: out.rows_seen,
             classifier_tag: out.classifier_tag.clone(),
             chip_count: out.chip_count,
             error_code: out.error_code.map(|c| c.as_str().to_owned()),
             error_detail: out.error_detail.clone(),
         };
-        out.log_error = self.log(|s| {
+        let events = &out.events;
+        let log_error = self.log(|s| {
             if let Some(new) = late {
                 s.begin_turn(new)?;
             }
+            if !logged {
+                s.record_events(turn_id, events)?;
+            }
             s.finish_turn(turn_id, &outcome)
         });
+        out.log_error = log_error;
         out
     }
 
@@ -515,5 +655,36 @@ impl Client {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn used_tools_are_the_tools_that_ran_once_each_in_order() {
+        let e = |kind, tool: &str| Event {
+            kind,
+            at: "t".into(),
+            tool: (!tool.is_empty()).then(|| tool.to_owned()),
+            target: None,
+            detail: None,
+            text: None,
+        };
+        let events = [
+            e(Kind::Submitted, ""),
+            e(Kind::ToolStarted, "Read"),
+            e(Kind::ToolFinished, "Read"),
+            // Denied: started only.
+            e(Kind::ToolStarted, "Bash"),
+            e(Kind::ToolStarted, "Grep"),
+            e(Kind::ToolFailed, "Grep"),
+            e(Kind::ToolStarted, "Read"),
+            e(Kind::ToolFinished, "Read"),
+            e(Kind::Replied, ""),
+        ];
+        assert_eq!(tools_of(&events), ["Read", "Grep"]);
+        assert!(tools_of(&[]).is_empty());
     }
 }

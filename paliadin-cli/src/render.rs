@@ -338,6 +338,59 @@ pub fn status_line(r: &TurnResult, color: bool) -> String {
     format!("{}\n", paint(&parts.join(" · "), DIM, NORMAL, color))
 }
 
+/// A step of the agent's work in a few words, as the spinner and `chat`
+/// show it: "Reading invoices.csv", "Running psql", "Read failed: a.csv".
+/// `None` for an event that is no step of its own (a tool that finished,
+/// the reply). The event's fields were cleaned by the shim; they are
+/// cleaned again here, since they reach a terminal.
+pub fn step(e: &paliadin_core::event::Event) -> Option<String> {
+    use paliadin_core::event::{one_line, Kind};
+    let tool = e.tool.as_deref().map(one_line).unwrap_or_default();
+    let target = e.target.as_deref().map(one_line).filter(|t| !t.is_empty());
+    let detail = e.detail.as_deref().map(one_line).filter(|d| !d.is_empty());
+    let with = |verb: &str| match &target {
+        Some(t) => format!("{verb} {t}"),
+        None => verb.to_owned(),
+    };
+    Some(match e.kind {
+        Kind::ToolStarted => match tool.as_str() {
+            "Read" | "NotebookRead" => with("Reading"),
+            "Write" => with("Writing"),
+            "Edit" | "MultiEdit" | "NotebookEdit" => with("Editing"),
+            "Bash" => with("Running"),
+            "Grep" | "Glob" => with("Searching"),
+            "LS" => with("Listing"),
+            "WebFetch" => with("Fetching"),
+            "WebSearch" => "Searching the web".to_owned(),
+            _ => with(&format!("Using {tool}")),
+        },
+        Kind::ToolFailed => match &target {
+            Some(t) => format!("{tool} failed: {t}"),
+            None => format!("{tool} failed"),
+        },
+        Kind::Compacting => "Compacting the conversation".to_owned(),
+        Kind::Blocked => match detail {
+            Some(d) => format!("Waiting on a person: {d}"),
+            None => "Waiting on a person".to_owned(),
+        },
+        Kind::Failed => match detail {
+            Some(d) => format!("Failed: {d}"),
+            None => "Failed".to_owned(),
+        },
+        Kind::Submitted
+        | Kind::ToolFinished
+        | Kind::Replied
+        | Kind::Idle
+        | Kind::Reply
+        | Kind::Other => return None,
+    })
+}
+
+/// A step as a line above the reply in `chat`: dim in colour.
+pub fn step_line(step: &str, color: bool) -> String {
+    paint(&format!("· {step}"), DIM, NORMAL, color)
+}
+
 fn paint(text: &str, on: &str, off: &str, color: bool) -> String {
     if color {
         format!("{on}{text}{off}")
@@ -455,6 +508,31 @@ mod tests {
         assert_eq!(reply("Grüße – **schön** ✓", false), "Grüße – schön ✓\n");
     }
 
+    #[test]
+    fn steps_say_what_the_agent_does_in_a_few_clean_words() {
+        use paliadin_core::event::{Event, Kind};
+        let e = |kind, tool: Option<&str>, target: Option<&str>| Event {
+            kind,
+            at: "t".into(),
+            tool: tool.map(str::to_owned),
+            target: target.map(str::to_owned),
+            detail: None,
+            text: None,
+        };
+        let read = e(Kind::ToolStarted, Some("Read"), Some("invoices.csv"));
+        assert_eq!(step(&read).as_deref(), Some("Reading invoices.csv"));
+        let bash = e(Kind::ToolStarted, Some("Bash"), Some("psql"));
+        assert_eq!(step(&bash).as_deref(), Some("Running psql"));
+        let odd = e(Kind::ToolStarted, Some("mcp__db__q"), None);
+        assert_eq!(step(&odd).as_deref(), Some("Using mcp__db__q"));
+        let failed = e(Kind::ToolFailed, Some("Read"), Some("\u{1b}[2Jx.csv"));
+        assert_eq!(step(&failed).as_deref(), Some("Read failed: [2Jx.csv"));
+        assert_eq!(step(&e(Kind::ToolFinished, Some("Read"), None)), None);
+        assert_eq!(step(&e(Kind::Submitted, None, None)), None);
+        assert_eq!(step_line("Reading a", false), "· Reading a");
+        assert_eq!(step_line("Reading a", true), "\x1b[2m· Reading a\x1b[22m");
+    }
+
     fn result(duration_ms: i64, chips: Option<i64>, tools: &[&str]) -> TurnResult {
         TurnResult {
             turn_id: "t".into(),
@@ -463,6 +541,7 @@ mod tests {
             status: Status::Ok,
             response: Some(String::new()),
             used_tools: tools.iter().map(|t| t.to_string()).collect(),
+            claimed_tools: None,
             rows_seen: None,
             chip_count: chips,
             classifier_tag: None,
@@ -472,6 +551,7 @@ mod tests {
             error_detail: None,
             log_error: None,
             still_running: false,
+            events: Vec::new(),
         }
     }
 

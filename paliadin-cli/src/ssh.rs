@@ -323,6 +323,30 @@ impl SshConfig {
         deadline: Instant,
         cancel: Option<BorrowedFd<'_>>,
     ) -> Result<Reply, SshError> {
+        self.call_with(req, stdin, deadline, cancel, None)
+    }
+
+    /// [`SshConfig::call`], with the shim's stdout also handed to `on_line`
+    /// line by line as it arrives (a streamed turn, PROTOCOL section 7).
+    pub fn call_lines(
+        &self,
+        req: &Request,
+        stdin: Option<&[u8]>,
+        deadline: Instant,
+        cancel: Option<BorrowedFd<'_>>,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<Reply, SshError> {
+        self.call_with(req, stdin, deadline, cancel, Some(on_line))
+    }
+
+    fn call_with(
+        &self,
+        req: &Request,
+        stdin: Option<&[u8]>,
+        deadline: Instant,
+        cancel: Option<BorrowedFd<'_>>,
+        on_line: Option<child::OnLine<'_>>,
+    ) -> Result<Reply, SshError> {
         let started = Instant::now();
         self.check()?;
         if self.mux {
@@ -330,14 +354,15 @@ impl SshConfig {
         }
         let log = LogFile::create(&self.log_dir)?;
         let mut cmd = self.command(req, &log.path);
-        let out = child::run(
-            &mut cmd,
-            Call {
-                stdin,
-                deadline,
-                cancel,
-            },
-        );
+        let call = Call {
+            stdin,
+            deadline,
+            cancel,
+        };
+        let out = match on_line {
+            Some(f) => child::run_lines(&mut cmd, call, f),
+            None => child::run(&mut cmd, call),
+        };
         let log_text = log.read();
         let out = out.map_err(|e| match e {
             ChildError::Spawn { source, .. } if source.kind() == io::ErrorKind::NotFound => {

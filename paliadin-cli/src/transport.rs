@@ -62,19 +62,47 @@ impl Transport {
         deadline: Instant,
         cancel: Option<BorrowedFd<'_>>,
     ) -> Result<Reply, TransportError> {
+        self.call_with(req, stdin, deadline, cancel, None)
+    }
+
+    /// [`Transport::call`], with the shim's stdout also handed to `on_line`
+    /// line by line as it arrives, over ssh and locally alike.
+    pub fn call_lines(
+        &self,
+        req: &Request,
+        stdin: Option<&[u8]>,
+        deadline: Instant,
+        cancel: Option<BorrowedFd<'_>>,
+        on_line: &mut dyn FnMut(&[u8]),
+    ) -> Result<Reply, TransportError> {
+        self.call_with(req, stdin, deadline, cancel, Some(on_line))
+    }
+
+    fn call_with(
+        &self,
+        req: &Request,
+        stdin: Option<&[u8]>,
+        deadline: Instant,
+        cancel: Option<BorrowedFd<'_>>,
+        on_line: Option<child::OnLine<'_>>,
+    ) -> Result<Reply, TransportError> {
         match self {
-            Transport::Ssh(cfg) => Ok(cfg.call(req, stdin, deadline, cancel)?),
+            Transport::Ssh(cfg) => Ok(match on_line {
+                Some(f) => cfg.call_lines(req, stdin, deadline, cancel, f)?,
+                None => cfg.call(req, stdin, deadline, cancel)?,
+            }),
             Transport::Local { shim, args } => {
                 let started = Instant::now();
                 let mut cmd = local_command(shim, args, req);
-                let out = child::run(
-                    &mut cmd,
-                    Call {
-                        stdin,
-                        deadline,
-                        cancel,
-                    },
-                )
+                let call = Call {
+                    stdin,
+                    deadline,
+                    cancel,
+                };
+                let out = match on_line {
+                    Some(f) => child::run_lines(&mut cmd, call, f),
+                    None => child::run(&mut cmd, call),
+                }
                 .map_err(|e| match e {
                     ChildError::Spawn { source, .. }
                         if source.kind() == io::ErrorKind::NotFound =>
@@ -201,6 +229,17 @@ mod tests {
         // A local 255 is the shim's failure, not ssh's.
         let r = sh("exit 255").call(&health("s1"), None, soon(10.0), None);
         assert_eq!(t.error_code(&r), Some(ErrorCode::ShimError));
+    }
+
+    #[test]
+    fn local_lines_arrive_in_order_and_the_reply_is_whole() {
+        let t = sh("echo a; echo b; exit 0");
+        let mut lines = Vec::new();
+        let r = t.call_lines(&health("s1"), None, soon(10.0), None, &mut |l| {
+            lines.push(l.to_vec())
+        });
+        assert_eq!(lines, [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(r.unwrap().stdout, b"a\nb\n");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Running another program (tmux, ssh, the shim) under a wall-clock
 //! deadline: stdin written and stdout/stderr read concurrently on threads,
 //! the child's exit awaited on a pidfd, the child killed and reaped at the
-//! deadline or on cancellation. Never builds a command line and never runs a
+//! deadline or on cancellation; or ([`run_lines`]) stdout read line by line
+//! on the caller's thread as it arrives. Never builds a command line and never runs a
 //! shell: callers hand in a finished [`Command`].
 
 use std::io::{self, Read, Write};
@@ -194,6 +195,171 @@ pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
     }
 }
 
+/// A receiver of a child's stdout, one line at a time (see [`run_lines`]).
+pub type OnLine<'a> = &'a mut dyn FnMut(&[u8]);
+
+/// [`run`], with the child's stdout also handed to `on_line` one line at a
+/// time (without its `\n`) as it arrives, on this thread: a child that
+/// streams its progress is read while it runs, not after it ends. A last
+/// line without `\n` is handed over too. The whole stdout is in the
+/// [`Output`] as well.
+pub fn run_lines(
+    cmd: &mut Command,
+    call: Call<'_>,
+    on_line: &mut dyn FnMut(&[u8]),
+) -> Result<Output, ChildError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdin(if call.stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|source| ChildError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let writer = match (child.stdin.take(), call.stdin) {
+        (Some(mut w), Some(data)) => {
+            let data = data.to_vec();
+            Some(thread::spawn(move || {
+                let _ = w.write_all(&data);
+            }))
+        }
+        _ => None,
+    };
+    let err = reader(child.stderr.take());
+    let mut stdout = child.stdout.take();
+    let mut all = Vec::new();
+    let mut done_to = 0;
+    let ended = stream_until_exit(&child, &mut stdout, &call, &mut all, &mut |all| {
+        while let Some(n) = all[done_to..].iter().position(|&b| b == b'\n') {
+            on_line(&all[done_to..done_to + n]);
+            done_to += n + 1;
+        }
+    });
+    if done_to < all.len() {
+        on_line(&all[done_to..]);
+    }
+    if !matches!(ended, Ok(Ended::Exited)) {
+        let _ = child.kill();
+    }
+    let status = child.wait().map_err(|source| ChildError::Wait {
+        program: program.clone(),
+        source,
+    })?;
+    let stderr = err
+        .recv_timeout(Duration::from_millis(200).max(remaining(call.deadline)))
+        .unwrap_or_default();
+    if let Some(w) = writer {
+        if w.is_finished() {
+            let _ = w.join();
+        }
+    }
+    match ended {
+        Ok(Ended::Exited) => Ok(Output {
+            status,
+            stdout: all,
+            stderr,
+        }),
+        Ok(Ended::TimedOut) => Err(ChildError::TimedOut {
+            program,
+            secs: 0.0_f64.max(call.deadline.elapsed().as_secs_f64()),
+            stdout: all,
+            stderr,
+        }),
+        Ok(Ended::Cancelled) => Err(ChildError::Cancelled {
+            program,
+            stdout: all,
+            stderr,
+        }),
+        Err(source) => Err(ChildError::Wait { program, source }),
+    }
+}
+
+/// Reads `stdout` into `all` as it arrives (calling `got` after each read)
+/// until the child has exited and its stdout is closed, or 200 ms after the
+/// exit (a grandchild that kept the pipe open must not hold us), or the
+/// deadline or the cancel fd.
+fn stream_until_exit(
+    child: &Child,
+    stdout: &mut Option<std::process::ChildStdout>,
+    call: &Call<'_>,
+    all: &mut Vec<u8>,
+    got: &mut dyn FnMut(&[u8]),
+) -> io::Result<Ended> {
+    let pid = rustix::process::Pid::from_child(child);
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    let mut exited: Option<Instant> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let mut until = call.deadline;
+        if let Some(at) = exited {
+            if stdout.is_none() {
+                return Ok(Ended::Exited);
+            }
+            let grace = at + Duration::from_millis(200);
+            if Instant::now() >= grace {
+                return Ok(Ended::Exited);
+            }
+            until = until.min(grace);
+        }
+        let left = remaining(until);
+        if left.is_zero() {
+            return Ok(if exited.is_some() {
+                Ended::Exited
+            } else {
+                Ended::TimedOut
+            });
+        }
+        let mut fds = Vec::with_capacity(3);
+        let out_at = stdout.as_ref().map(|o| {
+            fds.push(PollFd::new(o, PollFlags::IN));
+            fds.len() - 1
+        });
+        let pid_at = exited.is_none().then(|| {
+            fds.push(PollFd::new(&pidfd, PollFlags::IN));
+            fds.len() - 1
+        });
+        let cancel_at = call.cancel.map(|c| {
+            fds.push(PollFd::from_borrowed_fd(c, PollFlags::IN));
+            fds.len() - 1
+        });
+        let ts = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let ready = |i: Option<usize>| i.is_some_and(|i| !fds[i].revents().is_empty());
+        let (out_ready, pid_ready) = (ready(out_at), ready(pid_at));
+        if ready(cancel_at) {
+            return Ok(Ended::Cancelled);
+        }
+        drop(fds);
+        if out_ready {
+            if let Some(o) = stdout.as_mut() {
+                match o.read(&mut buf) {
+                    Ok(0) => *stdout = None,
+                    Ok(n) => {
+                        all.extend_from_slice(&buf[..n]);
+                        got(all);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => *stdout = None,
+                }
+            }
+        }
+        if pid_ready {
+            exited = Some(Instant::now());
+        }
+    }
+}
+
 /// Reads `fd` to check whether it became readable, without blocking.
 pub fn is_readable(fd: impl AsFd) -> bool {
     let mut fds = [PollFd::new(&fd, PollFlags::IN)];
@@ -225,6 +391,70 @@ mod tests {
         assert_eq!(out.code(), 3);
         assert_eq!(out.stdout.len(), big.len());
         assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn lines_arrive_while_the_child_runs() {
+        // The child prints a line, then waits for us to have seen it (the
+        // file we create on the first line) before it prints the next.
+        let dir = std::env::temp_dir().join(format!("paliadin-child-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let flag = dir.join("seen");
+        let mut c = Command::new("sh");
+        c.args([
+            "-c",
+            "echo one; while [ ! -e \"$1\" ]; do sleep 0.01; done; printf 'two\\nthree'; echo err >&2",
+            "sh",
+        ])
+        .arg(&flag);
+        let mut lines = Vec::new();
+        let out = run_lines(&mut c, call(None, 20), &mut |l| {
+            if l == b"one" {
+                std::fs::write(&flag, b"").unwrap();
+            }
+            lines.push(String::from_utf8_lossy(l).into_owned());
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(lines, ["one", "two", "three"]);
+        assert_eq!(out.stdout, b"one\ntwo\nthree");
+        assert_eq!(out.stderr, b"err\n");
+        assert_eq!(out.code(), 0);
+    }
+
+    #[test]
+    fn lines_stop_at_the_deadline_and_on_cancel() {
+        let mut c = Command::new("sh");
+        c.args(["-c", "echo early; exec sleep 30"]);
+        let mut lines = 0;
+        let e = run_lines(
+            &mut c,
+            Call {
+                stdin: None,
+                deadline: Instant::now() + Duration::from_millis(300),
+                cancel: None,
+            },
+            &mut |_| lines += 1,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ChildError::TimedOut { .. }), "{e}");
+        assert_eq!(lines, 1);
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        rustix::io::write(&w, b"x").unwrap();
+        let mut c = Command::new("sleep");
+        c.arg("30");
+        let e = run_lines(
+            &mut c,
+            Call {
+                stdin: Some(b"in"),
+                deadline: Instant::now() + Duration::from_secs(30),
+                cancel: Some(r.as_fd()),
+            },
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(e, ChildError::Cancelled { .. }), "{e}");
     }
 
     #[test]

@@ -12,6 +12,11 @@
 //! (c) a local turn (`--transport local --shim <bin>`) beside the bare shim
 //!     `run-turn` process.
 //! (d) `health` beside bare `ssh -- health <session>` through the same master.
+//! (e) progress: a warm turn with its events (`run-turn-events`, read line by
+//!     line) beside one without (`run-turn`), through the library's `Client`
+//!     over the cli's reused master, in one process, interleaved; and the
+//!     same two verbs as bare ssh through that master. Aim: within 5 ms.
+//!     (`turn` in (a)-(c) streams its events too: the cli always does.)
 //!
 //! `PALIADIN_BENCH_N` sets the rounds of (a), (c), (d); (b) runs a third as
 //! many (a fresh connection is ~50x slower).
@@ -19,6 +24,11 @@
 mod common;
 
 use common::*;
+use paliadin_cli::ssh::SshConfig;
+use paliadin_cli::store::Store;
+use paliadin_cli::transport::Transport;
+use paliadin_cli::{Client, TurnRequest};
+use paliadin_core::SessionName;
 use paliadin_tests::{b64, bin, run, turn_id, Sshd, TestEnv};
 use std::ffi::OsString;
 use std::path::Path;
@@ -188,6 +198,79 @@ fn main() {
     );
     let f: Vec<Summary> = rf.iter().map(|v| summary(v)).collect();
 
+    // (e) With and without progress, the library over the cli's master.
+    let logs = run_dir.join("paliadin-logs");
+    paliadin_core::fsutil::private_dir(&logs).expect("log dir");
+    let client = || {
+        let mut cfg = SshConfig::new("127.0.0.1", &control, &logs);
+        cfg.port = port;
+        cfg.user = Some(user.clone());
+        cfg.key = Some(key.clone());
+        cfg.known_hosts = Some(known_hosts.clone());
+        Client {
+            transport: Transport::Ssh(cfg),
+            store: Some(Store::open(&db).expect("turn log")),
+            timeout: LIMIT,
+            cancel: None,
+        }
+    };
+    let req = TurnRequest {
+        session: SessionName::new(SESSION).expect("session"),
+        user_id: None,
+        message: MESSAGE.into(),
+        page_origin: None,
+    };
+    let (mut plain, mut streamed) = (client(), client());
+    let mut events_seen = 0;
+    let mut lib_plain = || {
+        let mut r = None;
+        let d = timed(|| r = Some(plain.turn(&req)));
+        let r = r.expect("result");
+        assert!(r.error_code.is_none(), "{r:?}");
+        d
+    };
+    let mut lib_events = || {
+        let mut r = None;
+        let d = timed(|| {
+            r = Some(streamed.turn_with_events(&req, &mut |e| {
+                std::hint::black_box(e);
+            }))
+        });
+        let r = r.expect("result");
+        assert!(r.error_code.is_none(), "{r:?}");
+        events_seen += r.events.len();
+        d
+    };
+    let mut ssh_plain = || {
+        ok(&mut ssh(
+            sshd,
+            Some(&control),
+            &["run-turn", SESSION, &turn_id(), &b],
+        ))
+    };
+    let mut ssh_events = || {
+        ok(&mut ssh(
+            sshd,
+            Some(&control),
+            &["run-turn-events", SESSION, &turn_id(), &b],
+        ))
+    };
+    let re = interleaved(
+        warm,
+        n,
+        &mut [
+            &mut lib_events,
+            &mut lib_plain,
+            &mut ssh_events,
+            &mut ssh_plain,
+        ],
+    );
+    let e: Vec<Summary> = re.iter().map(|v| summary(v)).collect();
+    assert!(
+        events_seen > 0,
+        "the agent streamed no events: its hooks are off"
+    );
+
     let ten = Duration::from_millis(10);
     let five = Duration::from_millis(5);
     let line = |name: &str, a: &Summary, base_name: &str, base: &Summary, aim: Duration| {
@@ -258,6 +341,40 @@ fn main() {
         "bare reused ssh `health <session>` (same master)",
         &s[6],
         ten,
+    );
+    line(
+        "(e) turn with progress (run-turn-events), Client over reused connection",
+        &e[0],
+        "without (run-turn), same master",
+        &e[1],
+        five,
+    );
+    info(
+        "(e) bare reused ssh `run-turn-events`",
+        &e[2],
+        "bare reused ssh `run-turn`",
+        &e[3],
+    );
+    // Rounds ran interleaved: the per-round difference is less exposed to a
+    // machine whose load drifts.
+    let per_round = |a: &[Duration], b: &[Duration]| {
+        let mut d: Vec<f64> = a
+            .iter()
+            .zip(b)
+            .map(|(a, b)| (a.as_secs_f64() - b.as_secs_f64()) * 1e3)
+            .collect();
+        d.sort_by(f64::total_cmp);
+        format!(
+            "median {:+.2} ms, middle half {:+.2} .. {:+.2} ms",
+            d[d.len() / 2],
+            d[d.len() / 4],
+            d[d.len() * 3 / 4]
+        )
+    };
+    println!(
+        "(e) per-round difference, with progress minus without (same round): Client {}; bare ssh {}",
+        per_round(&re[0], &re[1]),
+        per_round(&re[2], &re[3])
     );
     println!("a turn includes the shim's run-turn and the test agent's reply (see the shim bench), the cli process and its two SQLite transactions; health includes the shim's health and the cli's probe row; (c)'s aim is ours: the cli's own cost over the shim");
     // The masters are children of ssh, not of this process: end them.

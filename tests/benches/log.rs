@@ -152,6 +152,7 @@ fn outcome(r: &Row) -> Outcome {
         response: Some(r.response.clone()),
         tokens: Some(1234),
         used_tools: vec!["sql".into()],
+        claimed_tools: Some(vec!["sql".into()]),
         rows_seen: Some(12),
         classifier_tag: Some("question".into()),
         chip_count: Some(2),

@@ -400,7 +400,7 @@ fn repo() -> PathBuf {
 }
 
 /// PATH with the cached claude's directory first.
-fn claude_path(claude: &Path) -> std::ffi::OsString {
+pub fn claude_path(claude: &Path) -> std::ffi::OsString {
     let mut dirs = vec![claude.parent().expect("claude's directory").to_path_buf()];
     if let Some(p) = std::env::var_os("PATH") {
         dirs.extend(std::env::split_paths(&p));

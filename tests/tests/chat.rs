@@ -3,6 +3,7 @@
 //! with `capture-pane`, talking through a local shim to the test agent in
 //! the TestEnv's own tmux server. Also the same command fed from a pipe.
 
+use paliadin_tests::claude::{claude_path, ClaudeEnv, ClaudeOptions};
 use paliadin_tests::{bin, run, Run, TestEnv};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,6 +57,16 @@ impl Pane {
 
     /// `paliadin-cli <args>` in a pane `width` columns wide.
     fn run(env: &TestEnv, args: &[String], width: u16) -> Pane {
+        Pane::run_with(env, args, width, &[])
+    }
+
+    /// [`Pane::run`] with more environment (`PATH` replaces the test's).
+    fn run_with(
+        env: &TestEnv,
+        args: &[String],
+        width: u16,
+        extra: &[(&str, std::ffi::OsString)],
+    ) -> Pane {
         let socket = format!(
             "paliadin-chat-{}-{}",
             std::process::id(),
@@ -65,9 +76,15 @@ impl Pane {
             status: env.tmp.path().join(format!("{socket}.status")),
             socket,
         };
+        let path = extra
+            .iter()
+            .find(|(k, _)| *k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
         let mut c = Command::new("tmux");
         c.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", &path)
             .args(["-u", "-L", &pane.socket, "-f", "/dev/null"])
             .args([
                 "new-session",
@@ -81,6 +98,11 @@ impl Pane {
             ]);
         for (k, v) in chat_env(env) {
             c.env(k, &v).arg("-e").arg(format!("{k}={}", v.display()));
+        }
+        for (k, v) in extra {
+            c.env(k, v)
+                .arg("-e")
+                .arg(format!("{k}={}", v.to_string_lossy()));
         }
         // The CLI's exit status goes to a file: tmux's own `pane_dead_status`
         // sometimes never comes (the pane's child is left unreaped).
@@ -112,6 +134,12 @@ impl Pane {
     /// The whole pane, scrollback included.
     fn screen(&self) -> String {
         self.tmux(&["capture-pane", "-p", "-J", "-S", "-", "-t", "chat"])
+            .ok()
+    }
+
+    /// The whole pane with its escape codes (`-e`).
+    fn screen_escapes(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-e", "-J", "-S", "-", "-t", "chat"])
             .ok()
     }
 
@@ -507,4 +535,87 @@ fn log_prune_asks_on_a_terminal() {
     assert_eq!(pane.exit_status(), 0, "{}", pane.screen());
     pane.shows("deleted 1 turns");
     assert!(rows(&db).is_empty());
+}
+
+/// The real Claude Code (and the mock API) behind `turn` and `chat` in a
+/// terminal: the step turns beside the spinner, and `chat` keeps each step
+/// as a line above the reply (plain with NO_COLOR).
+#[test]
+fn turn_and_chat_show_the_agents_steps_in_a_terminal() {
+    let w = ClaudeEnv::with(ClaudeOptions {
+        wait_secs: 60,
+        ..ClaudeOptions::default()
+    });
+    let invoices = w.env.workdir.join("invoices.csv");
+    std::fs::write(&invoices, "id,total\n42,SECRET-TOTAL-9d1\n").expect("invoices");
+    let invoices = invoices.canonicalize().expect("real path");
+    let missing = invoices.with_file_name("missing.txt");
+    // Each model call takes a second, so each step stays on screen a while.
+    let message = format!(
+        "mock: slow 1000\nmock: tool Read {}\nmock: tool Bash {}\nmock: tool Read {}\nwhat do I owe?",
+        serde_json::json!({ "file_path": invoices }),
+        serde_json::json!({ "command": "ls -la /" }),
+        serde_json::json!({ "file_path": missing }),
+    );
+    let db = w.env.tmp.path().join("turns.db");
+    let args = |rest: &[&str]| {
+        let mut a: Vec<String> = vec![
+            "--transport".into(),
+            "local".into(),
+            "--shim".into(),
+            w.shim_bin().to_string_lossy().into_owned(),
+            "--db".into(),
+            db.to_string_lossy().into_owned(),
+        ];
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a
+    };
+    let path = [("PATH", claude_path(&w.claude))];
+    let turn = Pane::run_with(
+        &w.env,
+        &args(&["turn", "--session", "tty", &message]),
+        100,
+        &path,
+    );
+    // The denied command's step stays while the model thinks again.
+    let s = turn.shows("Running ls · ");
+    assert!(!s.contains("SECRET-TOTAL"), "{s}");
+    turn.shows("tool failed");
+    assert_eq!(turn.exit_status(), 0, "{}", turn.screen());
+    let s = turn.screen();
+    assert!(!s.contains("Running ls"), "the spinner is erased\n{s}");
+    drop(turn);
+
+    let no_color = [("PATH", claude_path(&w.claude)), ("NO_COLOR", "1".into())];
+    let chat = Pane::run_with(&w.env, &args(&["chat", "--session", "tty"]), 100, &no_color);
+    chat.prompt();
+    chat.tmux(&["send-keys", "-t", "chat", "-l", "\"\"\""])
+        .code(0);
+    chat.key("Enter");
+    for line in message.lines() {
+        chat.tmux(&["send-keys", "-t", "chat", "-l", line]).code(0);
+        chat.key("Enter");
+    }
+    chat.tmux(&["send-keys", "-t", "chat", "-l", "\"\"\""])
+        .code(0);
+    chat.key("Enter");
+    let s = chat.replies(1);
+    let at = |needle: &str| {
+        s.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} on screen:\n{s}"))
+    };
+    let (read, run, failed, reply) = (
+        at("· Reading invoices.csv\n"),
+        at("· Running ls\n"),
+        at("· Read failed: missing.txt\n"),
+        at("tool failed"),
+    );
+    assert!(read < run && run < failed && failed < reply, "{s}");
+    assert!(!s.contains("SECRET-TOTAL"), "{s}");
+    let raw = chat.screen_escapes();
+    let step = raw
+        .lines()
+        .find(|l| l.contains("Reading invoices.csv"))
+        .unwrap_or_default();
+    assert!(!step.contains('\u{1b}'), "NO_COLOR: {step:?}");
 }

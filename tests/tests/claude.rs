@@ -545,3 +545,127 @@ fn a_file_mention_in_a_message_reads_nothing() {
         );
     }
 }
+
+/// The tools message of the shim's stream test, as the CLI sends it: a file
+/// read, a denied command, a failed read. Returns the message and the
+/// secret the file holds.
+fn three_tools(w: &ClaudeEnv) -> (String, &'static str) {
+    let secret = "INVOICE-CONTENT-7f3a";
+    let invoices = w.env.workdir.join("invoices.csv");
+    std::fs::write(&invoices, format!("id,total\n42,{secret}\n")).expect("invoices");
+    let invoices = invoices.canonicalize().expect("real path");
+    let missing = invoices.with_file_name("missing.txt");
+    let message = format!(
+        "mock: tool Read {}\nmock: tool Bash {}\nmock: tool Read {}\nwhat do I owe?",
+        serde_json::json!({ "file_path": invoices }),
+        serde_json::json!({ "command": "ls -la /" }),
+        serde_json::json!({ "file_path": missing }),
+    );
+    (message, secret)
+}
+
+#[test]
+fn turn_events_over_ssh_streams_the_steps_then_the_reply_and_the_log_keeps_the_truth() {
+    let mut w = ClaudeEnv::with_ssh();
+    let (message, secret) = three_tools(&w);
+    let r = w.cli(
+        true,
+        &["turn", "--events", "--session", "steps", "-"],
+        Some(message.as_bytes()),
+    );
+    r.code(0);
+    let lines = events_of(&r);
+    let steps = [
+        "submitted",
+        "tool_started Read invoices.csv",
+        "tool_finished Read invoices.csv",
+        "tool_started Bash ls",
+        "tool_started Read missing.txt",
+        "tool_failed Read missing.txt",
+        "replied",
+    ];
+    assert_eq!(kinds(&lines), [&steps[..], &["reply"]].concat(), "{r}");
+    let last = lines.last().expect("last line");
+    assert!(
+        last["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("tool failed")),
+        "{r}"
+    );
+    assert!(!r.out().contains(secret), "file content in the stream\n{r}");
+    // Without a terminal, nothing but data: no step on stderr.
+    assert!(!r.stderr.contains("Reading"), "{r}");
+    // What ran, against what the model claims (the denied Bash too).
+    assert_eq!(last["used_tools"], serde_json::json!(["Read"]), "{r}");
+    let claimed = last["claimed_tools"].as_array().expect("claimed_tools");
+    assert!(claimed.iter().any(|t| t == "Bash"), "{r}");
+    let id = last["turn_id"].as_str().expect("turn_id").to_owned();
+    let show = w.cli(true, &["log", "show", "--json", &id], None);
+    let v: paliadin_tests::Value = serde_json::from_str(&show.ok()).expect("json");
+    let logged: Vec<paliadin_tests::Value> = v["events"].as_array().expect("events").clone();
+    assert_eq!(kinds(&logged), steps, "{show}");
+    assert_eq!(v["used_tools"], serde_json::json!(["Read"]));
+    assert_eq!(v["claimed_tools"], last["claimed_tools"]);
+    assert!(!show.out().contains(secret), "{show}");
+    let text = w.cli(true, &["log", "show", &id], None).ok();
+    assert!(text.contains("tool_started   Bash  ls\n"), "{text}");
+    assert!(text.contains("used tools:     Read\n"), "{text}");
+
+    // A turn with no tools still streams its start and end.
+    let r = w.cli(
+        true,
+        &["turn", "--events", "--session", "steps", "just say hi"],
+        None,
+    );
+    r.code(0);
+    let lines = events_of(&r);
+    assert_eq!(kinds(&lines), ["submitted", "replied", "reply"], "{r}");
+    assert_eq!(lines[2]["used_tools"], serde_json::json!([]), "{r}");
+}
+
+#[test]
+fn over_ssh_the_steps_arrive_while_the_turn_runs() {
+    use std::io::BufRead as _;
+    let mut w = ClaudeEnv::with(ClaudeOptions {
+        ssh: true,
+        wait_secs: 60,
+        ..ClaudeOptions::default()
+    });
+    let (message, _) = three_tools(&w);
+    // Each model call takes a second: the turn cannot end before the
+    // calls after the first tool are answered.
+    let message = format!("mock: slow 1000\n{message}");
+    let mut c = w.cli_command(true, &["turn", "--events", "--session", "live", "-"]);
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = c.spawn().expect("paliadin-cli");
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(message.as_bytes()).expect("message");
+    }
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut kinds_seen = Vec::new();
+    let mut calls_at_first_tool = None;
+    for line in stdout.lines() {
+        let line = line.expect("line");
+        let v: paliadin_tests::Value = serde_json::from_str(&line).expect("json line");
+        let kind = v["kind"].as_str().unwrap_or("?").to_owned();
+        if kind == "tool_started" && calls_at_first_tool.is_none() {
+            // The model calls made so far: read as it arrives, the step
+            // comes before the calls that follow its tool.
+            calls_at_first_tool = Some(w.mock.model_calls().len());
+        }
+        kinds_seen.push(kind);
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{kinds_seen:?}");
+    let at_first = calls_at_first_tool.expect("a tool_started line");
+    let total = w.mock.model_calls().len();
+    assert!(
+        at_first < total,
+        "the first step came only after the turn's last model call ({at_first} of {total}): {kinds_seen:?}"
+    );
+    assert_eq!(kinds_seen.last().map(String::as_str), Some("reply"));
+}

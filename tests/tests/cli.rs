@@ -69,7 +69,10 @@ fn turn_over_ssh_prints_the_reply_and_logs_it() {
     assert_eq!(v["response"], msg);
     assert_eq!(v["status"], "ok");
     assert_eq!(v["chip_count"], 2);
-    assert_eq!(v["used_tools"], serde_json::json!(["test-agent"]));
+    // The test agent claims a tool in its trailer, but its hooks say it
+    // used none: the record keeps both.
+    assert_eq!(v["used_tools"], serde_json::json!([]));
+    assert_eq!(v["claimed_tools"], serde_json::json!(["test-agent"]));
     assert_eq!(v["classifier_tag"], "test");
     assert_eq!(v["rows_seen"], 1);
     assert_eq!(v["tokens"], msg.chars().count().div_ceil(4));
@@ -83,6 +86,91 @@ fn turn_over_ssh_prints_the_reply_and_logs_it() {
         count(&env, "SELECT count(*) FROM turns WHERE status = 'ok'"),
         2
     );
+}
+
+#[test]
+fn turn_events_streams_json_lines_and_the_log_keeps_them() {
+    let mut env = TestEnv::new();
+    let msg = "Hello [Invoice 42](chip:invoice/42)";
+    let r = env.cli(&["turn", "--events", "--session", "ev", msg]);
+    assert_eq!(r.code, 0, "{r}");
+    let lines: Vec<Value> = String::from_utf8_lossy(&r.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{r}")))
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|v| v["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["submitted", "replied", "reply"], "{r}");
+    let last = lines.last().unwrap();
+    assert_eq!(last["text"], msg, "the reply, trailer stripped");
+    assert_eq!(last["status"], "ok");
+    assert_eq!(last["chip_count"], 1);
+    assert_eq!(last["used_tools"], serde_json::json!([]));
+    assert_eq!(last["claimed_tools"], serde_json::json!(["test-agent"]));
+    assert!(last.get("events").is_none(), "{last}");
+    for v in &lines[..2] {
+        assert!(v["at"].as_str().unwrap().ends_with('Z'), "{v}");
+    }
+    // The log keeps them, in order.
+    let id = last["turn_id"].as_str().unwrap();
+    let shown = env.cli(&["log", "show", id]).ok();
+    let events = shown
+        .split("--- events ---\n")
+        .nth(1)
+        .and_then(|s| s.split("--- message ---").next())
+        .unwrap_or_else(|| panic!("no events in:\n{shown}"));
+    let kinds: Vec<&str> = events
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(kinds, ["submitted", "replied"], "{shown}");
+    assert!(shown.contains("claimed tools:  test-agent\n"), "{shown}");
+    let v = json(&env.cli(&["log", "show", "--json", id]));
+    assert_eq!(v["events"][0]["kind"], "submitted");
+    assert_eq!(v["events"].as_array().unwrap().len(), 2);
+    assert_eq!(v["claimed_tools"], serde_json::json!(["test-agent"]));
+    // A failed turn ends the stream with an error line and its exit status.
+    let r = env.cli(&[
+        "turn",
+        "--events",
+        "--session",
+        "ev",
+        "paliadin-test: failure\nhi",
+    ]);
+    r.code(76);
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    let last: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}\n{r}"));
+    assert_eq!(last["kind"], "error", "{r}");
+    assert_eq!(last["error_code"], "agent_error", "{r}");
+    assert!(last["error"].is_string(), "{r}");
+}
+
+#[test]
+fn a_hookless_agent_answers_with_no_events() {
+    let mut env = TestEnv::with(ShimSettings {
+        agent_hooks: false,
+        extra: "ready_pattern = \"test-agent ready\"".into(),
+        ..Default::default()
+    });
+    let r = env.cli(&["turn", "--events", "--session", "quiet", "no hooks here"]);
+    assert_eq!(r.code, 0, "{r}");
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "only the last line\n{r}");
+    assert_eq!(lines[0]["kind"], "reply");
+    assert_eq!(lines[0]["text"], "no hooks here");
+    // No events: the claim is all there is.
+    assert_eq!(lines[0]["used_tools"], serde_json::json!(["test-agent"]));
+    let v = json(&env.cli(&[
+        "log",
+        "show",
+        "--json",
+        lines[0]["turn_id"].as_str().unwrap(),
+    ]));
+    assert_eq!(v["events"], serde_json::json!([]));
 }
 
 #[test]

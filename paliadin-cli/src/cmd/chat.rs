@@ -1,7 +1,8 @@
 //! `chat`: manual conversations in a terminal. Reads input with rustyline
 //! (history in `$XDG_STATE_HOME/paliadin/chat_history`), runs each message as
-//! a logged turn on a worker thread while a spinner turns on stderr, and
-//! prints the reply through [`crate::render`]. With stdin not a terminal it
+//! a logged turn on a worker thread while a spinner turns on stderr, prints
+//! each step of the agent's work as a dim line above it (on a terminal
+//! only), and prints the reply through [`crate::render`]. With stdin not a terminal it
 //! reads plain lines: no spinner, no colour, no history. Ctrl-C at the
 //! prompt clears the line; during a turn it stops that turn only.
 
@@ -274,7 +275,18 @@ impl Chat {
             page_origin: Some("chat".into()),
         };
         let client = &mut self.client;
-        let r = crate::cmd::progress::with_spinner(self.spin, || client.turn(&req));
+        let dim = self.spin && crate::cmd::stderr_color();
+        let r = crate::cmd::progress::with_steps(self.spin, |steps| {
+            client.turn_with_events(&req, &mut |e| {
+                // Each step stays as a line above the reply; the spinner
+                // shows the newest.
+                let step = crate::render::step(e);
+                if let Some(s) = &step {
+                    steps.println(&crate::render::step_line(s, dim));
+                }
+                steps.show(step.as_deref());
+            })
+        });
         self.show(&r)
     }
 
@@ -353,10 +365,11 @@ impl Chat {
             Some(code) => {
                 let detail = r.error_detail.as_deref().unwrap_or("");
                 eprintln!("error: {code}: {detail}");
-                if code == ErrorCode::Timeout {
+                // Both go on on the laptop: the reply comes to a later /poll.
+                if matches!(code, ErrorCode::Timeout | ErrorCode::ConnectionLost) {
                     self.unfinished = r.turn_id.parse().ok();
                     eprintln!(
-                        "the agent is still working; /poll (or /poll {}) collects it later",
+                        "the turn goes on on the laptop; /poll (or /poll {}) collects it later",
                         r.turn_id
                     );
                 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::cli::{LogArgs, LogCommand, LogList, Scope};
 use crate::cmd::{out, session_name, stdout_width, App, NotFound, Usage};
 use crate::exit;
-use crate::store::{Filter, Probe, Status, Store, TurnRow};
+use crate::store::{Event, Filter, Probe, Status, Store, TurnRow};
 
 /// The short id the table shows; `log show` and `poll` take it back.
 pub const SHORT_ID: usize = 8;
@@ -215,12 +215,35 @@ pub fn resolve(store: &Store, arg: &str) -> anyhow::Result<Uuid> {
     }
 }
 
-fn show(r: &TurnRow) -> String {
+/// A turn's events, one line each: time of day, kind, tool, target, detail.
+fn show_events(events: &[Event]) -> String {
+    if events.is_empty() {
+        return "-\n".into();
+    }
+    let mut s = String::new();
+    for e in events {
+        let time = e.at.get(11..23).unwrap_or(&e.at);
+        let kind = serde_json::to_value(e.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "other".into());
+        let mut line = format!("{time}  {kind:<13}");
+        for f in [&e.tool, &e.target, &e.detail].into_iter().flatten() {
+            line.push_str("  ");
+            line.push_str(&one_line(f, Some(80)));
+        }
+        s.push_str(line.trim_end());
+        s.push('\n');
+    }
+    s
+}
+
+fn show(r: &TurnRow, events: &[Event]) -> String {
     let (t, o) = (&r.turn, &r.outcome);
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
     format!(
-        "turn:           {}\nsession:        {}\nuser:           {}\nhost:           {}\nstarted:        {}\nended:          {}\nduration ms:    {}\nstatus:         {}\nerror:          {}{}\npage origin:    {}\ntokens:         {}\nused tools:     {}\nrows seen:      {}\nclassifier tag: {}\nchips:          {}\n\n--- message ---\n{}\n\n--- response ---\n{}\n",
+        "turn:           {}\nsession:        {}\nuser:           {}\nhost:           {}\nstarted:        {}\nended:          {}\nduration ms:    {}\nstatus:         {}\nerror:          {}{}\npage origin:    {}\ntokens:         {}\nused tools:     {}\nclaimed tools:  {}\nrows seen:      {}\nclassifier tag: {}\nchips:          {}\n\n--- events ---\n{}\n--- message ---\n{}\n\n--- response ---\n{}\n",
         t.turn_id,
         t.session,
         t.user_id.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
@@ -234,9 +257,15 @@ fn show(r: &TurnRow) -> String {
         opt(&t.page_origin),
         num(o.tokens),
         if o.used_tools.is_empty() { "-".into() } else { o.used_tools.join(", ") },
+        match &o.claimed_tools {
+            None => "-".into(),
+            Some(c) if c.is_empty() => "none".into(),
+            Some(c) => c.join(", "),
+        },
         num(o.rows_seen),
         opt(&o.classifier_tag),
         num(o.chip_count),
+        show_events(events),
         t.message,
         o.response.as_deref().unwrap_or("-"),
     )
@@ -414,9 +443,14 @@ pub fn run(app: &App, a: &LogArgs) -> anyhow::Result<u8> {
         }
         Some(LogCommand::Show { turn_id, json }) => {
             let id = resolve(&store, turn_id)?;
+            let events = store.events(id)?;
             match store.get(id)? {
-                Some(r) if *json => out(&format!("{}\n", serde_json::to_string_pretty(&r)?))?,
-                Some(r) => out(&show(&r))?,
+                Some(r) if *json => {
+                    let mut v = serde_json::to_value(&r)?;
+                    v["events"] = serde_json::to_value(&events)?;
+                    out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?
+                }
+                Some(r) => out(&show(&r, &events))?,
                 None => {
                     return Err(NotFound(format!(
                         "no turn {id} in the log {}: check the turn id",

@@ -237,6 +237,11 @@ pub fn stderr_is_tty() -> bool {
     rustix::termios::isatty(rustix::stdio::stderr())
 }
 
+/// Whether colour is allowed on stderr: a terminal there and no NO_COLOR.
+pub fn stderr_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stderr_is_tty()
+}
+
 /// Whether colour is allowed: a terminal on stdout and no NO_COLOR.
 pub fn color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())

@@ -1,28 +1,69 @@
 //! Progress on stderr while a call runs: `indicatif`'s spinner with the
-//! elapsed seconds, ticking ten times a second on a terminal and erased
-//! afterwards. Never writes to stdout and never draws when told not to (no
-//! terminal).
+//! current step of the agent's work (or "thinking…") and the elapsed
+//! seconds, ticking ten times a second on a terminal and erased afterwards;
+//! lines printed above it stay. Never writes to stdout and never draws when
+//! told not to (no terminal).
 
 use std::time::Duration;
+
+/// What the running call may say while the spinner turns.
+pub struct Steps {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Steps {
+    /// Shows `step` beside the spinner ("thinking…" for `None`).
+    pub fn show(&self, step: Option<&str>) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(step.unwrap_or(THINKING).to_owned());
+        }
+    }
+
+    /// Prints `line` on stderr above the spinner; nothing without one.
+    pub fn println(&self, line: &str) {
+        if let Some(bar) = &self.bar {
+            bar.println(line);
+        }
+    }
+}
+
+const THINKING: &str = "thinking…";
 
 /// Runs `f` (on this thread; the spinner ticks on indicatif's own) with a
 /// spinner and the elapsed seconds on stderr when `spin`, cleared
 /// afterwards.
 pub fn with_spinner<T>(spin: bool, f: impl FnOnce() -> T) -> T {
+    with_steps(spin, |_| f())
+}
+
+/// [`with_spinner`], with a [`Steps`] for `f` to show the agent's steps.
+pub fn with_steps<T>(spin: bool, f: impl FnOnce(&Steps) -> T) -> T {
     if !spin {
-        return f();
+        return f(&Steps { bar: None });
     }
     let bar = indicatif::ProgressBar::with_draw_target(
         None,
         indicatif::ProgressDrawTarget::stderr_with_hz(10),
     );
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} thinking… {elapsed}")
+        indicatif::ProgressStyle::with_template("{spinner} {msg} · {secs}")
+            .map(|s| {
+                s.with_key(
+                    "secs",
+                    |st: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{} s", st.elapsed().as_secs());
+                    },
+                )
+            })
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner())
             .tick_chars("⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ "),
     );
+    bar.set_message(THINKING);
     bar.enable_steady_tick(Duration::from_millis(100));
-    let out = f();
-    bar.finish_and_clear();
+    let steps = Steps { bar: Some(bar) };
+    let out = f(&steps);
+    if let Some(bar) = steps.bar {
+        bar.finish_and_clear();
+    }
     out
 }

@@ -26,14 +26,23 @@ use rusqlite::{Transaction, TransactionBehavior};
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
+pub use paliadin_core::event::{Event, Kind as EventKind};
 pub use stats::{CodeCount, DayStats, ProbeStats, Stats};
+
+/// An event kind as the wire and the log spell it.
+fn kind_name(k: EventKind) -> String {
+    match serde_json::to_value(k) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "other".into(),
+    }
+}
 
 const DAY_MS: i64 = 86_400_000;
 
 /// Every column of `turns`, in the order [`turn_from_row`] reads them.
 const TURN_COLUMNS: &str = "id, turn_id, user_id, session, host, started_ms, ended_ms, \
      duration_ms, message, page_origin, response, tokens, used_tools, rows_seen, \
-     classifier_tag, chip_count, status, error_code, error_detail";
+     classifier_tag, chip_count, status, error_code, error_detail, claimed_tools";
 
 /// What can go wrong with the turn log.
 #[derive(Debug, thiserror::Error)]
@@ -162,8 +171,12 @@ pub struct Outcome {
     pub response: Option<String>,
     /// Tokens used, from the trailer.
     pub tokens: Option<i64>,
-    /// Tools the agent used, from the trailer.
+    /// Tools the agent used: from its events (distinct tool names, in the
+    /// order first seen) when the turn streamed any, else the trailer's claim.
     pub used_tools: Vec<String>,
+    /// The tools the trailer claims; `None` for a turn without a reply and
+    /// for rows written before the log kept the claim.
+    pub claimed_tools: Option<Vec<String>>,
     /// Rows the agent saw, from the trailer.
     pub rows_seen: Option<i64>,
     /// The classifier's tag, from the trailer.
@@ -359,6 +372,10 @@ impl Store {
     /// collected by `poll` becomes `ok`); the last call wins.
     pub fn finish_turn(&mut self, turn_id: Uuid, outcome: &Outcome) -> Result<(), StoreError> {
         let tools = serde_json::to_string(&outcome.used_tools).unwrap_or_else(|_| "[]".into());
+        let claimed = outcome
+            .claimed_tools
+            .as_ref()
+            .map(|c| serde_json::to_string(c).unwrap_or_else(|_| "[]".into()));
         let ended = outcome
             .ended_ms
             .unwrap_or_else(paliadin_core::timefmt::now_ms);
@@ -366,8 +383,8 @@ impl Store {
         let changed = tx.execute(
             "UPDATE turns SET ended_ms = ?2, duration_ms = ?2 - started_ms, status = ?3, \
              response = ?4, tokens = ?5, used_tools = ?6, rows_seen = ?7, \
-             classifier_tag = ?8, chip_count = ?9, error_code = ?10, error_detail = ?11 \
-             WHERE turn_id = ?1",
+             classifier_tag = ?8, chip_count = ?9, error_code = ?10, error_detail = ?11, \
+             claimed_tools = ?12 WHERE turn_id = ?1",
             params![
                 turn_id.to_string(),
                 ended,
@@ -380,6 +397,7 @@ impl Store {
                 outcome.chip_count,
                 outcome.error_code,
                 outcome.error_detail,
+                claimed,
             ],
         )?;
         if changed == 0 {
@@ -445,6 +463,65 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(changed == 1)
+    }
+
+    /// Records what the agent did during a turn, in the order it came
+    /// (after any events already recorded for it), in one transaction.
+    pub fn record_events(&mut self, turn_id: Uuid, events: &[Event]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let tx = self.write()?;
+        let (id, next): (i64, i64) = tx
+            .query_row(
+                "SELECT id, (SELECT COALESCE(MAX(seq) + 1, 0) FROM turn_events WHERE turn = turns.id) \
+                 FROM turns WHERE turn_id = ?1",
+                [turn_id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or(StoreError::UnknownTurn(turn_id))?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO turn_events (turn, seq, kind, at, tool, target, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for (i, e) in events.iter().enumerate() {
+                st.execute(params![
+                    id,
+                    next + i as i64,
+                    kind_name(e.kind),
+                    e.at,
+                    e.tool,
+                    e.target,
+                    e.detail,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The events recorded for a turn, in the order they came (empty for a
+    /// turn without any, or one not in the log).
+    pub fn events(&self, turn_id: Uuid) -> Result<Vec<Event>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT kind, at, tool, target, detail FROM turn_events \
+             WHERE turn = (SELECT id FROM turns WHERE turn_id = ?1) ORDER BY seq",
+        )?;
+        let rows = st.query_map([turn_id.to_string()], |r| {
+            let kind: String = r.get(0)?;
+            Ok(Event {
+                kind: serde_json::from_value(serde_json::Value::String(kind))
+                    .unwrap_or(EventKind::Other),
+                at: r.get(1)?,
+                tool: r.get(2)?,
+                target: r.get(3)?,
+                detail: r.get(4)?,
+                text: None,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// The turn with this id, if any.
@@ -699,6 +776,10 @@ fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
         Some(json) => serde_json::from_str(&json).map_err(|e| conversion_error(12, e))?,
         None => Vec::new(),
     };
+    let claimed_tools = row
+        .get::<_, Option<String>>(19)?
+        .map(|json| serde_json::from_str(&json).map_err(|e| conversion_error(19, e)))
+        .transpose()?;
     Ok(TurnRow {
         id: row.get(0)?,
         turn: NewTurn {
@@ -721,6 +802,7 @@ fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
             response: row.get(10)?,
             tokens: row.get(11)?,
             used_tools,
+            claimed_tools,
             rows_seen: row.get(13)?,
             classifier_tag: row.get(14)?,
             chip_count: row.get(15)?,
@@ -847,6 +929,7 @@ mod tests {
             response: None,
             tokens: None,
             used_tools: Vec::new(),
+            claimed_tools: None,
             rows_seen: None,
             classifier_tag: None,
             chip_count: None,
@@ -881,6 +964,87 @@ mod tests {
                 [],
             )
             .expect("the search index matches the turns table");
+    }
+
+    fn ev(kind: EventKind, tool: Option<&str>) -> Event {
+        Event {
+            kind,
+            at: "2026-11-30T12:00:00.000Z".into(),
+            tool: tool.map(str::to_owned),
+            target: tool.map(|_| "a.csv".to_owned()),
+            detail: None,
+            text: None,
+        }
+    }
+
+    #[test]
+    fn events_and_the_claim_are_kept_in_order_and_go_with_their_turn() {
+        let mut store = Store::open_in_memory().unwrap();
+        let t = new_turn(1, "s", T0, "hello");
+        store.begin_turn(&t).unwrap();
+        let first = [
+            ev(EventKind::Submitted, None),
+            ev(EventKind::ToolStarted, Some("Read")),
+        ];
+        let second = [
+            ev(EventKind::ToolFinished, Some("Read")),
+            ev(EventKind::Replied, None),
+        ];
+        store.record_events(t.turn_id, &first).unwrap();
+        store.record_events(t.turn_id, &second).unwrap();
+        let out = Outcome {
+            used_tools: vec!["Read".into()],
+            claimed_tools: Some(vec!["sql".into()]),
+            ..outcome(T0 + 5, Status::Ok)
+        };
+        store.finish_turn(t.turn_id, &out).unwrap();
+        let got = store.events(t.turn_id).unwrap();
+        assert_eq!(got, [first.to_vec(), second.to_vec()].concat());
+        let row = store.get(t.turn_id).unwrap().unwrap();
+        assert_eq!(row.outcome.used_tools, ["Read"]);
+        assert_eq!(row.outcome.claimed_tools, Some(vec!["sql".to_owned()]));
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["claimed_tools"], serde_json::json!(["sql"]));
+        assert!(matches!(
+            store.record_events(Uuid::from_u128(9), &first),
+            Err(StoreError::UnknownTurn(_))
+        ));
+        // Pruning the turn takes its events with it.
+        assert_eq!(store.prune(T0 + 1).unwrap(), 1);
+        let left: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM turn_events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn rows_from_before_the_events_stay_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("turns.db");
+        {
+            // A database at schema 2, with a finished turn in it.
+            let conn = Connection::open(&path).unwrap();
+            let tx = conn.unchecked_transaction().unwrap();
+            for sql in &MIGRATIONS[..2] {
+                tx.execute_batch(&super::schema::expand_macros_for_tests(sql))
+                    .unwrap();
+            }
+            tx.pragma_update(None, "user_version", 2).unwrap();
+            tx.execute(
+                "INSERT INTO turns (turn_id, session, host, started_ms, ended_ms, duration_ms, \
+                 message, response, used_tools, status) \
+                 VALUES (?1, 's', 'h', 1, 2, 1, 'm', 'r', '[\"sql\"]', 'ok')",
+                [Uuid::from_u128(7).to_string()],
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let row = store.get(Uuid::from_u128(7)).unwrap().unwrap();
+        assert_eq!(row.outcome.used_tools, ["sql"]);
+        assert_eq!(row.outcome.claimed_tools, None);
+        assert!(store.events(Uuid::from_u128(7)).unwrap().is_empty());
     }
 
     #[test]

@@ -164,6 +164,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE turns ADD COLUMN owner_start INTEGER;
     ALTER TABLE turns ADD COLUMN owner_boot TEXT;
     "#,
+    // 4 (issue 10): what the agent did during each turn (PROTOCOL section 7), one row
+    // per event in the order it came, deleted with its turn; and beside
+    // `used_tools` (now the tools the events show, when there are events)
+    // the trailer's own claim. Older rows keep `claimed_tools` NULL.
+    r#"
+    CREATE TABLE turn_events (
+        turn   INTEGER NOT NULL REFERENCES turns (id) ON DELETE CASCADE,
+        seq    INTEGER NOT NULL,
+        kind   TEXT NOT NULL,
+        at     TEXT NOT NULL,
+        tool   TEXT,
+        target TEXT,
+        detail TEXT,
+        PRIMARY KEY (turn, seq)
+    ) WITHOUT ROWID;
+    ALTER TABLE turns ADD COLUMN claimed_tools TEXT;
+    "#,
 ];
 
 impl Store {
@@ -314,6 +331,12 @@ pub(super) fn bucket(x: i64) -> i64 {
         _ => 10,
     };
     x / step * step
+}
+
+/// [`expand_macros`], for tests that build an older schema by hand.
+#[cfg(test)]
+pub(super) fn expand_macros_for_tests(sql: &str) -> String {
+    expand_macros(sql)
 }
 
 /// Replaces `DAY(expr)` and `BUCKET(expr)` (no nested parentheses) in a
