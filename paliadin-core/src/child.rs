@@ -129,10 +129,18 @@ fn await_exit(
     }
 }
 
-/// Runs `cmd` as [`Call`] says. The child is always reaped before this returns.
-pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
+/// A spawned child, its stdin writer and its program's name.
+struct Started {
+    child: Child,
+    writer: Option<thread::JoinHandle<()>>,
+    program: String,
+}
+
+/// Spawns `cmd` with piped stdout and stderr, and `stdin` (or /dev/null)
+/// written by a thread of its own.
+fn start(cmd: &mut Command, stdin: Option<&[u8]>) -> Result<Started, ChildError> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdin(if call.stdin.is_some() {
+    cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
         Stdio::null()
@@ -143,7 +151,7 @@ pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
         program: program.clone(),
         source,
     })?;
-    let writer = match (child.stdin.take(), call.stdin) {
+    let writer = match (child.stdin.take(), stdin) {
         (Some(mut w), Some(data)) => {
             let data = data.to_vec();
             Some(thread::spawn(move || {
@@ -153,23 +161,35 @@ pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
         }
         _ => None,
     };
-    let out = reader(child.stdout.take());
-    let err = reader(child.stderr.take());
-    let ended = await_exit(&child, call.deadline, call.cancel);
+    Ok(Started {
+        child,
+        writer,
+        program,
+    })
+}
+
+/// Kills the child unless it exited, reaps it, collects its stdout (from
+/// `stdout`, called after the reap) and stderr, and says how it ended.
+fn finish(
+    mut s: Started,
+    ended: io::Result<Ended>,
+    deadline: Instant,
+    stdout: impl FnOnce() -> Vec<u8>,
+    err: mpsc::Receiver<Vec<u8>>,
+) -> Result<Output, ChildError> {
     if !matches!(ended, Ok(Ended::Exited)) {
-        let _ = child.kill();
+        let _ = s.child.kill();
     }
-    let status = child.wait().map_err(|source| ChildError::Wait {
+    let program = s.program;
+    let status = s.child.wait().map_err(|source| ChildError::Wait {
         program: program.clone(),
         source,
     })?;
-    // A grandchild that kept a pipe open must not hold us past the deadline.
-    let grace = remaining(call.deadline).max(Duration::from_millis(200));
-    let stdout = out.recv_timeout(grace).unwrap_or_default();
+    let stdout = stdout();
     let stderr = err
-        .recv_timeout(Duration::from_millis(200).max(remaining(call.deadline)))
+        .recv_timeout(Duration::from_millis(200).max(remaining(deadline)))
         .unwrap_or_default();
-    if let Some(w) = writer {
+    if let Some(w) = s.writer {
         if w.is_finished() {
             let _ = w.join();
         }
@@ -182,7 +202,7 @@ pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
         }),
         Ok(Ended::TimedOut) => Err(ChildError::TimedOut {
             program,
-            secs: 0.0_f64.max(call.deadline.elapsed().as_secs_f64()),
+            secs: 0.0_f64.max(deadline.elapsed().as_secs_f64()),
             stdout,
             stderr,
         }),
@@ -193,6 +213,20 @@ pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
         }),
         Err(source) => Err(ChildError::Wait { program, source }),
     }
+}
+
+/// Runs `cmd` as [`Call`] says. The child is always reaped before this returns.
+pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
+    let mut s = start(cmd, call.stdin)?;
+    let out = reader(s.child.stdout.take());
+    let err = reader(s.child.stderr.take());
+    let ended = await_exit(&s.child, call.deadline, call.cancel);
+    // A grandchild that kept a pipe open must not hold us past the deadline.
+    let stdout = || {
+        let grace = remaining(call.deadline).max(Duration::from_millis(200));
+        out.recv_timeout(grace).unwrap_or_default()
+    };
+    finish(s, ended, call.deadline, stdout, err)
 }
 
 /// A receiver of a child's stdout, one line at a time (see [`run_lines`]).
@@ -208,32 +242,12 @@ pub fn run_lines(
     call: Call<'_>,
     on_line: &mut dyn FnMut(&[u8]),
 ) -> Result<Output, ChildError> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdin(if call.stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|source| ChildError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    let writer = match (child.stdin.take(), call.stdin) {
-        (Some(mut w), Some(data)) => {
-            let data = data.to_vec();
-            Some(thread::spawn(move || {
-                let _ = w.write_all(&data);
-            }))
-        }
-        _ => None,
-    };
-    let err = reader(child.stderr.take());
-    let mut stdout = child.stdout.take();
+    let mut s = start(cmd, call.stdin)?;
+    let err = reader(s.child.stderr.take());
+    let mut stdout = s.child.stdout.take();
     let mut all = Vec::new();
     let mut done_to = 0;
-    let ended = stream_until_exit(&child, &mut stdout, &call, &mut all, &mut |all| {
+    let ended = stream_until_exit(&s.child, &mut stdout, &call, &mut all, &mut |all| {
         while let Some(n) = all[done_to..].iter().position(|&b| b == b'\n') {
             on_line(&all[done_to..done_to + n]);
             done_to += n + 1;
@@ -242,40 +256,7 @@ pub fn run_lines(
     if done_to < all.len() {
         on_line(&all[done_to..]);
     }
-    if !matches!(ended, Ok(Ended::Exited)) {
-        let _ = child.kill();
-    }
-    let status = child.wait().map_err(|source| ChildError::Wait {
-        program: program.clone(),
-        source,
-    })?;
-    let stderr = err
-        .recv_timeout(Duration::from_millis(200).max(remaining(call.deadline)))
-        .unwrap_or_default();
-    if let Some(w) = writer {
-        if w.is_finished() {
-            let _ = w.join();
-        }
-    }
-    match ended {
-        Ok(Ended::Exited) => Ok(Output {
-            status,
-            stdout: all,
-            stderr,
-        }),
-        Ok(Ended::TimedOut) => Err(ChildError::TimedOut {
-            program,
-            secs: 0.0_f64.max(call.deadline.elapsed().as_secs_f64()),
-            stdout: all,
-            stderr,
-        }),
-        Ok(Ended::Cancelled) => Err(ChildError::Cancelled {
-            program,
-            stdout: all,
-            stderr,
-        }),
-        Err(source) => Err(ChildError::Wait { program, source }),
-    }
+    finish(s, ended, call.deadline, || all, err)
 }
 
 /// Reads `stdout` into `all` as it arrives (calling `got` after each read)
