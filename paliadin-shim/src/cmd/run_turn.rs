@@ -124,7 +124,8 @@ pub fn run(
     }
 }
 
-/// Arms the watch, then types the envelope as one paste and presses Enter.
+/// Arms the watch, marks the id held, then types the envelope (the head as
+/// keys, the message as one paste) and presses Enter.
 /// On failure, also says whether tmux may have typed something.
 fn type_turn(
     shim: &Shim,
