@@ -85,6 +85,14 @@ fn reader<R: Read + Send + 'static>(r: Option<R>) -> mpsc::Receiver<Vec<u8>> {
     rx
 }
 
+/// `d` as poll(2)'s timeout (saturating: a deadline is never that far).
+pub fn timespec(d: Duration) -> Timespec {
+    Timespec::try_from(d).unwrap_or(Timespec {
+        tv_sec: i64::MAX,
+        tv_nsec: 0,
+    })
+}
+
 fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
@@ -111,10 +119,7 @@ fn await_exit(
         if let Some(c) = cancel {
             fds.push(PollFd::from_borrowed_fd(c, PollFlags::IN));
         }
-        let ts = Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: left.subsec_nanos() as i64,
-        };
+        let ts = timespec(left);
         match poll(&mut fds, Some(&ts)) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
@@ -307,10 +312,7 @@ fn stream_until_exit(
             fds.push(PollFd::from_borrowed_fd(c, PollFlags::IN));
             fds.len() - 1
         });
-        let ts = Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: left.subsec_nanos() as i64,
-        };
+        let ts = timespec(left);
         match poll(&mut fds, Some(&ts)) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
@@ -344,11 +346,7 @@ fn stream_until_exit(
 /// Reads `fd` to check whether it became readable, without blocking.
 pub fn is_readable(fd: impl AsFd) -> bool {
     let mut fds = [PollFd::new(&fd, PollFlags::IN)];
-    let ts = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    matches!(poll(&mut fds, Some(&ts)), Ok(n) if n > 0)
+    matches!(poll(&mut fds, Some(&timespec(Duration::ZERO))), Ok(n) if n > 0)
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub fn write_settings(state_dir: &Path) -> std::io::Result<PathBuf> {
 
 /// Reads stdin until EOF, [`MAX_INPUT`] or [`READ_BUDGET`], whichever first.
 fn read_bounded_stdin() -> Vec<u8> {
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::event::{poll, PollFd, PollFlags};
     let stdin = std::io::stdin();
     let fd = rustix::stdio::stdin();
     let deadline = Instant::now() + READ_BUDGET;
@@ -78,10 +78,7 @@ fn read_bounded_stdin() -> Vec<u8> {
         if left.is_zero() {
             break;
         }
-        let ts = Timespec {
-            tv_sec: 0,
-            tv_nsec: left.subsec_nanos() as i64 + left.as_secs() as i64 * 1_000_000_000,
-        };
+        let ts = paliadin_core::child::timespec(left);
         let mut fds = [PollFd::new(&fd, PollFlags::IN)];
         match poll(&mut fds, Some(&ts)) {
             Ok(0) => break,

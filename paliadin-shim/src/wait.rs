@@ -3,7 +3,7 @@
 //! with a tick of at most a second. Owns the kernel handles; never decides
 //! what an event means (callers re-read the state on every wake).
 
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::inotify;
 use std::io;
 use std::mem::MaybeUninit;
@@ -90,10 +90,7 @@ impl Watch {
             return Ok(Wake::Deadline);
         }
         let left = (until - now).min(TICK);
-        let ts = Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: left.subsec_nanos() as i64,
-        };
+        let ts = paliadin_core::child::timespec(left);
         let mut fds = vec![PollFd::new(&self.inotify, PollFlags::IN)];
         if let Some(p) = &self.pidfd {
             fds.push(PollFd::new(p, PollFlags::IN));

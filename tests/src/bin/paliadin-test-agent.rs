@@ -297,10 +297,7 @@ fn capture_early_input(window: Duration) -> Vec<u8> {
         if left.is_zero() {
             break;
         }
-        let ts = rustix::event::Timespec {
-            tv_sec: left.as_secs() as _,
-            tv_nsec: left.subsec_nanos() as _,
-        };
+        let ts = paliadin_core::child::timespec(left);
         let mut fds = [rustix::event::PollFd::new(
             &stdin,
             rustix::event::PollFlags::IN,
@@ -606,7 +603,7 @@ fn wait_with_timeout(
     limit: Duration,
 ) -> io::Result<Option<ExitStatus>> {
     // Wait on a pidfd, as Claude Code awaits a hook: at once when it ends.
-    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    use rustix::event::{poll, PollFd, PollFlags};
     let pidfd = rustix::process::pidfd_open(
         rustix::process::Pid::from_child(child),
         rustix::process::PidfdFlags::empty(),
@@ -620,10 +617,7 @@ fn wait_with_timeout(
         if left.is_zero() {
             return Ok(None);
         }
-        let ts = Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: left.subsec_nanos() as i64,
-        };
+        let ts = paliadin_core::child::timespec(left);
         let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
         match poll(&mut fds, Some(&ts)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
@@ -881,10 +875,7 @@ fn serve(agent: &mut Agent) -> i32 {
     let mut parser = Parser::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut keys = Vec::new();
-    let esc_timeout = rustix::event::Timespec {
-        tv_sec: 0,
-        tv_nsec: ESC_TIMEOUT.as_nanos() as _,
-    };
+    let esc_timeout = paliadin_core::child::timespec(ESC_TIMEOUT);
     loop {
         if parser.pending_escape() {
             let mut fds = [rustix::event::PollFd::new(
