@@ -433,17 +433,7 @@ fn kinds(events: &[paliadin_tests::Value]) -> Vec<String> {
 #[test]
 fn a_turn_streams_its_steps_in_order_then_the_reply() {
     let w = ClaudeEnv::new();
-    let secret = "INVOICE-CONTENT-7f3a";
-    let invoices = w.env.workdir.join("invoices.csv");
-    std::fs::write(&invoices, format!("id,total\n42,{secret}\n")).expect("invoices");
-    let invoices = invoices.canonicalize().expect("real path");
-    let missing = invoices.with_file_name("missing.txt");
-    let message = format!(
-        "mock: tool Read {}\nmock: tool Bash {}\nmock: tool Read {}\nwhat do I owe?",
-        serde_json::json!({ "file_path": invoices }),
-        serde_json::json!({ "command": "ls -la /" }),
-        serde_json::json!({ "file_path": missing }),
-    );
+    let (message, secret) = three_tools(&w);
     let id = paliadin_tests::turn_id();
     let r = w.shim(
         &[
@@ -546,8 +536,8 @@ fn a_file_mention_in_a_message_reads_nothing() {
     }
 }
 
-/// The tools message of the shim's stream test, as the CLI sends it: a file
-/// read, a denied command, a failed read. Returns the message and the
+/// A message that makes the model read a file, run a command the
+/// installer's permission mode denies, and fail a read. Returns the message and the
 /// secret the file holds.
 fn three_tools(w: &ClaudeEnv) -> (String, &'static str) {
     let secret = "INVOICE-CONTENT-7f3a";
