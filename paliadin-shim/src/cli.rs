@@ -8,8 +8,9 @@ const AFTER_HELP: &str = "\
 Requests (PROTOCOL section 1), from SSH_ORIGINAL_COMMAND when set, else from REQUEST:
   health <session>                           start the session if missing; print ok
   run-turn <session> <turn-id> <b64|->       type one turn, print the reply
+  run-turn-events <session> <turn-id> <b64|->   the same, its steps as JSON lines, the reply last
   reset <session>                            end the session and its agent
-  poll <session> <turn-id>                   collect the reply of a turn that timed out
+  poll <session> <turn-id>                   the reply of a turn again, or 124 while it runs
   status <session>                           one JSON object
   sessions                                   one JSON object per session
   version                                    the version
@@ -20,8 +21,8 @@ Local only:
   man                                        this manual page, in roff
 
 Exit status: 0 done, 1 other failure, 2 invalid request (nothing typed), 69 agent
-unavailable, 75 blocked on a person, 76 the agent reported a failure, 124 no reply
-within the wait (poll collects it later).";
+unavailable, 75 blocked on a person, 76 the agent reported a failure (or left a reply
+that does not count), 124 no reply within the wait (poll collects it later).";
 
 /// The laptop side of paliadin: one tmux session per user with the agent in it.
 #[derive(Debug, Parser)]
