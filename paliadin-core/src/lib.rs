@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod reply;
 pub mod request;
 pub mod session;
+pub mod text;
 pub mod timefmt;
 
 pub use exit::ExitCode;
