@@ -1,9 +1,10 @@
 //! Taking back what a test made, on drop, so also when the test fails: a
 //! [`ScratchDir`] is a temp directory that first ends every process living
-//! in it (by command line or working directory) and their descendants, then
-//! removes itself; a [`TmuxServer`] is a private tmux server that is killed
-//! and whose socket file goes with it (`tmux kill-server`, and a server
-//! that exits by itself, leave the file).
+//! in it (by command line, working directory or environment: a HOME or
+//! TMPDIR in it) and their descendants, then removes itself; a
+//! [`TmuxServer`] is a private tmux server that is killed and whose socket
+//! file goes with it (`tmux kill-server`, and a server that exits by
+//! itself, leave the file).
 //!
 //! It must never touch what another test or another person made: processes
 //! are chosen by the test's own unique directory (or the server's own pid),
@@ -146,7 +147,8 @@ struct Proc {
     pid: i32,
     ppid: i32,
     zombie: bool,
-    /// Its command line or working directory lies under the directory asked about.
+    /// Its command line, working directory or environment names the
+    /// directory asked about.
     under: bool,
 }
 
@@ -179,12 +181,19 @@ fn processes(dir: Option<&[String]>) -> Vec<Proc> {
                 let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
                 let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
                 let cwd = cwd.to_string_lossy();
-                forms.iter().any(|d| {
-                    mentions(&cwd, d)
-                        || cmdline
-                            .split(|&b| b == 0)
-                            .any(|a| mentions(&String::from_utf8_lossy(a), d))
-                })
+                let names = |list: &[u8], d: &str| {
+                    list.split(|&b| b == 0)
+                        .any(|a| mentions(&String::from_utf8_lossy(a), d))
+                };
+                forms
+                    .iter()
+                    .any(|d| mentions(&cwd, d) || names(&cmdline, d))
+                    || {
+                        // Last, as it costs most: a daemon that left the
+                        // directory and its parent still has HOME or TMPDIR.
+                        let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+                        forms.iter().any(|d| names(&environ, d))
+                    }
             }
             _ => false,
         };
@@ -224,8 +233,8 @@ fn with_descendants(all: &[Proc], mut set: Vec<i32>) -> Vec<i32> {
     }
 }
 
-/// The live processes whose command line or working directory lies under
-/// `dir`, and their descendants.
+/// The live processes whose command line, working directory or
+/// environment names `dir` or a path below it, and their descendants.
 pub fn processes_under(dir: &Path) -> Vec<i32> {
     let mut forms = vec![dir.to_string_lossy().into_owned()];
     if let Ok(real) = dir.canonicalize() {
@@ -334,5 +343,29 @@ mod tests {
             .iter()
             .any(|p| p.pid == grandchild && !p.zombie);
         assert!(!alive, "the grandchild {grandchild} still runs");
+    }
+
+    #[test]
+    fn a_scratch_dir_ends_a_daemon_known_only_by_its_environment() {
+        let dir = ScratchDir::new("paliadin-leftovers-");
+        let path = dir.path().to_owned();
+        // Orphaned at once, elsewhere, its command line free of the path:
+        // only its TMPDIR says whose it is.
+        let out = Command::new("sh")
+            .args(["-c", "sleep 600 >/dev/null 2>&1 & echo $!"])
+            .current_dir("/")
+            .env("TMPDIR", path.join("tmp"))
+            .output()
+            .expect("sh");
+        let daemon: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a pid");
+        let found = processes_under(&path);
+        assert!(found.contains(&daemon), "{found:?} lacks {daemon}");
+        drop(dir);
+        assert!(!path.exists());
+        let alive = processes(None).iter().any(|p| p.pid == daemon && !p.zombie);
+        assert!(!alive, "the daemon {daemon} still runs");
     }
 }
