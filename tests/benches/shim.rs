@@ -216,7 +216,7 @@ fn main() {
     );
     for (name, s) in [
         ("agent direct, no hooks: same call into a test agent, until its reply file", &d),
-        ("agent direct, shim's hooks: same, the agent runs `sh -c 'paliadin-shim hook UserPromptSubmit'` first", &dh),
+        ("agent direct, shim's hooks: same, the agent runs `sh -c 'exec paliadin-shim hook UserPromptSubmit'` first", &dh),
     ] {
         println!(
             "{name}  {} | tmux floor median {} | agent's own reply time {}",
