@@ -3,7 +3,7 @@
 //! that changes nothing, a dry run that changes nothing, and an uninstall
 //! that gives back the HOME it found, byte for byte.
 
-use paliadin_tests::{bin, run, Run, Value};
+use paliadin_tests::{bin, bin_dir, run, Run, Value};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -982,4 +982,301 @@ fn quickstart_parses_its_options_and_cleans_twice() {
         "{first}"
     );
     assert_ne!(socket(&first), socket(&second), "one tmux server per HOME");
+}
+
+// --- The same HOME as the bash installer made ---------------------------------
+//
+// `tests/golden/laptop-*.txt` were written by the bash `install/laptop.sh`
+// (before `paliadin-shim setup` took its work over) from the runs below:
+// every run's exit status, stdout and stderr, and every file of HOME with
+// its mode and bytes. Each test replays its runs and must match byte for
+// byte. `PALIADIN_BLESS=1` rewrites them instead (only on purpose, with the
+// reason in the commit).
+
+/// A fixed server key (the goldens cannot hold a fresh one).
+const GOLDEN_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGoldenGoldenGoldenGoldenGoldenGoldenGold server@golden";
+const GOLDEN_KEY_2: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISecondSecondSecondSecondSecondSecondSeco";
+
+/// One scenario's record: its runs and the HOME they leave.
+struct Golden<'a> {
+    w: &'a World,
+    name: &'static str,
+    text: String,
+}
+
+impl<'a> Golden<'a> {
+    fn new(w: &'a World, name: &'static str) -> Golden<'a> {
+        Golden {
+            w,
+            name,
+            text: String::new(),
+        }
+    }
+
+    /// What a path or an output says, without this machine's paths in it.
+    fn clean(&self, s: &str) -> String {
+        let root = self.w.home.parent().expect("root").display().to_string();
+        s.replace(&root, "@ROOT@")
+            .replace(&bin_dir().display().to_string(), "@BIN@")
+    }
+
+    fn run(&mut self, title: &str, r: &Run) {
+        self.text.push_str(&format!(
+            "== {title}\n-- exit {}\n-- stdout\n{}-- stderr\n{}",
+            r.code,
+            self.clean(&r.out()),
+            self.clean(&r.stderr)
+        ));
+    }
+
+    /// Every path under HOME: kind, mode, and a file's bytes line by line.
+    fn home(&mut self, title: &str) {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .expect("read_dir")
+                .map(|e| e.expect("entry").path())
+                .collect();
+            entries.sort();
+            for p in entries {
+                out.push(p.clone());
+                let m = std::fs::symlink_metadata(&p).expect("metadata");
+                if m.is_dir() {
+                    walk(&p, out);
+                }
+            }
+        }
+        let mut paths = Vec::new();
+        walk(&self.w.home, &mut paths);
+        let shim = std::fs::read(bin("paliadin-shim")).expect("built shim");
+        self.text.push_str(&format!("== HOME {title}\n"));
+        for p in paths {
+            let rel = p.strip_prefix(&self.w.home).expect("under HOME").display();
+            let m = std::fs::symlink_metadata(&p).expect("metadata");
+            let mode = m.permissions().mode() & 0o7777;
+            if m.file_type().is_symlink() {
+                let to = std::fs::read_link(&p).expect("readlink");
+                let to = self.clean(&to.display().to_string());
+                self.text.push_str(&format!("l {rel} -> {to}\n"));
+            } else if m.is_dir() {
+                self.text.push_str(&format!("d {mode:o} {rel}/\n"));
+            } else {
+                let bytes = std::fs::read(&p).expect("read");
+                self.text.push_str(&format!("f {mode:o} {rel}\n"));
+                if bytes == shim {
+                    self.text.push_str("  (the built paliadin-shim)\n");
+                    continue;
+                }
+                let body = self.clean(&String::from_utf8(bytes).expect("utf-8 file"));
+                for line in body.split_inclusive('\n') {
+                    match line.strip_suffix('\n') {
+                        Some(l) => self.text.push_str(&format!("  |{l}\n")),
+                        None => self
+                            .text
+                            .push_str(&format!("  |{line}\n  (no newline at the end)\n")),
+                    }
+                }
+            }
+        }
+    }
+
+    #[track_caller]
+    fn check(self) {
+        let path = repo()
+            .join("tests/golden")
+            .join(format!("laptop-{}.txt", self.name));
+        if std::env::var_os("PALIADIN_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+            std::fs::write(&path, &self.text).expect("write golden");
+            return;
+        }
+        let want = read(&path);
+        if want == self.text {
+            return;
+        }
+        let (mut a, mut b) = (want.lines(), self.text.lines());
+        let mut n = 1;
+        loop {
+            match (a.next(), b.next()) {
+                (Some(x), Some(y)) if x == y => n += 1,
+                (x, y) => panic!(
+                    "{}: line {n} differs\n  want: {x:?}\n  got:  {y:?}\n--- got in full:\n{}",
+                    path.display(),
+                    self.text
+                ),
+            }
+        }
+    }
+}
+
+impl World {
+    /// A world whose login shell is not measured (its milliseconds are
+    /// this machine's, not the installer's) and, when `claude`, with a
+    /// claude on PATH (so that the agent is the policy's argv).
+    fn golden(claude: bool) -> World {
+        let mut w = World::new();
+        w.extra_env = vec![("SHELL".into(), "/nonexistent/sh".into())];
+        if claude {
+            let dir = w.scratch.join("claude-bin");
+            write_mode(&dir.join("claude"), "#!/bin/sh\nexit 0\n", 0o755);
+            w.extra_path = Some(dir);
+        }
+        w
+    }
+}
+
+#[test]
+fn golden_laptop_in_a_lived_in_home() {
+    let w = World::golden(true);
+    seed_laptop(&w);
+    let mut g = Golden::new(&w, "lived-in");
+    let args = ["--pubkey", GOLDEN_KEY, "--from", "10.1.2.3,192.168.0.0/24"];
+    g.home("before");
+    g.run(
+        "--dry-run",
+        &w.laptop(&[&args[..], &["--dry-run"]].concat()),
+    );
+    g.run("install", &w.laptop(&args));
+    g.home("installed");
+    g.run("again", &w.laptop(&args));
+    g.run(
+        "--dry-run again",
+        &w.laptop(&[&args[..], &["--dry-run"]].concat()),
+    );
+    g.run(
+        "--uninstall --dry-run",
+        &w.laptop(&["--uninstall", "--dry-run"]),
+    );
+    g.run("--uninstall", &w.laptop(&["--uninstall"]));
+    g.home("uninstalled");
+    g.run("--uninstall again", &w.laptop(&["--uninstall"]));
+    g.check();
+}
+
+#[test]
+fn golden_laptop_with_every_option() {
+    let w = World::golden(false);
+    let persona = w.scratch.join("persona.md");
+    std::fs::write(&persona, "You are Paladin.\nTerse, exact.\n").expect("persona");
+    let pubfile = w.scratch.join("server.pub");
+    std::fs::write(
+        &pubfile,
+        format!("# the server\n\n{GOLDEN_KEY_2} paliadin-cli  of  prod\n"),
+    )
+    .expect("pub");
+    // authorized_keys without its last newline, ~/.claude.json compact.
+    write_mode(
+        &w.h(".ssh/authorized_keys"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMine me",
+        0o644,
+    );
+    write_mode(
+        &w.h(".claude.json"),
+        "{\"a\":[1,2.5,\"é\"],\"projects\":{}}",
+        0o600,
+    );
+    let mut g = Golden::new(&w, "every-option");
+    g.home("before");
+    let args = [
+        "--prefix",
+        "~/bin",
+        "--pubkey",
+        pubfile.to_str().expect("utf-8"),
+        "--workdir",
+        "w2",
+        "--agent",
+        "my-agent --flag 'two words' \"a\\\"b\"",
+        "--persona",
+        persona.to_str().expect("utf-8"),
+        "--tmux-socket",
+        "s.1",
+        "--wait-secs",
+        "5",
+    ];
+    g.run(
+        "--dry-run",
+        &w.laptop(&[&args[..], &["--dry-run"]].concat()),
+    );
+    g.run("install", &w.laptop(&args));
+    g.home("installed");
+    let moved = [&args[..], &["--from", "198.51.100.4"]].concat();
+    g.run("--from added", &w.laptop(&moved));
+    g.home("moved");
+    g.run("--uninstall", &w.laptop(&["--uninstall"]));
+    g.home("uninstalled");
+    g.check();
+}
+
+#[test]
+fn golden_laptop_next_to_what_it_did_not_write() {
+    let w = World::golden(true);
+    write_mode(
+        &w.h(".config/paliadin/shim.toml"),
+        "# my own\nagent = [\"my-agent\"]\ntmux_socket = \"mine\"\n",
+        0o644,
+    );
+    write_mode(
+        &w.h(".claude/skills/paliadin/SKILL.md"),
+        "---\nname: paliadin\ndescription: mine\n---\nmine\n",
+        0o644,
+    );
+    write_mode(
+        &w.h(".ssh/authorized_keys"),
+        &format!("restrict {GOLDEN_KEY}\n"),
+        0o600,
+    );
+    write_mode(
+        &w.h(".claude.json"),
+        "{\n    \"projects\": {\n        \"/x\": {}\n    }\n}",
+        0o600,
+    );
+    let mut g = Golden::new(&w, "foreign");
+    g.home("before");
+    g.run("install", &w.laptop(&["--pubkey", GOLDEN_KEY]));
+    g.home("installed");
+    g.run("--force", &w.laptop(&["--force", "--pubkey", GOLDEN_KEY]));
+    g.home("forced");
+    g.run("--uninstall", &w.laptop(&["--uninstall"]));
+    g.home("uninstalled");
+    g.check();
+}
+
+#[test]
+fn golden_laptop_with_symlinks_and_a_running_claude() {
+    let w = World::golden(true);
+    let dotfiles = w.h("dotfiles");
+    write_mode(
+        &dotfiles.join("authorized_keys"),
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwn own@laptop\n",
+        0o600,
+    );
+    write_mode(
+        &dotfiles.join("claude.json"),
+        "{\n  \"projects\": {}\n}\n",
+        0o644,
+    );
+    std::fs::create_dir_all(w.h(".ssh")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        dotfiles.join("authorized_keys"),
+        w.h(".ssh/authorized_keys"),
+    )
+    .expect("link");
+    std::os::unix::fs::symlink(dotfiles.join("claude.json"), w.h(".claude.json")).expect("link");
+    let mut g = Golden::new(&w, "symlinks");
+    g.home("before");
+    let mut claude = fake_claude(&w, &w.home);
+    g.run("claude running", &w.laptop(&["--pubkey", GOLDEN_KEY]));
+    claude.kill().expect("kill");
+    claude.wait().expect("reap");
+    g.run("claude gone", &w.laptop(&["--pubkey", GOLDEN_KEY]));
+    g.home("installed");
+    let mut claude = fake_claude(&w, &w.home);
+    g.run("--uninstall, claude running", &w.laptop(&["--uninstall"]));
+    claude.kill().expect("kill");
+    claude.wait().expect("reap");
+    g.home("half uninstalled");
+    g.run("--uninstall, claude gone", &w.laptop(&["--uninstall"]));
+    g.home("uninstalled");
+    g.check();
 }
