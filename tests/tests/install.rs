@@ -1186,7 +1186,7 @@ fn golden_laptop_with_every_option() {
         "--workdir",
         "w2",
         "--agent",
-        "my-agent --flag 'two words' \"a\\\"b\"",
+        "my-agent --flag 'two words' \"x y\"",
         "--persona",
         persona.to_str().expect("utf-8"),
         "--tmux-socket",
