@@ -3,6 +3,7 @@
 //! dead. Owns the `start.lock`, `ready` and `agent.json` files of a session;
 //! never types a turn (that is `cmd::run_turn`'s).
 
+use paliadin_core::process::start_time;
 use paliadin_core::ExitCode;
 use serde_json::json;
 use std::path::Path;
@@ -94,24 +95,12 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The kernel's start time of process `pid` (field 22 of `/proc/<pid>/stat`),
-/// which tells a process from a later one that got the same pid; `None` for
-/// no such process or a zombie.
-pub fn proc_starttime(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
-    if fields.next()? == "Z" {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
 /// The agent recorded in `agent.json`, if that very process still runs.
 pub fn recorded_agent(s: &SessionDir) -> Option<Pane> {
     let v: serde_json::Value = serde_json::from_str(&s.read("agent.json")?).ok()?;
-    let pid = i32::try_from(v["pid"].as_i64()?).ok()?;
+    let pid = u32::try_from(v["pid"].as_u64()?).ok()?;
     let started = v["starttime"].as_u64()?;
-    (proc_starttime(pid)? == started).then_some(Pane {
+    (start_time(pid)? == started).then_some(Pane {
         pid,
         dead: false,
         created: 0,
@@ -152,13 +141,7 @@ impl Shim {
     /// The live pane of the session, if any.
     pub fn live_pane(&self, s: &SessionDir) -> Result<Option<Pane>> {
         let pane = self.tmux.pane(&s.name.key()).map_err(tmux_error)?;
-        Ok(pane.filter(|p| {
-            !p.dead
-                && rustix::process::test_kill_process(
-                    rustix::process::Pid::from_raw(p.pid).expect("pane pid"),
-                )
-                .is_ok()
-        }))
+        Ok(pane.filter(|p| !p.dead && start_time(p.pid).is_some()))
     }
 
     /// Makes sure the session's agent runs and is ready for a paste, starting
@@ -306,7 +289,7 @@ impl Shim {
         let record = json!({
             "argv": argv,
             "pid": pane.pid,
-            "starttime": proc_starttime(pane.pid),
+            "starttime": start_time(pane.pid),
             "started_ms": paliadin_core::timefmt::now_ms(),
         });
         s.write("agent.json", &record.to_string())?;

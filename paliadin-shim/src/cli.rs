@@ -1,8 +1,10 @@
 //! Every clap type of the shim. The request itself is not a clap
 //! subcommand: it is protocol words, parsed by `paliadin_core::request`.
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use std::path::PathBuf;
+
+use crate::config::Layer;
 
 const AFTER_HELP: &str = "\
 Requests (PROTOCOL section 1), from SSH_ORIGINAL_COMMAND when set, else from REQUEST:
@@ -31,39 +33,9 @@ pub struct Options {
     /// Config file (TOML). Default: $PALIADIN_SHIM_CONFIG, else $XDG_CONFIG_HOME/paliadin/shim.toml if it exists.
     #[arg(long, env = "PALIADIN_SHIM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The agent's command line, split into words as a shell would (no shell runs). Default: claude.
-    #[arg(long, value_name = "COMMAND")]
-    pub agent: Option<String>,
-    /// Start the agent with the shim's hook settings (--settings). Default: true.
-    #[arg(long, value_name = "BOOL")]
-    pub agent_hooks: Option<bool>,
-    /// An environment variable for the agent, NAME=VALUE (repeatable; adds to `agent_env` in the config file).
-    #[arg(long, value_name = "NAME=VALUE")]
-    pub agent_env: Vec<String>,
-    /// The agent's working directory. Default: $HOME.
-    #[arg(long, value_name = "DIR")]
-    pub workdir: Option<PathBuf>,
-    /// The shim's own tmux server (tmux -L). Default: paliadin.
-    #[arg(long, value_name = "NAME")]
-    pub tmux_socket: Option<String>,
-    /// Sessions, replies and hook records. Default: $XDG_STATE_HOME/paliadin.
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Seconds a turn waits for its reply before exit 124. Default: 60.
-    #[arg(long, value_name = "SECS")]
-    pub wait_secs: Option<u64>,
-    /// Seconds a starting agent may take to become ready. Default: 30.
-    #[arg(long, value_name = "SECS")]
-    pub ready_timeout_secs: Option<u64>,
-    /// Largest message accepted, in bytes (lowers the 64 KiB argument and 1 MiB stdin limits).
-    #[arg(long, value_name = "BYTES")]
-    pub max_message_bytes: Option<usize>,
-    /// For an agent without hooks: text on its pane that means it is ready.
-    #[arg(long, value_name = "TEXT")]
-    pub ready_pattern: Option<String>,
-    /// Milliseconds to wait for the agent to confirm a submission before pressing Enter again. Default: 2000.
-    #[arg(long, value_name = "MS")]
-    pub submit_retry_ms: Option<u64>,
+    /// Every setting, as flags (each also a key of the config file).
+    #[command(flatten)]
+    pub flags: Layer,
     /// The request (ignored when SSH_ORIGINAL_COMMAND is set).
     #[arg(
         trailing_var_arg = true,
@@ -71,4 +43,32 @@ pub struct Options {
         value_name = "REQUEST"
     )]
     pub request: Vec<String>,
+}
+
+/// The shim's command line, each setting's help ending in its default from
+/// [`Layer::defaults`] (for this user: paths are this HOME's).
+pub fn command() -> clap::Command {
+    let defaults = toml::Table::try_from(Layer::defaults()).unwrap_or_default();
+    defaults
+        .into_iter()
+        .fold(Options::command(), |cmd, (key, value)| {
+            let shown = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Array(words) => {
+                    shlex::try_join(words.iter().filter_map(|w| w.as_str())).unwrap_or_default()
+                }
+                v => v.to_string(),
+            };
+            cmd.mut_arg(key, |a| {
+                let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+                a.help(format!("{help} [default: {shown}]"))
+            })
+        })
+}
+
+/// The options of this process's command line; exits as clap does on
+/// `--help`, `--version` or a malformed flag.
+pub fn parse() -> Options {
+    let matches = command().get_matches();
+    Options::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }

@@ -63,6 +63,10 @@ fn refuse(path: &Path, why: &str) -> io::Error {
     io::Error::other(format!("{} {why}", path.display()))
 }
 
+/// Files and directories the shim creates: its user's alone.
+const PRIVATE_FILE: Mode = Mode::RUSR.union(Mode::WUSR);
+const PRIVATE_DIR: Mode = Mode::RWXU;
+
 const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
@@ -117,7 +121,7 @@ impl Dir {
     pub fn child(&self, name: &str, create: bool) -> io::Result<Option<Dir>> {
         check_name(name)?;
         if create {
-            match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700)) {
+            match rustix::fs::mkdirat(&self.fd, name, PRIVATE_DIR) {
                 Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(errno(e)),
             }
@@ -142,20 +146,20 @@ impl Dir {
     /// that name already exists.
     pub fn mkdir(&self, name: &str) -> io::Result<bool> {
         check_name(name)?;
-        match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700)) {
+        match rustix::fs::mkdirat(&self.fd, name, PRIVATE_DIR) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::EXIST) => Ok(false),
             Err(e) => Err(errno(e)),
         }
     }
 
-    fn open_file(&self, name: &str, flags: OFlags, mode: u32) -> io::Result<File> {
+    fn open_file(&self, name: &str, flags: OFlags, mode: Mode) -> io::Result<File> {
         check_name(name)?;
         let fd = rustix::fs::openat(
             &self.fd,
             name,
             flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
+            mode,
         )
         .map_err(errno)?;
         Ok(File::from(fd))
@@ -184,7 +188,7 @@ impl Dir {
         limit: u64,
         strict: bool,
     ) -> Result<Option<Vec<u8>>, ReadError> {
-        let f = match self.open_file(name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
+        let f = match self.open_file(name, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty()) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
@@ -227,7 +231,11 @@ impl Dir {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let tmp = format!(".{name}.{}.{nonce}.tmp", std::process::id());
-        let mut f = self.open_file(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
+        let mut f = self.open_file(
+            &tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+            PRIVATE_FILE,
+        )?;
         let res = f
             .write_all(data)
             .and_then(|_| if durable { f.sync_all() } else { Ok(()) });
@@ -287,7 +295,7 @@ impl Dir {
         let mut f = self.open_file(
             name,
             OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::NONBLOCK,
-            0o600,
+            PRIVATE_FILE,
         )?;
         let st = rustix::fs::fstat(&f).map_err(errno)?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
@@ -308,7 +316,7 @@ impl Dir {
 
     /// Opens (creating, 0600) `name` for a lock; never through a symlink.
     pub fn lock_file(&self, name: &str) -> io::Result<File> {
-        self.open_file(name, OFlags::RDWR | OFlags::CREATE, 0o600)
+        self.open_file(name, OFlags::RDWR | OFlags::CREATE, PRIVATE_FILE)
     }
 
     /// Sets `name`'s modification time to now, creating it empty if needed.
@@ -316,7 +324,7 @@ impl Dir {
         if let Ok(f) = self.open_file(
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::NONBLOCK,
-            0o600,
+            PRIVATE_FILE,
         ) {
             let now = rustix::fs::Timespec {
                 tv_sec: 0,

@@ -3,26 +3,15 @@
 //! program, else from its own arguments; serves it; exits with a documented
 //! status and, on failure, one line on stderr. Never exits 126, 127 or 255.
 
-mod agent;
-mod cli;
-mod cmd;
-mod config;
-mod dirfd;
-mod error;
-mod hooks;
-mod state;
-mod tmux;
-mod wait;
-
-use clap::Parser as _;
 use paliadin_core::request::{split_ssh_command, Request};
 use paliadin_core::ExitCode;
 
-use crate::agent::Shim;
-use crate::error::{Result, ShimError};
+use paliadin_shim::agent::Shim;
+use paliadin_shim::error::{Result, ShimError};
+use paliadin_shim::{cli, cmd, config, hooks};
 
 fn main() -> std::process::ExitCode {
-    let opts = cli::Options::parse();
+    let opts = cli::parse();
     let ssh = std::env::var("SSH_ORIGINAL_COMMAND").ok();
     let words: Vec<String> = match &ssh {
         Some(line) => split_ssh_command(line)
@@ -67,7 +56,8 @@ fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
         ["man"] => return cmd::docs::man(),
         _ => {}
     }
-    let config = config::Config::load(opts).map_err(|e| ShimError::failure(format!("{e:#}")))?;
+    let config = config::Config::load(opts.config.as_deref(), &opts.flags)
+        .map_err(|e| ShimError::failure(format!("{e:#}")))?;
     let limits = config.limits;
     let shim = Shim::new(config);
     if let ["attach", rest @ ..] = words {

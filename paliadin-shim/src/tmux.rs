@@ -42,7 +42,7 @@ pub enum TmuxError {
 /// What the shim needs to know of a session's pane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pane {
-    pub pid: i32,
+    pub pid: u32,
     pub dead: bool,
     pub created: i64,
     pub activity: i64,

@@ -1,8 +1,9 @@
 //! Waiting without guessing: an inotify watch on the directories where
-//! replies and hook markers appear, plus a pidfd on the agent, polled together
+//! replies and hook markers appear, plus the agent's exit, polled together
 //! with a tick of at most a second. Owns the kernel handles; never decides
 //! what an event means (callers re-read the state on every wake).
 
+use paliadin_core::process::ExitWatch;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fs::inotify;
 use std::io;
@@ -29,7 +30,7 @@ pub enum Wake {
 pub struct Watch {
     inotify: OwnedFd,
     watches: Vec<i32>,
-    pidfd: Option<OwnedFd>,
+    exit: Option<ExitWatch>,
 }
 
 impl Watch {
@@ -47,7 +48,7 @@ impl Watch {
         Ok(Watch {
             inotify: fd,
             watches,
-            pidfd: None,
+            exit: None,
         })
     }
 
@@ -62,25 +63,14 @@ impl Watch {
     }
 
     /// Also wakes when process `pid` ends. `Ok(false)` if it is already gone.
-    pub fn watch_pid(&mut self, pid: i32) -> io::Result<bool> {
-        let Some(pid) = rustix::process::Pid::from_raw(pid) else {
-            return Ok(false);
-        };
-        match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-            Ok(fd) => {
-                self.pidfd = Some(fd);
-                Ok(true)
-            }
-            Err(rustix::io::Errno::SRCH) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+    pub fn watch_pid(&mut self, pid: u32) -> io::Result<bool> {
+        self.exit = ExitWatch::new(pid)?;
+        Ok(self.exit.is_some())
     }
 
     /// Whether the watched process has ended.
     pub fn died(&self) -> bool {
-        self.pidfd
-            .as_ref()
-            .is_some_and(paliadin_core::child::is_readable)
+        self.exit.as_ref().is_some_and(ExitWatch::exited)
     }
 
     /// Sleeps until something happens, the tick passes, or `until`.
@@ -92,7 +82,7 @@ impl Watch {
         let left = (until - now).min(TICK);
         let ts = paliadin_core::child::timespec(left);
         let mut fds = vec![PollFd::new(&self.inotify, PollFlags::IN)];
-        if let Some(p) = &self.pidfd {
+        if let Some(p) = &self.exit {
             fds.push(PollFd::new(p, PollFlags::IN));
         }
         match poll(&mut fds, Some(&ts)) {

@@ -131,7 +131,7 @@ fn type_turn(
     shim: &Shim,
     s: &SessionDir,
     t: &TurnDir,
-    pid: i32,
+    pid: u32,
     clean: &str,
 ) -> Result<Watch, (ShimError, bool)> {
     let before = |e: ShimError| (e, false);
