@@ -11,6 +11,8 @@ pub mod config;
 pub mod dirfd;
 pub mod error;
 pub mod hooks;
+pub mod policy;
+pub mod setup;
 pub mod state;
 pub mod tmux;
 pub mod wait;

@@ -8,6 +8,7 @@ pub mod poll;
 pub mod reset;
 pub mod run_turn;
 pub mod sessions;
+pub mod setup;
 pub mod status;
 
 use std::io::Write;
