@@ -1111,6 +1111,22 @@ impl<'a> Golden<'a> {
 }
 
 impl World {
+    /// This machine without python3 on PATH.
+    fn without_python(self) -> World {
+        let sysbin = self.stub.with_file_name("sysbin");
+        for e in std::fs::read_dir(&sysbin).expect("sysbin").flatten() {
+            if e.file_name().to_string_lossy().starts_with("python") {
+                std::fs::remove_file(e.path()).expect("unlink");
+            }
+        }
+        let mut c = Command::new("bash");
+        c.args(["-c", "command -v python3 || echo none"])
+            .env_clear()
+            .env("PATH", &sysbin);
+        assert_eq!(run(&mut c, None, Duration::from_secs(10)).ok(), "none\n");
+        self
+    }
+
     /// A world whose login shell is not measured (its milliseconds are
     /// this machine's, not the installer's) and, when `claude`, with a
     /// claude on PATH (so that the agent is the policy's argv).
@@ -1128,7 +1144,27 @@ impl World {
 
 #[test]
 fn golden_laptop_in_a_lived_in_home() {
-    let w = World::golden(true);
+    lived_in(World::golden(true));
+}
+
+/// The bash installer needed python3 for the trust entry, for `--agent`
+/// with quotes and for the login-shell check, and quietly did less
+/// without it; setup needs it for nothing.
+#[test]
+fn golden_laptop_without_python3_does_every_step() {
+    lived_in(World::golden(true).without_python());
+    every_option(World::golden(false).without_python());
+    // And measures the login shell.
+    let mut w = World::new().without_python();
+    w.extra_env = vec![("SHELL".into(), "/bin/bash".into())];
+    let r = w.laptop(&[]);
+    assert!(
+        r.ok().contains("ok: your login shell starts the shim in ") || r.stderr.contains("spends "),
+        "{r}"
+    );
+}
+
+fn lived_in(w: World) {
     seed_laptop(&w);
     let mut g = Golden::new(&w, "lived-in");
     let args = ["--pubkey", GOLDEN_KEY, "--from", "10.1.2.3,192.168.0.0/24"];
@@ -1156,7 +1192,10 @@ fn golden_laptop_in_a_lived_in_home() {
 
 #[test]
 fn golden_laptop_with_every_option() {
-    let w = World::golden(false);
+    every_option(World::golden(false));
+}
+
+fn every_option(w: World) {
     let persona = w.scratch.join("persona.md");
     std::fs::write(&persona, "You are Paladin.\nTerse, exact.\n").expect("persona");
     let pubfile = w.scratch.join("server.pub");
@@ -1279,4 +1318,100 @@ fn golden_laptop_with_symlinks_and_a_running_claude() {
     g.run("--uninstall, claude gone", &w.laptop(&["--uninstall"]));
     g.home("uninstalled");
     g.check();
+}
+
+/// Issue 17: the agent may read all of its workdir, so a workdir that holds
+/// HOME, `~/.ssh` or the shim's state is refused: one line, exit 2,
+/// nothing changed.
+#[test]
+fn laptop_refuses_a_workdir_that_holds_home_ssh_or_the_state() {
+    let w = World::new();
+    std::fs::create_dir_all(w.h(".ssh")).expect("mkdir");
+    let link = w.scratch.join("home-link");
+    std::os::unix::fs::symlink(&w.home, &link).expect("link");
+    let before = w.snapshot();
+    let root = w.home.parent().expect("root").to_path_buf();
+    for (workdir, says) in [
+        (w.home.clone(), "holds your whole HOME"),
+        (root, "holds your whole HOME"),
+        (link, "holds your whole HOME"),
+        (w.h(".ssh"), "holds"),
+        (w.h(".local"), "holds the shim's state directory"),
+        (
+            w.h(".local/state/paliadin"),
+            "holds the shim's state directory",
+        ),
+    ] {
+        let shown = workdir.display().to_string();
+        for extra in [&[][..], &["--dry-run"][..]] {
+            let r = w.laptop(&[&["--workdir", shown.as_str()][..], extra].concat());
+            r.code(2);
+            assert!(
+                r.stderr.starts_with("laptop.sh: error: --workdir ")
+                    && r.stderr.contains(says)
+                    && r.stderr.lines().count() == 1,
+                "one line that says why\n{r}"
+            );
+            assert!(r.stdout.is_empty(), "{r}");
+            same(&before, &w.snapshot(), &shown);
+        }
+    }
+    // A directory of its own inside HOME is fine.
+    w.laptop(&["--workdir", &w.h("work").display().to_string()])
+        .ok();
+}
+
+#[test]
+fn laptop_setup_is_refused_over_ssh() {
+    let w = World::new();
+    let mut c = Command::new(bin("paliadin-shim"));
+    c.env_clear()
+        .env("HOME", &w.home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SSH_ORIGINAL_COMMAND", "setup --yes --agent x");
+    let r = run(&mut c, None, Duration::from_secs(20));
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("setup is only available locally, not over ssh"),
+        "{r}"
+    );
+    assert!(w.snapshot().is_empty(), "nothing changed");
+}
+
+/// `--uninstall` stops only a tmux server marked with this state directory:
+/// an unmarked one, or another state's, may be someone else's agents.
+#[test]
+fn laptop_uninstall_leaves_a_tmux_server_it_cannot_call_its_own() {
+    let w = World::new();
+    let socket = format!("paliadin-install-keep-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &socket, "-f", "/dev/null"])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    for mark in [None, Some("/elsewhere/paliadin")] {
+        w.laptop(&["--tmux-socket", &socket]).ok();
+        assert!(tmux(&["new-session", "-d", "-s", "x", "sleep", "600"]));
+        if let Some(m) = mark {
+            assert!(tmux(&["set-option", "-g", "@paliadin-state", m]));
+        }
+        let r = w.laptop(&["--uninstall"]);
+        let out = r.ok();
+        let alive = tmux(&["has-session", "-t", "=x"]);
+        tmux(&["kill-server"]);
+        assert!(alive, "the server was left running\n{r}");
+        assert!(
+            out.contains(&format!("kept: the tmux server {socket}")),
+            "{r}"
+        );
+        if let Some(m) = mark {
+            assert!(out.contains(m), "says whose it is\n{r}");
+        }
+        assert!(!w.h(".config").exists(), "the rest was undone\n{r}");
+    }
 }
