@@ -59,18 +59,12 @@ pub struct Event {
     pub text: Option<String>,
 }
 
-/// Longest summary or detail, in characters.
-const MAX_SUMMARY: usize = 60;
+/// Longest summary or detail, in characters (made one line by
+/// [`crate::text::one_line`]).
+pub const MAX_SUMMARY: usize = 60;
 
-/// `s` cleaned for one line of a terminal: control characters (line breaks
-/// among them) removed, at most [`MAX_SUMMARY`] characters.
-pub fn one_line(s: &str) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
-    let clean = clean.trim();
-    match clean.char_indices().nth(MAX_SUMMARY) {
-        Some((i, _)) => format!("{}…", &clean[..i]),
-        None => clean.to_owned(),
-    }
+fn one_line(s: &str) -> String {
+    crate::text::one_line(s, Some(MAX_SUMMARY))
 }
 
 fn last_component(path: &str) -> Option<String> {
@@ -147,7 +141,7 @@ mod tests {
             (
                 "Read",
                 json!({"file_path": "/x/\u{1b}[31mevil\nname"}),
-                Some("[31mevilname"),
+                Some("[31mevil name"),
             ),
         ];
         for (tool, input, want) in cases {
@@ -159,7 +153,7 @@ mod tests {
                 .unwrap()
                 .chars()
                 .count(),
-            MAX_SUMMARY + 1
+            MAX_SUMMARY
         );
     }
 

@@ -5,14 +5,13 @@
 
 use paliadin_core::process::start_time;
 use paliadin_core::ExitCode;
-use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Result, ShimError};
 use crate::hooks;
-use crate::state::SessionDir;
+use crate::state::{AgentRecord, LockName, Mark, SessionDir};
 use crate::tmux::{Pane, Tmux, TmuxError};
 use crate::wait::{Wake, Watch};
 
@@ -97,11 +96,9 @@ fn is_executable(p: &Path) -> bool {
 
 /// The agent recorded in `agent.json`, if that very process still runs.
 pub fn recorded_agent(s: &SessionDir) -> Option<Pane> {
-    let v: serde_json::Value = serde_json::from_str(&s.read("agent.json")?).ok()?;
-    let pid = u32::try_from(v["pid"].as_u64()?).ok()?;
-    let started = v["starttime"].as_u64()?;
-    (start_time(pid)? == started).then_some(Pane {
-        pid,
+    let a = s.agent()?;
+    (start_time(a.pid)? == a.starttime?).then_some(Pane {
+        pid: a.pid,
         dead: false,
         created: 0,
         activity: 0,
@@ -147,7 +144,7 @@ impl Shim {
     /// Makes sure the session's agent runs and is ready for a paste, starting
     /// it if needed; waits until `deadline` at most.
     pub fn ensure_ready(&self, s: &SessionDir, deadline: Instant) -> Result<Pane> {
-        if s.has("ready") && s.has("mounted") {
+        if s.has(Mark::Ready) && s.has(Mark::Mounted) {
             // The warm path costs no tmux call: the agent recorded at start
             // is still that very process.
             if let Some(p) = recorded_agent(s) {
@@ -158,24 +155,24 @@ impl Shim {
             }
         }
         self.claim_server()?;
-        let _guard = s.lock("start.lock", deadline)?.ok_or_else(|| {
+        let _guard = s.lock(LockName::Start, deadline)?.ok_or_else(|| {
             ShimError::unavailable("the agent is still starting; try again shortly")
         })?;
         let pane = match self.live_pane(s)? {
             // Started by us: its SessionStart may still be on its way.
-            Some(p) if s.has("agent.json") => p,
+            Some(p) if s.agent().is_some() => p,
             // A pane the state knows nothing of (the state directory was
             // wiped): its readiness can never be known, so start afresh.
             Some(_) | None => self.start(s)?,
         };
-        if !s.has("ready") {
+        if !s.has(Mark::Ready) {
             let window = self.ready_window(s);
             if window.is_zero() {
                 return Err(self.stuck(s));
             }
             self.await_ready(s, &pane, deadline, Instant::now() + window)?;
         }
-        if !s.has("mounted") {
+        if !s.has(Mark::Mounted) {
             self.await_mounted(s, deadline)?;
         }
         Ok(pane)
@@ -218,17 +215,15 @@ impl Shim {
                 std::thread::sleep(SCREEN_POLL);
             }
         }
-        s.write("mounted", "")?;
+        s.mark(Mark::Mounted, "")?;
         Ok(())
     }
 
     /// How much of the agent's `ready_timeout` since its start is left.
     fn ready_window(&self, s: &SessionDir) -> Duration {
         let started = s
-            .read("agent.json")
-            .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
-            .and_then(|v| v["started_ms"].as_i64())
-            .unwrap_or_else(paliadin_core::timefmt::now_ms);
+            .agent()
+            .map_or_else(paliadin_core::timefmt::now_ms, |a| a.started_ms);
         let age = Duration::from_millis((paliadin_core::timefmt::now_ms() - started).max(0) as u64);
         self.config.ready_timeout.saturating_sub(age)
     }
@@ -250,9 +245,7 @@ impl Shim {
         let key = s.name.key();
         // A dead pane must never be pasted into (tmux 3.3a crashes): remove it.
         let _ = self.tmux.kill_session(&key);
-        for f in ["ready", "mounted", "last_prompt", "current"] {
-            s.remove(f);
-        }
+        s.forget_agent();
         let program = &self.config.agent[0];
         if !on_path(program) {
             return Err(ShimError::unavailable(format!("the agent {program:?} is not installed or not on PATH: set `agent` in the shim's config")));
@@ -286,13 +279,12 @@ impl Shim {
                 "the agent {program:?} exited as soon as it started"
             ))
         })?;
-        let record = json!({
-            "argv": argv,
-            "pid": pane.pid,
-            "starttime": start_time(pane.pid),
-            "started_ms": paliadin_core::timefmt::now_ms(),
-        });
-        s.write("agent.json", &record.to_string())?;
+        s.set_agent(&AgentRecord {
+            argv,
+            pid: pane.pid,
+            starttime: start_time(pane.pid),
+            started_ms: paliadin_core::timefmt::now_ms(),
+        })?;
         s.touch();
         Ok(pane)
     }
@@ -319,7 +311,7 @@ impl Shim {
         }
         let pattern = self.config.ready_pattern.as_deref();
         loop {
-            if s.has("ready") {
+            if s.has(Mark::Ready) {
                 return Ok(());
             }
             let screen = self.tmux.screen(&s.name.key()).unwrap_or_default();
@@ -334,7 +326,7 @@ impl Shim {
                 .with_pane(self.tail(s)));
             }
             if !self.config.agent_hooks && pattern.is_none_or(|p| screen.contains(p)) {
-                s.write("ready", &json!({ "source": "pattern" }).to_string())?;
+                s.mark_ready("pattern")?;
                 return Ok(());
             }
             let until = until_ready.min(Instant::now() + SCREEN_LOOK);

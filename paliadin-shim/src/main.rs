@@ -8,6 +8,7 @@ use paliadin_core::ExitCode;
 
 use paliadin_shim::agent::Shim;
 use paliadin_shim::error::{Result, ShimError};
+use paliadin_shim::output::print_or_fail;
 use paliadin_shim::{cli, cmd, config, hooks};
 
 fn main() -> std::process::ExitCode {
@@ -89,8 +90,7 @@ fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
         Request::Status { session } => cmd::status::run(&shim, &session),
         Request::Sessions => cmd::sessions::run(&shim),
         Request::Version => {
-            cmd::print(format!("paliadin-shim {}\n", env!("CARGO_PKG_VERSION")).as_bytes())
-                .map_err(|e| ShimError::new(ExitCode::Failure, e.to_string()))
+            print_or_fail(format!("paliadin-shim {}\n", env!("CARGO_PKG_VERSION")).as_bytes())
         }
     }
 }

@@ -22,6 +22,7 @@
 //! ```
 
 use paliadin_core::session::SessionName;
+use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,96 @@ pub const TURN_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// Largest marker file read.
 const MAX_MARKER: u64 = 1 << 20;
+
+/// A marker of a session: there or not, left by a hook or by the shim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// `SessionStart` arrived (or an agent without hooks showed its pattern).
+    Ready,
+    /// The agent's input loop runs: a paste's Enter gets in.
+    Mounted,
+}
+
+impl Mark {
+    fn file(self) -> &'static str {
+        match self {
+            Mark::Ready => "ready",
+            Mark::Mounted => "mounted",
+        }
+    }
+}
+
+/// A marker of a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnMark {
+    /// The id is held: its envelope may have been typed.
+    Typed,
+    /// `UserPromptSubmit` arrived with its id.
+    Submitted,
+    /// The pane waits on a person (the file holds why).
+    Blocked,
+    /// The agent reported a failure, or its reply was refused (the file holds why).
+    Failed,
+    /// The agent went idle after it.
+    Idle,
+    /// Its reply was printed at least once (the file holds when, in ms).
+    Delivered,
+}
+
+impl TurnMark {
+    fn file(self) -> &'static str {
+        match self {
+            TurnMark::Typed => "typed",
+            TurnMark::Submitted => "submitted",
+            TurnMark::Blocked => "blocked",
+            TurnMark::Failed => "failed",
+            TurnMark::Idle => "idle",
+            TurnMark::Delivered => "delivered",
+        }
+    }
+}
+
+/// A session's flocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockName {
+    /// Held across a turn: turns of a session run one at a time.
+    Turn,
+    /// Held while the agent starts: it starts once, even when requests race.
+    Start,
+}
+
+impl LockName {
+    fn file(self) -> &'static str {
+        match self {
+            LockName::Turn => "lock",
+            LockName::Start => "start.lock",
+        }
+    }
+}
+
+/// `agent.json`: the agent the shim started in the session's pane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Its argv as started (with the shim's `--settings`).
+    pub argv: Vec<String>,
+    pub pid: u32,
+    /// [`paliadin_core::process::start_time`] of `pid`: tells it from a
+    /// later process given the same pid.
+    pub starttime: Option<u64>,
+    /// When it was started, ms since the epoch.
+    pub started_ms: i64,
+}
+
+/// The record of the agent.
+const AGENT: &str = "agent.json";
+/// The id of the turn being waited for.
+const CURRENT: &str = "current";
+/// The id of the last turn the agent took (`UserPromptSubmit`).
+const LAST_PROMPT: &str = "last_prompt";
+/// Its mtime: the session's last activity.
+const ACTIVITY: &str = "activity";
+/// Its mtime: the last sweep of expired turns.
+const SWEPT: &str = "swept";
 
 /// The state directory itself: opened (and created, 0700) once per request.
 pub fn open_root(state_dir: &Path, create: bool) -> io::Result<Option<Dir>> {
@@ -109,9 +200,9 @@ impl SessionDir {
         self.dirs.as_ref().map(|(d, _)| d).ok_or_else(absent)
     }
 
-    /// Takes `file`'s lock, waiting until `deadline`; `Ok(None)` if it stayed held.
-    pub fn lock(&self, file: &str, deadline: Instant) -> io::Result<Option<Lock>> {
-        let f = self.dir()?.lock_file(file)?;
+    /// Takes the lock, waiting until `deadline`; `Ok(None)` if it stayed held.
+    pub fn lock(&self, lock: LockName, deadline: Instant) -> io::Result<Option<Lock>> {
+        let f = self.dir()?.lock_file(lock.file())?;
         loop {
             if try_flock(&f)? {
                 return Ok(Some(Lock(f)));
@@ -125,14 +216,14 @@ impl SessionDir {
 
     /// Whether a turn holds the session right now.
     pub fn busy(&self) -> bool {
-        match self.dir().and_then(|d| d.lock_file("lock")) {
+        match self.dir().and_then(|d| d.lock_file(LockName::Turn.file())) {
             Ok(f) => !try_flock(&f).unwrap_or(true),
             Err(_) => false,
         }
     }
 
-    /// Reads a small marker file's text.
-    pub fn read(&self, file: &str) -> Option<String> {
+    /// A small file's text.
+    fn read(&self, file: &str) -> Option<String> {
         self.dir()
             .ok()?
             .read(file, MAX_MARKER)
@@ -141,32 +232,106 @@ impl SessionDir {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
-    /// Replaces a marker file (atomic for readers, not flushed: state is
+    /// Replaces a small file (atomic for readers, not flushed: state is
     /// rebuilt after a reboot anyway).
-    pub fn write(&self, file: &str, text: &str) -> io::Result<()> {
+    fn write(&self, file: &str, text: &str) -> io::Result<()> {
         self.dir()?.write(file, text.as_bytes())
     }
 
-    pub fn remove(&self, file: &str) {
+    fn remove(&self, file: &str) {
         if let Ok(d) = self.dir() {
             d.remove(file);
         }
     }
 
-    pub fn has(&self, file: &str) -> bool {
-        self.dir().is_ok_and(|d| d.has(file))
+    fn read_id(&self, file: &str) -> Option<Uuid> {
+        self.read(file)?.trim().parse().ok()
     }
 
-    /// Modification time of `file`.
-    pub fn mtime(&self, file: &str) -> Option<SystemTime> {
-        self.dir().ok()?.mtime(file)
+    pub fn has(&self, mark: Mark) -> bool {
+        self.dir().is_ok_and(|d| d.has(mark.file()))
+    }
+
+    /// Leaves `mark`, holding `text`.
+    pub fn mark(&self, mark: Mark, text: &str) -> io::Result<()> {
+        self.write(mark.file(), text)
+    }
+
+    /// Marks the agent ready; `source` says who saw it (SessionStart's
+    /// source, or `pattern`).
+    pub fn mark_ready(&self, source: &str) -> io::Result<()> {
+        let record =
+            serde_json::json!({ "source": source, "at_ms": paliadin_core::timefmt::now_ms() });
+        self.mark(Mark::Ready, &record.to_string())
+    }
+
+    /// The turn the session waits on, if any.
+    pub fn current(&self) -> Option<Uuid> {
+        self.read_id(CURRENT)
+    }
+
+    pub fn set_current(&self, id: Uuid) -> io::Result<()> {
+        self.write(CURRENT, &id.to_string())
+    }
+
+    /// The session no longer waits on turn `id` (another turn's mark stays).
+    pub fn clear_current(&self, id: Uuid) {
+        if self.current() == Some(id) {
+            self.remove(CURRENT);
+        }
+    }
+
+    /// The last turn the agent took, if the last prompt was a turn's.
+    pub fn last_prompt(&self) -> Option<Uuid> {
+        self.read_id(LAST_PROMPT)
+    }
+
+    /// Records the last prompt's turn; `None` for a prompt of no turn (an
+    /// operator typing in the pane).
+    pub fn set_last_prompt(&self, id: Option<Uuid>) -> io::Result<()> {
+        match id {
+            Some(id) => self.write(LAST_PROMPT, &id.to_string()),
+            None => {
+                self.remove(LAST_PROMPT);
+                Ok(())
+            }
+        }
+    }
+
+    /// The agent the shim started here, as recorded.
+    pub fn agent(&self) -> Option<AgentRecord> {
+        serde_json::from_str(&self.read(AGENT)?).ok()
+    }
+
+    pub fn set_agent(&self, record: &AgentRecord) -> io::Result<()> {
+        let text = serde_json::to_string(record).map_err(io::Error::other)?;
+        self.write(AGENT, &text)
+    }
+
+    /// Forgets the agent: whatever runs in the pane next is started afresh,
+    /// must become ready and mounted again, and owns no earlier turn.
+    pub fn forget_agent(&self) {
+        for f in [
+            Mark::Ready.file(),
+            Mark::Mounted.file(),
+            LAST_PROMPT,
+            CURRENT,
+            AGENT,
+        ] {
+            self.remove(f);
+        }
     }
 
     /// Marks activity now (the file's mtime is the time).
     pub fn touch(&self) {
         if let Ok(d) = self.dir() {
-            d.stamp("activity");
+            d.stamp(ACTIVITY);
         }
+    }
+
+    /// When the session was last active.
+    pub fn last_activity(&self) -> Option<SystemTime> {
+        self.dir().ok()?.mtime(ACTIVITY)
     }
 
     /// A path naming the session's directory itself, for a watch.
@@ -193,13 +358,13 @@ impl SessionDir {
         };
         let now = SystemTime::now();
         let recent = dir
-            .mtime("swept")
+            .mtime(SWEPT)
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age < SWEEP_EVERY);
         if recent {
             return;
         }
-        dir.stamp("swept");
+        dir.stamp(SWEPT);
         for name in turns.names() {
             let old = turns
                 .mtime(&name)
@@ -308,21 +473,26 @@ impl TurnDir {
         self.path.join(REPLY)
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.open().ok().flatten().is_some_and(|d| d.has(name))
+    pub fn has(&self, mark: TurnMark) -> bool {
+        self.open()
+            .ok()
+            .flatten()
+            .is_some_and(|d| d.has(mark.file()))
     }
 
     /// Leaves a marker (idempotent).
-    pub fn mark(&self, name: &str, text: &str) -> io::Result<()> {
+    pub fn mark(&self, mark: TurnMark, text: &str) -> io::Result<()> {
         self.open()?
             .ok_or_else(absent)?
-            .write(name, text.as_bytes())
+            .write(mark.file(), text.as_bytes())
     }
 
     /// Whether the turn id is held: its envelope may have been typed (it is
     /// marked so before tmux runs), or the turn has an outcome already.
     pub fn held(&self) -> bool {
-        self.has("typed") || self.has("submitted") || self.state() != TurnState::Pending
+        self.has(TurnMark::Typed)
+            || self.has(TurnMark::Submitted)
+            || self.state() != TurnState::Pending
     }
 
     /// Records the reply unless one is there already; `Ok(false)` then.
@@ -335,17 +505,17 @@ impl TurnDir {
         let Ok(Some(d)) = self.open() else {
             return TurnState::Pending;
         };
-        let marker = |name: &str| {
-            d.read(name, 1 << 16)
+        let marker = |mark: TurnMark| {
+            d.read(mark.file(), 1 << 16)
                 .ok()
                 .flatten()
                 .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         };
         if d.has(REPLY) {
             TurnState::Replied
-        } else if let Some(e) = marker("failed") {
+        } else if let Some(e) = marker(TurnMark::Failed) {
             TurnState::Failed(e)
-        } else if let Some(m) = marker("blocked") {
+        } else if let Some(m) = marker(TurnMark::Blocked) {
             TurnState::Blocked(m)
         } else {
             TurnState::Pending
@@ -400,6 +570,9 @@ impl TurnDir {
 
     /// The reply was printed at least once (for `status`; the reply stays).
     pub fn delivered(&self) {
-        let _ = self.mark("delivered", &paliadin_core::timefmt::now_ms().to_string());
+        let _ = self.mark(
+            TurnMark::Delivered,
+            &paliadin_core::timefmt::now_ms().to_string(),
+        );
     }
 }

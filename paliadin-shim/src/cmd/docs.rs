@@ -8,6 +8,7 @@ use clap::ValueEnum as _;
 
 use crate::cli;
 use crate::error::{Result, ShimError};
+use crate::output::print_or_fail;
 
 pub fn completions(shell: &str) -> Result<()> {
     let shell = clap_complete::Shell::from_str(shell, true).map_err(|_| {
@@ -18,7 +19,7 @@ pub fn completions(shell: &str) -> Result<()> {
     let mut cmd = cli::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "paliadin-shim", &mut out);
-    super::print(&out).map_err(|e| ShimError::failure(e.to_string()))
+    print_or_fail(&out)
 }
 
 pub fn man() -> Result<()> {
@@ -26,5 +27,5 @@ pub fn man() -> Result<()> {
     clap_mangen::Man::new(cli::command())
         .render(&mut out)
         .map_err(|e| ShimError::failure(e.to_string()))?;
-    super::print(&out).map_err(|e| ShimError::failure(e.to_string()))
+    print_or_fail(&out)
 }
