@@ -126,27 +126,33 @@ impl World {
 
     /// Every path under HOME with its mode and, for files, its content.
     fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Option<Vec<u8>>)> {
-        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Option<Vec<u8>>)>) {
-            let mut entries: Vec<_> = std::fs::read_dir(dir)
-                .expect("read_dir")
-                .map(|e| e.expect("entry").path())
-                .collect();
-            entries.sort();
-            for p in entries {
+        paths_under(&self.home)
+            .into_iter()
+            .map(|p| {
                 let m = std::fs::symlink_metadata(&p).expect("metadata");
                 let mode = m.permissions().mode() & 0o7777;
-                if m.is_dir() {
-                    out.insert(p.clone(), (mode, None));
-                    walk(&p, out);
-                } else {
-                    out.insert(p.clone(), (mode, Some(std::fs::read(&p).expect("read"))));
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(&self.home, &mut out);
-        out
+                let content = (!m.is_dir()).then(|| std::fs::read(&p).expect("read"));
+                (p, (mode, content))
+            })
+            .collect()
     }
+}
+
+/// Every path below `dir`, sorted, each directory before what it holds.
+fn paths_under(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    let mut out = Vec::new();
+    for p in entries {
+        out.push(p.clone());
+        if std::fs::symlink_metadata(&p).expect("metadata").is_dir() {
+            out.extend(paths_under(&p));
+        }
+    }
+    out
 }
 
 fn write_mode(path: &Path, text: &str, mode: u32) {
@@ -1033,25 +1039,9 @@ impl<'a> Golden<'a> {
 
     /// Every path under HOME: kind, mode, and a file's bytes line by line.
     fn home(&mut self, title: &str) {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            let mut entries: Vec<_> = std::fs::read_dir(dir)
-                .expect("read_dir")
-                .map(|e| e.expect("entry").path())
-                .collect();
-            entries.sort();
-            for p in entries {
-                out.push(p.clone());
-                let m = std::fs::symlink_metadata(&p).expect("metadata");
-                if m.is_dir() {
-                    walk(&p, out);
-                }
-            }
-        }
-        let mut paths = Vec::new();
-        walk(&self.w.home, &mut paths);
         let shim = std::fs::read(bin("paliadin-shim")).expect("built shim");
         self.text.push_str(&format!("== HOME {title}\n"));
-        for p in paths {
+        for p in paths_under(&self.w.home) {
             let rel = p.strip_prefix(&self.w.home).expect("under HOME").display();
             let m = std::fs::symlink_metadata(&p).expect("metadata");
             let mode = m.permissions().mode() & 0o7777;
@@ -1079,6 +1069,14 @@ impl<'a> Golden<'a> {
                 }
             }
         }
+    }
+
+    /// Ends the scenario: `--uninstall`, the HOME it leaves, the comparison.
+    #[track_caller]
+    fn uninstall_and_check(mut self) {
+        self.run("--uninstall", &self.w.laptop(&["--uninstall"]));
+        self.home("uninstalled");
+        self.check();
     }
 
     #[track_caller]
@@ -1110,7 +1108,20 @@ impl<'a> Golden<'a> {
     }
 }
 
+/// Kills and reaps a process the test started.
+fn end(mut child: std::process::Child) {
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+}
+
 impl World {
+    /// Files someone already has under HOME: path, text, mode.
+    fn files(&self, files: &[(&str, &str, u32)]) {
+        for (path, text, mode) in files {
+            write_mode(&self.h(path), text, *mode);
+        }
+    }
+
     /// This machine without python3 on PATH.
     fn without_python(self) -> World {
         let sysbin = self.stub.with_file_name("sysbin");
@@ -1205,16 +1216,18 @@ fn every_option(w: World) {
     )
     .expect("pub");
     // authorized_keys without its last newline, ~/.claude.json compact.
-    write_mode(
-        &w.h(".ssh/authorized_keys"),
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMine me",
-        0o644,
-    );
-    write_mode(
-        &w.h(".claude.json"),
-        "{\"a\":[1,2.5,\"é\"],\"projects\":{}}",
-        0o600,
-    );
+    w.files(&[
+        (
+            ".ssh/authorized_keys",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMine me",
+            0o644,
+        ),
+        (
+            ".claude.json",
+            "{\"a\":[1,2.5,\"é\"],\"projects\":{}}",
+            0o600,
+        ),
+    ]);
     let mut g = Golden::new(&w, "every-option");
     g.home("before");
     let args = [
@@ -1242,59 +1255,52 @@ fn every_option(w: World) {
     let moved = [&args[..], &["--from", "198.51.100.4"]].concat();
     g.run("--from added", &w.laptop(&moved));
     g.home("moved");
-    g.run("--uninstall", &w.laptop(&["--uninstall"]));
-    g.home("uninstalled");
-    g.check();
+    g.uninstall_and_check();
 }
 
 #[test]
 fn golden_laptop_next_to_what_it_did_not_write() {
     let w = World::golden(true);
-    write_mode(
-        &w.h(".config/paliadin/shim.toml"),
-        "# my own\nagent = [\"my-agent\"]\ntmux_socket = \"mine\"\n",
-        0o644,
-    );
-    write_mode(
-        &w.h(".claude/skills/paliadin/SKILL.md"),
-        "---\nname: paliadin\ndescription: mine\n---\nmine\n",
-        0o644,
-    );
-    write_mode(
-        &w.h(".ssh/authorized_keys"),
-        &format!("restrict {GOLDEN_KEY}\n"),
-        0o600,
-    );
-    write_mode(
-        &w.h(".claude.json"),
-        "{\n    \"projects\": {\n        \"/x\": {}\n    }\n}",
-        0o600,
-    );
+    let own_line = format!("restrict {GOLDEN_KEY}\n");
+    w.files(&[
+        (
+            ".config/paliadin/shim.toml",
+            "# my own\nagent = [\"my-agent\"]\ntmux_socket = \"mine\"\n",
+            0o644,
+        ),
+        (
+            ".claude/skills/paliadin/SKILL.md",
+            "---\nname: paliadin\ndescription: mine\n---\nmine\n",
+            0o644,
+        ),
+        (".ssh/authorized_keys", &own_line, 0o600),
+        (
+            ".claude.json",
+            "{\n    \"projects\": {\n        \"/x\": {}\n    }\n}",
+            0o600,
+        ),
+    ]);
     let mut g = Golden::new(&w, "foreign");
     g.home("before");
     g.run("install", &w.laptop(&["--pubkey", GOLDEN_KEY]));
     g.home("installed");
     g.run("--force", &w.laptop(&["--force", "--pubkey", GOLDEN_KEY]));
     g.home("forced");
-    g.run("--uninstall", &w.laptop(&["--uninstall"]));
-    g.home("uninstalled");
-    g.check();
+    g.uninstall_and_check();
 }
 
 #[test]
 fn golden_laptop_with_symlinks_and_a_running_claude() {
     let w = World::golden(true);
     let dotfiles = w.h("dotfiles");
-    write_mode(
-        &dotfiles.join("authorized_keys"),
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwn own@laptop\n",
-        0o600,
-    );
-    write_mode(
-        &dotfiles.join("claude.json"),
-        "{\n  \"projects\": {}\n}\n",
-        0o644,
-    );
+    w.files(&[
+        (
+            "dotfiles/authorized_keys",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwn own@laptop\n",
+            0o600,
+        ),
+        ("dotfiles/claude.json", "{\n  \"projects\": {}\n}\n", 0o644),
+    ]);
     std::fs::create_dir_all(w.h(".ssh")).expect("mkdir");
     std::os::unix::fs::symlink(
         dotfiles.join("authorized_keys"),
@@ -1304,16 +1310,14 @@ fn golden_laptop_with_symlinks_and_a_running_claude() {
     std::os::unix::fs::symlink(dotfiles.join("claude.json"), w.h(".claude.json")).expect("link");
     let mut g = Golden::new(&w, "symlinks");
     g.home("before");
-    let mut claude = fake_claude(&w, &w.home);
+    let claude = fake_claude(&w, &w.home);
     g.run("claude running", &w.laptop(&["--pubkey", GOLDEN_KEY]));
-    claude.kill().expect("kill");
-    claude.wait().expect("reap");
+    end(claude);
     g.run("claude gone", &w.laptop(&["--pubkey", GOLDEN_KEY]));
     g.home("installed");
-    let mut claude = fake_claude(&w, &w.home);
+    let claude = fake_claude(&w, &w.home);
     g.run("--uninstall, claude running", &w.laptop(&["--uninstall"]));
-    claude.kill().expect("kill");
-    claude.wait().expect("reap");
+    end(claude);
     g.home("half uninstalled");
     g.run("--uninstall, claude gone", &w.laptop(&["--uninstall"]));
     g.home("uninstalled");

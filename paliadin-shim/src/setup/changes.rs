@@ -27,7 +27,7 @@ pub struct Changes {
 
 /// A line on stdout (a closed stdout loses the line, not the run).
 pub fn say(s: &str) {
-    let _ = writeln!(std::io::stdout(), "{s}");
+    let _ = crate::output::print(format!("{s}\n").as_bytes());
 }
 
 impl Changes {

@@ -311,45 +311,42 @@ mod tests {
 
     #[test]
     fn adds_one_key_in_the_files_own_layout_and_takes_it_out_again() {
-        let claude = "{\n  \"numStartups\": 3,\n  \"projects\": {\n    \"/elsewhere\": {\n      \"allowedTools\": [],\n      \"hasTrustDialogAccepted\": false\n    }\n  },\n  \"theme\": \"dark\"\n}\n";
-        let (after, created, back) = round(Some(claude), "/w");
-        assert_eq!(
-            after,
-            "{\n  \"numStartups\": 3,\n  \"projects\": {\n    \"/elsewhere\": {\n      \"allowedTools\": [],\n      \"hasTrustDialogAccepted\": false\n    },\n    \"/w\": {\n      \"hasTrustDialogAccepted\": true\n    }\n  },\n  \"theme\": \"dark\"\n}\n"
-        );
-        assert_eq!(created, "entry");
-        assert_eq!(back.as_deref(), Some(claude));
-
-        // Compact, no newline; values it does not touch keep their bytes
-        // (numbers beyond f64, escapes).
-        let compact = "{\"n\":123456789012345678901234567890,\"s\":\"\\u00e9\",\"projects\":{}}";
-        let (after, created, back) = round(Some(compact), "/w");
-        assert_eq!(
-            after,
-            "{\"n\":123456789012345678901234567890,\"s\":\"\\u00e9\",\"projects\":{\"/w\":{\"hasTrustDialogAccepted\":true}}}"
-        );
-        assert_eq!(created, "entry");
-        assert_eq!(back.as_deref(), Some(compact));
-
-        // No file: made, and removed again.
-        let (after, created, back) = round(None, "/w");
-        assert_eq!(
-            after,
-            "{\n  \"projects\": {\n    \"/w\": {\n      \"hasTrustDialogAccepted\": true\n    }\n  }\n}\n"
-        );
-        assert_eq!(created, "file,projects,entry");
-        assert_eq!(back, None);
-
-        // An entry claude made, untrusted: only the key changes.
-        let (after, created, _) = round(
-            Some("{\n    \"projects\": {\n        \"/w\": {\"hasTrustDialogAccepted\": false, \"x\": 1}\n    }\n}"),
-            "/w",
-        );
-        assert_eq!(
-            after,
-            "{\n    \"projects\": {\n        \"/w\": {\n            \"hasTrustDialogAccepted\": true,\n            \"x\": 1\n        }\n    }\n}"
-        );
-        assert_eq!(created, "key");
+        // (before, after, what add created); each is given back by remove.
+        let cases: [(Option<&str>, &str, &str); 4] = [
+            // Claude's own layout: the entry goes last in projects.
+            (
+                Some("{\n  \"numStartups\": 3,\n  \"projects\": {\n    \"/elsewhere\": {\n      \"allowedTools\": [],\n      \"hasTrustDialogAccepted\": false\n    }\n  },\n  \"theme\": \"dark\"\n}\n"),
+                "{\n  \"numStartups\": 3,\n  \"projects\": {\n    \"/elsewhere\": {\n      \"allowedTools\": [],\n      \"hasTrustDialogAccepted\": false\n    },\n    \"/w\": {\n      \"hasTrustDialogAccepted\": true\n    }\n  },\n  \"theme\": \"dark\"\n}\n",
+                "entry",
+            ),
+            // Compact, no newline; values it does not touch keep their
+            // bytes (numbers beyond f64, escapes).
+            (
+                Some("{\"n\":123456789012345678901234567890,\"s\":\"\\u00e9\",\"projects\":{}}"),
+                "{\"n\":123456789012345678901234567890,\"s\":\"\\u00e9\",\"projects\":{\"/w\":{\"hasTrustDialogAccepted\":true}}}",
+                "entry",
+            ),
+            // No file: made, and removed again.
+            (
+                None,
+                "{\n  \"projects\": {\n    \"/w\": {\n      \"hasTrustDialogAccepted\": true\n    }\n  }\n}\n",
+                "file,projects,entry",
+            ),
+            // An entry claude made, untrusted: only the key changes.
+            (
+                Some("{\n    \"projects\": {\n        \"/w\": {\"hasTrustDialogAccepted\": false, \"x\": 1}\n    }\n}"),
+                "{\n    \"projects\": {\n        \"/w\": {\n            \"hasTrustDialogAccepted\": true,\n            \"x\": 1\n        }\n    }\n}",
+                "key",
+            ),
+        ];
+        for (before, want, want_created) in cases {
+            let (after, created, back) = round(before, "/w");
+            assert_eq!(after, want);
+            assert_eq!(created, want_created);
+            if want_created != "key" {
+                assert_eq!(back.as_deref(), before);
+            }
+        }
     }
 
     #[test]
