@@ -1419,3 +1419,99 @@ fn laptop_uninstall_leaves_a_tmux_server_it_cannot_call_its_own() {
         assert!(!w.h(".config").exists(), "the rest was undone\n{r}");
     }
 }
+
+/// Runs the laptop installer in a real terminal (a tmux pane of its own
+/// server), `keys` typed ahead (the terminal keeps them until it reads);
+/// returns its exit status and what the pane showed.
+fn laptop_in_a_terminal(w: &World, args: &[&str], keys: &str) -> (String, String) {
+    /// Stops the pane's server however the test ends.
+    struct Server(String);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+    let socket = format!("paliadin-install-tty-{}", std::process::id());
+    let _server = Server(socket.clone());
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let agent = bin("paliadin-test-agent");
+    let shim = bin("paliadin-shim");
+    let mut line = format!(
+        "env -i HOME={} PATH={} XDG_CONFIG_HOME={} XDG_STATE_HOME={} SHELL=/nonexistent bash {} --shim-bin {} --agent {}",
+        quote(&w.home.display().to_string()),
+        quote(&format!("{}:/usr/bin:/bin", w.stub.display())),
+        quote(&w.h(".config").display().to_string()),
+        quote(&w.h(".local/state").display().to_string()),
+        quote(&repo().join("install/laptop.sh").display().to_string()),
+        quote(&shim.display().to_string()),
+        quote(&agent.display().to_string()),
+    );
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let status = w.scratch.join("tty-status");
+    let _ = std::fs::remove_file(&status);
+    let script = format!(
+        "cd {}; {line}; echo $? > {}; tmux -L {socket} wait-for -S done; sleep 600",
+        quote(&w.scratch.display().to_string()),
+        quote(&status.display().to_string())
+    );
+    let tmux = |args: &[&str]| {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &socket, "-f", "/dev/null"]).args(args);
+        run(&mut c, None, Duration::from_secs(60))
+    };
+    tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "250",
+        "-y",
+        "80",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .ok();
+    tmux(&["set-option", "-g", "history-limit", "5000"]).ok();
+    tmux(&["send-keys", "-t", "=0:", "-l", "--", keys]).ok();
+    tmux(&["send-keys", "-t", "=0:", "Enter"]).ok();
+    let waited = tmux(&["wait-for", "done"]);
+    let screen = tmux(&["capture-pane", "-p", "-J", "-S", "-", "-t", "=0:"]).out();
+    waited.ok();
+    (read(&status).trim().to_owned(), screen)
+}
+
+/// On a terminal, without `--yes`, setup lists the changes, asks once, and
+/// makes them only on yes; `--uninstall` asks first too.
+#[test]
+fn laptop_on_a_terminal_asks_before_it_changes_anything() {
+    let w = World::new();
+    let (code, screen) = laptop_in_a_terminal(&w, &[], "y");
+    assert_eq!(code, "0", "{screen}");
+    assert!(
+        screen.contains("would: install the shim config"),
+        "{screen}"
+    );
+    assert!(screen.contains("changes? [y/N]"), "{screen}");
+    assert!(screen.contains("done: install the shim config"), "{screen}");
+    assert!(w.h(".config/paliadin/shim.toml").is_file(), "{screen}");
+
+    let installed = w.snapshot();
+    let (code, screen) = laptop_in_a_terminal(&w, &[], "y");
+    assert_eq!(code, "0", "{screen}");
+    assert!(
+        screen.contains("Nothing to change: this laptop is set up.") && !screen.contains("[y/N]"),
+        "{screen}"
+    );
+
+    let (code, screen) = laptop_in_a_terminal(&w, &["--uninstall"], "n");
+    assert_eq!(code, "1", "{screen}");
+    assert!(screen.contains("Undo everything"), "{screen}");
+    assert!(screen.contains("stopped; nothing changed"), "{screen}");
+    same(&installed, &w.snapshot(), "--uninstall answered no");
+}
