@@ -6,9 +6,11 @@
 //! Claude Code of a given HOME runs for this user ([`claude_running`]).
 //!
 //! This is the only module of paliadin with code for one system and not the
-//! other: everything else asks here. It never kills, signals or reaps a
-//! process, and never reads more of another process than its name, owner,
-//! state, start time and HOME.
+//! other: everything else asks here. So it also holds the one file call that
+//! rustix offers on Linux only, making a FIFO below a directory descriptor
+//! ([`make_fifo_at`], for the shim's wake-up bells). It never kills, signals
+//! or reaps a process, and never reads more of another process than its
+//! name, owner, state, start time and HOME.
 //!
 //! Linux reads `/proc` and needs kernel 5.3 (pidfd). macOS asks libproc
 //! (`proc_pidinfo`, `proc_listallpids`) and `sysctl(KERN_PROCARGS2)`; that
@@ -96,6 +98,14 @@ pub fn claude_running(home: &Path) -> io::Result<bool> {
     Ok(false)
 }
 
+/// Makes the FIFO `name` (one path component) in directory `dir`, with
+/// `mode`; an error if something by that name exists. Never resolves a path
+/// outside `dir`. macOS has `mkfifoat` since 13 (Ventura): on an older one
+/// this is an `Unsupported` error, not a binary that fails to load.
+pub fn make_fifo_at(dir: BorrowedFd<'_>, name: &str, mode: rustix::fs::Mode) -> io::Result<()> {
+    sys::make_fifo_at(dir, name, mode)
+}
+
 /// One process as [`sys::processes`] lists it.
 struct Proc {
     pid: u32,
@@ -124,6 +134,14 @@ mod sys {
 
     pub fn exit_fd(pid: Pid) -> rustix::io::Result<Option<OwnedFd>> {
         pidfd_open(pid, PidfdFlags::empty()).map(Some)
+    }
+
+    pub fn make_fifo_at(
+        dir: std::os::fd::BorrowedFd<'_>,
+        name: &str,
+        mode: rustix::fs::Mode,
+    ) -> io::Result<()> {
+        Ok(rustix::fs::mkfifoat(dir, name, mode)?)
     }
 
     /// `/proc/<pid>/stat`'s fields after the command name (which may hold
@@ -202,6 +220,36 @@ mod sys {
         // A process that ended while the kqueue was being set up, or that
         // was already a zombie, may never post NOTE_EXIT: it has ended.
         Ok(start_time(pid.as_raw_pid() as u32).map(|_| kq))
+    }
+
+    pub fn make_fifo_at(
+        dir: std::os::fd::BorrowedFd<'_>,
+        name: &str,
+        mode: rustix::fs::Mode,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        type MkfifoAt =
+            unsafe extern "C" fn(libc::c_int, *const libc::c_char, libc::mode_t) -> libc::c_int;
+        // Looked up, not linked: macOS before 13 has no mkfifoat.
+        // SAFETY: dlsym with a NUL-terminated name; RTLD_DEFAULT searches
+        // every loaded image.
+        let sym = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"mkfifoat".as_ptr()) };
+        if sym.is_null() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "making a FIFO below a directory (mkfifoat) needs macOS 13 or newer",
+            ));
+        }
+        // SAFETY: the symbol is mkfifoat(2), of this signature.
+        let mkfifoat: MkfifoAt = unsafe { std::mem::transmute::<*mut libc::c_void, MkfifoAt>(sym) };
+        let name = std::ffi::CString::new(name).map_err(io::Error::other)?;
+        // SAFETY: a live directory descriptor and a NUL-terminated name.
+        let rc = unsafe { mkfifoat(dir.as_raw_fd(), name.as_ptr(), mode.bits() as libc::mode_t) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     fn bsdinfo(pid: u32) -> Option<libc::proc_bsdinfo> {
@@ -359,6 +407,25 @@ mod tests {
         assert!(w.exited(), "stays readable");
         child.wait().unwrap();
         assert!(ExitWatch::new(child.id()).unwrap().is_none(), "reaped");
+    }
+
+    #[test]
+    fn a_fifo_is_made_below_its_directory_once() {
+        let dir = std::env::temp_dir().join(format!("paliadin-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = std::fs::File::open(&dir).unwrap();
+        let mode = rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR;
+        make_fifo_at(d.as_fd(), "bell", mode).unwrap();
+        let again = make_fifo_at(d.as_fd(), "bell", mode).unwrap_err();
+        use std::os::unix::fs::FileTypeExt as _;
+        let is_fifo = std::fs::symlink_metadata(dir.join("bell"))
+            .unwrap()
+            .file_type()
+            .is_fifo();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(is_fifo);
+        assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
     }
 
     #[test]

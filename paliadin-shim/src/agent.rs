@@ -130,6 +130,16 @@ impl Shim {
         })
     }
 
+    /// A watch for a waiter of session `s` (see [`Watch::new`]).
+    pub fn watch(&self, s: &SessionDir, rung: bool) -> Result<Watch> {
+        Watch::new(s, rung).map_err(|e| {
+            crate::error::io_error(
+                &format!("cannot arm a wake-up bell in {}", s.path().display()),
+                e,
+            )
+        })
+    }
+
     /// The pane's last lines, for an error report.
     pub fn tail(&self, s: &SessionDir) -> Option<String> {
         self.tmux.tail(&s.name.key(), TAIL_LINES).ok()
@@ -300,12 +310,8 @@ impl Shim {
     ) -> Result<()> {
         let started = Instant::now();
         let until_ready = deadline.min(window);
-        let mut watch = s
-            .watch_path()
-            .and_then(|p| Watch::new(&[&p]))
-            .map_err(|e| {
-                crate::error::io_error(&format!("cannot watch {}", s.path().display()), e)
-            })?;
+        // The loop looks at the screen at its own pace: only the hooks ring.
+        let mut watch = self.watch(s, true)?;
         if !watch.watch_pid(pane.pid)? {
             return Err(ShimError::unavailable("the agent exited during start-up"));
         }

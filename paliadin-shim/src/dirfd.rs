@@ -14,7 +14,7 @@
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Timestamps};
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +28,21 @@ pub struct Dir {
     fd: OwnedFd,
     /// Where it is, for messages and for the agent (never opened by path).
     path: PathBuf,
+}
+
+/// What [`Dir::ring`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ring {
+    /// A byte was written: its reader wakes.
+    Rung,
+    /// Its pipe was full: its reader has unread bytes and wakes anyway.
+    Full,
+    /// Nobody holds it open for reading: its waiter is gone.
+    NoReader,
+    /// Not a FIFO of ours (a symlink, a file, a directory): left alone.
+    Refused,
+    /// Nothing by that name.
+    Gone,
 }
 
 /// Why [`Dir::read_owned`] would not read a file.
@@ -107,12 +122,6 @@ impl Dir {
             fd,
             path: path.to_owned(),
         }))
-    }
-
-    /// A path that names this very directory whatever happens to its name
-    /// later (`/proc/self/fd/N`), for calls that take a path (inotify).
-    pub fn fd_path(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
     }
 
     /// Opens the subdirectory `name`, creating it (0700) if asked and
@@ -312,6 +321,84 @@ impl Dir {
         }
         f.write_all(format!("{line}\n").as_bytes())?;
         Ok(true)
+    }
+
+    /// Makes the FIFO `name` (0600) and opens both its ends, non-blocking:
+    /// the reader to poll and drain, and a writer of its own, so the reader
+    /// never sees a hang-up when a ringer closes. An error if something by
+    /// that name exists.
+    pub fn make_fifo(&self, name: &str) -> io::Result<(OwnedFd, OwnedFd)> {
+        check_name(name)?;
+        paliadin_core::process::make_fifo_at(self.fd.as_fd(), name, PRIVATE_FILE)?;
+        let open = |flags: OFlags| {
+            rustix::fs::openat(
+                &self.fd,
+                name,
+                flags | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno)
+        };
+        let read = open(OFlags::RDONLY)?;
+        let write = open(OFlags::WRONLY)?;
+        let (r, w) = (
+            rustix::fs::fstat(&read).map_err(errno)?,
+            rustix::fs::fstat(&write).map_err(errno)?,
+        );
+        if FileType::from_raw_mode(r.st_mode) != FileType::Fifo
+            || (r.st_dev, r.st_ino) != (w.st_dev, w.st_ino)
+        {
+            return Err(refuse(&self.path.join(name), "was replaced as it was made"));
+        }
+        Ok((read, write))
+    }
+
+    /// Writes one byte to the FIFO `name`, never blocking and never through
+    /// a symlink: only a FIFO owned by this user, with a reader, is rung.
+    pub fn ring(&self, name: &str) -> Ring {
+        if check_name(name).is_err() {
+            return Ring::Refused;
+        }
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Fifo => {}
+            Ok(_) => return Ring::Refused,
+            Err(_) => return Ring::Gone,
+        }
+        // Non-blocking: a FIFO without a reader fails at once (ENXIO)
+        // instead of waiting for one.
+        let fd = match rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NXIO) => return Ring::NoReader,
+            Err(rustix::io::Errno::NOENT) => return Ring::Gone,
+            Err(_) => return Ring::Refused,
+        };
+        let ours = rustix::fs::fstat(&fd).is_ok_and(|st| {
+            FileType::from_raw_mode(st.st_mode) == FileType::Fifo
+                && st.st_uid == rustix::process::geteuid().as_raw()
+        });
+        if !ours {
+            return Ring::Refused;
+        }
+        match rustix::io::write(&fd, b"!") {
+            Ok(_) => Ring::Rung,
+            // Full: unread bytes are there, so its reader wakes anyway.
+            Err(rustix::io::Errno::AGAIN) => Ring::Full,
+            // Its reader closed since the open.
+            Err(rustix::io::Errno::PIPE) => Ring::NoReader,
+            Err(_) => Ring::Refused,
+        }
+    }
+
+    /// Renames `from` to `to` in this directory (replacing `to`).
+    pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        check_name(from)?;
+        check_name(to)?;
+        rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(errno)
     }
 
     /// Opens (creating, 0600) `name` for a lock; never through a symlink.

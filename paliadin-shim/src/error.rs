@@ -64,14 +64,7 @@ impl From<std::io::Error> for ShimError {
 
 /// An I/O failure with what was being done (and so where to look).
 pub fn io_error(what: &str, e: std::io::Error) -> ShimError {
-    let hint = match e.raw_os_error() {
-        // inotify_init / add_watch report their limits as EMFILE / ENOSPC.
-        Some(24) | Some(28) if what.starts_with("cannot watch") => {
-            ": raise fs.inotify.max_user_instances or fs.inotify.max_user_watches"
-        }
-        _ => "",
-    };
-    ShimError::failure(format!("{what}: {e}{hint}"))
+    ShimError::failure(format!("{what}: {e}"))
 }
 
 /// The result of every verb.

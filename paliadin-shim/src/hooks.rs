@@ -276,6 +276,8 @@ pub fn handle(dir: &SessionDir, event: HookEvent, v: &Value) {
         | HookEvent::PostToolUseFailure
         | HookEvent::PreCompact => {}
     }
+    // Last, once everything is recorded: the waiters look again.
+    dir.ring();
 }
 
 /// A `Notification` of `kind`.

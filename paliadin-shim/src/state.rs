@@ -16,6 +16,7 @@
 //!                           current      id of the turn being waited for
 //!                           activity     its mtime: the last activity
 //!                           swept        its mtime: the last sweep
+//!                           bells/<uuid> one FIFO per waiter, rung by hooks
 //!                           turns/<id>/  typed (the id is held), submitted,
 //!                                        reply.md, blocked, failed, idle,
 //!                                        delivered, events.jsonl
@@ -25,12 +26,13 @@ use paliadin_core::session::SessionName;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 
-use crate::dirfd::{Dir, ReadError};
+use crate::dirfd::{Dir, ReadError, Ring};
 
 /// Largest reply the shim will read.
 pub const MAX_REPLY: u64 = 64 << 20;
@@ -118,6 +120,44 @@ pub struct AgentRecord {
     pub starttime: Option<u64>,
     /// When it was started, ms since the epoch.
     pub started_ms: i64,
+}
+
+/// One FIFO per waiter, rung by the hooks.
+const BELLS: &str = "bells";
+
+/// A waiter's bell: a FIFO of its own in the session's `bells/`, held open
+/// at both ends (so it never reads as hung up), which every hook rings after
+/// it has recorded what it saw ([`SessionDir::ring`]). Poll it: readable
+/// means "look at the state again". Armed before the first look at the
+/// state, so no record made after that look goes unrung; one per waiter, so
+/// every waiter (a turn, its repeats, a `poll`) wakes. Removed when dropped;
+/// one left by a killed waiter is removed by the next ring.
+#[derive(Debug)]
+pub struct Bell {
+    read: OwnedFd,
+    _write: OwnedFd,
+    bells: Dir,
+    name: String,
+}
+
+impl Bell {
+    /// Reads what the ringers wrote, so the bell can wake its waiter again.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 512];
+        while matches!(rustix::io::read(&self.read, &mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+impl AsFd for Bell {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}
+
+impl Drop for Bell {
+    fn drop(&mut self) {
+        self.bells.remove(&self.name);
+    }
 }
 
 /// The record of the agent.
@@ -334,9 +374,42 @@ impl SessionDir {
         self.dir().ok()?.mtime(ACTIVITY)
     }
 
-    /// A path naming the session's directory itself, for a watch.
-    pub fn watch_path(&self) -> io::Result<PathBuf> {
-        Ok(self.dir()?.fd_path())
+    /// Arms a new bell for a waiter of this session (see [`Bell`]).
+    pub fn bell(&self) -> io::Result<Bell> {
+        let bells = self.dir()?.child(BELLS, true)?.ok_or_else(absent)?;
+        let name = Uuid::new_v4().to_string();
+        // Made and opened under a name no ringer touches, then put in place:
+        // a ringer never sees it without its reader.
+        let tmp = format!(".{name}");
+        let armed = bells
+            .make_fifo(&tmp)
+            .and_then(|fds| bells.rename(&tmp, &name).map(|()| fds));
+        match armed {
+            Ok((read, write)) => Ok(Bell {
+                read,
+                _write: write,
+                bells,
+                name,
+            }),
+            Err(e) => {
+                bells.remove(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Rings every waiter's bell, after something was recorded: never
+    /// blocks, never follows a symlink, writes to nothing but a FIFO of
+    /// ours, and removes the bells whose waiters are gone.
+    pub fn ring(&self) {
+        let Ok(Some(bells)) = self.dir().and_then(|d| d.child(BELLS, false)) else {
+            return;
+        };
+        for name in bells.names() {
+            if !name.starts_with('.') && bells.ring(&name) == Ring::NoReader {
+                bells.remove(&name);
+            }
+        }
     }
 
     pub fn turn(&self, id: Uuid) -> TurnDir {
@@ -365,6 +438,19 @@ impl SessionDir {
             return;
         }
         dir.stamp(SWEPT);
+        // A bell whose waiter was killed as it armed it (never rung: its
+        // name starts with a dot).
+        if let Ok(Some(bells)) = dir.child(BELLS, false) {
+            for name in bells.names().into_iter().filter(|n| n.starts_with('.')) {
+                let old = bells
+                    .mtime(&name)
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age > SWEEP_EVERY);
+                if old {
+                    bells.remove(&name);
+                }
+            }
+        }
         for name in turns.names() {
             let old = turns
                 .mtime(&name)
@@ -451,14 +537,6 @@ impl TurnDir {
         if let Some(t) = &self.turns {
             t.remove_tree(&self.name);
         }
-    }
-
-    /// A path naming the turn's directory itself, for a watch (valid while
-    /// the process runs; the watch stays on the directory it named).
-    pub fn watch_path(&self) -> io::Result<(Dir, PathBuf)> {
-        let d = self.open()?.ok_or_else(absent)?;
-        let p = d.fd_path();
-        Ok((d, p))
     }
 
     /// How long ago the turn's directory last changed.
@@ -574,5 +652,153 @@ impl TurnDir {
             TurnMark::Delivered,
             &paliadin_core::timefmt::now_ms().to_string(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt as _;
+
+    /// A session's state in a temp dir of its own, removed on drop.
+    struct Tmp(PathBuf, SessionDir);
+
+    impl Tmp {
+        fn new(tag: &str) -> Tmp {
+            let root =
+                std::env::temp_dir().join(format!("paliadin-state-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            paliadin_core::fsutil::private_dir(&root).unwrap();
+            let s = SessionDir::open(&root, &SessionName::new("s").unwrap(), true).unwrap();
+            Tmp(root, s)
+        }
+
+        fn bells(&self) -> PathBuf {
+            self.0.join("sessions").join("s").join(BELLS)
+        }
+
+        fn names(&self) -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(self.bells())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn rung(b: &Bell) -> bool {
+        paliadin_core::child::is_readable(b)
+    }
+
+    #[test]
+    fn a_ring_wakes_every_waiter_and_each_can_wait_again() {
+        let t = Tmp::new("two");
+        let (a, b) = (t.1.bell().unwrap(), t.1.bell().unwrap());
+        assert!(!rung(&a) && !rung(&b), "quiet until rung");
+        t.1.ring();
+        assert!(rung(&a) && rung(&b), "both waiters wake");
+        a.drain();
+        assert!(!rung(&a) && rung(&b), "draining one leaves the other rung");
+        b.drain();
+        t.1.ring();
+        assert!(rung(&a) && rung(&b), "and they wake again");
+        drop(a);
+        assert_eq!(
+            t.names(),
+            std::slice::from_ref(&b.name),
+            "a dropped bell is removed"
+        );
+    }
+
+    #[test]
+    fn a_ring_before_any_bell_is_nothing_and_a_later_bell_starts_quiet() {
+        let t = Tmp::new("before");
+        t.1.ring();
+        let b = t.1.bell().unwrap();
+        // The waiter looks at the state before it waits: a record made
+        // before its bell is found by that look, not by a ring.
+        assert!(!rung(&b));
+    }
+
+    #[test]
+    fn a_killed_waiters_bell_holds_no_ring_up_and_is_removed() {
+        let t = Tmp::new("killed");
+        let live = t.1.bell().unwrap();
+        // What a killed waiter leaves: its FIFO, with nobody reading it.
+        let d = std::fs::File::open(t.bells()).unwrap();
+        paliadin_core::process::make_fifo_at(d.as_fd(), "dead", rustix::fs::Mode::RWXU).unwrap();
+        t.1.ring();
+        assert!(rung(&live));
+        assert_eq!(
+            t.names(),
+            std::slice::from_ref(&live.name),
+            "the dead one removed"
+        );
+    }
+
+    #[test]
+    fn a_full_bell_is_still_rung_without_blocking() {
+        let t = Tmp::new("full");
+        let b = t.1.bell().unwrap();
+        let chunk = [0u8; 4096];
+        while rustix::io::write(&b._write, &chunk).is_ok() {}
+        while rustix::io::write(&b._write, &chunk[..1]).is_ok() {}
+        t.1.ring();
+        assert!(rung(&b));
+        b.drain();
+        assert!(!rung(&b), "drained whole");
+        t.1.ring();
+        assert!(rung(&b), "and rung again");
+    }
+
+    #[test]
+    fn a_bell_replaced_by_a_symlink_or_a_file_is_refused_and_nothing_followed() {
+        let t = Tmp::new("planted");
+        let b = t.1.bell().unwrap();
+        // A FIFO outside the state, with a reader: a ring through a symlink
+        // would reach it.
+        let outside_dir = t.0.join("outside");
+        std::fs::create_dir(&outside_dir).unwrap();
+        let od = std::fs::File::open(&outside_dir).unwrap();
+        paliadin_core::process::make_fifo_at(od.as_fd(), "fifo", rustix::fs::Mode::RWXU).unwrap();
+        let outside = outside_dir.join("fifo");
+        let reader = rustix::fs::open(
+            &outside,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        // The waiter's own bell replaced by a symlink, and a file planted.
+        let own = t.bells().join(&b.name);
+        std::fs::remove_file(&own).unwrap();
+        std::os::unix::fs::symlink(&outside, &own).unwrap();
+        std::fs::write(t.bells().join("planted"), b"").unwrap();
+        t.1.ring();
+        assert!(
+            !paliadin_core::child::is_readable(&reader),
+            "nothing followed"
+        );
+        assert!(!rung(&b), "its bell is gone: it waits for its tick");
+        assert_eq!(std::fs::read(t.bells().join("planted")).unwrap(), b"");
+        assert!(
+            std::fs::symlink_metadata(&own).unwrap().is_symlink(),
+            "left alone"
+        );
+        drop(b);
+        assert!(
+            std::fs::symlink_metadata(&own).is_err(),
+            "the link itself removed"
+        );
+        assert!(std::fs::symlink_metadata(&outside)
+            .unwrap()
+            .file_type()
+            .is_fifo());
     }
 }

@@ -114,7 +114,7 @@ fn type_turn(
     clean: &str,
 ) -> Result<Watch, (ShimError, bool)> {
     let before = |e: ShimError| (e, false);
-    let mut watch = watch_turn(t).map_err(before)?;
+    let mut watch = shim.watch(s, shim.config.agent_hooks).map_err(before)?;
     if !watch.watch_pid(pid).map_err(|e| before(e.into()))? {
         return Err(before(ShimError::unavailable(
             "the agent's pane died before the turn was typed",
@@ -198,9 +198,11 @@ fn await_previous(shim: &Shim, s: &SessionDir, deadline: Instant) -> Result<()> 
             }
             _ => return Ok(()),
         }
-        let w = match &mut watch {
-            Some(w) => w,
-            None => watch.insert(watch_turn(&p)?),
+        let Some(w) = &mut watch else {
+            // Armed on the first need, then looked again: a record made
+            // before the bell existed is seen by that look.
+            watch = Some(shim.watch(s, true)?);
+            continue;
         };
         if w.wait(deadline)? == Wake::Deadline && Instant::now() >= deadline {
             return Err(held_past_deadline(shim, s));
@@ -211,7 +213,7 @@ fn await_previous(shim: &Shim, s: &SessionDir, deadline: Instant) -> Result<()> 
 /// Waits for the turn's outcome until `deadline`. With `watch` (a turn this
 /// process typed), Enter is pressed again while no submission is confirmed
 /// and the agent's death ends the wait at once.
-pub fn await_reply(
+fn await_reply(
     shim: &Shim,
     s: &SessionDir,
     t: &TurnDir,
@@ -223,7 +225,7 @@ pub fn await_reply(
     let mut watch = match watch {
         Some(w) => w,
         None => {
-            let mut w = watch_turn(t)?;
+            let mut w = shim.watch(s, shim.config.agent_hooks)?;
             // A repeated id also learns at once that the agent died.
             if let Some(p) = crate::agent::recorded_agent(s) {
                 w.watch_pid(p.pid)?;
@@ -240,9 +242,6 @@ pub fn await_reply(
                 "turn {} was never typed (typing it failed)",
                 t.id
             )));
-        }
-        if t.state() != TurnState::Pending {
-            watch.disarm();
         }
         out.flush_events(t)?;
         if let Some(done) = settle(shim, s, t, out)? {
@@ -266,19 +265,11 @@ pub fn await_reply(
             deadline
         };
         match watch.wait(until)? {
-            Wake::Died => {
-                // A reply written just before the exit still counts.
-                out.flush_events(t)?;
-                return match settle(shim, s, t, out)? {
-                    Some(done) => done,
-                    None => Err(died()),
-                };
-            }
+            // A reply written just before the exit still counts.
+            Wake::Died => return last_look(shim, s, t, out, died),
             Wake::Deadline if Instant::now() >= deadline => {
-                out.flush_events(t)?;
-                return match settle(shim, s, t, out)? {
-                    Some(done) => done,
-                    None => Err(ShimError::new(
+                return last_look(shim, s, t, out, || {
+                    ShimError::new(
                         ExitCode::Timeout,
                         format!(
                             "no reply within {} s; collect it later with: poll {} {}",
@@ -287,21 +278,26 @@ pub fn await_reply(
                             t.id
                         ),
                     )
-                    .with_pane(shim.tail(s))),
-                };
+                    .with_pane(shim.tail(s))
+                })
             }
             _ => {}
         }
     }
 }
 
-fn died() -> ShimError {
-    ShimError::unavailable("the agent's pane died mid-turn")
+/// The outcome at the end of the wait if there is one, else `otherwise`.
+fn last_look(
+    shim: &Shim,
+    s: &SessionDir,
+    t: &TurnDir,
+    out: &mut Output,
+    otherwise: impl FnOnce() -> ShimError,
+) -> Result<()> {
+    out.flush_events(t)?;
+    settle(shim, s, t, out)?.unwrap_or_else(|| Err(otherwise()))
 }
 
-/// A watch on the turn's own directory (reached without following a symlink).
-fn watch_turn(t: &TurnDir) -> Result<Watch> {
-    t.watch_path()
-        .and_then(|(_dir, p)| Watch::new(&[&p]))
-        .map_err(|e| io_error(&format!("cannot watch {}", t.path().display()), e))
+fn died() -> ShimError {
+    ShimError::unavailable("the agent's pane died mid-turn")
 }
