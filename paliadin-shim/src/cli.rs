@@ -18,7 +18,7 @@ Requests (PROTOCOL section 1), from SSH_ORIGINAL_COMMAND when set, else from REQ
   version                                    the version
 Local only:
   attach <session>                           attach this terminal to the session's pane
-  setup [options]                            set this laptop up (install/laptop.sh runs it); setup --help
+  setup [options]                            set this laptop up (install/laptop.sh runs it)
   hook <Event>                               the handler the agent's hook settings run
   completions <bash|zsh|fish|elvish|powershell>   a completion script for this shell
   man                                        this manual page, in roff
@@ -79,6 +79,7 @@ pub fn parse() -> Options {
 #[derive(Debug, Parser)]
 #[command(
     name = "paliadin-shim setup",
+    bin_name = "paliadin-shim setup",
     args_override_self = true,
     about = "Sets this laptop up so that a server can reach Claude Code over ssh: the binary, the skill, shim.toml, the workdir's trust entry in ~/.claude.json and, given the server's key, its authorized_keys line. Run it again at any time: it changes only what differs; --uninstall undoes what its manifest records.",
     after_help = "Files: <prefix>/paliadin-shim, ~/.claude/skills/paliadin/SKILL.md, ~/.config/paliadin/shim.toml (0600), ~/.config/paliadin/install-laptop.manifest, ~/.ssh/authorized_keys (one line added), ~/.claude.json (one trust entry).\n\nExit status: 0 done (or nothing to do), 1 a change failed, 2 refused before anything changed (no terminal and no --yes, no agent, a workdir that holds HOME, ~/.ssh or the shim's state)."
