@@ -1,7 +1,10 @@
 //! `install/laptop.sh` and `install/server.sh`, run for real in a temp HOME
 //! with a cleared environment: every file and mode they write, a second run
 //! that changes nothing, a dry run that changes nothing, and an uninstall
-//! that gives back the HOME it found, byte for byte.
+//! that gives back the HOME it found, byte for byte. `laptop.sh` is a
+//! bootstrap of `paliadin-shim setup` now; the recordings under
+//! `tests/golden/` hold what the bash installer it replaced made of four
+//! HOMEs, and setup must make the same, with python3 or without.
 
 use paliadin_tests::{bin, bin_dir, run, Run, Value};
 use std::collections::BTreeMap;
