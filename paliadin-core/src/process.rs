@@ -50,15 +50,7 @@ impl ExitWatch {
 
     /// Whether the process has ended (never blocks).
     pub fn exited(&self) -> bool {
-        let mut fds = [rustix::event::PollFd::new(
-            &self.fd,
-            rustix::event::PollFlags::IN,
-        )];
-        let zero = rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(n) if n > 0)
+        crate::child::is_readable(&self.fd)
     }
 }
 

@@ -2,7 +2,8 @@
 //! registers `paliadin-shim hook <Event>` with the agent, and the handler that
 //! runs for each event. The handler reads its stdin with a bound, records the
 //! turn's progress event, leaves its marker (the reply, for `Stop`) in the
-//! session's state, and exits 0 within a second whatever it got, printing
+//! session's state, then rings the waiters' bells, and exits 0 within a
+//! second whatever it got, printing
 //! nothing (a `PreToolUse` hook's output would be a decision): it must never
 //! hold the agent up, never type into a pane, never fail loudly.
 
