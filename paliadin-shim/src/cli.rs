@@ -18,6 +18,7 @@ Requests (PROTOCOL section 1), from SSH_ORIGINAL_COMMAND when set, else from REQ
   version                                    the version
 Local only:
   attach <session>                           attach this terminal to the session's pane
+  setup [options]                            set this laptop up (install/laptop.sh runs it)
   hook <Event>                               the handler the agent's hook settings run
   completions <bash|zsh|fish|elvish|powershell>   a completion script for this shell
   man                                        this manual page, in roff
@@ -71,4 +72,64 @@ pub fn command() -> clap::Command {
 pub fn parse() -> Options {
     let matches = command().get_matches();
     Options::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `paliadin-shim setup [options]` (local only): sets this laptop up for
+/// paliadin. `install/laptop.sh` runs it with the same options.
+#[derive(Debug, Parser)]
+#[command(
+    name = "paliadin-shim setup",
+    bin_name = "paliadin-shim setup",
+    args_override_self = true,
+    about = "Sets this laptop up so that a server can reach Claude Code over ssh: the binary, the skill, shim.toml, the workdir's trust entry in ~/.claude.json and, given the server's key, its authorized_keys line. Run it again at any time: it changes only what differs; --uninstall undoes what its manifest records.",
+    after_help = "Files: <prefix>/paliadin-shim, ~/.claude/skills/paliadin/SKILL.md, ~/.config/paliadin/shim.toml (0600), ~/.config/paliadin/install-laptop.manifest, ~/.ssh/authorized_keys (one line added), ~/.claude.json (one trust entry).\n\nExit status: 0 done (or nothing to do), 1 a change failed, 2 refused before anything changed (no terminal and no --yes, no agent, a workdir that holds HOME, ~/.ssh or the shim's state)."
+)]
+pub struct SetupArgs {
+    /// The paliadin-shim binary to install. Default: this program.
+    #[arg(long, value_name = "PATH")]
+    pub shim_bin: Option<PathBuf>,
+    /// Where to install the binary. Default: ~/.local/bin.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<String>,
+    /// The server's public key, a .pub file or the key text ('ssh-ed25519 AAAA...'); without it authorized_keys is left alone.
+    #[arg(long, value_name = "KEY")]
+    pub pubkey: Option<String>,
+    /// Restrict the key to these client addresses (from="...").
+    #[arg(long, value_name = "PATTERNS")]
+    pub from: Option<String>,
+    /// The agent's working directory; never one that holds HOME, ~/.ssh or the shim's state. Default: ~/paliadin-work.
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The agent's command line, used as given. Default: claude with unattended permissions; without claude on PATH and without --agent, setup stops (exit 2).
+    #[arg(long, value_name = "COMMAND")]
+    pub agent: Option<String>,
+    /// Text that replaces the skill's persona section.
+    #[arg(long, value_name = "FILE")]
+    pub persona: Option<PathBuf>,
+    /// The shim's tmux server. Default: paliadin.
+    #[arg(long, value_name = "NAME")]
+    pub tmux_socket: Option<String>,
+    /// How long a turn waits for its reply, in seconds. Default: 60.
+    #[arg(long, value_name = "N")]
+    pub wait_secs: Option<String>,
+    /// Replace a SKILL.md setup did not write (moved to SKILL.md.orig, put back by --uninstall).
+    #[arg(long)]
+    pub force: bool,
+    /// Print every change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Undo what setup did (see its manifest).
+    #[arg(long)]
+    pub uninstall: bool,
+    /// Ask no questions (without a terminal nothing changes without --yes).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The name messages carry (install/laptop.sh gives its own).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "NAME",
+        default_value = "paliadin-shim setup"
+    )]
+    pub invoked_as: String,
 }

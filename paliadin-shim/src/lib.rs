@@ -13,6 +13,8 @@ pub mod error;
 pub mod hooks;
 pub mod outcome;
 pub mod output;
+pub mod policy;
+pub mod setup;
 pub mod state;
 pub mod status;
 pub mod tmux;

@@ -30,6 +30,10 @@ fn main() -> std::process::ExitCode {
             return ExitCode::Ok.into();
         }
     }
+    // Setting the laptop up needs no config (it writes one); never over ssh.
+    if let (None, Some("setup")) = (&ssh, opts.request.first().map(String::as_str)) {
+        return cmd::setup::main(&opts.request[1..]);
+    }
     match serve(&opts, &words, ssh.is_some()) {
         Ok(()) => ExitCode::Ok.into(),
         Err(e) => {
@@ -40,7 +44,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
-    if let Some(&verb @ ("attach" | "hook" | "completions" | "man")) = words.first() {
+    if let Some(&verb @ ("attach" | "hook" | "completions" | "man" | "setup")) = words.first() {
         if over_ssh {
             return Err(ShimError::invalid(format!(
                 "{verb} is only available locally, not over ssh"

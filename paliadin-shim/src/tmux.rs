@@ -411,6 +411,15 @@ impl Tmux {
         }
     }
 
+    /// Stops the server and every session in it; `Ok(false)` when none ran.
+    pub fn kill_server(&self) -> Result<bool, TmuxError> {
+        match self.run(&Self::args(["kill-server"]), None) {
+            Ok(_) => Ok(true),
+            Err(TmuxError::NoSession(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The command that attaches a terminal to the session.
     pub fn attach_command(&self, name: &str) -> Command {
         let mut c = self.command();

@@ -10,4 +10,5 @@ pub mod poll;
 pub mod reset;
 pub mod run_turn;
 pub mod sessions;
+pub mod setup;
 pub mod status;
