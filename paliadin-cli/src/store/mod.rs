@@ -1027,7 +1027,7 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             let tx = conn.unchecked_transaction().unwrap();
             for sql in &MIGRATIONS[..2] {
-                tx.execute_batch(&super::schema::expand_macros_for_tests(sql))
+                tx.execute_batch(sql)
                     .unwrap();
             }
             tx.pragma_update(None, "user_version", 2).unwrap();
