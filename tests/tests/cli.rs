@@ -31,6 +31,11 @@ fn row(env: &TestEnv, turn_id: &str) -> Value {
     .unwrap_or_else(|e| panic!("no row for {turn_id}: {e}"))
 }
 
+/// Creates the turn log, migrated, as the first command that writes it would.
+fn create_log(env: &TestEnv) {
+    paliadin_cli::store::Store::open(&env.db()).unwrap();
+}
+
 fn count(env: &TestEnv, sql: &str) -> i64 {
     Connection::open(env.db())
         .unwrap()
@@ -507,9 +512,13 @@ fn a_connection_lost_mid_turn_stays_pending_and_poll_collects_it() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = v["turn_id"].as_str().unwrap().to_owned();
     assert_eq!(v["error_code"], "connection_lost", "{v}");
-    assert_eq!(v["status"], "pending", "{v}");
+    assert_eq!(
+        v["turn"]["status"], "pending",
+        "the record is in the error object: {v}"
+    );
     let hint = format!("paliadin-cli poll {id}");
-    assert!(v["error"].as_str().unwrap().contains(&hint), "{v}");
+    assert!(v["hint"].as_str().unwrap().contains(&hint), "{v}");
+    assert_eq!(stderr.matches(&hint).count(), 1, "one hint, once: {stderr}");
     assert!(stderr.contains(&hint), "{stderr}");
     let db = row(&env, &id);
     assert_eq!(
@@ -612,7 +621,9 @@ fn a_client_killed_mid_turn_is_completed_by_the_next_run_and_poll_stale() {
     let id = kill_client_mid_turn(&mut env, "killed", second);
     let r = env.cli(&["poll", "--stale", "--json", "--wait=30"]);
     r.code(0);
-    let v = json(&r);
+    let all = json(&r);
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{r}");
+    let v = &all[0];
     assert_eq!(
         (v["turn_id"].as_str(), v["status"].as_str()),
         (Some(id.as_str()), Some("ok")),
@@ -794,7 +805,7 @@ fn log_commands_filters_search_stats_prune() {
 #[test]
 fn a_newer_database_is_left_untouched_and_never_stops_a_turn() {
     let mut env = TestEnv::new();
-    env.cli_in(false, &["log"], None).ok();
+    create_log(&env);
     Connection::open(env.db())
         .unwrap()
         .execute_batch("PRAGMA user_version = 999")
@@ -829,8 +840,9 @@ fn a_missing_key_or_known_hosts_file_is_named_before_ssh_runs() {
         let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(30));
         r.code(1);
         assert!(
-            r.stderr.contains(&format!("{flag} file "))
-                && r.stderr.contains("no-such-file does not exist"),
+            r.stderr.contains("no-such-file does not exist")
+                && r.stderr.contains(&format!("(flag {flag})"))
+                && r.stderr.ends_with("run paliadin-cli doctor\n"),
             "{r}"
         );
         assert_eq!(json(&r)["error_code"], "config_error");
@@ -889,7 +901,7 @@ fn configuration_file_environment_and_flags_in_that_order() {
 #[test]
 fn a_failed_log_write_never_hides_the_reply() {
     let mut env = TestEnv::new();
-    env.cli_in(false, &["log"], None).ok();
+    create_log(&env);
     // A real SQLite failure on completing the row.
     Connection::open(env.db())
         .unwrap()
@@ -931,17 +943,19 @@ fn the_client_library_runs_and_records_a_turn_without_the_command_line() {
         message: "from Rust".into(),
         page_origin: Some("tests".into()),
     });
-    assert_eq!(r.response.as_deref(), Some("from Rust"), "{r:?}");
-    assert_eq!(r.error_code, None);
-    let row = client
+    let t = r.unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(t.row.outcome.response.as_deref(), Some("from Rust"));
+    assert_eq!(t.row.outcome.error_code, None);
+    // What the library returns is what the log keeps.
+    let logged = client
         .store
         .as_ref()
         .unwrap()
-        .get(r.turn_id.parse().unwrap())
+        .turn(t.row.turn.turn_id)
         .unwrap()
         .unwrap();
-    assert_eq!(row.turn.page_origin.as_deref(), Some("tests"));
-    assert_eq!(row.outcome.response.as_deref(), Some("from Rust"));
+    assert_eq!(logged.row, t.row);
+    assert_eq!(logged.row.turn.page_origin.as_deref(), Some("tests"));
 }
 
 #[test]
@@ -975,7 +989,7 @@ fn usage_errors_exit_2_and_health_answers_without_a_log() {
 type Seed<'a> = (&'a str, &'a str, &'a str, &'a str, Option<&'a str>, i64);
 
 fn seed(env: &mut TestEnv, rows: &[Seed<'_>]) {
-    env.cli_in(false, &["log"], None).ok();
+    create_log(env);
     let c = Connection::open(env.db()).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1107,14 +1121,17 @@ fn one_timestamp_form_stats_objects_and_probes_shown() {
     );
     assert_eq!(r.out().lines().count(), 1, "{r}");
     let p = json(&env.cli_in(false, &["log", "probes", "--json", "--since", "1h"], None));
-    assert_eq!((p["probes"].as_i64(), p["ok"].as_i64()), (Some(3), Some(2)));
-    assert!((p["availability"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
-    assert_eq!(p["by_code"][0]["code"], "unreachable");
+    let h = &p["hosts"][0];
+    assert_eq!(h["host"], "127.0.0.1", "{p}");
+    assert_eq!((h["probes"].as_i64(), h["ok"].as_i64()), (Some(3), Some(2)));
+    assert!((h["availability"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(h["by_code"][0]["code"], "unreachable");
     assert_eq!(p["recent"].as_array().unwrap().len(), 3);
+    assert_eq!(p["recent"][0]["error_code"], "unreachable");
     rfc3339(&p["recent"][0]["at"]);
     rfc3339(&p["since"]);
     let text = env.cli_in(false, &["log", "probes"], None).ok();
-    assert!(text.contains("availability: 66.67%"), "{text}");
+    assert!(text.contains("66.67%"), "{text}");
     // Stats: objects, not pairs.
     seed(
         &mut env,
@@ -1349,5 +1366,22 @@ fn doctor_checks_the_whole_path_one_line_each() {
     let r = env.cli(&["doctor"]);
     r.code(1);
     assert!(r.out().starts_with("FAIL  config"), "{r}");
-    assert_eq!(r.out().lines().count(), 1, "{r}");
+    // The checks it could not make after it are named, not left out.
+    let text = r.out();
+    let skipped: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            assert!(
+                l.starts_with("skip  ") && l.contains("the config check failed"),
+                "{r}"
+            );
+            l.split_whitespace().nth(1).unwrap_or("")
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        ["key", "known_hosts", "host", "shim", "agent", "timing"],
+        "{r}"
+    );
 }

@@ -10,7 +10,7 @@ use rusqlite::types::Value;
 use serde::Serialize;
 
 use super::schema::bucket;
-use super::{conditions, Filter, Status, Store, StoreError, DAY_MS};
+use super::{conditions, Filter, ProbeScope, Status, Store, StoreError, DAY_MS};
 
 /// Totals over the turns in a time range, from [`Store::stats`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -275,50 +275,82 @@ impl Store {
         })
     }
 
-    /// Availability and latency of the probes taken at or after `since_ms`
-    /// (of `session` when given).
-    pub fn probe_stats(
-        &self,
-        since_ms: Option<i64>,
-        session: Option<&str>,
-    ) -> Result<ProbeStats, StoreError> {
-        let since = since_ms.unwrap_or(i64::MIN);
-        let mut durations: Vec<i64> = Vec::new();
-        let mut ok = 0;
-        let mut codes: std::collections::BTreeMap<String, i64> = Default::default();
+    /// Availability and latency of the probes `scope` selects, one entry
+    /// per host (in host order): two laptops are never averaged together.
+    pub fn probe_stats(&self, scope: &ProbeScope) -> Result<Vec<HostProbes>, StoreError> {
+        let mut hosts: std::collections::BTreeMap<String, ProbeAcc> = Default::default();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT duration_ms, ok, error_code FROM probes \
-             WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2)",
+            "SELECT host, duration_ms, ok, error_code FROM probes \
+             WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2) AND (?3 IS NULL OR host = ?3)",
         )?;
-        let mut rows = stmt.query(params![since, session])?;
+        let mut rows = stmt.query(params![
+            scope.since_ms.unwrap_or(i64::MIN),
+            scope.session,
+            scope.host
+        ])?;
         while let Some(r) = rows.next()? {
-            durations.push(r.get(0)?);
-            if r.get::<_, bool>(1)? {
-                ok += 1;
+            let acc = hosts.entry(r.get(0)?).or_default();
+            acc.durations.push(r.get(1)?);
+            if r.get::<_, bool>(2)? {
+                acc.ok += 1;
             } else {
-                let code: Option<String> = r.get(2)?;
-                *codes
+                let code: Option<String> = r.get(3)?;
+                *acc.codes
                     .entry(code.unwrap_or_else(|| "shim_error".into()))
                     .or_default() += 1;
             }
         }
-        durations.sort_unstable();
-        let n = durations.len() as i64;
-        let at = |p: i64| (n > 0).then(|| durations[(rank(p, n) - 1) as usize]);
-        let mut by_code: Vec<CodeCount> = codes
+        Ok(hosts
             .into_iter()
-            .map(|(code, turns)| CodeCount { code, turns })
-            .collect();
-        by_code.sort_by(|a, b| b.turns.cmp(&a.turns).then(a.code.cmp(&b.code)));
-        Ok(ProbeStats {
+            .map(|(host, acc)| HostProbes {
+                host,
+                stats: acc.finish(),
+            })
+            .collect())
+    }
+}
+
+/// The probes of one host, in [`Store::probe_stats`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostProbes {
+    /// The ssh destination (`local` for the local transport).
+    pub host: String,
+    #[serde(flatten)]
+    pub stats: ProbeStats,
+}
+
+#[derive(Default)]
+struct ProbeAcc {
+    durations: Vec<i64>,
+    ok: i64,
+    codes: std::collections::BTreeMap<String, i64>,
+}
+
+impl ProbeAcc {
+    fn finish(mut self) -> ProbeStats {
+        self.durations.sort_unstable();
+        let n = self.durations.len() as i64;
+        let at = |p: i64| (n > 0).then(|| self.durations[(rank(p, n) - 1) as usize]);
+        ProbeStats {
             probes: n,
-            ok,
-            availability: (n > 0).then(|| ok as f64 / n as f64),
+            ok: self.ok,
+            availability: (n > 0).then(|| self.ok as f64 / n as f64),
             median_ms: at(50),
             p95_ms: at(95),
-            by_code,
-        })
+            by_code: by_count(self.codes),
+        }
     }
+}
+
+/// Code counts, most frequent first (then by code), without zero counts.
+fn by_count(codes: impl IntoIterator<Item = (String, i64)>) -> Vec<CodeCount> {
+    let mut by_code: Vec<CodeCount> = codes
+        .into_iter()
+        .filter(|&(_, n)| n > 0)
+        .map(|(code, turns)| CodeCount { code, turns })
+        .collect();
+    by_code.sort_by(|a, b| b.turns.cmp(&a.turns).then(a.code.cmp(&b.code)));
+    by_code
 }
 
 /// Sums of aggregate rows into [`Stats`]. Durations arrive per day in
@@ -382,13 +414,7 @@ impl StatsAcc {
     fn finish(self) -> Stats {
         let [running, ok, errors, pending] = self.by_status;
         let total = running + ok + errors + pending;
-        let mut by_code: Vec<CodeCount> = self
-            .codes
-            .into_iter()
-            .filter(|&(_, n)| n > 0)
-            .map(|(code, turns)| CodeCount { code, turns })
-            .collect();
-        by_code.sort_by(|a, b| b.turns.cmp(&a.turns).then(a.code.cmp(&b.code)));
+        let by_code = by_count(self.codes);
         let mut hist: Vec<(i64, i64)> = self.hist.into_iter().collect();
         hist.sort_unstable();
         let (median_ms, p95_ms) = hist_percentiles(&hist);
