@@ -26,7 +26,20 @@ pub struct Cli {
 pub fn command() -> clap::Command {
     use clap::CommandFactory as _;
     let help = format!("{}\n\n{AFTER_HELP}", paliadin_cli::config::help_text());
-    paliadin_cli::config::add_flags(Cli::command()).after_help(help)
+    same_name(paliadin_cli::config::add_flags(Cli::command()).after_help(help))
+}
+
+/// Every subcommand's `--version` says `paliadin-cli`, not clap's
+/// `paliadin-cli-turn`.
+fn same_name(mut cmd: clap::Command) -> clap::Command {
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for sub in subs {
+        cmd = cmd.mut_subcommand(sub, |s| same_name(s.display_name("paliadin-cli")));
+    }
+    cmd
 }
 
 /// The matches of the subcommand that runs (global flags are propagated

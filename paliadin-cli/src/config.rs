@@ -706,9 +706,7 @@ pub fn write_key(path: &Path, key: &Key, value: Option<&str>) -> Result<(), Fail
             let item = layer.toml(key.name).expect("the value just set");
             doc[key.name] = toml_edit::value(item);
         }
-        None => {
-            doc.remove(key.name);
-        }
+        None => remove_keeping_comments(&mut doc, key.name),
     }
     // What goes in must read back as a valid file.
     toml::from_str::<Layer>(&doc.to_string())
@@ -719,6 +717,37 @@ pub fn write_key(path: &Path, key: &Key, value: Option<&str>) -> Result<(), Fail
     }
     paliadin_core::fsutil::write_atomic(path, doc.to_string().as_bytes(), 0o600)
         .map_err(|e| Failure::config(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Removes `key` from `doc`; the comment lines above it (toml_edit keeps
+/// them with the key) stay, above the key that followed it or at the end.
+fn remove_keeping_comments(doc: &mut toml_edit::DocumentMut, key: &str) {
+    let comments = doc
+        .as_table()
+        .key(key)
+        .and_then(|k| k.leaf_decor().prefix())
+        .and_then(|p| p.as_str())
+        .filter(|p| p.contains('#'))
+        .map(str::to_owned);
+    let names: Vec<String> = doc.as_table().iter().map(|(k, _)| k.to_owned()).collect();
+    let next = names.iter().skip_while(|k| *k != key).nth(1).cloned();
+    doc.remove(key);
+    let Some(comments) = comments else { return };
+    match next.and_then(|n| doc.as_table_mut().key_mut(&n)) {
+        Some(mut k) => {
+            let own = k
+                .leaf_decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or("")
+                .to_owned();
+            k.leaf_decor_mut().set_prefix(comments + &own);
+        }
+        None => {
+            let trailing = doc.trailing().as_str().unwrap_or("").to_owned();
+            doc.set_trailing(comments + &trailing);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -789,8 +818,11 @@ mod tests {
         let l: Layer = toml::from_str(&text).unwrap();
         assert_eq!((l.port, l.mux), (Some(2222), Some(false)));
         write_key(&path, key("port").unwrap(), None).unwrap();
-        let l: Layer = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(l.port, None);
+        write_key(&path, key("host").unwrap(), None).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# mine\n"), "{text}");
+        let l: Layer = toml::from_str(&text).unwrap();
+        assert_eq!((l.port, l.host), (None, None));
         assert!(write_key(&path, key("port").unwrap(), Some("x")).is_err());
         use std::os::unix::fs::PermissionsExt as _;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
