@@ -256,54 +256,20 @@ impl Client {
         let answer = self
             .transport
             .answer(&self.call(&request, None, self.timeout));
-        let waiting = |f: Failure, known: Option<Turn>| {
-            let mut f = f.what(format!("poll {turn_id}"));
+        if let Some(mut f) = not_over(turn_id, &answer) {
             f.turn = known.map(Box::new);
-            f
-        };
-        match outcome::poll_reading(answer.code) {
-            PollReading::Over => {}
-            PollReading::StillRunning => {
-                return Err(waiting(
-                    Failure::call(ErrorCode::Timeout, STILL_RUNNING).hint(format!(
-                        "wait for its reply with: paliadin-cli poll --wait {turn_id}"
-                    )),
-                    known,
-                ))
-            }
-            PollReading::NotReached(code) => {
-                let f = Failure::call(code, &answer.detail);
-                let f = match answer.hint {
-                    Some(h) => f.hint(h),
-                    None => f.hint(format!(
-                        "the turn is still to collect: paliadin-cli poll {turn_id}"
-                    )),
-                };
-                return Err(waiting(f, known));
-            }
+            return Err(f);
         }
-        let now = now_ms();
-        let (new, logged, begun) = match known {
-            Some(t) => (t.row.turn, t.events, true),
-            // Not in the log: a record of what the shim said, kept nowhere.
-            None => {
-                let new = NewTurn {
-                    turn_id,
-                    user_id: None,
-                    session: session.as_str().to_owned(),
-                    host: self.transport.host().to_owned(),
-                    started_ms: now,
-                    message: String::new(),
-                    page_origin: None,
-                };
-                (new, Vec::new(), false)
-            }
+        let Some(known) = known else {
+            return self.unlogged(turn_id, &session, answer);
         };
         let events = match answer.code {
             // The turn replied: its events up to the reply (its `replied`
             // among them) come from a repeat of the turn, which types nothing.
-            None if begun => self.events_again(&new).unwrap_or_else(|| logged.clone()),
-            _ => logged.clone(),
+            None => self
+                .events_again(&known.row.turn)
+                .unwrap_or_else(|| known.events.clone()),
+            Some(_) => known.events.clone(),
         };
         let said = Said {
             answer: &answer,
@@ -311,24 +277,52 @@ impl Client {
             reply_line: None,
             events: &events,
         };
-        let out = outcome::outcome(said, outcome::ended_at(&events, new.started_ms, now));
-        if !begun {
-            let turn = Turn {
-                row: TurnRow::new(new, out),
-                events,
-                log_error: None,
-            };
-            return match turn.row.outcome.error_code {
-                None => Ok(turn),
-                Some(c) => Err(Failure::of_turn(c, turn, answer.hint)),
-            };
-        }
+        let ended = outcome::ended_at(&events, known.row.turn.started_ms, now_ms());
         let record = Record {
             begin_error: None,
-            logged_events: logged.len(),
-            hint: answer.hint,
+            logged_events: known.events.len(),
+            hint: answer.hint.clone(),
         };
-        self.finish(new, out, events, record)
+        self.finish(
+            known.row.turn,
+            outcome::outcome(said, ended),
+            events,
+            record,
+        )
+    }
+
+    /// What the shim said of a turn not in the log: a record kept nowhere.
+    fn unlogged(
+        &self,
+        turn_id: Uuid,
+        session: &SessionName,
+        answer: Answer,
+    ) -> Result<Turn, Failure> {
+        let now = now_ms();
+        let new = NewTurn {
+            turn_id,
+            user_id: None,
+            session: session.as_str().to_owned(),
+            host: self.transport.host().to_owned(),
+            started_ms: now,
+            message: String::new(),
+            page_origin: None,
+        };
+        let said = Said {
+            answer: &answer,
+            streamed: false,
+            reply_line: None,
+            events: &[],
+        };
+        let turn = Turn {
+            row: TurnRow::new(new, outcome::outcome(said, now)),
+            events: Vec::new(),
+            log_error: None,
+        };
+        match turn.row.outcome.error_code {
+            None => Ok(turn),
+            Some(c) => Err(Failure::of_turn(c, turn, answer.hint)),
+        }
     }
 
     /// All the events of a turn the shim holds, from the start: a repeat of
@@ -494,6 +488,24 @@ struct Record {
     logged_events: usize,
     /// The fix the call's answer named, if it named one.
     hint: Option<String>,
+}
+
+/// The failure a `poll` answer is when the turn is not over: still running
+/// (`timeout`), or the shim not reached; `None` when the turn is over.
+fn not_over(turn_id: Uuid, answer: &Answer) -> Option<Failure> {
+    let f = match outcome::poll_reading(answer.code) {
+        PollReading::Over => return None,
+        PollReading::StillRunning => Failure::call(ErrorCode::Timeout, STILL_RUNNING).hint(
+            format!("wait for its reply with: paliadin-cli poll --wait {turn_id}"),
+        ),
+        PollReading::NotReached(code) => {
+            let hint = answer.hint.clone().unwrap_or_else(|| {
+                format!("the turn is still to collect: paliadin-cli poll {turn_id}")
+            });
+            Failure::call(code, &answer.detail).hint(hint)
+        }
+    };
+    Some(f.what(format!("poll {turn_id}")))
 }
 
 /// Whether a failure says the turn still runs on the laptop (a `timeout`:

@@ -1014,15 +1014,7 @@ mod tests {
         Outcome {
             ended_ms: Some(ended_ms),
             status,
-            response: None,
-            tokens: None,
-            used_tools: Vec::new(),
-            claimed_tools: None,
-            rows_seen: None,
-            classifier_tag: None,
-            chip_count: None,
-            error_code: None,
-            error_detail: None,
+            ..Outcome::running()
         }
     }
 

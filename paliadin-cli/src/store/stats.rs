@@ -37,6 +37,30 @@ pub struct Stats {
     pub days: Vec<DayStats>,
 }
 
+impl Stats {
+    /// The totals of turns counted per status (in [`Status::ALL`]'s order).
+    fn new(
+        [running, ok, errors, pending]: [i64; 4],
+        by_code: Vec<CodeCount>,
+        (median_ms, p95_ms): (Option<i64>, Option<i64>),
+        days: Vec<DayStats>,
+    ) -> Stats {
+        let total = running + ok + errors + pending;
+        Stats {
+            total,
+            ok,
+            errors,
+            pending,
+            running,
+            error_rate: rate(errors, total),
+            by_code,
+            median_ms,
+            p95_ms,
+            days,
+        }
+    }
+}
+
 /// How many turns carried one error code, in [`Stats`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CodeCount {
@@ -164,23 +188,16 @@ impl Store {
     pub(super) fn stats_from_turns(&self, filter: &Filter) -> Result<Stats, StoreError> {
         let (where_, args) = conditions(filter, "");
         let cond = where_.strip_prefix(" WHERE ").unwrap_or("1").to_owned();
-        let (total, ok, errors, pending, running, finished): (i64, i64, i64, i64, i64, i64) = self
+        let (ok, errors, pending, running, finished): (i64, i64, i64, i64, i64) = self
             .conn
             .prepare_cached(&format!(
-                "SELECT COUNT(*), COALESCE(SUM(status = 'ok'), 0), \
+                "SELECT COALESCE(SUM(status = 'ok'), 0), \
                  COALESCE(SUM(status = 'error'), 0), COALESCE(SUM(status = 'pending'), 0), \
                  COALESCE(SUM(status = 'running'), 0), COUNT(duration_ms) \
                  FROM turns WHERE {cond}"
             ))?
             .query_row(params_from_iter(&args), |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?;
 
         let by_code = self
@@ -198,6 +215,24 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
 
+        let (median_ms, p95_ms) = self.percentiles_of_turns(&cond, &args, finished)?;
+        let days = self.days_of_turns(&cond, &args)?;
+
+        Ok(Stats::new(
+            [running, ok, errors, pending],
+            by_code,
+            (median_ms, p95_ms),
+            days,
+        ))
+    }
+
+    /// The median and 95th percentile duration of the turns `cond` selects.
+    fn percentiles_of_turns(
+        &self,
+        cond: &str,
+        args: &[Value],
+        finished: i64,
+    ) -> Result<(Option<i64>, Option<i64>), StoreError> {
         // Nearest rank: the smallest value with at least p% of the values at
         // or below it, i.e. the ceil(p * n / 100)-th in ascending order.
         let (mut median_ms, mut p95_ms) = (None, None);
@@ -227,11 +262,16 @@ impl Store {
             }
         }
 
+        Ok((median_ms, p95_ms))
+    }
+
+    /// Per UTC day, the totals and durations of the turns `cond` selects.
+    fn days_of_turns(&self, cond: &str, args: &[Value]) -> Result<Vec<DayStats>, StoreError> {
         // Per day, all in SQL so only one row per day comes back. NULL
         // durations sort first, so a finished turn's rank within its day is
         // its row number minus the day's unfinished turns. The rank formula
         // is `rank` below, in integers.
-        let days = self
+        Ok(self
             .conn
             .prepare_cached(&format!(
                 "SELECT d, COUNT(*), COALESCE(SUM(status = 'error'), 0), \
@@ -246,7 +286,7 @@ impl Store {
                        status, duration_ms AS x FROM turns WHERE {cond}))) \
                  GROUP BY d ORDER BY d"
             ))?
-            .query_map(params_from_iter(&args), |r| {
+            .query_map(params_from_iter(args), |r| {
                 Ok(DayStats {
                     day: day_of_ms(r.get::<_, i64>(0)? * DAY_MS),
                     total: r.get(1)?,
@@ -255,24 +295,7 @@ impl Store {
                     p95_ms: r.get(4)?,
                 })
             })?
-            .collect::<Result<Vec<_>, _>>()?;
-
-        Ok(Stats {
-            total,
-            ok,
-            errors,
-            pending,
-            running,
-            error_rate: if total == 0 {
-                0.0
-            } else {
-                errors as f64 / total as f64
-            },
-            by_code,
-            median_ms,
-            p95_ms,
-            days,
-        })
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Availability and latency of the probes `scope` selects, one entry
@@ -412,8 +435,6 @@ impl StatsAcc {
     }
 
     fn finish(self) -> Stats {
-        let [running, ok, errors, pending] = self.by_status;
-        let total = running + ok + errors + pending;
         let by_code = by_count(self.codes);
         let mut hist: Vec<(i64, i64)> = self.hist.into_iter().collect();
         hist.sort_unstable();
@@ -433,22 +454,16 @@ impl StatsAcc {
                 }
             })
             .collect();
-        Stats {
-            total,
-            ok,
-            errors,
-            pending,
-            running,
-            error_rate: if total == 0 {
-                0.0
-            } else {
-                errors as f64 / total as f64
-            },
-            by_code,
-            median_ms,
-            p95_ms,
-            days,
-        }
+        Stats::new(self.by_status, by_code, (median_ms, p95_ms), days)
+    }
+}
+
+/// `part / total`, 0 when there is nothing.
+fn rate(part: i64, total: i64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        part as f64 / total as f64
     }
 }
 
