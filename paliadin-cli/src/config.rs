@@ -661,11 +661,9 @@ impl Settings {
             },
             Kind::Ssh => {
                 let Some(host) = &self.host else {
-                    return Err(Failure::config(format!(
-                        "no host configured: set --host, PALIADIN_HOST or `host` in {}",
-                        default_config_path().display()
-                    ))
-                    .hint("paliadin-cli config set host <laptop>, or run install/server.sh"));
+                    return Err(Failure::config("no host configured").hint(
+                        "set one with: paliadin-cli config set host <laptop> (or --host, PALIADIN_HOST), or run install/server.sh",
+                    ));
                 };
                 let dir = default_control_dir();
                 let mut c = SshConfig::new(host.clone(), dir.clone(), dir);
