@@ -22,7 +22,7 @@ pub struct Cli {
 }
 
 /// The whole command line: the derived commands, every setting's flag
-/// ([`crate::config::add_flags`]) and the closing help.
+/// ([`paliadin_cli::config::add_flags`]) and the closing help.
 pub fn command() -> clap::Command {
     use clap::CommandFactory as _;
     let help = format!("{}\n\n{AFTER_HELP}", paliadin_cli::config::help_text());
