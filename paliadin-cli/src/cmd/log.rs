@@ -150,13 +150,13 @@ fn show_events(events: &[Event]) -> String {
     }
     let mut s = String::new();
     for e in events {
-        let time = e.at.get(11..23).unwrap_or(&e.at);
+        let time = one_line(e.at.get(11..23).unwrap_or(&e.at), None);
         let mut line = format!("{time}  {:<13}", e.kind.as_str());
         for f in [&e.tool, &e.target, &e.detail].into_iter().flatten() {
             line.push_str("  ");
             line.push_str(&one_line(f, Some(80)));
         }
-        s.push_str(&one_line(line.trim_end(), None));
+        s.push_str(line.trim_end());
         s.push('\n');
     }
     s
@@ -470,4 +470,35 @@ pub fn run(ctx: &Ctx<'_>, a: &LogArgs) -> Result<u8, Failure> {
         }
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paliadin_cli::store::EventKind;
+
+    #[test]
+    fn events_are_aligned_lines_of_safe_text() {
+        let e = |kind, tool: Option<&str>, target: Option<&str>| Event {
+            kind,
+            at: "2026-11-30T12:00:01.250Z".into(),
+            tool: tool.map(str::to_owned),
+            target: target.map(str::to_owned),
+            detail: None,
+            text: None,
+        };
+        let text = show_events(&[
+            e(EventKind::Submitted, None, None),
+            e(
+                EventKind::ToolStarted,
+                Some("Bash"),
+                Some("ls\u{1b}]0;x\u{7}"),
+            ),
+        ]);
+        assert_eq!(
+            text,
+            "12:00:01.250  submitted\n12:00:01.250  tool_started   Bash  ls ]0;x\n"
+        );
+        assert_eq!(show_events(&[]), "-\n");
+    }
 }
