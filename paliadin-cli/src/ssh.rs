@@ -266,6 +266,16 @@ impl SshConfig {
     /// this call's `-E` file. Options all come before the destination: after
     /// it, ssh would send them to the remote side as words of the request.
     pub fn command(&self, req: &Request, log_file: &Path) -> Command {
+        let mut a = self.options(log_file);
+        a.extend([self.destination().into(), "--".into()]);
+        a.extend(req.to_words().into_iter().map(OsString::from));
+        let mut cmd = Command::new(&self.program);
+        cmd.args(a);
+        cmd
+    }
+
+    /// Every option of [`SshConfig::command`], the part before the destination.
+    fn options(&self, log_file: &Path) -> Vec<OsString> {
         fn cat(a: &str, b: &Path) -> OsString {
             let mut s = OsString::from(a);
             s.push(b);
@@ -303,11 +313,28 @@ impl SshConfig {
         for o in mux {
             a.extend(["-o".into(), o]);
         }
-        a.extend([self.destination().into(), "--".into()]);
-        a.extend(req.to_words().into_iter().map(OsString::from));
+        a
+    }
+
+    /// Asks the master connection whether it runs (`ssh -O check`), with
+    /// every option a call has: ssh starts and talks to its master on this
+    /// machine, and nothing reaches the laptop. `doctor` times it as ssh's
+    /// own share of a reused call. False without a master (or without
+    /// connection reuse), or when ssh does not finish by `deadline`.
+    pub fn master_running(&self, deadline: Instant) -> bool {
+        if !self.mux {
+            return false;
+        }
+        let mut a = self.options(Path::new("/dev/null"));
+        a.extend(["-O".into(), "check".into(), self.destination().into()]);
         let mut cmd = Command::new(&self.program);
         cmd.args(a);
-        cmd
+        let call = Call {
+            stdin: None,
+            deadline,
+            cancel: None,
+        };
+        child::run(&mut cmd, call).is_ok_and(|o| o.code() == 0)
     }
 
     /// Runs one request over ssh. `stdin` goes to the shim's stdin (`None`:
@@ -1418,6 +1445,7 @@ exit "$code"
                 "ctl".into()
             };
             let mux = sshd.config(true, &ctl);
+            assert!(!mux.master_running(within(10)), "no master before a call");
             let (r, first) = timed(&mux, &req("s2"));
             assert_eq!(
                 (r.status, r.stdout.as_slice()),
@@ -1431,6 +1459,8 @@ exit "$code"
                 reused.push(t);
             }
             reused.sort();
+            assert!(mux.master_running(within(10)), "the calls' master");
+            assert!(!plain.master_running(within(10)), "no master without mux");
             eprintln!(
                 "loopback: fresh {fresh:?}, first with mux {first:?}, reused median {:?}",
                 reused[2]
