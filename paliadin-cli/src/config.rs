@@ -312,6 +312,17 @@ macro_rules! settings {
                 Ok(())
             }
 
+            /// Refuses a value that its flag or variable would refuse (a
+            /// file's `port = 0` or `key = ""` passes serde's own checks):
+            /// each is read back from its text as a flag's would be.
+            pub fn check(&self) -> Result<(), String> {
+                $(if let Some(v) = &self.$name {
+                    <$ty as Value>::parse(&Value::show(v))
+                        .map_err(|e| format!("{}: {e}", stringify!($name)))?;
+                })*
+                Ok(())
+            }
+
             /// The setting `key` as `cli.toml` holds it, if this layer sets it.
             pub fn toml(&self, key: &str) -> Option<toml_edit::Value> {
                 match key {
@@ -552,7 +563,6 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// The settings the environment sets, and which variable set each.
 /// Which variable set each setting the environment sets: `(key, variable)`.
 pub type EnvVars = Vec<(&'static str, &'static str)>;
 
@@ -574,9 +584,9 @@ fn env_layer() -> Result<(Layer, EnvVars), Failure> {
 /// The config file's settings; none when it is missing and not named.
 pub fn file_layer(path: &Path, named: bool) -> Result<Layer, Failure> {
     match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| {
+        Ok(text) => parse_file(&text).map_err(|e| {
             Failure::config(format!("invalid config {}: {e}", path.display()))
-                .hint("fix the file: `paliadin-cli config show` lists every key")
+                .hint("fix or remove that line of the file")
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => Ok(Layer::default()),
         Err(e) => Err(Failure::config(format!(
@@ -584,6 +594,13 @@ pub fn file_layer(path: &Path, named: bool) -> Result<Layer, Failure> {
             path.display()
         ))),
     }
+}
+
+/// A config file's text as a layer, every value checked as its flag's.
+fn parse_file(text: &str) -> Result<Layer, String> {
+    let layer: Layer = toml::from_str(text).map_err(|e| e.to_string())?;
+    layer.check()?;
+    Ok(layer)
 }
 
 impl Layers {
@@ -707,7 +724,7 @@ pub fn write_key(path: &Path, key: &Key, value: Option<&str>) -> Result<(), Fail
         None => remove_keeping_comments(&mut doc, key.name),
     }
     // What goes in must read back as a valid file.
-    toml::from_str::<Layer>(&doc.to_string())
+    parse_file(&doc.to_string())
         .map_err(|e| Failure::config(format!("invalid config {}: {e}", path.display())))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         paliadin_core::fsutil::private_dir(dir)
@@ -779,6 +796,10 @@ mod tests {
         assert!(toml::from_str::<Layer>("timeout_secs = 0").is_err());
         assert!(toml::from_str::<Layer>("transport = \"x\"").is_err());
         assert!(toml::from_str::<Layer>("nope = 1").is_err());
+        // What serde lets through, the flag's own check does not.
+        assert!(parse_file("port = 0").unwrap_err().contains("port"));
+        assert!(parse_file("key = \"\"").unwrap_err().contains("empty path"));
+        assert!(parse_file("port = 2222\nkey = \"~/k\"").is_ok());
         let l: Layer = toml::from_str("timeout_secs = 5\nshim_args = [\"a\", \"b\"]").unwrap();
         assert_eq!(l.timeout_secs, Some(Seconds(5)));
         assert_eq!(l.get("shim_args").as_deref(), Some("a b"));

@@ -182,10 +182,7 @@ fn check_config(ctx: &Ctx<'_>, r: &mut Report) -> Option<App> {
             Some(app)
         }
         Err(f) => {
-            let hint = f
-                .hint
-                .as_deref()
-                .unwrap_or("fix it (`paliadin-cli config show` lists every key)");
+            let hint = f.hint.as_deref().unwrap_or("fix that setting, or unset it");
             r.fail("config", &format!("{}: {hint}", f.detail));
             None
         }
