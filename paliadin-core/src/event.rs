@@ -39,6 +39,51 @@ pub enum Kind {
     Other,
 }
 
+impl Kind {
+    /// Every kind this version knows, in the order of PROTOCOL section 7
+    /// (`Other` last: it stands for any name not in this list).
+    pub const ALL: [Kind; 11] = [
+        Kind::Submitted,
+        Kind::ToolStarted,
+        Kind::ToolFinished,
+        Kind::ToolFailed,
+        Kind::Compacting,
+        Kind::Blocked,
+        Kind::Failed,
+        Kind::Replied,
+        Kind::Idle,
+        Kind::Reply,
+        Kind::Other,
+    ];
+
+    /// The name on the wire and in the client's log (`tool_started`);
+    /// `other` for a kind this version does not know.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Submitted => "submitted",
+            Kind::ToolStarted => "tool_started",
+            Kind::ToolFinished => "tool_finished",
+            Kind::ToolFailed => "tool_failed",
+            Kind::Compacting => "compacting",
+            Kind::Blocked => "blocked",
+            Kind::Failed => "failed",
+            Kind::Replied => "replied",
+            Kind::Idle => "idle",
+            Kind::Reply => "reply",
+            Kind::Other => "other",
+        }
+    }
+
+    /// The kind a name stands for; [`Kind::Other`] for any other name, as
+    /// serde reads it.
+    pub fn parse(name: &str) -> Kind {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .unwrap_or(Kind::Other)
+    }
+}
+
 /// One line of a turn's progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -158,6 +203,16 @@ mod tests {
                 .count(),
             MAX_SUMMARY
         );
+    }
+
+    #[test]
+    fn kind_names_are_the_wire_names() {
+        for k in Kind::ALL {
+            let wire = serde_json::to_value(k).unwrap();
+            assert_eq!(wire, k.as_str(), "{k:?}");
+            assert_eq!(Kind::parse(k.as_str()), k);
+        }
+        assert_eq!(Kind::parse("thinking_hard"), Kind::Other);
     }
 
     #[test]

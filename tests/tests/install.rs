@@ -956,9 +956,21 @@ fn server_without_a_terminal_changes_nothing_unless_yes_and_lists_what_uninstall
         );
     }
     same(&installed, &w.snapshot(), "--uninstall without --yes");
+    // What paliadin-cli made, the installer did not: named, and left.
+    let db = w.h(".local/share/paliadin/turns.db");
+    let history = w.h(".local/state/paliadin/chat_history");
+    for f in [&db, &history] {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, "").unwrap();
+    }
     let r = w.script("server.sh", &["--uninstall", "--yes"]);
     r.ok();
     assert!(!w.h(".local/bin/paliadin-cli").exists(), "{r}");
+    for (what, f) in [("the turn log", &db), ("the chat history", &history)] {
+        let line = format!("left: {what} {}", f.display());
+        assert_eq!(r.out().matches(&line).count(), 1, "{line}\n{r}");
+        assert!(f.exists());
+    }
 }
 
 #[test]
