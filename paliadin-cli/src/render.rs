@@ -351,7 +351,7 @@ pub fn status_line(r: &TurnRow, color: bool) -> String {
 /// cleaned again here, since they reach a terminal.
 pub fn step(e: &paliadin_core::event::Event) -> Option<String> {
     use paliadin_core::event::Kind;
-    let clean = |s: &str| one_line(s, Some(60));
+    let clean = |s: &str| one_line(s, Some(paliadin_core::event::MAX_SUMMARY));
     let tool = e.tool.as_deref().map(clean).unwrap_or_default();
     let target = e.target.as_deref().map(clean).filter(|t| !t.is_empty());
     let detail = e.detail.as_deref().map(clean).filter(|d| !d.is_empty());

@@ -108,10 +108,8 @@ pub struct Event {
 /// [`crate::text::one_line`]).
 pub const MAX_SUMMARY: usize = 60;
 
-/// [`crate::text::one_line`] cut at [`MAX_SUMMARY`]. Public only while the
-/// client's `render::step` still calls it (its reshaping switches it to
-/// `text::one_line`); then it goes.
-pub fn one_line(s: &str) -> String {
+/// [`crate::text::one_line`] cut at [`MAX_SUMMARY`].
+fn one_line(s: &str) -> String {
     crate::text::one_line(s, Some(MAX_SUMMARY))
 }
 

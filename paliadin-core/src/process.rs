@@ -70,6 +70,16 @@ pub fn start_time(pid: u32) -> Option<u64> {
     sys::start_time(pid)
 }
 
+/// What tells this boot of the machine from every other, for times that
+/// count from boot ([`start_time`] on Linux): Linux's
+/// `/proc/sys/kernel/random/boot_id`, macOS's `kern.bootsessionuuid`.
+/// `None` when the system does not say.
+pub fn boot_id() -> Option<String> {
+    sys::boot_id()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
 /// Whether a Claude Code whose HOME is `home` runs now for this user: a
 /// live process (not a zombie) with this effective uid, named as in
 /// [`CLAUDE_NAMES`], whose environment's HOME is `home`. A process whose
@@ -155,6 +165,10 @@ mod sys {
             return None;
         }
         fields.nth(18)?.parse().ok()
+    }
+
+    pub fn boot_id() -> Option<String> {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()
     }
 
     pub fn processes() -> io::Result<Vec<Proc>> {
@@ -265,6 +279,27 @@ mod sys {
         let info = bsdinfo(pid)?;
         (info.pbi_status != libc::SZOMB)
             .then(|| info.pbi_start_tvsec * 1_000_000 + info.pbi_start_tvusec)
+    }
+
+    pub fn boot_id() -> Option<String> {
+        let mut buf = [0u8; 64];
+        let mut size = buf.len();
+        // SAFETY: the name is NUL-terminated and the output buffer holds `size` bytes.
+        let rc = unsafe {
+            libc::sysctlbyname(
+                c"kern.bootsessionuuid".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                &mut size,
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc != 0 {
+            return None;
+        }
+        let text = &buf[..size.min(buf.len())];
+        let end = text.iter().position(|&b| b == 0).unwrap_or(text.len());
+        String::from_utf8(text[..end].to_vec()).ok()
     }
 
     pub fn processes() -> io::Result<Vec<Proc>> {

@@ -330,48 +330,35 @@ impl Default for Filter {
 pub struct Owner {
     /// Its pid.
     pub pid: u32,
-    /// Its start time, clock ticks after boot (field 22 of /proc/PID/stat).
+    /// Its start time ([`paliadin_core::process::start_time`]).
     pub start: u64,
-    /// /proc/sys/kernel/random/boot_id when it ran.
+    /// The boot it ran in ([`paliadin_core::process::boot_id`]).
     pub boot: String,
 }
 
 impl Owner {
-    /// This process; `None` without /proc (its rows are never taken for stale).
+    /// This process; `None` when the system does not tell (its rows are never taken for stale).
     pub fn current() -> Option<Owner> {
         let pid = std::process::id();
         Some(Owner {
             pid,
-            start: process_start(pid)?,
-            boot: boot_id()?,
+            start: paliadin_core::process::start_time(pid)?,
+            boot: paliadin_core::process::boot_id()?,
         })
     }
 
     /// Whether this process still runs: same boot, and the pid is the same
     /// process (not one that reused it).
     pub fn alive(&self) -> bool {
-        match boot_id() {
-            Some(b) if b == self.boot => process_start(self.pid) == Some(self.start),
-            // Another boot: nothing of it runs now. No /proc: cannot tell.
+        match paliadin_core::process::boot_id() {
+            Some(b) if b == self.boot => {
+                paliadin_core::process::start_time(self.pid) == Some(self.start)
+            }
+            // Another boot: nothing of it runs now. No boot id: cannot tell.
             Some(_) => false,
             None => true,
         }
     }
-}
-
-fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-}
-
-/// Field 22 of /proc/PID/stat; the fields are counted after the command
-/// name's closing parenthesis, since the name may hold spaces and `)`.
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// A row left `running` by a process that is gone ([`Store::stale_turns`]).
