@@ -28,7 +28,7 @@
 //! t.code(76);
 //! ```
 
-use crate::mock_api::{echo_of, MockApi, Options, Request};
+use crate::mock_api::{echo_of, Limits, MockApi, Options, Request};
 use crate::{bin, run, Run, Sshd, TestEnv, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,6 +67,29 @@ pub fn claude_bin() -> PathBuf {
     p
 }
 
+/// How the laptop's claude signs in (see docs/PROTOCOL.md, "A subscriber's
+/// laptop").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// A claude.ai subscriber signed in with `claude /login`: a Max plan's
+    /// OAuth login in `~/.claude/.credentials.json` (`claudeAiOauth` with
+    /// the `user:inference` scope, valid for a year), the mock reporting
+    /// the plan's limits ([`Limits::under`]`(0.2, 0.1)`). The default.
+    Subscriber,
+    /// A subscriber's long-lived token from `claude setup-token` (what a
+    /// Mac over ssh, its keychain locked, needs): `CLAUDE_CODE_OAUTH_TOKEN`
+    /// in the settings' `env`, no credentials file; plan limits as for
+    /// [`Auth::Subscriber`].
+    SubscriberToken,
+    /// An API key's set-up: `ANTHROPIC_AUTH_TOKEN` in the settings' `env`;
+    /// plan limits never apply and the mock reports none.
+    ApiKey,
+}
+
+/// The access token of [`Auth::Subscriber`]'s login and the token of
+/// [`Auth::SubscriberToken`]: shaped like claude.ai's, known to the mock.
+pub const OAUTH_TOKEN: &str = "sk-ant-oat01-paliadin-mock-access-token";
+
 /// How a [`ClaudeEnv`] is set up.
 #[derive(Debug, Clone)]
 pub struct ClaudeOptions {
@@ -77,6 +100,8 @@ pub struct ClaudeOptions {
     pub ssh: bool,
     /// More installer arguments.
     pub install_args: Vec<String>,
+    /// How claude signs in: a subscriber by default.
+    pub auth: Auth,
 }
 
 impl Default for ClaudeOptions {
@@ -85,6 +110,7 @@ impl Default for ClaudeOptions {
             wait_secs: 10,
             ssh: false,
             install_args: Vec::new(),
+            auth: Auth::Subscriber,
         }
     }
 }
@@ -136,6 +162,8 @@ pub struct ClaudeEnv {
     pub install: Run,
     /// The cached claude binary this world runs.
     pub claude: PathBuf,
+    /// How its claude signs in.
+    pub auth: Auth,
     ssh: bool,
 }
 
@@ -159,12 +187,14 @@ impl ClaudeEnv {
         // The installer writes its own config; TestEnv's must not be taken
         // for one a user wrote.
         let _ = std::fs::remove_file(&env.config);
+        let limits = (opts.auth != Auth::ApiKey).then(|| Limits::under(0.2, 0.1));
         let mock = MockApi::with(Options {
             log_file: Some(env.tmp.path().join("mock-api.jsonl")),
+            limits,
             ..Options::default()
         })
         .expect("start the mock API");
-        write_claude_home(&env.home, &mock.url());
+        write_claude_home(&env.home, &mock.url(), opts.auth);
 
         let mut c = env.command(Path::new("bash"));
         c.arg(repo().join("install/laptop.sh"))
@@ -201,6 +231,7 @@ impl ClaudeEnv {
             install,
             claude,
             ssh: opts.ssh,
+            auth: opts.auth,
         };
         world.install.code(0);
         assert!(
@@ -408,9 +439,16 @@ pub fn claude_path(claude: &Path) -> std::ffi::OsString {
     std::env::join_paths(dirs).expect("PATH")
 }
 
-/// `~/.claude.json` past onboarding and `~/.claude/settings.json` with the
-/// mock as the API: what a laptop where claude has been used looks like.
-fn write_claude_home(home: &Path, url: &str) {
+/// `~/.claude.json` past onboarding, `~/.claude/settings.json` with the
+/// mock as the API and the sign-in `auth` says: what a laptop where claude
+/// has been used looks like.
+///
+/// `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC` keeps claude from its updater
+/// (an `npm install --global` as root), telemetry, feature flags and the
+/// start-up "quota" probe; a subscriber's claude still asks
+/// `https://api.anthropic.com/api/oauth/profile` (never the base URL), which
+/// fails offline without harm.
+pub fn write_claude_home(home: &Path, url: &str, auth: Auth) {
     let dot = serde_json::json!({
         "hasCompletedOnboarding": true,
         "numStartups": 3,
@@ -421,17 +459,51 @@ fn write_claude_home(home: &Path, url: &str) {
         serde_json::to_string_pretty(&dot).expect("json"),
     )
     .expect("write ~/.claude.json");
-    let settings = serde_json::json!({
-        "env": {
-            "ANTHROPIC_BASE_URL": url,
-            "ANTHROPIC_AUTH_TOKEN": "paliadin-mock-token",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"
-        }
+    let mut env = serde_json::json!({
+        "ANTHROPIC_BASE_URL": url,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"
     });
     std::fs::create_dir_all(home.join(".claude")).expect("~/.claude");
+    match auth {
+        Auth::Subscriber => write_credentials(home),
+        Auth::SubscriberToken => env["CLAUDE_CODE_OAUTH_TOKEN"] = OAUTH_TOKEN.into(),
+        Auth::ApiKey => env["ANTHROPIC_AUTH_TOKEN"] = "paliadin-mock-token".into(),
+    }
+    let settings = serde_json::json!({ "env": env });
     std::fs::write(
         home.join(".claude/settings.json"),
         serde_json::to_string_pretty(&settings).expect("json"),
     )
     .expect("write ~/.claude/settings.json");
+}
+
+/// `~/.claude/.credentials.json` (mode 0600) as `claude /login` leaves it on
+/// Linux for a Max subscriber (macOS keeps the same JSON in the login
+/// keychain): `claudeAiOauth` with an access token that expires in a year
+/// (an expired one would be refreshed at platform.claude.com, offline a
+/// failure), a refresh token, the scopes of a claude.ai login
+/// (`user:inference` is what makes it a subscriber's), `subscriptionType`
+/// and `rateLimitTier`.
+pub fn write_credentials(home: &Path) {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let creds = serde_json::json!({
+        "claudeAiOauth": {
+            "accessToken": OAUTH_TOKEN,
+            "refreshToken": "sk-ant-ort01-paliadin-mock-refresh-token",
+            "expiresAt": now_ms + 365 * 86_400_000,
+            "scopes": ["user:inference", "user:profile", "user:sessions:claude_code"],
+            "subscriptionType": "max",
+            "rateLimitTier": "default_claude_max_5x"
+        }
+    });
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(home.join(".claude/.credentials.json"))
+        .expect("write ~/.claude/.credentials.json");
+    std::io::Write::write_all(&mut f, creds.to_string().as_bytes()).expect("credentials");
 }
