@@ -367,6 +367,95 @@ impl ClaudeEnv {
         s
     }
 
+    /// The text of `session`'s pane as it shows now (joined lines, the
+    /// visible screen and 60 lines above it), or "" when there is none.
+    pub fn pane(&self, session: &str) -> String {
+        let r = self.env.tmux(&[
+            "capture-pane",
+            "-p",
+            "-J",
+            "-S",
+            "-60",
+            "-t",
+            &format!("={session}:"),
+        ]);
+        r.out().to_owned()
+    }
+
+    /// Waits until `session`'s pane satisfies `pred` (tmux draws only what
+    /// claude wrote, so this polls the pane every 50 ms); panics with every
+    /// pane after `timeout`. Returns the pane's text.
+    #[track_caller]
+    pub fn wait_pane(
+        &self,
+        session: &str,
+        timeout: Duration,
+        what: &str,
+        mut pred: impl FnMut(&str) -> bool,
+    ) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let text = self.pane(session);
+            if pred(&text) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{session}'s pane never showed {what} within {timeout:?}:\n{}",
+                self.panes()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Types into `session`'s pane as a person would: each item of `keys`
+    /// is one `tmux send-keys` call, a key name (`Enter`, `Escape`, `C-c`)
+    /// when it is one, else literal text.
+    pub fn keys(&self, session: &str, keys: &[&str]) {
+        let target = format!("={session}:");
+        for k in keys {
+            let named = ["Enter", "Escape", "Up", "Down", "Tab", "BSpace", "C-c"].contains(k);
+            let r = if named {
+                self.env.tmux(&["send-keys", "-t", &target, k])
+            } else {
+                self.env.tmux(&["send-keys", "-t", &target, "-l", "--", k])
+            };
+            r.code(0);
+        }
+    }
+
+    /// Records what claude hands its hooks and its status line from now on
+    /// (see [`Recorder`]): adds a hook for every event and a `statusLine`
+    /// command to `~/.claude/settings.json`, so call it before the session's
+    /// first turn starts claude.
+    pub fn record(&self) -> Recorder {
+        let dir = self.env.tmp.path().join("recorder");
+        std::fs::create_dir_all(dir.join("snapshots")).expect("recorder dir");
+        let script = dir.join("record.sh");
+        std::fs::write(&script, RECORD_SH).expect("record.sh");
+        let path = self.env.home.join(".claude/settings.json");
+        let mut settings: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("settings.json"))
+                .expect("settings json");
+        let cmd = |what: &str| {
+            serde_json::json!([{"hooks": [{"type": "command",
+                "command": format!("sh {} {} {what}", script.display(), dir.display())}]}])
+        };
+        let mut hooks = serde_json::Map::new();
+        for e in Recorder::EVENTS {
+            hooks.insert((*e).to_owned(), cmd("hook"));
+        }
+        settings["hooks"] = Value::Object(hooks);
+        settings["statusLine"] = serde_json::json!({"type": "command",
+            "command": format!("sh {} {} status", script.display(), dir.display())});
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&settings).expect("json"),
+        )
+        .expect("write settings.json");
+        Recorder { dir }
+    }
+
     /// The `messages` of the last model call, abridged, for failure output.
     pub fn last_messages(&self) -> String {
         let Some(last) = self.mock.model_calls().pop() else {
@@ -411,6 +500,164 @@ impl Drop for ClaudeEnv {
             );
         }
     }
+}
+
+/// The recorder's hook and status line command: appends `{"at_ms": <Unix
+/// ms>, "payload": <stdin>}` as one line to `hooks.jsonl` or
+/// `status.jsonl`; for a `Stop` or `StopFailure` it first copies the
+/// transcript the payload names to `snapshots/<at_ms>.jsonl` and adds
+/// `"snapshot"`: what the transcript held when the hook ran.
+const RECORD_SH: &str = r#"dir=$1; what=$2
+p=$(cat | tr -d '\n')
+at=$(date +%s%3N)
+case $what in
+status) printf '{"at_ms":%s,"payload":%s}\n' "$at" "$p" >> "$dir/status.jsonl"; echo status ;;
+*) snap=
+   case $p in
+   *'"hook_event_name":"Stop"'*|*'"hook_event_name":"StopFailure"'*)
+     t=$(printf '%s' "$p" | sed -n 's/.*"transcript_path":"\([^"]*\)".*/\1/p')
+     if [ -n "$t" ] && [ -f "$t" ]; then cp "$t" "$dir/snapshots/$at.jsonl"; snap=",\"snapshot\":\"$dir/snapshots/$at.jsonl\""; fi ;;
+   esac
+   printf '{"at_ms":%s,"payload":%s%s}\n' "$at" "$p" "$snap" >> "$dir/hooks.jsonl" ;;
+esac
+"#;
+
+/// What claude handed its hooks and status line, as [`ClaudeEnv::record`]
+/// set it up to keep: one JSON object per call, `at_ms` (Unix ms, when the
+/// command ran), `payload` (its stdin) and, for `Stop` and `StopFailure`,
+/// `snapshot` (a copy of the transcript taken then).
+pub struct Recorder {
+    pub dir: PathBuf,
+}
+
+impl Recorder {
+    /// The hook events recorded: every one Claude Code 2.1.328 documents
+    /// that an unattended turn can fire.
+    pub const EVENTS: &'static [&'static str] = &[
+        "SessionStart",
+        "UserPromptSubmit",
+        "PreToolUse",
+        "PostToolUse",
+        "PostToolUseFailure",
+        "PermissionRequest",
+        "Notification",
+        "Stop",
+        "StopFailure",
+        "SubagentStart",
+        "SubagentStop",
+        "PreCompact",
+        "PostCompact",
+        "SessionEnd",
+        "MessageDisplay",
+        "PostToolBatch",
+    ];
+
+    fn lines(&self, file: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.join(file))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Every hook call so far, in order.
+    pub fn hooks(&self) -> Vec<Value> {
+        self.lines("hooks.jsonl")
+    }
+
+    /// The hook calls of `event` so far.
+    pub fn events(&self, event: &str) -> Vec<Value> {
+        self.hooks()
+            .into_iter()
+            .filter(|h| h["payload"]["hook_event_name"] == event)
+            .collect()
+    }
+
+    /// Every status line call so far, in order.
+    pub fn status_lines(&self) -> Vec<Value> {
+        self.lines("status.jsonl")
+    }
+
+    /// Waits until `pred` holds for the hook calls so far (polling the file
+    /// every 50 ms); panics with them after `timeout`.
+    #[track_caller]
+    pub fn wait_hooks(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut pred: impl FnMut(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let h = self.hooks();
+            if pred(&h) {
+                return h;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what} among the hooks within {timeout:?}:\n{}",
+                self.summary()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `pred` holds for the status line calls so far.
+    #[track_caller]
+    pub fn wait_status(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut pred: impl FnMut(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let s = self.status_lines();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what} among {} status line calls within {timeout:?}; the last: {}",
+                s.len(),
+                s.last().map(Value::to_string).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One line per hook call, for failure messages.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        for h in self.hooks() {
+            let p = &h["payload"];
+            let mut line = format!("{} {}", h["at_ms"], p["hook_event_name"]);
+            for k in [
+                "error",
+                "notification_type",
+                "message",
+                "prompt",
+                "last_assistant_message",
+            ] {
+                if let Some(v) = p[k].as_str() {
+                    let v: String = v.chars().take(100).collect();
+                    line.push_str(&format!(" {k}={v:?}"));
+                }
+            }
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// The lines of a transcript (JSONL), each parsed; unparsable ones skipped.
+pub fn transcript(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// What the model receives of `message`: sanitised as the shim does, then

@@ -49,7 +49,7 @@ pub struct Request {
     /// The path with its query string.
     pub path: String,
     /// The headers of interest; `authorization` and `x-api-key` only as
-    /// `present`.
+    /// far as they tell the kind of credential (see [`credential_kind`]).
     pub headers: BTreeMap<String, String>,
     /// The JSON body (`null` when there was none or it was not JSON).
     pub body: Value,
@@ -1246,7 +1246,7 @@ fn handle(w: &mut TcpStream, s: &Shared, req: HttpRequest) -> std::io::Result<()
         if HEADERS_KEPT.contains(&k.as_str()) {
             headers.insert(k.clone(), v.clone());
         } else if k == "authorization" || k == "x-api-key" {
-            headers.insert(k.clone(), "present".into());
+            headers.insert(k.clone(), credential_kind(v));
         }
     }
     let prompt = if is_messages {
@@ -1342,6 +1342,19 @@ fn handle(w: &mut TcpStream, s: &Shared, req: HttpRequest) -> std::io::Result<()
         }
     }
     result.map(|_| ())
+}
+
+/// What the log keeps of a credential: its scheme and the first 12
+/// characters of the secret, which name its kind and nothing more
+/// (`Bearer sk-ant-oat01…` for a claude.ai OAuth token, `sk-ant-api03…`
+/// for an API key), followed by `…`.
+pub fn credential_kind(value: &str) -> String {
+    let (scheme, secret) = match value.split_once(' ') {
+        Some((scheme, secret)) => (format!("{scheme} "), secret),
+        None => (String::new(), value),
+    };
+    let head: String = secret.chars().take(12).collect();
+    format!("{scheme}{head}…")
 }
 
 /// Whether two bodies are the same step of a conversation (same number of
