@@ -266,6 +266,36 @@ impl ClaudeEnv {
         std::fs::read_to_string(&self.env.config).unwrap_or_default()
     }
 
+    /// Adds `args` to the end of the agent's command line in the shim
+    /// config the installer wrote, as a user editing it would (e.g.
+    /// `--tools Read`); takes effect for sessions started afterwards.
+    pub fn add_agent_args(&self, args: &[&str]) {
+        let text = self.shim_config();
+        let mut out = String::new();
+        let mut done = false;
+        for line in text.lines() {
+            match line
+                .strip_prefix("agent = [")
+                .and_then(|l| l.strip_suffix(']'))
+            {
+                Some(words) if !done => {
+                    let extra: Vec<String> = args
+                        .iter()
+                        .map(|a| serde_json::to_string(a).expect("a TOML basic string"))
+                        .collect();
+                    out.push_str(&format!("agent = [{words}, {}]\n", extra.join(", ")));
+                    done = true;
+                }
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        assert!(done, "no agent line in the shim config:\n{text}");
+        std::fs::write(&self.env.config, out).expect("write the shim config");
+    }
+
     /// The installed shim (`~/.local/bin/paliadin-shim`).
     pub fn shim_bin(&self) -> PathBuf {
         self.env.home.join(".local/bin/paliadin-shim")

@@ -369,6 +369,7 @@ impl Default for Options {
 
 struct Shared {
     start: Instant,
+    start_unix_ms: f64,
     log: Mutex<Vec<Request>>,
     changed: Condvar,
     file: Option<Mutex<std::fs::File>>,
@@ -405,6 +406,9 @@ impl MockApi {
         };
         let shared = Arc::new(Shared {
             start: Instant::now(),
+            start_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0),
             log: Mutex::new(Vec::new()),
             changed: Condvar::new(),
             file,
@@ -519,6 +523,12 @@ impl MockApi {
     /// One line per request, for failure messages.
     pub fn summary(&self) -> String {
         summary(&self.requests())
+    }
+
+    /// A moment of the mock's clock ([`Request::arrived_ms`]) in Unix
+    /// milliseconds, to set beside other programs' timestamps.
+    pub fn unix_ms(&self, mock_ms: f64) -> f64 {
+        self.shared.start_unix_ms + mock_ms
     }
 
     /// Changes the plan limits every later answer reports (see
@@ -639,8 +649,14 @@ pub fn unwrap_pasted(text: &str) -> String {
     }
 }
 
+/// Whether a user text block is Claude Code's, not the user's: a system
+/// reminder, or what it sends with a Skill call's result (the skill's body
+/// after "Base directory for this skill: …", or the note that it is loaded).
 fn is_reminder(text: &str) -> bool {
-    text.trim_start().starts_with("<system-reminder>")
+    let t = text.trim_start();
+    t.starts_with("<system-reminder>")
+        || t.starts_with("Base directory for this skill: ")
+        || (t.starts_with("Skill /") && t.contains(" is already loaded above"))
 }
 
 /// The user's text in one message's content: a plain string, or its last
@@ -740,6 +756,10 @@ pub enum Directive {
         cache_read: Option<u64>,
         cache_creation: Option<u64>,
     },
+    /// `mock: preamble <text>`: answer each tool call with this text block
+    /// before it, as a model says what it is about to do (two content
+    /// blocks in one answer).
+    Preamble(String),
     /// `mock: consult-skill`: answer the turn's first call (when it offers
     /// the `Skill` tool) with a call of the skill `paliadin`, as a real
     /// model may before it answers; then go on as without it.
@@ -799,6 +819,7 @@ pub fn directives(text: &str) -> Vec<Directive> {
             }
             "ignore-skill" => Some(Directive::IgnoreSkill),
             "consult-skill" => Some(Directive::ConsultSkill),
+            "preamble" => Some(Directive::Preamble(arg.to_owned())),
             "limits" => {
                 let (mut five_hour, mut seven_day) = (None, None);
                 let (mut five_hour_reset, mut seven_day_reset) = (None, None);
@@ -888,6 +909,8 @@ struct Plan {
     /// Usage fields given by `mock: usage` (input, output, cache read,
     /// cache creation).
     usage: [Option<u64>; 4],
+    /// A text block before each tool call (`mock: preamble`).
+    preamble: Option<String>,
 }
 
 /// The mock-wide settings a call is planned with.
@@ -986,8 +1009,10 @@ fn plan(body: &Value, side: bool, earlier_same_prompt: usize, set: &Settings) ->
     let mut delay = 0;
     let mut close_delay = 0;
     let mut usage = [None; 4];
+    let mut preamble = None;
     for d in &ds {
         match d {
+            Directive::Preamble(t) => preamble = Some(t.clone()),
             Directive::Slow(ms) => delay = *ms,
             Directive::SlowClose(ms) => close_delay = *ms,
             Directive::Usage {
@@ -1005,6 +1030,7 @@ fn plan(body: &Value, side: bool, earlier_same_prompt: usize, set: &Settings) ->
         close_delay,
         limit_headers: limit_headers.clone(),
         usage,
+        preamble: preamble.clone(),
     };
     if limits.as_ref().is_some_and(|l| l.reached.is_some()) {
         return mk(Answer::Error {
@@ -1459,16 +1485,21 @@ fn answer_message(
     let usage = json!({"input_tokens": in_tokens, "output_tokens": out_tokens,
         "cache_creation_input_tokens": cache_creation, "cache_read_input_tokens": cache_read});
     *served = (p.limit_headers.clone(), usage.clone());
-    if body["stream"] != true {
-        let content = match (&text, &tool) {
-            (Some(t), _) => json!([{"type": "text", "text": t}]),
-            (None, Some((name, input))) => {
-                json!([{"type": "tool_use", "id": tool_id, "name": name, "input": input}])
+    // The content blocks: a tool call after the preamble, if any, or the text.
+    let mut blocks = Vec::new();
+    match (text, tool) {
+        (Some(t), _) => blocks.push(json!({"type": "text", "text": t})),
+        (None, Some((name, input))) => {
+            if let Some(pre) = &p.preamble {
+                blocks.push(json!({"type": "text", "text": pre}));
             }
-            _ => json!([]),
-        };
+            blocks.push(json!({"type": "tool_use", "id": tool_id, "name": name, "input": input}));
+        }
+        _ => {}
+    }
+    if body["stream"] != true {
         let v = json!({"id": id, "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": stop_reason, "stop_sequence": null, "usage": usage});
+            "content": blocks, "stop_reason": stop_reason, "stop_sequence": null, "usage": usage});
         return write_json(w, rid, 200, &p.limit_headers, &v, "POST");
     }
     let mut head = String::from(
@@ -1488,52 +1519,9 @@ fn answer_message(
             "usage": {"input_tokens": in_tokens, "output_tokens": 1,
                 "cache_creation_input_tokens": cache_creation, "cache_read_input_tokens": cache_read}}}),
     )?;
-    match (&text, &tool) {
-        (Some(t), _) => {
-            event(
-                w,
-                "content_block_start",
-                &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-            )?;
-            // In a few pieces, as a model streams, split on char boundaries.
-            let chars: Vec<char> = t.chars().collect();
-            let step = (chars.len() / 3).max(1);
-            for piece in chars.chunks(step) {
-                let piece: String = piece.iter().collect();
-                event(
-                    w,
-                    "content_block_delta",
-                    &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}),
-                )?;
-            }
-        }
-        (None, Some((name, input))) => {
-            event(
-                w,
-                "content_block_start",
-                &json!({"type": "content_block_start", "index": 0, "content_block":
-                    {"type": "tool_use", "id": tool_id, "name": name, "input": {}}}),
-            )?;
-            let json = input.to_string();
-            let mid = json
-                .char_indices()
-                .nth(json.chars().count() / 2)
-                .map_or(0, |(i, _)| i);
-            for part in [&json[..mid], &json[mid..]] {
-                event(
-                    w,
-                    "content_block_delta",
-                    &json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": part}}),
-                )?;
-            }
-        }
-        _ => {}
+    for (index, block) in blocks.iter().enumerate() {
+        stream_block(w, index, block)?;
     }
-    event(
-        w,
-        "content_block_stop",
-        &json!({"type": "content_block_stop", "index": 0}),
-    )?;
     if p.close_delay > 0 {
         std::thread::sleep(Duration::from_millis(p.close_delay));
     }
@@ -1547,6 +1535,50 @@ fn answer_message(
     w.write_all(b"0\r\n\r\n")?;
     w.flush()?;
     Ok(200)
+}
+
+/// Streams one content block: its start, its text or input in a few
+/// pieces (split on char boundaries, as a model streams), its stop.
+fn stream_block(w: &mut TcpStream, index: usize, block: &Value) -> std::io::Result<()> {
+    let (start, pieces, delta) = if block["type"] == "text" {
+        let t = block["text"].as_str().unwrap_or_default();
+        let chars: Vec<char> = t.chars().collect();
+        let step = (chars.len() / 3).max(1);
+        let pieces: Vec<String> = chars.chunks(step).map(|c| c.iter().collect()).collect();
+        (json!({"type": "text", "text": ""}), pieces, "text_delta")
+    } else {
+        let json = block["input"].to_string();
+        let mid = json
+            .char_indices()
+            .nth(json.chars().count() / 2)
+            .map_or(0, |(i, _)| i);
+        let pieces = vec![json[..mid].to_owned(), json[mid..].to_owned()];
+        let mut start = block.clone();
+        start["input"] = json!({});
+        (start, pieces, "input_json_delta")
+    };
+    event(
+        w,
+        "content_block_start",
+        &json!({"type": "content_block_start", "index": index, "content_block": start}),
+    )?;
+    for piece in pieces {
+        let d = if delta == "text_delta" {
+            json!({"type": delta, "text": piece})
+        } else {
+            json!({"type": delta, "partial_json": piece})
+        };
+        event(
+            w,
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": index, "delta": d}),
+        )?;
+    }
+    event(
+        w,
+        "content_block_stop",
+        &json!({"type": "content_block_stop", "index": index}),
+    )
 }
 
 /// Reads a JSONL log the mock wrote.
