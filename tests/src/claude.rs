@@ -90,6 +90,11 @@ pub enum Auth {
 /// [`Auth::SubscriberToken`]: shaped like claude.ai's, known to the mock.
 pub const OAUTH_TOKEN: &str = "sk-ant-oat01-paliadin-mock-access-token";
 
+/// The account of [`Auth::Subscriber`]'s login, as `~/.claude.json`'s
+/// `oauthAccount.accountUuid` names it (claude sends it in every model
+/// call's `metadata.user_id`).
+pub const ACCOUNT_UUID: &str = "7a1b2c3d-0000-4000-8000-00000000a001";
+
 /// How a [`ClaudeEnv`] is set up.
 #[derive(Debug, Clone)]
 pub struct ClaudeOptions {
@@ -296,6 +301,104 @@ impl ClaudeEnv {
         std::fs::write(&self.env.config, out).expect("write the shim config");
     }
 
+    /// Changes `~/.claude/settings.json` (the user's settings) with `f`;
+    /// takes effect for claudes started afterwards.
+    pub fn edit_settings(&self, f: impl FnOnce(&mut Value)) {
+        edit_json(&self.env.home.join(".claude/settings.json"), f);
+    }
+
+    /// Changes `~/.claude.json` with `f`; for claudes started afterwards.
+    pub fn edit_claude_json(&self, f: impl FnOnce(&mut Value)) {
+        edit_json(&self.env.home.join(".claude.json"), f);
+    }
+
+    /// The agent's command line and environment from the installer's shim
+    /// config (`agent`, `agent_env`).
+    pub fn agent_command(&self) -> (Vec<String>, Vec<(String, String)>) {
+        let text = self.shim_config();
+        let mut argv = Vec::new();
+        let mut env = Vec::new();
+        for line in text.lines() {
+            if let Some(words) = line.strip_prefix("agent = ") {
+                argv = serde_json::from_str(words).expect("the agent line as JSON");
+            } else if let Some(table) = line.strip_prefix("agent_env = ") {
+                let inner = table.trim().trim_start_matches('{').trim_end_matches('}');
+                for kv in inner.split(',').filter(|kv| !kv.trim().is_empty()) {
+                    let (k, v) = kv.split_once('=').expect("key = value");
+                    let v: String = serde_json::from_str(v.trim()).expect("a TOML basic string");
+                    env.push((k.trim().to_owned(), v));
+                }
+            }
+        }
+        assert!(
+            !argv.is_empty(),
+            "no agent line in the shim config:\n{text}"
+        );
+        (argv, env)
+    }
+
+    /// Starts claude by hand in a tmux session `session` of this world's
+    /// server, in the workdir, as the shim would (the installer's agent
+    /// command line and environment) but with `--settings <settings>` of
+    /// the test's own instead of the shim's, followed by `extra`: for facts
+    /// about claude that need a settings file the shim does not write yet.
+    /// Returns once the pane is on the alternate screen (the input loop
+    /// runs: an Enter typed now is not lost).
+    pub fn start_claude(&self, session: &str, settings: &Path, extra: &[&str]) {
+        let (argv, agent_env) = self.agent_command();
+        let mut args: Vec<String> = vec![
+            "new-session".into(),
+            "-d".into(),
+            "-s".into(),
+            session.into(),
+            "-x".into(),
+            "200".into(),
+            "-y".into(),
+            "50".into(),
+            "-c".into(),
+            self.env.workdir.to_string_lossy().into_owned(),
+            "--".into(),
+            "env".into(),
+        ];
+        let path = claude_path(&self.claude);
+        let mut vars = vec![
+            (
+                "HOME".to_owned(),
+                self.env.home.to_string_lossy().into_owned(),
+            ),
+            ("PATH".to_owned(), path.to_string_lossy().into_owned()),
+            ("TERM".to_owned(), "xterm-256color".to_owned()),
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+        ];
+        vars.extend(agent_env);
+        args.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
+        args.extend(argv);
+        args.push("--settings".into());
+        args.push(settings.to_string_lossy().into_owned());
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.env.tmux(&refs).code(0);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.env.tmux(&[
+                "display-message",
+                "-p",
+                "-t",
+                &format!("={session}:"),
+                "#{alternate_on}",
+            ]);
+            if r.out().trim() == "1" {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "claude started by hand never switched to the alternate screen:\n{}",
+                self.panes()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The installed shim (`~/.local/bin/paliadin-shim`).
     pub fn shim_bin(&self) -> PathBuf {
         self.env.home.join(".local/bin/paliadin-shim")
@@ -459,14 +562,21 @@ impl ClaudeEnv {
     /// command to `~/.claude/settings.json`, so call it before the session's
     /// first turn starts claude.
     pub fn record(&self) -> Recorder {
-        let dir = self.env.tmp.path().join("recorder");
+        let (rec, hooks, status) = self.recorder("recorder");
+        self.edit_settings(|s| {
+            s["hooks"] = hooks;
+            s["statusLine"] = status;
+        });
+        rec
+    }
+
+    /// A [`Recorder`] in `<tmp>/<name>` and the `hooks` and `statusLine`
+    /// values of a settings file that feed it, to put where a test wants.
+    pub fn recorder(&self, name: &str) -> (Recorder, Value, Value) {
+        let dir = self.env.tmp.path().join(name);
         std::fs::create_dir_all(dir.join("snapshots")).expect("recorder dir");
         let script = dir.join("record.sh");
         std::fs::write(&script, RECORD_SH).expect("record.sh");
-        let path = self.env.home.join(".claude/settings.json");
-        let mut settings: Value =
-            serde_json::from_str(&std::fs::read_to_string(&path).expect("settings.json"))
-                .expect("settings json");
         let cmd = |what: &str| {
             serde_json::json!([{"hooks": [{"type": "command",
                 "command": format!("sh {} {} {what}", script.display(), dir.display())}]}])
@@ -475,15 +585,9 @@ impl ClaudeEnv {
         for e in Recorder::EVENTS {
             hooks.insert((*e).to_owned(), cmd("hook"));
         }
-        settings["hooks"] = Value::Object(hooks);
-        settings["statusLine"] = serde_json::json!({"type": "command",
+        let status = serde_json::json!({"type": "command",
             "command": format!("sh {} {} status", script.display(), dir.display())});
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&settings).expect("json"),
-        )
-        .expect("write settings.json");
-        Recorder { dir }
+        (Recorder { dir }, Value::Object(hooks), status)
     }
 
     /// The `messages` of the last model call, abridged, for failure output.
@@ -681,6 +785,17 @@ impl Recorder {
     }
 }
 
+/// Reads the JSON file at `path`, changes it with `f`, writes it back.
+fn edit_json(path: &Path, f: impl FnOnce(&mut Value)) {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let mut v: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+    f(&mut v);
+    std::fs::write(path, serde_json::to_string_pretty(&v).expect("json"))
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
 /// The lines of a transcript (JSONL), each parsed; unparsable ones skipped.
 pub fn transcript(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -718,19 +833,33 @@ pub fn claude_path(claude: &Path) -> std::ffi::OsString {
 
 /// `~/.claude.json` past onboarding, `~/.claude/settings.json` with the
 /// mock as the API and the sign-in `auth` says: what a laptop where claude
-/// has been used looks like.
+/// has been used looks like (see docs/PROTOCOL.md, "A subscriber's laptop").
 ///
-/// `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC` keeps claude from its updater
-/// (an `npm install --global` as root), telemetry, feature flags and the
-/// start-up "quota" probe; a subscriber's claude still asks
-/// `https://api.anthropic.com/api/oauth/profile` (never the base URL), which
-/// fails offline without harm.
+/// The settings' `env`:
+/// - `CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC` keeps claude from its
+///   updater (an `npm install --global` as root), telemetry, feature flags,
+///   the start-up "quota" probe and a title request every turn (see
+///   `tests/tests/subscriber.rs`);
+/// - `CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL` keeps it from
+///   fetching the plugin marketplace (downloads.claude.ai, then `git` from
+///   github.com);
+/// - `HTTPS_PROXY` and `HTTP_PROXY` are the mock, `NO_PROXY` loopback: a
+///   request to any other host shows in [`MockApi::connects`] and is
+///   refused.
+///
+/// For [`Auth::Subscriber`] `oauthAccount` is the account `claude /login`
+/// records, its profile fetched just now: a profile older than a day is
+/// fetched again from `https://api.anthropic.com/api/oauth/profile`, never
+/// through the base URL.
 pub fn write_claude_home(home: &Path, url: &str, auth: Auth) {
-    let dot = serde_json::json!({
+    let mut dot = serde_json::json!({
         "hasCompletedOnboarding": true,
         "numStartups": 3,
         "projects": {}
     });
+    if auth == Auth::Subscriber {
+        dot["oauthAccount"] = oauth_account(paliadin_core::timefmt::now_ms());
+    }
     std::fs::write(
         home.join(".claude.json"),
         serde_json::to_string_pretty(&dot).expect("json"),
@@ -738,7 +867,11 @@ pub fn write_claude_home(home: &Path, url: &str, auth: Auth) {
     .expect("write ~/.claude.json");
     let mut env = serde_json::json!({
         "ANTHROPIC_BASE_URL": url,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CLAUDE_CODE_DISABLE_OFFICIAL_MARKETPLACE_AUTOINSTALL": "1",
+        "HTTPS_PROXY": url,
+        "HTTP_PROXY": url,
+        "NO_PROXY": "127.0.0.1,localhost"
     });
     std::fs::create_dir_all(home.join(".claude")).expect("~/.claude");
     match auth {
@@ -752,6 +885,27 @@ pub fn write_claude_home(home: &Path, url: &str, auth: Auth) {
         serde_json::to_string_pretty(&settings).expect("json"),
     )
     .expect("write ~/.claude/settings.json");
+}
+
+/// The `oauthAccount` of `~/.claude.json` after `claude /login` by a Max
+/// subscriber, its profile fetched at `fetched_ms` (Unix ms): claude fetches
+/// it again when it is a day old or a field is missing.
+pub fn oauth_account(fetched_ms: i64) -> Value {
+    serde_json::json!({
+        "accountUuid": ACCOUNT_UUID,
+        "emailAddress": "subscriber@example.com",
+        "organizationUuid": "7a1b2c3d-0000-4000-8000-00000000b001",
+        "displayName": "Subscriber",
+        "hasExtraUsageEnabled": false,
+        "billingType": "stripe_subscription",
+        "accountCreatedAt": "2025-01-01T00:00:00Z",
+        "subscriptionCreatedAt": "2025-01-01T00:00:00Z",
+        "ccOnboardingFlags": {},
+        "organizationRole": "admin",
+        "workspaceRole": null,
+        "organizationName": "subscriber@example.com's Organization",
+        "profileFetchedAt": fetched_ms
+    })
 }
 
 /// `~/.claude/.credentials.json` (mode 0600) as `claude /login` leaves it on

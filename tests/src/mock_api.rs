@@ -11,6 +11,11 @@
 //! state ([`Directive`] lists them). Without a directive the answer echoes a
 //! digest of the message ([`echo_of`]) and ends with a paliadin trailer.
 //!
+//! It is also the HTTPS proxy of the claude it serves ([`crate::claude`]
+//! sets `HTTPS_PROXY` to it): a `CONNECT host:port` is recorded (kind
+//! `connect`) and refused, so that anything claude asks of a host other
+//! than the base URL shows in the log instead of failing unseen offline.
+//!
 //! Std only: threads, `TcpListener`, HTTP/1.1 with keep-alive, requests with
 //! `Content-Length` or chunked bodies, responses with `Content-Length` or
 //! chunked. It never reaches outside loopback and never reads a file but
@@ -46,7 +51,7 @@ pub struct Request {
     /// 0, 1, 2, … in order of arrival.
     pub seq: usize,
     pub method: String,
-    /// The path with its query string.
+    /// The path with its query string; for a `CONNECT`, `host:port`.
     pub path: String,
     /// The headers of interest; `authorization` and `x-api-key` only as
     /// far as they tell the kind of credential (see [`credential_kind`]).
@@ -64,7 +69,8 @@ pub struct Request {
     pub request_id: String,
     /// `message` (a model call with tools), `side` (a model call without
     /// tools, answered harmlessly), `count_tokens`, `control` (the mock's
-    /// own `/mock/…` endpoints) or `other`.
+    /// own `/mock/…` endpoints), `connect` (a proxy `CONNECT` to a host
+    /// off the box, refused) or `other`.
     pub kind: String,
     /// The text of the last user prompt, pasted-content wrappers removed
     /// (see [`prompt_text`]); empty for anything but model calls.
@@ -455,6 +461,16 @@ impl MockApi {
         self.requests()
             .into_iter()
             .filter(Request::is_model_call)
+            .collect()
+    }
+
+    /// The hosts (`host:port`) something asked the mock, as its HTTPS
+    /// proxy, to connect to: every attempt to leave the box.
+    pub fn connects(&self) -> Vec<String> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.kind == "connect")
+            .map(|r| r.path)
             .collect()
     }
 
@@ -1237,10 +1253,11 @@ fn serve(conn: TcpStream, s: &Shared) {
             Ok(Some(req)) => req,
             _ => return,
         };
-        let keep = !req
-            .headers
-            .get("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        let keep = req.method != "CONNECT"
+            && !req
+                .headers
+                .get("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         if handle(&mut w, s, req).is_err() || !keep {
             return;
         }
@@ -1264,6 +1281,8 @@ fn handle(w: &mut TcpStream, s: &Shared, req: HttpRequest) -> std::io::Result<()
         "count_tokens"
     } else if route.starts_with("/mock/") {
         "control"
+    } else if req.method == "CONNECT" {
+        "connect"
     } else {
         "other"
     };
@@ -1336,6 +1355,16 @@ fn handle(w: &mut TcpStream, s: &Shared, req: HttpRequest) -> std::io::Result<()
             &json!({ "headers": headers }),
             &req.method,
         )
+    } else if kind == "connect" {
+        // A proxy tunnel off the box: refused, the attempt logged.
+        write_json(
+            w,
+            rid,
+            403,
+            &[],
+            &json!({"type": "error", "error": {"type": "permission_error", "message": "mock: no way off the box"}}),
+            &req.method,
+        )
     } else if kind == "count_tokens" {
         write_json(w, rid, 200, &[], &json!({"input_tokens": 1}), &req.method)
     } else if req.method == "GET" || req.method == "HEAD" {
@@ -1393,6 +1422,7 @@ fn status_text(code: u16) -> &'static str {
     match code {
         200 => "OK",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
@@ -1880,6 +1910,21 @@ mod tests {
         c.read_to_string(&mut out).expect("read");
         assert!(out.starts_with("HTTP/1.1 200"), "{out}");
         assert_eq!(m.requests().last().expect("logged").kind, "other");
+    }
+
+    #[test]
+    fn a_proxy_connect_is_logged_and_refused() {
+        let m = MockApi::start();
+        let mut c = TcpStream::connect(m.addr()).expect("connect");
+        c.write_all(
+            b"CONNECT api.anthropic.com:443 HTTP/1.1\r\nhost: api.anthropic.com:443\r\n\r\n",
+        )
+        .expect("write");
+        let mut out = String::new();
+        c.read_to_string(&mut out).expect("read");
+        assert!(out.starts_with("HTTP/1.1 403"), "{out}");
+        assert_eq!(m.connects(), ["api.anthropic.com:443"]);
+        assert!(m.model_calls().is_empty());
     }
 
     fn http_post_text(m: &MockApi, path: &str, body: &str) -> String {
