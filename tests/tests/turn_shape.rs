@@ -89,30 +89,93 @@ fn system_text(r: &Request) -> String {
     }
 }
 
+/// Milliseconds from the turn's `submitted` event (the shim done typing)
+/// to the mock's reading of `call`.
+fn typing_to_request(w: &ClaudeEnv, t: &Turn, call: &Request) -> f64 {
+    let at = t.json["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["kind"] == "submitted")
+        .and_then(|e| e["at"].as_str())
+        .expect("a submitted event");
+    let (whole, frac) = at
+        .trim_end_matches('Z')
+        .split_once('.')
+        .unwrap_or((at, "0"));
+    let ms = paliadin_core::timefmt::parse_since(&format!("{whole}Z"), 0).expect("RFC 3339")
+        + frac.parse::<i64>().unwrap_or(0);
+    w.mock.unix_ms(call.arrived_ms) - ms as f64
+}
+
+/// The sizes of a request's message blocks, each with the start of its
+/// text: where the listings of skills, agents and deferred tools go (a
+/// `system` message after the prompt).
+fn print_blocks(r: &Request) {
+    for m in r.body["messages"].as_array().into_iter().flatten() {
+        for b in m["content"].as_array().into_iter().flatten() {
+            let head: String = b["text"]
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(60)
+                .map(|c| if c == '\n' { ' ' } else { c })
+                .collect();
+            eprintln!(
+                "  {} block, {} bytes: {head}",
+                m["role"],
+                b.to_string().len()
+            );
+        }
+    }
+}
+
 #[test]
 fn the_installers_policy_offers_twelve_tools_and_tools_read_offers_only_read() {
-    for only_read in [false, true] {
+    let variants: [(&str, Option<&str>, Vec<&str>, bool); 3] = [
+        ("today", None, OFFERED_TODAY.to_vec(), true),
+        (
+            "--tools Read",
+            Some("Read"),
+            vec!["DeferredToolPlaceholder", "Read"],
+            false,
+        ),
+        (
+            "--tools Read,Skill",
+            Some("Read,Skill"),
+            vec!["Read", "DeferredToolPlaceholder", "Skill"],
+            true,
+        ),
+    ];
+    for (label, tools, want, skills_listed) in variants {
         let mut w = ClaudeEnv::new();
-        if only_read {
-            w.add_agent_args(&["--tools", "Read"]);
+        if let Some(tools) = tools {
+            w.add_agent_args(&["--tools", tools]);
         }
-        let label = if only_read { "--tools Read" } else { "today" };
-        let t = w.turn("shape", "the first question");
-        t.code(0);
-        let first = only_call(&w, &t);
+        let first_turn = w.turn("shape", "the first question");
+        first_turn.code(0);
+        let first = only_call(&w, &first_turn);
         let t = w.turn("shape", "the second question");
         t.code(0);
         let warm = only_call(&w, &t);
         print(&format!("{label}, first turn"), &first);
+        print_blocks(&first);
         print(&format!("{label}, warm turn"), &warm);
-        let want: Vec<&str> = if only_read {
-            vec!["DeferredToolPlaceholder", "Read"]
-        } else {
-            OFFERED_TODAY.to_vec()
-        };
+        eprintln!(
+            "{label}: from the shim's submitted event to the request's arrival: first turn {:.0} ms, warm turn {:.0} ms",
+            typing_to_request(&w, &first_turn, &first),
+            typing_to_request(&w, &t, &warm)
+        );
         for r in [&first, &warm] {
             assert_eq!(shape(r).tool_names, want, "{label}");
         }
+        // Without the Skill tool the skills are not listed at all: the
+        // paliadin skill cannot reach the model.
+        let listed = first
+            .body
+            .to_string()
+            .contains("Answers a message relayed by the paliadin shim");
+        assert_eq!(listed, skills_listed, "{label}");
     }
 }
 
@@ -173,7 +236,8 @@ fn offered_only_read_a_turn_still_reads_the_workdir_and_any_other_tool_is_refuse
 }
 
 #[test]
-fn an_appended_system_prompt_is_in_every_request_after_clear_and_after_compaction() {
+fn an_appended_system_prompt_is_read_at_start_and_in_every_request_after_clear_and_after_compaction(
+) {
     let mut w = ClaudeEnv::new();
     let marker = "PALIADIN-PROTOCOL-MARKER-5e1d: answer in one line.";
     let file = w.env.tmp.path().join("protocol.md");
@@ -196,6 +260,21 @@ fn an_appended_system_prompt_is_in_every_request_after_clear_and_after_compactio
         blocks.len(),
         blocks[at].to_string().len()
     );
+    // It is the end of the last block, which is cached (a 1 h breakpoint).
+    assert_eq!(at, blocks.len() - 1);
+    assert_eq!(
+        blocks[at]["cache_control"]["type"], "ephemeral",
+        "{}",
+        blocks[at]
+    );
+    // The file changed while claude runs: this conversation keeps the
+    // text of its first request (the system prompt snapshot).
+    let changed = "PALIADIN-PROTOCOL-MARKER-77aa: the protocol changed.";
+    std::fs::write(&file, format!("# protocol\n\n{changed}\n")).expect("protocol");
+    let t = w.turn("sys", "second");
+    t.code(0);
+    let second = system_text(&only_call(&w, &t));
+    assert!(second.contains(marker) && !second.contains(changed));
     // /clear: a new conversation, the same system prompt.
     w.keys("sys", &["/clear", "Enter"]);
     rec.wait_hooks(Duration::from_secs(20), "SessionStart from /clear", |h| {
@@ -204,6 +283,8 @@ fn an_appended_system_prompt_is_in_every_request_after_clear_and_after_compactio
     let t = w.turn("sys", "after clear");
     t.code(0);
     let call = only_call(&w, &t);
+    // Nor a new one: claude read the file once, when it started.
+    assert!(!system_text(&call).contains(changed));
     assert!(system_text(&call).contains(marker));
     let said = call.body["messages"]
         .as_array()
@@ -229,6 +310,15 @@ fn an_appended_system_prompt_is_in_every_request_after_clear_and_after_compactio
     let t = w.turn("sys", "after compaction");
     t.code(0);
     assert!(system_text(&only_call(&w, &t)).contains(marker));
+    // A claude started again (the shim's reset) reads the new text.
+    w.cli(false, &["reset", "--session", "sys"], None).code(0);
+    let t = w.turn("sys", "after a restart");
+    t.code(0);
+    let after = system_text(&only_call(&w, &t));
+    assert!(
+        after.contains(changed) && !after.contains(marker),
+        "{after}"
+    );
 }
 
 #[test]
