@@ -3,7 +3,9 @@
 //! benchmarks: `paliadin-mock-api [--port N] [--log FILE] [--script-side]
 //! [--limits SPEC] [--consult-skill]`. Prints
 //! `ANTHROPIC_BASE_URL=http://127.0.0.1:<port>` on stdout once it listens,
-//! then serves until killed. Never binds anything but loopback.
+//! then serves until killed. Never binds anything but loopback. Set
+//! `HTTPS_PROXY` to the same URL (and `NO_PROXY=127.0.0.1`) to see in
+//! `--log` every host claude tries to reach besides it (`CONNECT`, refused).
 
 use paliadin_tests::mock_api::{parse_limits, MockApi, Options, SideRequests};
 use std::io::Write as _;
