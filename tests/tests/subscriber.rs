@@ -833,3 +833,26 @@ fn from_its_own_settings_file_claude_runs_that_status_line_and_autocontinue_off_
         .as_str()
     );
 }
+
+#[test]
+fn of_two_settings_flags_claude_honours_only_the_last_the_shims() {
+    let mut w = ClaudeEnv::new();
+    let user = w.record();
+    // A --settings in the agent's command line comes before the shim's own.
+    let (mine, hooks, status) = w.recorder("first-flag");
+    let file = w.env.tmp.path().join("first-settings.json");
+    let settings = serde_json::json!({"hooks": hooks, "statusLine": status});
+    std::fs::write(&file, settings.to_string()).expect("settings file");
+    w.add_agent_args(&["--settings", &file.to_string_lossy()]);
+    let t = w.turn("two", "two settings files");
+    t.code(0);
+    // The shim's hooks ran (the turn got its reply) and so did the user's;
+    // the first file's hooks and status line never did.
+    assert_eq!(t.response(), ClaudeEnv::echo("two settings files"));
+    wait_event(&user, "Stop", 1, WAIT);
+    user.wait_status(WAIT, "the user's status line", |s| {
+        s.iter().any(|s| !s["payload"]["rate_limits"].is_null())
+    });
+    assert!(mine.hooks().is_empty(), "{}", mine.summary());
+    assert!(mine.status_lines().is_empty());
+}
