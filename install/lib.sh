@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # Shared functions of install/laptop.sh and install/server.sh. Sourced, never
-# run. Every change to the machine goes through one of these functions, so
+# run. Every change server.sh makes goes through one of these functions, so
 # that --dry-run changes nothing and every change is recorded in the
-# manifest that --uninstall reads.
+# manifest that --uninstall reads (laptop.sh only checks its options and
+# finds the binary here: its changes are `paliadin-shim setup`'s, in the
+# same manifest format).
 #
 # Written for bash 3.2 too (macOS laptops): no mapfile, no associative
 # arrays, no empty "${array[@]}" under set -u.
@@ -66,16 +68,6 @@ abspath() {
   esac
 }
 
-# The real path of an existing directory (symlinks resolved), else the path
-# as given.
-realdir() {
-  if [ -d "$1" ]; then
-    (cd "$1" && pwd -P)
-  else
-    printf '%s\n' "$1"
-  fi
-}
-
 # A TOML basic string holding $1.
 toml_str() {
   local s=$1
@@ -85,15 +77,6 @@ toml_str() {
   s=${s//\\/\\\\}
   s=${s//\"/\\\"}
   printf '"%s"' "$s"
-}
-
-# Paths that go into an sshd command line or a permission rule must need no
-# quoting.
-plain_path() {
-  case $1 in
-    *[!A-Za-z0-9_./@%+=:,~-]*) return 1 ;;
-  esac
-  return 0
 }
 
 # --- manifest -------------------------------------------------------------

@@ -58,6 +58,7 @@ KNOWN_HOSTS=""
 SESSION_PREFIX=paliad-paliadin
 UNINSTALL=0
 ASSUME_YES=0
+LISTING=0
 while [ $# -gt 0 ]; do
   case $1 in
     --cli-bin) need_arg "$@"; CLI_BIN=$2; shift ;;
@@ -92,12 +93,49 @@ trap 'rm -rf "$TMP"' EXIT
 
 # --- uninstall ---------------------------------------------------------------
 
+# The turn log paliadin-cli writes: where the installed binary says (the
+# config may name another), else its default. Asked before uninstall removes
+# the binary and the config.
+turn_log() {
+  local db=""
+  if [ -x "$PREFIX/paliadin-cli" ]; then
+    db=$("$PREFIX/paliadin-cli" config get db 2>/dev/null || true)
+  fi
+  printf '%s\n' "${db:-$(xdg "${XDG_DATA_HOME:-}" .local/share)/paliadin/turns.db}"
+}
+
+# What paliadin-cli made that this installer did not, and so leaves: the
+# turn log, the chat history and a live ssh control master (the sockets live
+# where paliadin-cli's config.rs says: $XDG_RUNTIME_DIR/paliadin-ssh, else
+# $XDG_CACHE_HOME/paliadin/ssh, else /tmp/paliadin-ssh-UID). $1: the turn log.
+say_left() {
+  local db=$1 history sock dir
+  # Said once: not in the listing before the question, only after.
+  [ "$LISTING" != 1 ] || return 0
+  if [ -e "$db" ]; then
+    say "left: the turn log $db (every turn and probe); remove it with: rm -f '$db' '$db-wal' '$db-shm'"
+  fi
+  history="$(xdg "${XDG_STATE_HOME:-}" .local/state)/paliadin/chat_history"
+  if [ -e "$history" ]; then
+    say "left: the chat history $history; remove it with: rm -f '$history'"
+  fi
+  for dir in "${XDG_RUNTIME_DIR:+$XDG_RUNTIME_DIR/paliadin-ssh}" \
+    "$(xdg "${XDG_CACHE_HOME:-}" .cache)/paliadin/ssh" "/tmp/paliadin-ssh-$(id -u)"; do
+    if [ -z "$dir" ] || [ ! -d "$dir" ]; then continue; fi
+    for sock in "$dir"/*; do
+      [ -S "$sock" ] || continue
+      say "left: a live ssh connection to the laptop (control master $sock); it ends after 60 s unused, or now with: ssh -O exit -S '$sock' laptop"
+    done
+  done
+}
+
 uninstall() {
   if [ ! -f "$MANIFEST" ]; then
     say "nothing to undo: no manifest at $MANIFEST"
     return 0
   fi
-  local dirs="" line kind a b entries
+  local dirs="" line kind a b entries db
+  db=$(turn_log)
   manifest_load
   entries=$(manifest_reversed)
   while IFS= read -r line; do
@@ -130,6 +168,7 @@ EOF
   done <<EOF
 $(printf '%s' "$dirs" | awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }')
 EOF
+  say_left "$db"
 }
 
 # --- install -------------------------------------------------------------------
@@ -276,9 +315,9 @@ main() {
   if [ "$UNINSTALL" = 1 ]; then
     if [ "$DRY_RUN" != 1 ] && [ "$ASSUME_YES" != 1 ] && [ -f "$MANIFEST" ]; then
       # Exactly what will go, before the question.
-      DRY_RUN=1
+      DRY_RUN=1 LISTING=1
       uninstall
-      DRY_RUN=0
+      DRY_RUN=0 LISTING=0
       [ -t 0 ] || no_terminal
       ask "Undo these $CHANGES changes?" || die "stopped; nothing changed"
       CHANGES=0

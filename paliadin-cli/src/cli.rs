@@ -5,19 +5,15 @@ use std::path::PathBuf;
 use uuid::Uuid;
 
 const AFTER_HELP: &str = "\
-Configuration: ~/.config/paliadin/cli.toml ($XDG_CONFIG_HOME), then PALIADIN_* variables
-(PALIADIN_HOST or PALIADIN_REMOTE_HOST, PALIADIN_PORT, PALIADIN_SSH_USER, PALIADIN_KEY,
-PALIADIN_KNOWN_HOSTS, PALIADIN_SESSION_PREFIX, PALIADIN_DB, PALIADIN_TRANSPORT, PALIADIN_SHIM,
-PALIADIN_NO_MUX, PALIADIN_TIMEOUT, PALIADIN_CONFIG), then flags; later wins.
-
 Exit status: 0 ok; 1 other failure (config, log); 2 usage or invalid input; 68 unreachable;
 69 agent unavailable; 70 shim error; 75 blocked on a person; 76 agent error; 77 auth failed;
 124 timeout (the turn is pending: `poll` collects it); 130 interrupted. `health`: 0 OK,
-2 CRITICAL, 3 UNKNOWN. With --json, a failure is one object with `error_code` and `error`.";
+2 CRITICAL, 3 UNKNOWN. With --json, a failure is one object: `error_code`, `error`, and when
+known `hint`, `turn_id` and the turn's record as `turn`.";
 
 /// Talk to Claude Code on a laptop over ssh; every turn logged to SQLite.
 #[derive(Debug, Parser)]
-#[command(name = "paliadin-cli", version, after_help = AFTER_HELP)]
+#[command(name = "paliadin-cli", version, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -25,42 +21,43 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags every command takes.
+/// The whole command line: the derived commands, every setting's flag
+/// ([`paliadin_cli::config::add_flags`]) and the closing help.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let help = format!("{}\n\n{AFTER_HELP}", paliadin_cli::config::help_text());
+    same_name(paliadin_cli::config::add_flags(Cli::command()).after_help(help))
+}
+
+/// Every subcommand's `--version` says `paliadin-cli`, not clap's
+/// `paliadin-cli-turn`.
+fn same_name(mut cmd: clap::Command) -> clap::Command {
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    for sub in subs {
+        cmd = cmd.mut_subcommand(sub, |s| same_name(s.display_name("paliadin-cli")));
+    }
+    cmd
+}
+
+/// The matches of the subcommand that runs (global flags are propagated
+/// to it): where its `--json` and the settings' flags are read.
+pub fn leaf(m: &clap::ArgMatches) -> &clap::ArgMatches {
+    let mut m = m;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    m
+}
+
+/// Flags every command takes besides the settings' own.
 #[derive(Debug, Args, Clone)]
 pub struct Global {
-    /// Config file. Default: $XDG_CONFIG_HOME/paliadin/cli.toml.
+    /// Config file [env: PALIADIN_CONFIG] [default: $XDG_CONFIG_HOME/paliadin/cli.toml].
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The laptop's host name or address.
-    #[arg(long, global = true, help_heading = "Connection", value_name = "HOST")]
-    pub host: Option<String>,
-    /// The laptop's sshd port. Default: 22022.
-    #[arg(long, global = true, help_heading = "Connection", value_name = "PORT")]
-    pub port: Option<u16>,
-    /// The user to log in as on the laptop.
-    #[arg(long, global = true, help_heading = "Connection", value_name = "USER")]
-    pub ssh_user: Option<String>,
-    /// The private key whose public half the laptop's authorized_keys forces into the shim.
-    #[arg(long, global = true, help_heading = "Connection", value_name = "FILE")]
-    pub key: Option<PathBuf>,
-    /// known_hosts file pinning the laptop's host key.
-    #[arg(long, global = true, help_heading = "Connection", value_name = "FILE")]
-    pub known_hosts: Option<PathBuf>,
-    /// Prefix of per-user sessions (<prefix>-<first 8 hex of the user's UUID>). Default: paliad-paliadin.
-    #[arg(long, global = true, value_name = "PREFIX")]
-    pub session_prefix: Option<String>,
-    /// The turn log. Default: $XDG_DATA_HOME/paliadin/turns.db.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub db: Option<PathBuf>,
-    /// How to reach the shim: ssh, or local (run the shim on this machine).
-    #[arg(long, global = true, help_heading = "Connection", value_name = "ssh|local", value_parser = ["ssh", "local"])]
-    pub transport: Option<String>,
-    /// The shim binary for --transport local. Default: paliadin-shim on PATH.
-    #[arg(long, global = true, help_heading = "Connection", value_name = "PATH")]
-    pub shim: Option<PathBuf>,
-    /// Open a new ssh connection per call instead of reusing one.
-    #[arg(long, global = true, help_heading = "Connection")]
-    pub no_mux: bool,
 }
 
 /// Which session a command talks to.
@@ -121,7 +118,7 @@ Examples:
     #[command(after_help = "\
 Examples:
   paliadin-cli sessions
-  paliadin-cli sessions --json | jq -r 'select(.busy) | .session'")]
+  paliadin-cli sessions --json | jq -r '.[] | select(.busy) | .session'")]
     Sessions(SessionsArgs),
     /// Read the turn log.
     #[command(after_help = "\
@@ -136,6 +133,21 @@ Examples:
   paliadin-cli doctor
   paliadin-cli doctor --session me")]
     Doctor(DoctorArgs),
+    /// Read and change the settings: where each comes from, one at a time.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli config show
+  paliadin-cli config get db
+  paliadin-cli config set timeout_secs 120
+  paliadin-cli config unset port
+  paliadin-cli --config /etc/paliadin/cli.toml config path")]
+    Config(ConfigArgs),
+    /// Print paliadin-cli's version.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli version
+  paliadin-cli version --json | jq -r .version")]
+    Version(VersionArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_help = "\
 Examples:
@@ -152,6 +164,50 @@ Examples:
 }
 
 #[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the config file's path (it need not exist).
+    Path,
+    /// Every setting in force, its value and where it came from (flag,
+    /// env, file or default).
+    Show {
+        /// Print a JSON array of {key, value, source}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one setting in force; exit 1 when it is unset.
+    Get {
+        /// The setting's key (as in cli.toml).
+        key: String,
+    },
+    /// Write one setting into the config file (created 0600 when missing;
+    /// its other lines and comments are kept).
+    Set {
+        /// The setting's key (as in cli.toml).
+        key: String,
+        /// Its value, checked as a flag's would be.
+        value: String,
+    },
+    /// Remove one setting from the config file.
+    Unset {
+        /// The setting's key (as in cli.toml).
+        key: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Print {"version": "..."}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete for.
     #[arg(value_enum)]
@@ -164,46 +220,18 @@ pub struct DoctorArgs {
     pub target: Target,
 }
 
-impl Command {
-    /// Whether the command was asked for JSON (`--json` or `--jsonl`), so
-    /// that a failure is a JSON object too.
-    pub fn json(&self) -> bool {
-        match self {
-            Command::Turn(a) => a.json || a.events,
-            Command::Health(a) => a.json,
-            Command::Poll(a) => a.json,
-            Command::Status(a) => a.json,
-            Command::Sessions(a) => a.json,
-            Command::Log(a) => match &a.command {
-                None => a.list.json || a.list.jsonl,
-                Some(LogCommand::Show { json, .. })
-                | Some(LogCommand::Stats { json, .. })
-                | Some(LogCommand::Probes { json, .. }) => *json,
-                Some(LogCommand::Search { json, jsonl, .. }) => *json || *jsonl,
-                Some(LogCommand::Prune { .. }) | Some(LogCommand::Path) => false,
-            },
-            Command::Chat(_)
-            | Command::Reset(_)
-            | Command::Doctor(_)
-            | Command::Completions(_)
-            | Command::Man => false,
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct TurnArgs {
-    /// The message; `-` or absent reads stdin (when it is not a terminal).
-    pub message: Option<String>,
+    /// The message; several words are joined with spaces (quote a message
+    /// with shell characters in it: ' " * ? $ #). `-` or none reads stdin
+    /// (when it is not a terminal).
+    pub message: Vec<String>,
     #[command(flatten)]
     pub target: Target,
     /// Where the user asked from (recorded with the turn).
     #[arg(long, value_name = "TEXT")]
     pub page_origin: Option<String>,
-    /// Seconds before the client gives up on the call. Default: 75.
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
-    /// Print the whole result as JSON.
+    /// Print the turn's record as one JSON object.
     #[arg(long, conflicts_with = "events")]
     pub json: bool,
     /// Print the agent's steps as JSON lines on stdout while it works, then
@@ -216,19 +244,16 @@ pub struct TurnArgs {
 pub struct ChatArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Seconds before the client gives up on a turn. Default: 75.
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<u64>,
 }
 
 #[derive(Debug, Args)]
 pub struct HealthArgs {
     #[command(flatten)]
     pub target: Target,
-    /// Seconds before the probe counts as failed. Default: 10.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Seconds before the probe counts as failed (at least 1).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
-    /// Print the result as JSON.
+    /// Print the probe as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
@@ -255,7 +280,7 @@ pub struct PollArgs {
     /// Wait for the reply (`--wait` or `--wait=SECS`, default 300 s), asking every second.
     #[arg(long, value_name = "SECS", num_args = 0..=1, require_equals = true, default_missing_value = "300")]
     pub wait: Option<u64>,
-    /// Print the whole result as JSON.
+    /// Print the turn's record as one JSON object (`--stale`: an array).
     #[arg(long)]
     pub json: bool,
 }
@@ -271,7 +296,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct SessionsArgs {
-    /// Print one JSON object per line.
+    /// Print a JSON array.
     #[arg(long)]
     pub json: bool,
 }
@@ -327,7 +352,7 @@ pub enum LogCommand {
     Show {
         /// The turn's id, or a unique prefix of it (as the table shows).
         turn_id: String,
-        /// Print it as JSON.
+        /// Print the turn's record as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -357,7 +382,9 @@ pub enum LogCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Health probes over a period: availability, latency, the newest probes.
+    /// Health probes over a period, per host: availability, latency, the newest probes.
+    ///
+    /// With --host (the connection flag), only that host's probes.
     Probes {
         /// Only probes since then (2h, 7d, 2026-11-25, RFC 3339). Default: 7d.
         #[arg(long, value_name = "WHEN", default_value = "7d")]

@@ -1,92 +1,104 @@
 //! `paliadin-cli`: the server side of paliadin. Parses the command line,
-//! runs one subcommand, prints one line per failure (and with `--json` one
-//! JSON object on stdout) and exits with the status the README's table
-//! promises.
+//! runs one subcommand, and prints its failure, if any, once: one line on
+//! stderr, and with `--json` (or `--events`) the one JSON error object on
+//! stdout; then exits with the status the README's table promises.
 
 mod cli;
 mod cmd;
 mod render;
 mod signals;
+mod table;
 
-use clap::Parser as _;
-use paliadin_cli::{client, config, exit, store, transport};
+use clap::FromArgMatches as _;
+use paliadin_cli::Failure;
 
-fn main() -> std::process::ExitCode {
-    let args = match cli::Cli::try_parse() {
-        Ok(a) => a,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            let wants_json = std::env::args().any(|a| a == "--json" || a == "--jsonl");
-            if wants_json && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
-            {
-                let text = e.kind().as_str().unwrap_or("invalid usage").to_owned();
-                let first = e.to_string();
-                let first = first.lines().next().unwrap_or(&text);
-                let first = first.strip_prefix("error: ").unwrap_or(first);
-                print!("{}", cmd::json_error("invalid_input", first));
-            }
-            e.exit()
-        }
-    };
-    let json = args.command.json();
-    let timeout = match &args.command {
-        cli::Command::Turn(a) => a.timeout,
-        cli::Command::Chat(a) => a.timeout,
-        _ => None,
-    };
-    let result = match &args.command {
-        // These need no configuration: they work before there is one.
-        cli::Command::Completions(a) => cmd::docs::completions(a),
-        cli::Command::Man => cmd::docs::man(),
-        cli::Command::Doctor(a) => cmd::doctor::run(&args.global, a),
-        _ => run(&args, timeout),
-    };
-    finish(&args, json, result)
+/// How the command that runs prints: what its failure looks like on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Text,
+    /// `--json` or `--jsonl`: the JSON error object.
+    Json,
+    /// `turn --events`: the error object as the stream's last line.
+    Events,
 }
 
-/// The commands that start from the configuration.
-fn run(args: &cli::Cli, timeout: Option<u64>) -> anyhow::Result<u8> {
-    cmd::App::new(&args.global, timeout).and_then(|app| match &args.command {
-        cli::Command::Turn(a) => cmd::turn::run(&app, a),
-        cli::Command::Chat(a) => cmd::chat::run(&app, a),
-        cli::Command::Health(a) => cmd::health::run(&app, a),
-        cli::Command::Reset(a) => cmd::reset::run(&app, a),
-        cli::Command::Poll(a) => cmd::poll::run(&app, a),
-        cli::Command::Status(a) => cmd::status::run(&app, a),
-        cli::Command::Sessions(a) => cmd::sessions::run(&app, a),
-        cli::Command::Log(a) => cmd::log::run(&app, a),
-        cli::Command::Completions(_) | cli::Command::Man | cli::Command::Doctor(_) => {
-            unreachable!("these run without the configuration")
-        }
-    })
-}
-
-/// The exit status of a result; a failure printed as one line (and one JSON
-/// object with `--json`; `health`'s own UNKNOWN line).
-fn finish(args: &cli::Cli, json: bool, result: anyhow::Result<u8>) -> std::process::ExitCode {
-    match result {
-        Ok(code) => std::process::ExitCode::from(code),
-        Err(e) => {
-            let broken_pipe = e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            });
-            if broken_pipe {
-                return std::process::ExitCode::from(exit::OK);
-            }
-            let text = cmd::one_line(&format!("{e:#}"));
-            let (code, status) = cmd::classify(&e);
-            if let cli::Command::Health(h) = &args.command {
-                // Nagios: one line on stdout whatever happens; UNKNOWN (3)
-                // when the probe could not even be tried.
-                return std::process::ExitCode::from(cmd::health::unknown(h, code, &text));
-            }
-            // One line, whatever the causes print (a TOML error spans several).
-            eprintln!("paliadin-cli: {text}");
-            if json {
-                print!("{}", cmd::json_error(code, &text));
-            }
-            std::process::ExitCode::from(status)
+impl Format {
+    /// Read from the flags the running subcommand has (no list of which
+    /// commands take `--json`: the command's own definition says).
+    fn of(m: &clap::ArgMatches) -> Format {
+        let on = |id: &str| matches!(m.try_get_one::<bool>(id), Ok(Some(true)));
+        if on("events") {
+            Format::Events
+        } else if on("json") || on("jsonl") {
+            Format::Json
+        } else {
+            Format::Text
         }
     }
+}
+
+fn main() -> std::process::ExitCode {
+    let matches = match cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => usage_error(e),
+    };
+    let args = match cli::Cli::from_arg_matches(&matches) {
+        Ok(a) => a,
+        Err(e) => usage_error(e),
+    };
+    let leaf = cli::leaf(&matches);
+    let ctx = cmd::Ctx {
+        global: &args.global,
+        matches: leaf,
+    };
+    match cmd::run(&ctx, &args.command) {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(f) => finish(&f, Format::of(leaf)),
+    }
+}
+
+/// A command line clap refused: its own message and exit 2, and with
+/// `--json` anywhere in it (nothing else can be known) the error object too.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    let wants_json = std::env::args().any(|a| a == "--json" || a == "--jsonl");
+    if wants_json && !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or("invalid usage");
+        let first = first.strip_prefix("error: ").unwrap_or(first);
+        let _ = cmd::out_json(&Failure::usage(first).json());
+    }
+    e.exit()
+}
+
+/// Prints a failure once, and gives its exit status.
+fn finish(f: &Failure, format: Format) -> std::process::ExitCode {
+    if f.is_broken_pipe() {
+        return std::process::ExitCode::from(paliadin_cli::exit::OK);
+    }
+    if let Some(t) = &f.turn {
+        cmd::warn_log(t);
+    }
+    eprintln!("paliadin-cli: {}", f.line());
+    let mut v = f.json();
+    if format == Format::Events {
+        // The stream's last line: its events went out already.
+        if let Some(turn) = v.get_mut("turn").and_then(|t| t.as_object_mut()) {
+            turn.remove("events");
+        }
+        let mut last = serde_json::Map::new();
+        last.insert("kind".into(), "error".into());
+        last.insert("at".into(), now().into());
+        last.extend(v.as_object().cloned().unwrap_or_default());
+        v = last.into();
+    }
+    if format != Format::Text {
+        // Nothing more to say if stdout is gone.
+        let _ = cmd::out_json(&v);
+    }
+    std::process::ExitCode::from(f.exit_status())
+}
+
+fn now() -> String {
+    paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms())
 }

@@ -4,12 +4,15 @@
 //! and numbered items as `1.` at any depth, tables drawn by `comfy-table`
 //! to fit `width`, chips `[Label](chip:kind/id)` as `Label ⟨kind/id⟩`, other
 //! links as `text <url>`. Line breaks inside a paragraph are kept as the
-//! agent wrote them. Pure functions over strings; colour only when the caller
-//! says so. Never prints.
+//! agent wrote them. The body's own control characters are made visible
+//! first (`paliadin_core::text::for_terminal`): the only escapes that reach
+//! the terminal are ours. Pure functions over strings; colour only when the
+//! caller says so. Never prints.
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-use crate::client::TurnResult;
+use paliadin_cli::store::TurnRow;
+use paliadin_core::text::{for_terminal, one_line};
 
 const BOLD: &str = "\x1b[1m";
 const DIM: &str = "\x1b[2m";
@@ -28,7 +31,8 @@ pub fn reply_width(body: &str, color: bool, width: Option<usize>) -> String {
         ..Renderer::default()
     };
     let opts = Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
-    for event in Parser::new_ext(body, opts) {
+    let body = for_terminal(body);
+    for event in Parser::new_ext(&body, opts) {
         r.event(event);
     }
     r.out.truncate(r.out.trim_end_matches('\n').len());
@@ -325,15 +329,17 @@ fn table(rows: &[Vec<String>], width: Option<usize>) -> String {
 }
 
 /// The line after a reply: `— 1.2 s · 3 chips · tools: sql` (dim in colour).
-pub fn status_line(r: &TurnResult, color: bool) -> String {
-    let mut parts = vec![format!("— {:.1} s", r.duration_ms as f64 / 1000.0)];
-    match r.chip_count {
+pub fn status_line(r: &TurnRow, color: bool) -> String {
+    let ms = r.duration_ms.unwrap_or(0);
+    let mut parts = vec![format!("— {:.1} s", ms as f64 / 1000.0)];
+    match r.outcome.chip_count {
         Some(1) => parts.push("1 chip".to_owned()),
         Some(n) if n > 1 => parts.push(format!("{n} chips")),
         _ => {}
     }
-    if !r.used_tools.is_empty() {
-        parts.push(format!("tools: {}", r.used_tools.join(", ")));
+    if !r.outcome.used_tools.is_empty() {
+        let tools = one_line(&r.outcome.used_tools.join(", "), None);
+        parts.push(format!("tools: {tools}"));
     }
     format!("{}\n", paint(&parts.join(" · "), DIM, NORMAL, color))
 }
@@ -344,10 +350,11 @@ pub fn status_line(r: &TurnResult, color: bool) -> String {
 /// the reply). The event's fields were cleaned by the shim; they are
 /// cleaned again here, since they reach a terminal.
 pub fn step(e: &paliadin_core::event::Event) -> Option<String> {
-    use paliadin_core::event::{one_line, Kind};
-    let tool = e.tool.as_deref().map(one_line).unwrap_or_default();
-    let target = e.target.as_deref().map(one_line).filter(|t| !t.is_empty());
-    let detail = e.detail.as_deref().map(one_line).filter(|d| !d.is_empty());
+    use paliadin_core::event::Kind;
+    let clean = |s: &str| one_line(s, Some(paliadin_core::event::MAX_SUMMARY));
+    let tool = e.tool.as_deref().map(clean).unwrap_or_default();
+    let target = e.target.as_deref().map(clean).filter(|t| !t.is_empty());
+    let detail = e.detail.as_deref().map(clean).filter(|d| !d.is_empty());
     let with = |verb: &str| match &target {
         Some(t) => format!("{verb} {t}"),
         None => verb.to_owned(),
@@ -402,7 +409,7 @@ fn paint(text: &str, on: &str, off: &str, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Status;
+    use paliadin_cli::store::Status;
 
     fn reply(body: &str, color: bool) -> String {
         reply_width(body, color, None)
@@ -533,26 +540,26 @@ mod tests {
         assert_eq!(step_line("Reading a", true), "\x1b[2m· Reading a\x1b[22m");
     }
 
-    fn result(duration_ms: i64, chips: Option<i64>, tools: &[&str]) -> TurnResult {
-        TurnResult {
-            turn_id: "t".into(),
+    fn result(duration_ms: i64, chips: Option<i64>, tools: &[&str]) -> TurnRow {
+        use paliadin_cli::store::{NewTurn, Outcome};
+        let turn = NewTurn {
+            turn_id: uuid::Uuid::nil(),
+            user_id: None,
             session: "s".into(),
             host: "local".into(),
+            started_ms: 0,
+            message: "m".into(),
+            page_origin: None,
+        };
+        let outcome = Outcome {
+            ended_ms: Some(duration_ms),
             status: Status::Ok,
             response: Some(String::new()),
             used_tools: tools.iter().map(|t| t.to_string()).collect(),
-            claimed_tools: None,
-            rows_seen: None,
             chip_count: chips,
-            classifier_tag: None,
-            tokens: None,
-            duration_ms,
-            error_code: None,
-            error_detail: None,
-            log_error: None,
-            still_running: false,
-            events: Vec::new(),
-        }
+            ..Outcome::running()
+        };
+        TurnRow::new(turn, outcome)
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! ([`SshConfig::command`]) that sets every option that must always hold, one
 //! call per request under a wall-clock deadline ([`SshConfig::call`]), and
 //! small pure functions that read ssh's own log ([`classify`],
-//! [`telling_line`]), tested on text captured from real OpenSSH 9.2 runs.
+//! [`telling_line`], [`auth_problem`]), tested on text captured from real
+//! OpenSSH 9.2 runs.
 //!
 //! The request reaches the laptop as words after `--`; the laptop's
 //! `authorized_keys` forces `paliadin-shim`, which reads them from
@@ -123,7 +124,7 @@ impl Reply {
         } else {
             shim.or(ssh)
         };
-        line.map(|l| one_line(l, 300))
+        line.map(|l| paliadin_core::text::one_line(l, Some(300)))
     }
 }
 
@@ -265,6 +266,16 @@ impl SshConfig {
     /// this call's `-E` file. Options all come before the destination: after
     /// it, ssh would send them to the remote side as words of the request.
     pub fn command(&self, req: &Request, log_file: &Path) -> Command {
+        let mut a = self.options(log_file);
+        a.extend([self.destination().into(), "--".into()]);
+        a.extend(req.to_words().into_iter().map(OsString::from));
+        let mut cmd = Command::new(&self.program);
+        cmd.args(a);
+        cmd
+    }
+
+    /// Every option of [`SshConfig::command`], the part before the destination.
+    fn options(&self, log_file: &Path) -> Vec<OsString> {
         fn cat(a: &str, b: &Path) -> OsString {
             let mut s = OsString::from(a);
             s.push(b);
@@ -302,11 +313,28 @@ impl SshConfig {
         for o in mux {
             a.extend(["-o".into(), o]);
         }
-        a.extend([self.destination().into(), "--".into()]);
-        a.extend(req.to_words().into_iter().map(OsString::from));
+        a
+    }
+
+    /// Asks the master connection whether it runs (`ssh -O check`), with
+    /// every option a call has: ssh starts and talks to its master on this
+    /// machine, and nothing reaches the laptop. `doctor` times it as ssh's
+    /// own share of a reused call. False without a master (or without
+    /// connection reuse), or when ssh does not finish by `deadline`.
+    pub fn master_running(&self, deadline: Instant) -> bool {
+        if !self.mux {
+            return false;
+        }
+        let mut a = self.options(Path::new("/dev/null"));
+        a.extend(["-O".into(), "check".into(), self.destination().into()]);
         let mut cmd = Command::new(&self.program);
         cmd.args(a);
-        cmd
+        let call = Call {
+            stdin: None,
+            deadline,
+            cancel: None,
+        };
+        child::run(&mut cmd, call).is_ok_and(|o| o.code() == 0)
     }
 
     /// Runs one request over ssh. `stdin` goes to the shim's stdin (`None`:
@@ -350,7 +378,7 @@ impl SshConfig {
         let started = Instant::now();
         self.check()?;
         if self.mux {
-            private_dir(&self.control_dir).map_err(SshError::ControlDir)?;
+            check_control_dir(&self.control_dir).map_err(SshError::ControlDir)?;
         }
         let log = LogFile::create(&self.log_dir)?;
         let mut cmd = self.command(req, &log.path);
@@ -498,6 +526,102 @@ pub fn telling_line(ssh_log: &str) -> Option<&str> {
         .copied()
 }
 
+/// Which side of an `auth_failed` call is wrong, read from ssh's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthProblem {
+    /// ssh ignored our key because others may read its file: the server's
+    /// side. `mode` as ssh says it (`0644`).
+    KeyFileMode { mode: String },
+    /// The laptop's host key is not the one pinned: the host key changed,
+    /// or this is not the laptop.
+    HostKeyChanged,
+    /// No host key is pinned for the laptop.
+    HostKeyUnknown,
+    /// The laptop's sshd refused every key offered: its authorized_keys
+    /// has no line for ours (or its `from=` does not match).
+    KeyRefused,
+}
+
+/// The [`AuthProblem`] ssh's log tells, most specific first (a key ignored
+/// for its mode is also "Permission denied"); `None` for a log that tells
+/// none.
+pub fn auth_problem(ssh_log: &str) -> Option<AuthProblem> {
+    let has = |p: &str| ssh_log.lines().any(|l| l.contains(p));
+    if has("UNPROTECTED PRIVATE KEY FILE") || has("bad permissions") {
+        let mode = ssh_log
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("Permissions ")?
+                    .split_whitespace()
+                    .next()
+            })
+            .unwrap_or("")
+            .to_owned();
+        return Some(AuthProblem::KeyFileMode { mode });
+    }
+    if has("REMOTE HOST IDENTIFICATION HAS CHANGED") {
+        return Some(AuthProblem::HostKeyChanged);
+    }
+    if has("host key is known for") {
+        return Some(AuthProblem::HostKeyUnknown);
+    }
+    if has("Permission denied") || has("Too many authentication failures") {
+        return Some(AuthProblem::KeyRefused);
+    }
+    None
+}
+
+impl SshConfig {
+    /// `host` as known_hosts names it: `[host]:port`, or `host` for port 22.
+    pub fn host_pattern(&self) -> String {
+        if self.port == 22 {
+            self.host.clone()
+        } else {
+            format!("[{}]:{}", self.host, self.port)
+        }
+    }
+
+    /// What is wrong, in words that say which side, and the fix: a
+    /// command the reader can type (`ssh-keygen -R` as install/server.sh
+    /// has it for a changed host key).
+    pub fn auth_fix(&self, p: &AuthProblem) -> (String, String) {
+        let key = self
+            .key
+            .as_ref()
+            .map(|k| k.display().to_string())
+            .unwrap_or_else(|| "~/.ssh/id_ed25519".into());
+        let kh = self
+            .known_hosts
+            .as_ref()
+            .map(|k| k.display().to_string())
+            .unwrap_or_else(|| "~/.ssh/known_hosts".into());
+        let pattern = self.host_pattern();
+        let pin = format!(
+            "install/server.sh --host {} --port {}",
+            self.host, self.port
+        );
+        match p {
+            AuthProblem::KeyFileMode { mode } => (
+                format!("this server's key {key} is readable by others (mode {mode}), so ssh will not use it"),
+                format!("chmod 600 {key}"),
+            ),
+            AuthProblem::HostKeyChanged => (
+                format!("the laptop's host key is not the one pinned for {pattern} in {kh}: it changed, or this is not the laptop"),
+                format!("if the laptop's host key really changed: ssh-keygen -R '{pattern}' -f {kh}, then run {pin} to pin the new one"),
+            ),
+            AuthProblem::HostKeyUnknown => (
+                format!("no host key is pinned for {pattern} in {kh}"),
+                format!("pin it with {pin}"),
+            ),
+            AuthProblem::KeyRefused => (
+                format!("the laptop refused this server's key {key}"),
+                format!("on the laptop, authorize it: install/laptop.sh --pubkey '<the line of {key}.pub>'"),
+            ),
+        }
+    }
+}
+
 /// ssh prints a few messages to stderr, not to its `-E` log: while it reads
 /// its arguments ("Warning: Identity file ... not accessible") and when the
 /// connection is closed under it ("Connection to ... closed by remote
@@ -517,18 +641,6 @@ fn split_stderr(stderr: &str) -> (String, String) {
         }
     }
     (shim, ssh)
-}
-
-fn one_line(s: &str, max: usize) -> String {
-    let s: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let s = s.trim();
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_owned(),
-    }
 }
 
 /// The most of a key, certificate or known_hosts file read for the control
@@ -613,7 +725,7 @@ fn openssh_public_key(text: &str) -> Option<Vec<u8>> {
 
 /// Creates `dir` 0700 if missing; refuses it unless it is a real directory
 /// of ours that no one else may enter, with room for ssh's socket names.
-fn private_dir(dir: &Path) -> Result<(), String> {
+fn check_control_dir(dir: &Path) -> Result<(), String> {
     let shown = dir.display();
     let len = dir.as_os_str().len();
     if len > MAX_CONTROL_DIR_LEN {
@@ -724,6 +836,17 @@ Host key verification failed.\r
 Received disconnect from 127.0.0.1 port 40000:2: Too many authentication failures\r
 Disconnected from 127.0.0.1 port 40000\r
 ";
+    /// `-i` naming a key file of mode 0644 (sshd accepts the key otherwise).
+    const KEY_FILE_MODE: &str = "\
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r
+@         WARNING: UNPROTECTED PRIVATE KEY FILE!          @\r
+@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\r
+Permissions 0644 for 'client_key' are too open.\r
+It is required that your private key files are NOT accessible by others.\r
+This private key will be ignored.\r
+Load key \"client_key\": bad permissions\r
+root@127.0.0.1: Permission denied (publickey).\r
+";
     /// A name that does not resolve.
     const BAD_NAME: &str =
         "ssh: Could not resolve hostname no-such-host.invalid: Name or service not known\r\n";
@@ -791,6 +914,42 @@ Connection to 192.0.2.1 port 40000 timed out\r
             Some(ErrorCode::ShimError)
         );
         assert_eq!(classify(255, "something new\n"), Some(ErrorCode::ShimError));
+    }
+
+    #[test]
+    fn auth_failures_say_which_side_is_wrong() {
+        let p = |log: &str| auth_problem(&norm(log));
+        assert_eq!(
+            classify(255, &norm(KEY_FILE_MODE)),
+            Some(ErrorCode::AuthFailed)
+        );
+        assert_eq!(
+            p(KEY_FILE_MODE),
+            Some(AuthProblem::KeyFileMode {
+                mode: "0644".into()
+            })
+        );
+        assert_eq!(p(CHANGED_HOST_KEY), Some(AuthProblem::HostKeyChanged));
+        assert_eq!(p(UNKNOWN_HOST_KEY), Some(AuthProblem::HostKeyUnknown));
+        assert_eq!(p(WRONG_KEY), Some(AuthProblem::KeyRefused));
+        assert_eq!(p(TOO_MANY_AUTH), Some(AuthProblem::KeyRefused));
+        assert_eq!(p(CLOSED_PORT), None);
+        let mut c = SshConfig::new("127.0.0.1", "ctl", "logs");
+        c.port = 40000;
+        c.key = Some("/k/id".into());
+        c.known_hosts = Some("/k/known_hosts".into());
+        let (what, fix) = c.auth_fix(&AuthProblem::HostKeyChanged);
+        assert!(what.contains("[127.0.0.1]:40000"), "{what}");
+        assert!(
+            fix.contains("ssh-keygen -R '[127.0.0.1]:40000' -f /k/known_hosts"),
+            "{fix}"
+        );
+        let (_, fix) = c.auth_fix(&AuthProblem::KeyFileMode {
+            mode: "0644".into(),
+        });
+        assert_eq!(fix, "chmod 600 /k/id");
+        let (what, fix) = c.auth_fix(&AuthProblem::KeyRefused);
+        assert!(what.contains("refused") && fix.contains("install/laptop.sh --pubkey"));
     }
 
     #[test]
@@ -1016,16 +1175,16 @@ Connection to 192.0.2.1 port 40000 timed out\r
         use std::os::unix::fs::PermissionsExt as _;
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ctl");
-        private_dir(&dir).unwrap();
+        check_control_dir(&dir).unwrap();
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
-        private_dir(&dir).unwrap();
+        check_control_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
-        assert!(private_dir(&dir).unwrap_err().contains("chmod 700"));
+        assert!(check_control_dir(&dir).unwrap_err().contains("chmod 700"));
         let link = tmp.path().join("link");
         std::os::unix::fs::symlink(tmp.path(), &link).unwrap();
-        assert!(private_dir(&link).unwrap_err().contains("symlink"));
+        assert!(check_control_dir(&link).unwrap_err().contains("symlink"));
         let long = tmp.path().join("x".repeat(MAX_CONTROL_DIR_LEN));
-        assert!(private_dir(&long).unwrap_err().contains("too long"));
+        assert!(check_control_dir(&long).unwrap_err().contains("too long"));
         assert_eq!(MAX_CONTROL_DIR_LEN, 49);
         // The call refuses before running ssh.
         let mut c = SshConfig::new("h", &dir, tmp.path().join("logs"));
@@ -1286,6 +1445,7 @@ exit "$code"
                 "ctl".into()
             };
             let mux = sshd.config(true, &ctl);
+            assert!(!mux.master_running(within(10)), "no master before a call");
             let (r, first) = timed(&mux, &req("s2"));
             assert_eq!(
                 (r.status, r.stdout.as_slice()),
@@ -1299,6 +1459,8 @@ exit "$code"
                 reused.push(t);
             }
             reused.sort();
+            assert!(mux.master_running(within(10)), "the calls' master");
+            assert!(!plain.master_running(within(10)), "no master without mux");
             eprintln!(
                 "loopback: fresh {fresh:?}, first with mux {first:?}, reused median {:?}",
                 reused[2]

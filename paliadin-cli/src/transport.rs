@@ -1,6 +1,7 @@
 //! The choice between reaching the shim over ssh and running it on this
-//! machine, and which stable error code (PROTOCOL section 6, [`ErrorCode`])
-//! a call's result carries.
+//! machine, and what a call's result says ([`Answer`]): the stable error
+//! code (PROTOCOL section 6, [`ErrorCode`]) it carries, why in one line, and
+//! for a refused login which side is wrong and its fix.
 //! Either way a call is one request, one [`Reply`], under one wall-clock
 //! deadline and an optional cancel fd.
 //!
@@ -17,6 +18,7 @@ use std::time::Instant;
 use paliadin_core::child::{self, Call, ChildError};
 use paliadin_core::{ExitCode, Request};
 
+use crate::failure::Failure;
 pub use crate::ssh::Reply;
 use crate::ssh::{self, SshConfig, SshError};
 pub use paliadin_core::error_code::ErrorCode;
@@ -155,12 +157,87 @@ impl Transport {
         }
     }
 
+    /// What a call's result says: its code, the shim's stdout, one line on
+    /// what went wrong (without the shim's own `paliadin-shim: <code>:`
+    /// prefix) and, for `auth_failed` over ssh, which side is wrong and
+    /// the fix.
+    pub fn answer(&self, result: &Result<Reply, TransportError>) -> Answer {
+        let code = self.error_code(result);
+        let mut a = Answer {
+            code,
+            ..Answer::default()
+        };
+        match result {
+            Ok(r) => {
+                a.stdout = r.stdout.clone();
+                if code.is_some() {
+                    a.detail = shim_detail(r);
+                }
+                if let (Some(ErrorCode::AuthFailed), Transport::Ssh(cfg)) = (code, self) {
+                    if let Some(p) = ssh::auth_problem(&r.ssh_log) {
+                        let (what, fix) = cfg.auth_fix(&p);
+                        a.detail = format!("{what} ({})", a.detail);
+                        a.hint = Some(fix);
+                    }
+                }
+            }
+            Err(e) => a.detail = e.to_string(),
+        }
+        a
+    }
+
     /// The host for the record: the ssh host, or `local`.
     pub fn host(&self) -> &str {
         match self {
             Transport::Ssh(cfg) => &cfg.host,
             Transport::Local { .. } => "local",
         }
+    }
+}
+
+/// What a call's result says, reduced to what decides a turn's outcome or a
+/// call's failure ([`Transport::answer`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// `None` for success.
+    pub code: Option<ErrorCode>,
+    /// The shim's stdout, byte for byte.
+    pub stdout: Vec<u8>,
+    /// What went wrong, one line; empty for success.
+    pub detail: String,
+    /// The fix, when the result says what it is.
+    pub hint: Option<String>,
+}
+
+impl Answer {
+    /// The failure of a call that is not a turn (`what`: "reset me"), or
+    /// its stdout.
+    pub fn into_stdout(self, what: impl Into<String>) -> Result<Vec<u8>, Failure> {
+        match self.code {
+            None => Ok(self.stdout),
+            Some(code) => {
+                let f = Failure::call(code, &self.detail).what(what);
+                Err(match self.hint {
+                    Some(h) => f.hint(h),
+                    None => f,
+                })
+            }
+        }
+    }
+}
+
+/// The shim's (or ssh's) line on a failed reply, without the shim's own
+/// `paliadin-shim: <code>: ` prefix.
+fn shim_detail(r: &Reply) -> String {
+    let d = r
+        .detail()
+        .unwrap_or_else(|| format!("exit status {}", r.status));
+    match d
+        .strip_prefix("paliadin-shim: ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((code, rest)) if ErrorCode::parse(code).is_some() => rest.to_owned(),
+        _ => d,
     }
 }
 

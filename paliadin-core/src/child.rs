@@ -1,6 +1,6 @@
 //! Running another program (tmux, ssh, the shim) under a wall-clock
 //! deadline: stdin written and stdout/stderr read concurrently on threads,
-//! the child's exit awaited on a pidfd, the child killed and reaped at the
+//! the child's exit awaited on a [`crate::process::ExitWatch`], the child killed and reaped at the
 //! deadline or on cancellation; or ([`run_lines`]) stdout read line by line
 //! on the caller's thread as it arrives. Never builds a command line and never runs a
 //! shell: callers hand in a finished [`Command`].
@@ -13,6 +13,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
+
+use crate::process::ExitWatch;
 
 /// What a finished child left.
 #[derive(Debug)]
@@ -108,14 +110,15 @@ fn await_exit(
     deadline: Instant,
     cancel: Option<BorrowedFd<'_>>,
 ) -> io::Result<Ended> {
-    let pid = rustix::process::Pid::from_child(child);
-    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+    let Some(exit) = ExitWatch::new(child.id())? else {
+        return Ok(Ended::Exited);
+    };
     loop {
         let left = remaining(deadline);
         if left.is_zero() {
             return Ok(Ended::TimedOut);
         }
-        let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
+        let mut fds = vec![PollFd::new(&exit, PollFlags::IN)];
         if let Some(c) = cancel {
             fds.push(PollFd::from_borrowed_fd(c, PollFlags::IN));
         }
@@ -275,9 +278,9 @@ fn stream_until_exit(
     all: &mut Vec<u8>,
     got: &mut dyn FnMut(&[u8]),
 ) -> io::Result<Ended> {
-    let pid = rustix::process::Pid::from_child(child);
-    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
-    let mut exited: Option<Instant> = None;
+    let exit = ExitWatch::new(child.id())?;
+    // Already gone: only its stdout is left to read.
+    let mut exited: Option<Instant> = exit.is_none().then(Instant::now);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut until = call.deadline;
@@ -304,8 +307,8 @@ fn stream_until_exit(
             fds.push(PollFd::new(o, PollFlags::IN));
             fds.len() - 1
         });
-        let pid_at = exited.is_none().then(|| {
-            fds.push(PollFd::new(&pidfd, PollFlags::IN));
+        let pid_at = exit.as_ref().filter(|_| exited.is_none()).map(|e| {
+            fds.push(PollFd::new(e, PollFlags::IN));
             fds.len() - 1
         });
         let cancel_at = call.cancel.map(|c| {

@@ -39,6 +39,51 @@ pub enum Kind {
     Other,
 }
 
+impl Kind {
+    /// Every kind this version knows, in the order of PROTOCOL section 7
+    /// (`Other` last: it stands for any name not in this list).
+    pub const ALL: [Kind; 11] = [
+        Kind::Submitted,
+        Kind::ToolStarted,
+        Kind::ToolFinished,
+        Kind::ToolFailed,
+        Kind::Compacting,
+        Kind::Blocked,
+        Kind::Failed,
+        Kind::Replied,
+        Kind::Idle,
+        Kind::Reply,
+        Kind::Other,
+    ];
+
+    /// The name on the wire and in the client's log (`tool_started`);
+    /// `other` for a kind this version does not know.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Submitted => "submitted",
+            Kind::ToolStarted => "tool_started",
+            Kind::ToolFinished => "tool_finished",
+            Kind::ToolFailed => "tool_failed",
+            Kind::Compacting => "compacting",
+            Kind::Blocked => "blocked",
+            Kind::Failed => "failed",
+            Kind::Replied => "replied",
+            Kind::Idle => "idle",
+            Kind::Reply => "reply",
+            Kind::Other => "other",
+        }
+    }
+
+    /// The kind a name stands for; [`Kind::Other`] for any other name, as
+    /// serde reads it.
+    pub fn parse(name: &str) -> Kind {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .unwrap_or(Kind::Other)
+    }
+}
+
 /// One line of a turn's progress.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -59,18 +104,13 @@ pub struct Event {
     pub text: Option<String>,
 }
 
-/// Longest summary or detail, in characters.
-const MAX_SUMMARY: usize = 60;
+/// Longest summary or detail, in characters (made one line by
+/// [`crate::text::one_line`]).
+pub const MAX_SUMMARY: usize = 60;
 
-/// `s` cleaned for one line of a terminal: control characters (line breaks
-/// among them) removed, at most [`MAX_SUMMARY`] characters.
-pub fn one_line(s: &str) -> String {
-    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
-    let clean = clean.trim();
-    match clean.char_indices().nth(MAX_SUMMARY) {
-        Some((i, _)) => format!("{}…", &clean[..i]),
-        None => clean.to_owned(),
-    }
+/// [`crate::text::one_line`] cut at [`MAX_SUMMARY`].
+fn one_line(s: &str) -> String {
+    crate::text::one_line(s, Some(MAX_SUMMARY))
 }
 
 fn last_component(path: &str) -> Option<String> {
@@ -147,7 +187,7 @@ mod tests {
             (
                 "Read",
                 json!({"file_path": "/x/\u{1b}[31mevil\nname"}),
-                Some("[31mevilname"),
+                Some("[31mevil name"),
             ),
         ];
         for (tool, input, want) in cases {
@@ -159,8 +199,18 @@ mod tests {
                 .unwrap()
                 .chars()
                 .count(),
-            MAX_SUMMARY + 1
+            MAX_SUMMARY
         );
+    }
+
+    #[test]
+    fn kind_names_are_the_wire_names() {
+        for k in Kind::ALL {
+            let wire = serde_json::to_value(k).unwrap();
+            assert_eq!(wire, k.as_str(), "{k:?}");
+            assert_eq!(Kind::parse(k.as_str()), k);
+        }
+        assert_eq!(Kind::parse("thinking_hard"), Kind::Other);
     }
 
     #[test]

@@ -3,15 +3,15 @@
 //! dead. Owns the `start.lock`, `ready` and `agent.json` files of a session;
 //! never types a turn (that is `cmd::run_turn`'s).
 
+use paliadin_core::process::start_time;
 use paliadin_core::ExitCode;
-use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::error::{Result, ShimError};
 use crate::hooks;
-use crate::state::SessionDir;
+use crate::state::{AgentRecord, LockName, Mark, SessionDir};
 use crate::tmux::{Pane, Tmux, TmuxError};
 use crate::wait::{Wake, Watch};
 
@@ -94,25 +94,11 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The kernel's start time of process `pid` (field 22 of `/proc/<pid>/stat`),
-/// which tells a process from a later one that got the same pid; `None` for
-/// no such process or a zombie.
-pub fn proc_starttime(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ');
-    if fields.next()? == "Z" {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
-}
-
 /// The agent recorded in `agent.json`, if that very process still runs.
 pub fn recorded_agent(s: &SessionDir) -> Option<Pane> {
-    let v: serde_json::Value = serde_json::from_str(&s.read("agent.json")?).ok()?;
-    let pid = i32::try_from(v["pid"].as_i64()?).ok()?;
-    let started = v["starttime"].as_u64()?;
-    (proc_starttime(pid)? == started).then_some(Pane {
-        pid,
+    let a = s.agent()?;
+    (start_time(a.pid)? == a.starttime?).then_some(Pane {
+        pid: a.pid,
         dead: false,
         created: 0,
         activity: 0,
@@ -144,6 +130,16 @@ impl Shim {
         })
     }
 
+    /// A watch for a waiter of session `s` (see [`Watch::new`]).
+    pub fn watch(&self, s: &SessionDir, rung: bool) -> Result<Watch> {
+        Watch::new(s, rung).map_err(|e| {
+            crate::error::io_error(
+                &format!("cannot arm a wake-up bell in {}", s.path().display()),
+                e,
+            )
+        })
+    }
+
     /// The pane's last lines, for an error report.
     pub fn tail(&self, s: &SessionDir) -> Option<String> {
         self.tmux.tail(&s.name.key(), TAIL_LINES).ok()
@@ -152,19 +148,13 @@ impl Shim {
     /// The live pane of the session, if any.
     pub fn live_pane(&self, s: &SessionDir) -> Result<Option<Pane>> {
         let pane = self.tmux.pane(&s.name.key()).map_err(tmux_error)?;
-        Ok(pane.filter(|p| {
-            !p.dead
-                && rustix::process::test_kill_process(
-                    rustix::process::Pid::from_raw(p.pid).expect("pane pid"),
-                )
-                .is_ok()
-        }))
+        Ok(pane.filter(|p| !p.dead && start_time(p.pid).is_some()))
     }
 
     /// Makes sure the session's agent runs and is ready for a paste, starting
     /// it if needed; waits until `deadline` at most.
     pub fn ensure_ready(&self, s: &SessionDir, deadline: Instant) -> Result<Pane> {
-        if s.has("ready") && s.has("mounted") {
+        if s.has(Mark::Ready) && s.has(Mark::Mounted) {
             // The warm path costs no tmux call: the agent recorded at start
             // is still that very process.
             if let Some(p) = recorded_agent(s) {
@@ -175,24 +165,24 @@ impl Shim {
             }
         }
         self.claim_server()?;
-        let _guard = s.lock("start.lock", deadline)?.ok_or_else(|| {
+        let _guard = s.lock(LockName::Start, deadline)?.ok_or_else(|| {
             ShimError::unavailable("the agent is still starting; try again shortly")
         })?;
         let pane = match self.live_pane(s)? {
             // Started by us: its SessionStart may still be on its way.
-            Some(p) if s.has("agent.json") => p,
+            Some(p) if s.agent().is_some() => p,
             // A pane the state knows nothing of (the state directory was
             // wiped): its readiness can never be known, so start afresh.
             Some(_) | None => self.start(s)?,
         };
-        if !s.has("ready") {
+        if !s.has(Mark::Ready) {
             let window = self.ready_window(s);
             if window.is_zero() {
                 return Err(self.stuck(s));
             }
             self.await_ready(s, &pane, deadline, Instant::now() + window)?;
         }
-        if !s.has("mounted") {
+        if !s.has(Mark::Mounted) {
             self.await_mounted(s, deadline)?;
         }
         Ok(pane)
@@ -235,17 +225,15 @@ impl Shim {
                 std::thread::sleep(SCREEN_POLL);
             }
         }
-        s.write("mounted", "")?;
+        s.mark(Mark::Mounted, "")?;
         Ok(())
     }
 
     /// How much of the agent's `ready_timeout` since its start is left.
     fn ready_window(&self, s: &SessionDir) -> Duration {
         let started = s
-            .read("agent.json")
-            .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
-            .and_then(|v| v["started_ms"].as_i64())
-            .unwrap_or_else(paliadin_core::timefmt::now_ms);
+            .agent()
+            .map_or_else(paliadin_core::timefmt::now_ms, |a| a.started_ms);
         let age = Duration::from_millis((paliadin_core::timefmt::now_ms() - started).max(0) as u64);
         self.config.ready_timeout.saturating_sub(age)
     }
@@ -267,9 +255,7 @@ impl Shim {
         let key = s.name.key();
         // A dead pane must never be pasted into (tmux 3.3a crashes): remove it.
         let _ = self.tmux.kill_session(&key);
-        for f in ["ready", "mounted", "last_prompt", "current"] {
-            s.remove(f);
-        }
+        s.forget_agent();
         let program = &self.config.agent[0];
         if !on_path(program) {
             return Err(ShimError::unavailable(format!("the agent {program:?} is not installed or not on PATH: set `agent` in the shim's config")));
@@ -303,13 +289,12 @@ impl Shim {
                 "the agent {program:?} exited as soon as it started"
             ))
         })?;
-        let record = json!({
-            "argv": argv,
-            "pid": pane.pid,
-            "starttime": proc_starttime(pane.pid),
-            "started_ms": paliadin_core::timefmt::now_ms(),
-        });
-        s.write("agent.json", &record.to_string())?;
+        s.set_agent(&AgentRecord {
+            argv,
+            pid: pane.pid,
+            starttime: start_time(pane.pid),
+            started_ms: paliadin_core::timefmt::now_ms(),
+        })?;
         s.touch();
         Ok(pane)
     }
@@ -325,18 +310,14 @@ impl Shim {
     ) -> Result<()> {
         let started = Instant::now();
         let until_ready = deadline.min(window);
-        let mut watch = s
-            .watch_path()
-            .and_then(|p| Watch::new(&[&p]))
-            .map_err(|e| {
-                crate::error::io_error(&format!("cannot watch {}", s.path().display()), e)
-            })?;
+        // The loop looks at the screen at its own pace: only the hooks ring.
+        let mut watch = self.watch(s, true)?;
         if !watch.watch_pid(pane.pid)? {
             return Err(ShimError::unavailable("the agent exited during start-up"));
         }
         let pattern = self.config.ready_pattern.as_deref();
         loop {
-            if s.has("ready") {
+            if s.has(Mark::Ready) {
                 return Ok(());
             }
             let screen = self.tmux.screen(&s.name.key()).unwrap_or_default();
@@ -351,7 +332,7 @@ impl Shim {
                 .with_pane(self.tail(s)));
             }
             if !self.config.agent_hooks && pattern.is_none_or(|p| screen.contains(p)) {
-                s.write("ready", &json!({ "source": "pattern" }).to_string())?;
+                s.mark_ready("pattern")?;
                 return Ok(());
             }
             let until = until_ready.min(Instant::now() + SCREEN_LOOK);

@@ -1,8 +1,10 @@
 //! Every clap type of the shim. The request itself is not a clap
 //! subcommand: it is protocol words, parsed by `paliadin_core::request`.
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use std::path::PathBuf;
+
+use crate::config::Layer;
 
 const AFTER_HELP: &str = "\
 Requests (PROTOCOL section 1), from SSH_ORIGINAL_COMMAND when set, else from REQUEST:
@@ -16,6 +18,7 @@ Requests (PROTOCOL section 1), from SSH_ORIGINAL_COMMAND when set, else from REQ
   version                                    the version
 Local only:
   attach <session>                           attach this terminal to the session's pane
+  setup [options]                            set this laptop up (install/laptop.sh runs it)
   hook <Event>                               the handler the agent's hook settings run
   completions <bash|zsh|fish|elvish|powershell>   a completion script for this shell
   man                                        this manual page, in roff
@@ -31,39 +34,9 @@ pub struct Options {
     /// Config file (TOML). Default: $PALIADIN_SHIM_CONFIG, else $XDG_CONFIG_HOME/paliadin/shim.toml if it exists.
     #[arg(long, env = "PALIADIN_SHIM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The agent's command line, split into words as a shell would (no shell runs). Default: claude.
-    #[arg(long, value_name = "COMMAND")]
-    pub agent: Option<String>,
-    /// Start the agent with the shim's hook settings (--settings). Default: true.
-    #[arg(long, value_name = "BOOL")]
-    pub agent_hooks: Option<bool>,
-    /// An environment variable for the agent, NAME=VALUE (repeatable; adds to `agent_env` in the config file).
-    #[arg(long, value_name = "NAME=VALUE")]
-    pub agent_env: Vec<String>,
-    /// The agent's working directory. Default: $HOME.
-    #[arg(long, value_name = "DIR")]
-    pub workdir: Option<PathBuf>,
-    /// The shim's own tmux server (tmux -L). Default: paliadin.
-    #[arg(long, value_name = "NAME")]
-    pub tmux_socket: Option<String>,
-    /// Sessions, replies and hook records. Default: $XDG_STATE_HOME/paliadin.
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// Seconds a turn waits for its reply before exit 124. Default: 60.
-    #[arg(long, value_name = "SECS")]
-    pub wait_secs: Option<u64>,
-    /// Seconds a starting agent may take to become ready. Default: 30.
-    #[arg(long, value_name = "SECS")]
-    pub ready_timeout_secs: Option<u64>,
-    /// Largest message accepted, in bytes (lowers the 64 KiB argument and 1 MiB stdin limits).
-    #[arg(long, value_name = "BYTES")]
-    pub max_message_bytes: Option<usize>,
-    /// For an agent without hooks: text on its pane that means it is ready.
-    #[arg(long, value_name = "TEXT")]
-    pub ready_pattern: Option<String>,
-    /// Milliseconds to wait for the agent to confirm a submission before pressing Enter again. Default: 2000.
-    #[arg(long, value_name = "MS")]
-    pub submit_retry_ms: Option<u64>,
+    /// Every setting, as flags (each also a key of the config file).
+    #[command(flatten)]
+    pub flags: Layer,
     /// The request (ignored when SSH_ORIGINAL_COMMAND is set).
     #[arg(
         trailing_var_arg = true,
@@ -71,4 +44,92 @@ pub struct Options {
         value_name = "REQUEST"
     )]
     pub request: Vec<String>,
+}
+
+/// The shim's command line, each setting's help ending in its default from
+/// [`Layer::defaults`] (for this user: paths are this HOME's).
+pub fn command() -> clap::Command {
+    let defaults = toml::Table::try_from(Layer::defaults()).unwrap_or_default();
+    defaults
+        .into_iter()
+        .fold(Options::command(), |cmd, (key, value)| {
+            let shown = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Array(words) => {
+                    shlex::try_join(words.iter().filter_map(|w| w.as_str())).unwrap_or_default()
+                }
+                v => v.to_string(),
+            };
+            cmd.mut_arg(key, |a| {
+                let help = a.get_help().map(ToString::to_string).unwrap_or_default();
+                a.help(format!("{help} [default: {shown}]"))
+            })
+        })
+}
+
+/// The options of this process's command line; exits as clap does on
+/// `--help`, `--version` or a malformed flag.
+pub fn parse() -> Options {
+    let matches = command().get_matches();
+    Options::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `paliadin-shim setup [options]` (local only): sets this laptop up for
+/// paliadin. `install/laptop.sh` runs it with the same options.
+#[derive(Debug, Parser)]
+#[command(
+    name = "paliadin-shim setup",
+    bin_name = "paliadin-shim setup",
+    args_override_self = true,
+    about = "Sets this laptop up so that a server can reach Claude Code over ssh: the binary, the skill, shim.toml, the workdir's trust entry in ~/.claude.json and, given the server's key, its authorized_keys line. Run it again at any time: it changes only what differs; --uninstall undoes what its manifest records.",
+    after_help = "Files: <prefix>/paliadin-shim, ~/.claude/skills/paliadin/SKILL.md, ~/.config/paliadin/shim.toml (0600), ~/.config/paliadin/install-laptop.manifest, ~/.ssh/authorized_keys (one line added), ~/.claude.json (one trust entry).\n\nExit status: 0 done (or nothing to do), 1 a change failed, 2 refused before anything changed (no terminal and no --yes, no agent, a workdir that holds HOME, ~/.ssh or the shim's state)."
+)]
+pub struct SetupArgs {
+    /// The paliadin-shim binary to install. Default: this program.
+    #[arg(long, value_name = "PATH")]
+    pub shim_bin: Option<PathBuf>,
+    /// Where to install the binary. Default: ~/.local/bin.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<String>,
+    /// The server's public key, a .pub file or the key text ('ssh-ed25519 AAAA...'); without it authorized_keys is left alone.
+    #[arg(long, value_name = "KEY")]
+    pub pubkey: Option<String>,
+    /// Restrict the key to these client addresses (from="...").
+    #[arg(long, value_name = "PATTERNS")]
+    pub from: Option<String>,
+    /// The agent's working directory; never one that holds HOME, ~/.ssh or the shim's state. Default: ~/paliadin-work.
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// The agent's command line, used as given. Default: claude with unattended permissions; without claude on PATH and without --agent, setup stops (exit 2).
+    #[arg(long, value_name = "COMMAND")]
+    pub agent: Option<String>,
+    /// Text that replaces the skill's persona section.
+    #[arg(long, value_name = "FILE")]
+    pub persona: Option<PathBuf>,
+    /// The shim's tmux server. Default: paliadin.
+    #[arg(long, value_name = "NAME")]
+    pub tmux_socket: Option<String>,
+    /// How long a turn waits for its reply, in seconds. Default: 60.
+    #[arg(long, value_name = "N")]
+    pub wait_secs: Option<String>,
+    /// Replace a SKILL.md setup did not write (moved to SKILL.md.orig, put back by --uninstall).
+    #[arg(long)]
+    pub force: bool,
+    /// Print every change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Undo what setup did (see its manifest).
+    #[arg(long)]
+    pub uninstall: bool,
+    /// Ask no questions (without a terminal nothing changes without --yes).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The name messages carry (install/laptop.sh gives its own).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "NAME",
+        default_value = "paliadin-shim setup"
+    )]
+    pub invoked_as: String,
 }

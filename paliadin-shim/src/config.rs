@@ -1,32 +1,184 @@
-//! The shim's configuration: defaults, then the TOML file, then flags, later
-//! winning. Read in exactly one place ([`Config::load`]); never reads the
+//! The shim's configuration, defined once: [`Layer`] is every setting as an
+//! option, and the flags (clap), the keys of `shim.toml` (serde, both ways),
+//! their help and their defaults ([`Layer::defaults`]) all come from it. The
+//! configuration in force is one `or` of layers, flags over the file over the
+//! defaults, resolved into a [`Config`] in [`Config::load`]. Never reads the
 //! environment for anything but HOME, the XDG directories and
 //! `PALIADIN_SHIM_CONFIG`.
 
 use anyhow::{bail, Context as _};
 use paliadin_core::dirs::{config_file, expand_home, home, xdg};
 use paliadin_core::request::Limits;
-use serde::Deserialize;
-use std::path::PathBuf;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::Options;
+/// How a layer's field lies over the same field of a lower layer.
+trait Over {
+    fn over(self, lower: Self) -> Self;
+}
 
-/// The keys of `shim.toml`; each is also a flag in kebab case.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub agent: Option<Vec<String>>,
-    pub agent_hooks: Option<bool>,
-    pub agent_env: Option<std::collections::BTreeMap<String, String>>,
-    pub workdir: Option<PathBuf>,
-    pub tmux_socket: Option<String>,
-    pub state_dir: Option<PathBuf>,
-    pub wait_secs: Option<u64>,
-    pub ready_timeout_secs: Option<u64>,
-    pub max_message_bytes: Option<usize>,
-    pub ready_pattern: Option<String>,
-    pub submit_retry_ms: Option<u64>,
+/// A setting: the upper layer's when it has one.
+impl<T> Over for Option<T> {
+    fn over(self, lower: Self) -> Self {
+        self.or(lower)
+    }
+}
+
+/// A list: the lower layer's, then the upper's (later entries win).
+impl<T> Over for Vec<T> {
+    fn over(self, mut lower: Self) -> Self {
+        lower.extend(self);
+        lower
+    }
+}
+
+/// Defines [`Layer`] and its `or` from one list of fields, so no field can
+/// be left out of the merge.
+macro_rules! layer {
+    ($(#[$meta:meta])* pub struct Layer { $($(#[$fmeta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        pub struct Layer { $($(#[$fmeta])* pub $field: $ty,)* }
+
+        impl Layer {
+            /// `self` over `lower`: each setting of `self` wins, lists add up.
+            pub fn or(self, lower: Layer) -> Layer {
+                Layer { $($field: Over::over(self.$field, lower.$field),)* }
+            }
+        }
+    };
+}
+
+layer! {
+    /// Every setting of the shim, each optional: one layer of configuration
+    /// (the defaults, the file, the flags). Each field is a key of
+    /// `shim.toml` and, in kebab case, a flag; its doc is the flag's help.
+    #[derive(Debug, Default, Clone, PartialEq, clap::Args, Deserialize, Serialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Layer {
+        /// The agent's command line, split into words as a shell would (no shell runs); in the file, an array of words.
+        #[arg(long, value_name = "COMMAND")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub agent: Option<Argv>,
+        /// Start the agent with the shim's hook settings (--settings).
+        #[arg(long, value_name = "BOOL")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub agent_hooks: Option<bool>,
+        /// An environment variable for the agent, NAME=VALUE (repeatable; adds to the file's `agent_env` table).
+        #[arg(long, value_name = "NAME=VALUE")]
+        #[serde(default, with = "env_table", skip_serializing_if = "Vec::is_empty")]
+        pub agent_env: Vec<EnvVar>,
+        /// The agent's working directory.
+        #[arg(long, value_name = "DIR")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub workdir: Option<PathBuf>,
+        /// The shim's own tmux server (tmux -L).
+        #[arg(long, value_name = "NAME")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub tmux_socket: Option<String>,
+        /// Sessions, replies and hook records (yours, mode 0700).
+        #[arg(long, value_name = "DIR")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub state_dir: Option<PathBuf>,
+        /// Seconds a turn waits for its reply before exit 124.
+        #[arg(long, value_name = "SECS")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub wait_secs: Option<u64>,
+        /// Seconds a starting agent may take to become ready.
+        #[arg(long, value_name = "SECS")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub ready_timeout_secs: Option<u64>,
+        /// Largest message accepted, in bytes (lowers the 64 KiB argument and 1 MiB stdin limits).
+        #[arg(long, value_name = "BYTES")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub max_message_bytes: Option<usize>,
+        /// For an agent without hooks: text on its pane that means it is ready.
+        #[arg(long, value_name = "TEXT")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub ready_pattern: Option<String>,
+        /// Milliseconds to wait for the agent to confirm a submission before pressing Enter again.
+        #[arg(long, value_name = "MS")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub submit_retry_ms: Option<u64>,
+    }
+}
+
+/// An argv: words on the command line (split as a shell would, no shell
+/// runs), an array of strings in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Argv(pub Vec<String>);
+
+impl std::str::FromStr for Argv {
+    type Err = String;
+    fn from_str(line: &str) -> Result<Argv, String> {
+        shlex::split(line)
+            .map(Argv)
+            .ok_or_else(|| "unbalanced quotes".into())
+    }
+}
+
+/// One `NAME=VALUE` for the agent's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar(pub String, pub String);
+
+impl std::str::FromStr for EnvVar {
+    type Err = String;
+    fn from_str(kv: &str) -> Result<EnvVar, String> {
+        kv.split_once('=')
+            .map(|(k, v)| EnvVar(k.to_owned(), v.to_owned()))
+            .ok_or_else(|| format!("{kv:?}: want NAME=VALUE"))
+    }
+}
+
+/// `agent_env` is a table in the file.
+mod env_table {
+    use super::EnvVar;
+    use serde::{Deserialize as _, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(vars: &[EnvVar], s: S) -> Result<S::Ok, S::Error> {
+        let table: BTreeMap<&str, &str> = vars.iter().map(|v| (&*v.0, &*v.1)).collect();
+        s.collect_map(table)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvVar>, D::Error> {
+        let table = BTreeMap::<String, String>::deserialize(d)?;
+        Ok(table.into_iter().map(|(k, v)| EnvVar(k, v)).collect())
+    }
+}
+
+impl Layer {
+    /// The lowest layer: what holds when neither the file nor a flag says.
+    pub fn defaults() -> Layer {
+        Layer {
+            agent: Some(Argv(vec!["claude".into()])),
+            agent_hooks: Some(true),
+            agent_env: Vec::new(),
+            workdir: Some(home()),
+            tmux_socket: Some("paliadin".into()),
+            state_dir: Some(xdg("XDG_STATE_HOME", ".local/state").join("paliadin")),
+            wait_secs: Some(60),
+            ready_timeout_secs: Some(30),
+            // The protocol's own limits (paliadin_core::request::Limits).
+            max_message_bytes: None,
+            ready_pattern: None,
+            submit_retry_ms: Some(2000),
+        }
+    }
+
+    /// The layer `path` holds (a `shim.toml`).
+    pub fn read(path: &Path) -> anyhow::Result<Layer> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    /// The layer as a `shim.toml`: only the keys it sets.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a layer is always TOML")
+    }
 }
 
 /// The configuration in force.
@@ -58,36 +210,30 @@ pub fn default_config_path() -> PathBuf {
 }
 
 impl Config {
-    /// Defaults, then the file (`--config`, else `PALIADIN_SHIM_CONFIG`,
-    /// else the XDG default when it exists), then flags.
-    pub fn load(opts: &Options) -> anyhow::Result<Config> {
-        let path = match &opts.config {
-            Some(p) => Some(p.clone()),
+    /// `flags` over the file (`config`, which is `--config` or
+    /// `PALIADIN_SHIM_CONFIG`, else the XDG default when it exists) over the
+    /// defaults.
+    pub fn load(config: Option<&Path>, flags: &Layer) -> anyhow::Result<Config> {
+        let path = match config {
+            Some(p) => Some(p.to_owned()),
             None => Some(default_config_path()).filter(|p| p.exists()),
         };
-        let file: FileConfig = match &path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read config {}", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("invalid config {}", p.display()))?
-            }
-            None => FileConfig::default(),
+        let file = match &path {
+            Some(p) => Layer::read(p)?,
+            None => Layer::default(),
         };
-        let agent = match &opts.agent {
-            Some(line) => shlex::split(line).context("--agent: unbalanced quotes")?,
-            None => file.agent.unwrap_or_else(|| vec!["claude".into()]),
-        };
-        if agent.is_empty() || agent[0].is_empty() {
+        Config::resolve(flags.clone().or(file).or(Layer::defaults()))
+    }
+
+    /// The merged layer, checked and made concrete.
+    pub fn resolve(l: Layer) -> anyhow::Result<Config> {
+        let agent = l.agent.map(|a| a.0).unwrap_or_default();
+        if agent.first().is_none_or(String::is_empty) {
             bail!("the agent command is empty");
         }
-        let max = opts.max_message_bytes.or(file.max_message_bytes);
-        let mut agent_env = file.agent_env.unwrap_or_default();
-        for kv in &opts.agent_env {
-            let (k, v) = kv
-                .split_once('=')
-                .with_context(|| format!("--agent-env {kv:?}: want NAME=VALUE"))?;
-            agent_env.insert(k.to_owned(), v.to_owned());
-        }
+        // Later entries (the flags') win.
+        let agent_env: BTreeMap<String, String> =
+            l.agent_env.into_iter().map(|v| (v.0, v.1)).collect();
         for k in agent_env.keys() {
             let plain = !k.is_empty()
                 && !k.starts_with(|c: char| c.is_ascii_digit())
@@ -99,40 +245,90 @@ impl Config {
                 bail!("agent_env: {k} is the shim's to set or remove");
             }
         }
+        let path = |p: Option<PathBuf>| expand_home(&p.unwrap_or_default());
         Ok(Config {
             agent,
-            agent_hooks: opts.agent_hooks.or(file.agent_hooks).unwrap_or(true),
+            agent_hooks: l.agent_hooks.unwrap_or_default(),
             agent_env: agent_env.into_iter().collect(),
-            workdir: expand_home(&opts.workdir.clone().or(file.workdir).unwrap_or_else(home)),
-            tmux_socket: opts
-                .tmux_socket
-                .clone()
-                .or(file.tmux_socket)
-                .unwrap_or_else(|| "paliadin".into()),
-            state_dir: expand_home(
-                &opts
-                    .state_dir
-                    .clone()
-                    .or(file.state_dir)
-                    .unwrap_or_else(|| xdg("XDG_STATE_HOME", ".local/state").join("paliadin")),
-            ),
-            wait: Duration::from_secs(opts.wait_secs.or(file.wait_secs).unwrap_or(60)),
-            ready_timeout: Duration::from_secs(
-                opts.ready_timeout_secs
-                    .or(file.ready_timeout_secs)
-                    .unwrap_or(30),
-            ),
-            limits: Limits::capped(max),
-            ready_pattern: opts
-                .ready_pattern
-                .clone()
-                .or(file.ready_pattern)
-                .filter(|p| !p.is_empty()),
-            submit_retry: Duration::from_millis(
-                opts.submit_retry_ms
-                    .or(file.submit_retry_ms)
-                    .unwrap_or(2000),
-            ),
+            workdir: path(l.workdir),
+            tmux_socket: l.tmux_socket.unwrap_or_default(),
+            state_dir: path(l.state_dir),
+            wait: Duration::from_secs(l.wait_secs.unwrap_or_default()),
+            ready_timeout: Duration::from_secs(l.ready_timeout_secs.unwrap_or_default()),
+            limits: Limits::capped(l.max_message_bytes),
+            ready_pattern: l.ready_pattern.filter(|p| !p.is_empty()),
+            submit_retry: Duration::from_millis(l.submit_retry_ms.unwrap_or_default()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_over_the_defaults_and_env_adds_up() {
+        let file: Layer = toml::from_str(
+            "wait_secs = 5\ntmux_socket = \"file\"\nagent = [\"a\", \"b c\"]\n[agent_env]\nX = \"1\"\nY = \"file\"\n",
+        )
+        .unwrap();
+        let flags = Layer {
+            wait_secs: Some(7),
+            agent_env: vec!["Y=flag".parse().unwrap()],
+            ..Layer::default()
+        };
+        let c = Config::resolve(flags.or(file).or(Layer::defaults())).unwrap();
+        assert_eq!(c.wait, Duration::from_secs(7));
+        assert_eq!(c.tmux_socket, "file");
+        assert_eq!(c.agent, ["a", "b c"]);
+        assert_eq!(
+            c.agent_env,
+            [("X".into(), "1".into()), ("Y".into(), "flag".into())]
+        );
+        assert_eq!(c.ready_timeout, Duration::from_secs(30), "the default");
+        assert!(c.agent_hooks);
+    }
+
+    #[test]
+    fn a_layer_round_trips_through_toml_with_only_its_keys() {
+        let l = Layer {
+            agent: Some("claude --permission-mode dontAsk".parse().unwrap()),
+            agent_env: vec!["CLAUDE_CODE_MAX_RETRIES=3".parse().unwrap()],
+            wait_secs: Some(60),
+            ..Layer::default()
+        };
+        let text = l.to_toml();
+        assert_eq!(
+            text,
+            "agent = [\"claude\", \"--permission-mode\", \"dontAsk\"]\nwait_secs = 60\n\n[agent_env]\nCLAUDE_CODE_MAX_RETRIES = \"3\"\n"
+        );
+        assert_eq!(toml::from_str::<Layer>(&text).unwrap(), l);
+        assert_eq!(Layer::default().to_toml(), "");
+        let full = Layer::defaults();
+        assert_eq!(toml::from_str::<Layer>(&full.to_toml()).unwrap(), full);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        assert!(toml::from_str::<Layer>("no_such_key = 1").is_err());
+        assert!("a 'b".parse::<Argv>().is_err());
+        assert!("NOVALUE".parse::<EnvVar>().is_err());
+        let bad = |l: Layer| {
+            Config::resolve(l.or(Layer::defaults()))
+                .unwrap_err()
+                .to_string()
+        };
+        let env = |kv: &str| Layer {
+            agent_env: vec![kv.parse().unwrap()],
+            ..Layer::default()
+        };
+        assert!(bad(env("1X=a")).contains("not a variable name"));
+        assert!(bad(env("PALIADIN_SESSION=a")).contains("the shim's"));
+        assert!(bad(env("ANTHROPIC_API_KEY=a")).contains("the shim's"));
+        let empty = Layer {
+            agent: Some(Argv(vec![])),
+            ..Layer::default()
+        };
+        assert!(bad(empty).contains("empty"));
     }
 }

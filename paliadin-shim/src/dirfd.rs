@@ -14,7 +14,7 @@
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Timestamps};
 use std::fs::File;
 use std::io::{self, Read as _, Write as _};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +28,21 @@ pub struct Dir {
     fd: OwnedFd,
     /// Where it is, for messages and for the agent (never opened by path).
     path: PathBuf,
+}
+
+/// What [`Dir::ring`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ring {
+    /// A byte was written: its reader wakes.
+    Rung,
+    /// Its pipe was full: its reader has unread bytes and wakes anyway.
+    Full,
+    /// Nobody holds it open for reading: its waiter is gone.
+    NoReader,
+    /// Not a FIFO of ours (a symlink, a file, a directory): left alone.
+    Refused,
+    /// Nothing by that name.
+    Gone,
 }
 
 /// Why [`Dir::read_owned`] would not read a file.
@@ -62,6 +77,10 @@ fn check_name(name: &str) -> io::Result<()> {
 fn refuse(path: &Path, why: &str) -> io::Error {
     io::Error::other(format!("{} {why}", path.display()))
 }
+
+/// Files and directories the shim creates: its user's alone.
+const PRIVATE_FILE: Mode = Mode::RUSR.union(Mode::WUSR);
+const PRIVATE_DIR: Mode = Mode::RWXU;
 
 const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
@@ -105,19 +124,13 @@ impl Dir {
         }))
     }
 
-    /// A path that names this very directory whatever happens to its name
-    /// later (`/proc/self/fd/N`), for calls that take a path (inotify).
-    pub fn fd_path(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
-    }
-
     /// Opens the subdirectory `name`, creating it (0700) if asked and
     /// missing. `Ok(None)` when it is missing and not created. A symlink or a
     /// file in its place, or one owned by another user, is an error.
     pub fn child(&self, name: &str, create: bool) -> io::Result<Option<Dir>> {
         check_name(name)?;
         if create {
-            match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700)) {
+            match rustix::fs::mkdirat(&self.fd, name, PRIVATE_DIR) {
                 Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                 Err(e) => return Err(errno(e)),
             }
@@ -142,20 +155,20 @@ impl Dir {
     /// that name already exists.
     pub fn mkdir(&self, name: &str) -> io::Result<bool> {
         check_name(name)?;
-        match rustix::fs::mkdirat(&self.fd, name, Mode::from_raw_mode(0o700)) {
+        match rustix::fs::mkdirat(&self.fd, name, PRIVATE_DIR) {
             Ok(()) => Ok(true),
             Err(rustix::io::Errno::EXIST) => Ok(false),
             Err(e) => Err(errno(e)),
         }
     }
 
-    fn open_file(&self, name: &str, flags: OFlags, mode: u32) -> io::Result<File> {
+    fn open_file(&self, name: &str, flags: OFlags, mode: Mode) -> io::Result<File> {
         check_name(name)?;
         let fd = rustix::fs::openat(
             &self.fd,
             name,
             flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
+            mode,
         )
         .map_err(errno)?;
         Ok(File::from(fd))
@@ -184,7 +197,7 @@ impl Dir {
         limit: u64,
         strict: bool,
     ) -> Result<Option<Vec<u8>>, ReadError> {
-        let f = match self.open_file(name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
+        let f = match self.open_file(name, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty()) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
@@ -227,7 +240,11 @@ impl Dir {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let tmp = format!(".{name}.{}.{nonce}.tmp", std::process::id());
-        let mut f = self.open_file(&tmp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
+        let mut f = self.open_file(
+            &tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL,
+            PRIVATE_FILE,
+        )?;
         let res = f
             .write_all(data)
             .and_then(|_| if durable { f.sync_all() } else { Ok(()) });
@@ -287,7 +304,7 @@ impl Dir {
         let mut f = self.open_file(
             name,
             OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::NONBLOCK,
-            0o600,
+            PRIVATE_FILE,
         )?;
         let st = rustix::fs::fstat(&f).map_err(errno)?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
@@ -306,9 +323,87 @@ impl Dir {
         Ok(true)
     }
 
+    /// Makes the FIFO `name` (0600) and opens both its ends, non-blocking:
+    /// the reader to poll and drain, and a writer of its own, so the reader
+    /// never sees a hang-up when a ringer closes. An error if something by
+    /// that name exists.
+    pub fn make_fifo(&self, name: &str) -> io::Result<(OwnedFd, OwnedFd)> {
+        check_name(name)?;
+        paliadin_core::process::make_fifo_at(self.fd.as_fd(), name, PRIVATE_FILE)?;
+        let open = |flags: OFlags| {
+            rustix::fs::openat(
+                &self.fd,
+                name,
+                flags | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno)
+        };
+        let read = open(OFlags::RDONLY)?;
+        let write = open(OFlags::WRONLY)?;
+        let (r, w) = (
+            rustix::fs::fstat(&read).map_err(errno)?,
+            rustix::fs::fstat(&write).map_err(errno)?,
+        );
+        if FileType::from_raw_mode(r.st_mode) != FileType::Fifo
+            || (r.st_dev, r.st_ino) != (w.st_dev, w.st_ino)
+        {
+            return Err(refuse(&self.path.join(name), "was replaced as it was made"));
+        }
+        Ok((read, write))
+    }
+
+    /// Writes one byte to the FIFO `name`, never blocking and never through
+    /// a symlink: only a FIFO owned by this user, with a reader, is rung.
+    pub fn ring(&self, name: &str) -> Ring {
+        if check_name(name).is_err() {
+            return Ring::Refused;
+        }
+        match rustix::fs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Fifo => {}
+            Ok(_) => return Ring::Refused,
+            Err(_) => return Ring::Gone,
+        }
+        // Non-blocking: a FIFO without a reader fails at once (ENXIO)
+        // instead of waiting for one.
+        let fd = match rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::NONBLOCK | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NXIO) => return Ring::NoReader,
+            Err(rustix::io::Errno::NOENT) => return Ring::Gone,
+            Err(_) => return Ring::Refused,
+        };
+        let ours = rustix::fs::fstat(&fd).is_ok_and(|st| {
+            FileType::from_raw_mode(st.st_mode) == FileType::Fifo
+                && st.st_uid == rustix::process::geteuid().as_raw()
+        });
+        if !ours {
+            return Ring::Refused;
+        }
+        match rustix::io::write(&fd, b"!") {
+            Ok(_) => Ring::Rung,
+            // Full: unread bytes are there, so its reader wakes anyway.
+            Err(rustix::io::Errno::AGAIN) => Ring::Full,
+            // Its reader closed since the open.
+            Err(rustix::io::Errno::PIPE) => Ring::NoReader,
+            Err(_) => Ring::Refused,
+        }
+    }
+
+    /// Renames `from` to `to` in this directory (replacing `to`).
+    pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        check_name(from)?;
+        check_name(to)?;
+        rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(errno)
+    }
+
     /// Opens (creating, 0600) `name` for a lock; never through a symlink.
     pub fn lock_file(&self, name: &str) -> io::Result<File> {
-        self.open_file(name, OFlags::RDWR | OFlags::CREATE, 0o600)
+        self.open_file(name, OFlags::RDWR | OFlags::CREATE, PRIVATE_FILE)
     }
 
     /// Sets `name`'s modification time to now, creating it empty if needed.
@@ -316,7 +411,7 @@ impl Dir {
         if let Ok(f) = self.open_file(
             name,
             OFlags::WRONLY | OFlags::CREATE | OFlags::NONBLOCK,
-            0o600,
+            PRIVATE_FILE,
         ) {
             let now = rustix::fs::Timespec {
                 tv_sec: 0,

@@ -2,6 +2,7 @@
 //! detail, and for 75 and 124 the pane's last lines. Owns how a failure is
 //! printed; never decides which failure happened.
 
+use paliadin_core::text::one_line;
 use paliadin_core::ExitCode;
 use std::fmt;
 
@@ -18,7 +19,7 @@ impl ShimError {
     pub fn new(code: ExitCode, detail: impl Into<String>) -> ShimError {
         ShimError {
             code,
-            detail: one_line(&detail.into()),
+            detail: one_line(&detail.into(), None),
             pane: None,
         }
     }
@@ -63,22 +64,7 @@ impl From<std::io::Error> for ShimError {
 
 /// An I/O failure with what was being done (and so where to look).
 pub fn io_error(what: &str, e: std::io::Error) -> ShimError {
-    let hint = match e.raw_os_error() {
-        // inotify_init / add_watch report their limits as EMFILE / ENOSPC.
-        Some(24) | Some(28) if what.starts_with("cannot watch") => {
-            ": raise fs.inotify.max_user_instances or fs.inotify.max_user_watches"
-        }
-        _ => "",
-    };
-    ShimError::failure(format!("{what}: {e}{hint}"))
-}
-
-fn one_line(s: &str) -> String {
-    s.split('\n')
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" / ")
+    ShimError::failure(format!("{what}: {e}"))
 }
 
 /// The result of every verb.

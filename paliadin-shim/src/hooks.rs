@@ -2,33 +2,72 @@
 //! registers `paliadin-shim hook <Event>` with the agent, and the handler that
 //! runs for each event. The handler reads its stdin with a bound, records the
 //! turn's progress event, leaves its marker (the reply, for `Stop`) in the
-//! session's state, and exits 0 within a second whatever it got, printing
+//! session's state, then rings the waiters' bells, and exits 0 within a
+//! second whatever it got, printing
 //! nothing (a `PreToolUse` hook's output would be a decision): it must never
 //! hold the agent up, never type into a pane, never fail loudly.
 
 use paliadin_core::envelope::turn_of_prompt;
 use paliadin_core::event::{self, Event, Kind};
 use paliadin_core::session::SessionName;
+use paliadin_core::text::one_line;
 use serde_json::{json, Value};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::state::SessionDir;
+use crate::state::{SessionDir, TurnMark};
 
-/// The events the shim registers for.
-pub const EVENTS: [&str; 10] = [
-    "SessionStart",
-    "UserPromptSubmit",
-    "Stop",
-    "StopFailure",
-    "Notification",
-    "PermissionRequest",
-    "PreToolUse",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "PreCompact",
-];
+/// The agent's hook events the shim registers for, by Claude Code's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookEvent {
+    SessionStart,
+    UserPromptSubmit,
+    Stop,
+    StopFailure,
+    Notification,
+    PermissionRequest,
+    PreToolUse,
+    PostToolUse,
+    PostToolUseFailure,
+    PreCompact,
+}
+
+impl HookEvent {
+    /// Every event, in the order the settings file lists them.
+    pub const ALL: [HookEvent; 10] = [
+        HookEvent::SessionStart,
+        HookEvent::UserPromptSubmit,
+        HookEvent::Stop,
+        HookEvent::StopFailure,
+        HookEvent::Notification,
+        HookEvent::PermissionRequest,
+        HookEvent::PreToolUse,
+        HookEvent::PostToolUse,
+        HookEvent::PostToolUseFailure,
+        HookEvent::PreCompact,
+    ];
+
+    /// Claude Code's name of the event.
+    pub fn name(self) -> &'static str {
+        match self {
+            HookEvent::SessionStart => "SessionStart",
+            HookEvent::UserPromptSubmit => "UserPromptSubmit",
+            HookEvent::Stop => "Stop",
+            HookEvent::StopFailure => "StopFailure",
+            HookEvent::Notification => "Notification",
+            HookEvent::PermissionRequest => "PermissionRequest",
+            HookEvent::PreToolUse => "PreToolUse",
+            HookEvent::PostToolUse => "PostToolUse",
+            HookEvent::PostToolUseFailure => "PostToolUseFailure",
+            HookEvent::PreCompact => "PreCompact",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<HookEvent> {
+        HookEvent::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
 
 /// The most the handler reads from stdin (a Stop carries the whole reply).
 const MAX_INPUT: usize = 16 << 20;
@@ -39,11 +78,14 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The settings JSON that registers `exe hook <Event>` for every event.
+/// The settings JSON that registers `exe hook <Event>` for every event. The
+/// agent runs each command through `sh -c`; `exec` lets the shell become the
+/// shim instead of forking it and waiting (dash forks otherwise), which
+/// saves a process per hook, a millisecond or more on two cores.
 pub fn settings_json(exe: &Path) -> String {
     let mut hooks = serde_json::Map::new();
-    for ev in EVENTS {
-        let command = format!("{} hook {ev}", shell_quote(&exe.to_string_lossy()));
+    for ev in HookEvent::ALL.map(HookEvent::name) {
+        let command = format!("exec {} hook {ev}", shell_quote(&exe.to_string_lossy()));
         hooks.insert(
             ev.into(),
             json!([{ "hooks": [{ "type": "command", "command": command, "timeout": 5 }] }]),
@@ -97,6 +139,9 @@ fn read_bounded_stdin() -> Vec<u8> {
 /// The handler of `paliadin-shim hook <Event>`: always returns normally.
 pub fn run(event: &str) {
     let input = read_bounded_stdin();
+    let Some(event) = HookEvent::from_name(event) else {
+        return;
+    };
     let v: Value = serde_json::from_slice(&input).unwrap_or(Value::Null);
     let (Some(state), Some(session)) = (
         std::env::var_os("PALIADIN_STATE_DIR"),
@@ -117,45 +162,37 @@ pub fn run(event: &str) {
 }
 
 /// The progress event (PROTOCOL section 7) a hook event stands for, if any.
-pub fn progress(event: &str, v: &Value) -> Option<Event> {
+pub fn progress(event: HookEvent, v: &Value) -> Option<Event> {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
-    let tool = || Some(event::one_line(s("tool_name"))).filter(|t| !t.is_empty());
+    let short = |t: &str| one_line(t, Some(event::MAX_SUMMARY));
+    let tool = || Some(short(s("tool_name"))).filter(|t| !t.is_empty());
     let target = || event::summarise(s("tool_name"), v.get("tool_input").unwrap_or(&Value::Null));
     let (kind, tool, target, detail) = match event {
-        "UserPromptSubmit" => (Kind::Submitted, None, None, None),
-        "PreToolUse" => (Kind::ToolStarted, tool(), target(), None),
-        "PostToolUse" => (Kind::ToolFinished, tool(), target(), None),
+        HookEvent::UserPromptSubmit => (Kind::Submitted, None, None, None),
+        HookEvent::PreToolUse => (Kind::ToolStarted, tool(), target(), None),
+        HookEvent::PostToolUse => (Kind::ToolFinished, tool(), target(), None),
         // Never the tool's error text: it may quote what the tool read.
-        "PostToolUseFailure" => (Kind::ToolFailed, tool(), target(), None),
-        "PreCompact" => (Kind::Compacting, None, None, None),
-        "PermissionRequest" => (
+        HookEvent::PostToolUseFailure => (Kind::ToolFailed, tool(), target(), None),
+        HookEvent::PreCompact => (Kind::Compacting, None, None, None),
+        HookEvent::PermissionRequest => (
             Kind::Blocked,
             tool(),
             target(),
             Some("permission_request".into()),
         ),
-        "Notification" => match s("notification_type") {
+        HookEvent::Notification => match s("notification_type") {
             k @ ("permission_prompt" | "elicitation_dialog") => {
                 (Kind::Blocked, None, None, Some(k.to_owned()))
             }
             "idle_prompt" => (Kind::Idle, None, None, None),
             _ => return None,
         },
-        "StopFailure" => (
-            Kind::Failed,
-            None,
-            None,
-            Some(event::one_line(&match v.get("error") {
-                Some(Value::String(e)) => e.clone(),
-                Some(e) => e.to_string(),
-                None => "the agent reported a failure".into(),
-            })),
-        ),
-        "Stop" if s("last_assistant_message").trim().is_empty() => {
+        HookEvent::StopFailure => (Kind::Failed, None, None, Some(short(&failure_of(v)))),
+        HookEvent::Stop if s("last_assistant_message").trim().is_empty() => {
             (Kind::Failed, None, None, Some("no message".into()))
         }
-        "Stop" => (Kind::Replied, None, None, None),
-        _ => return None,
+        HookEvent::Stop => (Kind::Replied, None, None, None),
+        HookEvent::SessionStart => return None,
     };
     Some(Event {
         kind,
@@ -167,104 +204,102 @@ pub fn progress(event: &str, v: &Value) -> Option<Event> {
     })
 }
 
+/// What a `StopFailure` says went wrong.
+fn failure_of(v: &Value) -> String {
+    match v.get("error") {
+        Some(Value::String(e)) => e.clone(),
+        Some(e) => e.to_string(),
+        None => "the agent reported a failure".into(),
+    }
+}
+
 /// Acts on one event (separate from stdin for tests).
-pub fn handle(dir: &SessionDir, event: &str, v: &Value) {
+pub fn handle(dir: &SessionDir, event: HookEvent, v: &Value) {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     dir.touch();
-    let last = || {
-        dir.read("last_prompt")
-            .and_then(|t| t.trim().parse::<uuid::Uuid>().ok())
-            .map(|id| dir.turn(id))
-    };
+    let last = || dir.last_prompt().map(|id| dir.turn(id));
     // The turn this event belongs to: the prompt's own, else the last
     // submitted one (turns never overlap in the pane). Recorded first, so
     // that a stream sees the event before the outcome it leads to.
     let owner = match event {
-        "UserPromptSubmit" => turn_of_prompt(&s("prompt")).map(|id| dir.turn(id)),
+        HookEvent::UserPromptSubmit => turn_of_prompt(&s("prompt")).map(|id| dir.turn(id)),
         _ => last(),
     };
     if let (Some(t), Some(e)) = (owner.filter(|t| t.exists()), progress(event, v)) {
         t.record(&e);
     }
+    // Where an outcome goes: the last submitted turn. The next turn is
+    // never typed before the earlier one ended, so that is the one.
+    let last_turn = || last().filter(|t| t.exists());
     match event {
-        "SessionStart" => {
-            let _ = dir.write(
-                "ready",
-                &json!({ "source": s("source"), "at_ms": paliadin_core::timefmt::now_ms() })
-                    .to_string(),
-            );
+        HookEvent::SessionStart => {
+            let _ = dir.mark_ready(&s("source"));
         }
-        "UserPromptSubmit" => match turn_of_prompt(&s("prompt")) {
-            Some(id) => {
-                let _ = dir.write("last_prompt", &id.to_string());
-                let t = dir.turn(id);
-                if t.exists() {
-                    let _ = t.mark("submitted", "");
-                }
+        HookEvent::UserPromptSubmit => {
+            // An untagged prompt is an operator typing in the attached
+            // pane: whatever the agent answers now belongs to no turn.
+            let id = turn_of_prompt(&s("prompt"));
+            let _ = dir.set_last_prompt(id);
+            if let Some(t) = id.map(|id| dir.turn(id)).filter(|t| t.exists()) {
+                let _ = t.mark(TurnMark::Submitted, "");
             }
-            // An operator typing in the attached pane: whatever the agent
-            // answers now belongs to no turn and must reach no user.
-            None => dir.remove("last_prompt"),
-        },
+        }
         // The turn is over and its reply is the model's final message (the
         // skill asks for nothing else): this is how a turn with hooks is
-        // answered. The next turn is never typed before this event, so the
-        // last submitted turn is the one that ended.
-        "Stop" => {
-            if let Some(t) = last().filter(|t| t.exists()) {
+        // answered.
+        HookEvent::Stop => {
+            if let Some(t) = last_turn() {
                 let msg = s("last_assistant_message");
                 if msg.trim().is_empty() {
-                    let _ = t.mark("failed", "the agent ended its turn without a message");
+                    let _ = t.mark(
+                        TurnMark::Failed,
+                        "the agent ended its turn without a message",
+                    );
                 } else {
                     let _ = t.write_reply(msg.as_bytes());
                 }
             }
         }
-        "StopFailure" => {
-            if let Some(t) = last().filter(|t| t.exists()) {
-                let e = v.get("error").map(|e| {
-                    e.as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| e.to_string())
-                });
-                let _ = t.mark(
-                    "failed",
-                    e.as_deref().unwrap_or("the agent reported a failure"),
-                );
+        HookEvent::StopFailure => {
+            if let Some(t) = last_turn() {
+                let _ = t.mark(TurnMark::Failed, &failure_of(v));
             }
         }
         // Fires the moment a tool call would ask a person (the
         // `permission_prompt` notification comes seconds later); never in
         // `dontAsk` mode, where such a call is denied without asking.
-        "PermissionRequest" => {
-            if let Some(t) = last().filter(|t| t.exists()) {
-                let _ = t.mark(
-                    "blocked",
-                    &format!("permission_request: {}", s("tool_name")),
-                );
+        HookEvent::PermissionRequest => {
+            if let Some(t) = last_turn() {
+                let why = format!("permission_request: {}", s("tool_name"));
+                let _ = t.mark(TurnMark::Blocked, &why);
             }
         }
-        "Notification" => {
-            let kind = s("notification_type");
-            match kind.as_str() {
-                "permission_prompt" | "elicitation_dialog" => {
-                    if let Some(t) = last().filter(|t| t.exists()) {
-                        let _ = t.mark("blocked", &format!("{kind}: {}", s("message")));
-                    }
-                }
-                // Waiting for input: whatever was typed last is over, with or
-                // without a reply (an interrupt fires no Stop), and so is the
-                // turn the shim waits for, even if its Enter never got in.
-                "idle_prompt" => {
-                    let current = dir
-                        .read("current")
-                        .and_then(|c| c.trim().parse::<uuid::Uuid>().ok())
-                        .map(|id| dir.turn(id));
-                    for t in last().into_iter().chain(current).filter(|t| t.exists()) {
-                        let _ = t.mark("idle", "");
-                    }
-                }
-                _ => {}
+        HookEvent::Notification => notification(dir, &s("notification_type"), &s("message")),
+        HookEvent::PreToolUse
+        | HookEvent::PostToolUse
+        | HookEvent::PostToolUseFailure
+        | HookEvent::PreCompact => {}
+    }
+    // Last, once everything is recorded: the waiters look again.
+    dir.ring();
+}
+
+/// A `Notification` of `kind`.
+fn notification(dir: &SessionDir, kind: &str, message: &str) {
+    let last = dir.last_prompt().map(|id| dir.turn(id));
+    match kind {
+        "permission_prompt" | "elicitation_dialog" => {
+            if let Some(t) = last.filter(|t| t.exists()) {
+                let _ = t.mark(TurnMark::Blocked, &format!("{kind}: {message}"));
+            }
+        }
+        // Waiting for input: whatever was typed last is over, with or
+        // without a reply (an interrupt fires no Stop), and so is the turn
+        // the shim waits for, even if its Enter never got in.
+        "idle_prompt" => {
+            let current = dir.current().map(|id| dir.turn(id));
+            for t in last.into_iter().chain(current).filter(|t| t.exists()) {
+                let _ = t.mark(TurnMark::Idle, "");
             }
         }
         _ => {}
@@ -280,9 +315,12 @@ mod tests {
         let v: Value =
             serde_json::from_str(&settings_json(Path::new("/opt/it's here/paliadin-shim")))
                 .unwrap();
-        for ev in EVENTS {
+        for ev in HookEvent::ALL.map(HookEvent::name) {
             let cmd = v["hooks"][ev][0]["hooks"][0]["command"].as_str().unwrap();
-            assert_eq!(cmd, format!(r"'/opt/it'\''s here/paliadin-shim' hook {ev}"));
+            assert_eq!(
+                cmd,
+                format!(r"exec '/opt/it'\''s here/paliadin-shim' hook {ev}")
+            );
             assert_eq!(v["hooks"][ev][0]["hooks"][0]["type"], "command");
         }
     }
@@ -296,43 +334,63 @@ mod tests {
         let t = dir.turn(id);
         t.create().unwrap();
         let prompt = format!("[PALIADIN:{id}]\nhi");
-        handle(&dir, "UserPromptSubmit", &json!({ "prompt": prompt }));
-        assert!(t.has("submitted"));
-        handle(&dir, "Stop", &json!({ "last_assistant_message": "first" }));
-        handle(&dir, "Stop", &json!({ "last_assistant_message": "second" }));
+        handle(
+            &dir,
+            HookEvent::UserPromptSubmit,
+            &json!({ "prompt": prompt }),
+        );
+        assert!(t.has(TurnMark::Submitted));
+        handle(
+            &dir,
+            HookEvent::Stop,
+            &json!({ "last_assistant_message": "first" }),
+        );
+        handle(
+            &dir,
+            HookEvent::Stop,
+            &json!({ "last_assistant_message": "second" }),
+        );
         assert_eq!(t.reply().unwrap().unwrap(), b"first");
         t.delivered();
         assert_eq!(t.reply().unwrap().unwrap(), b"first", "kept after delivery");
         handle(
             &dir,
-            "Notification",
+            HookEvent::Notification,
             &json!({ "notification_type": "idle_prompt" }),
         );
-        assert!(!t.has("blocked"));
-        assert!(t.has("idle"));
+        assert!(!t.has(TurnMark::Blocked));
+        assert!(t.has(TurnMark::Idle));
         // A turn ended with no message at all fails instead of waiting out its deadline.
         let id2 = uuid::Uuid::new_v4();
         let t2 = dir.turn(id2);
         t2.create().unwrap();
         handle(
             &dir,
-            "UserPromptSubmit",
+            HookEvent::UserPromptSubmit,
             &json!({ "prompt": format!("[PALIADIN:{id2}]\nx") }),
         );
-        handle(&dir, "PermissionRequest", &json!({ "tool_name": "Bash" }));
+        handle(
+            &dir,
+            HookEvent::PermissionRequest,
+            &json!({ "tool_name": "Bash" }),
+        );
         assert_eq!(
             t2.state(),
             crate::state::TurnState::Blocked("permission_request: Bash".into())
         );
-        handle(&dir, "Stop", &json!({ "last_assistant_message": "  " }));
-        assert!(t2.has("failed"));
+        handle(
+            &dir,
+            HookEvent::Stop,
+            &json!({ "last_assistant_message": "  " }),
+        );
+        assert!(t2.has(TurnMark::Failed));
         // An untagged prompt (someone typing in the pane) belongs to no turn.
         handle(
             &dir,
-            "UserPromptSubmit",
+            HookEvent::UserPromptSubmit,
             &json!({ "prompt": "what are you doing?" }),
         );
-        assert!(!dir.has("last_prompt"));
+        assert_eq!(dir.last_prompt(), None);
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

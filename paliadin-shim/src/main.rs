@@ -3,26 +3,16 @@
 //! program, else from its own arguments; serves it; exits with a documented
 //! status and, on failure, one line on stderr. Never exits 126, 127 or 255.
 
-mod agent;
-mod cli;
-mod cmd;
-mod config;
-mod dirfd;
-mod error;
-mod hooks;
-mod state;
-mod tmux;
-mod wait;
-
-use clap::Parser as _;
 use paliadin_core::request::{split_ssh_command, Request};
 use paliadin_core::ExitCode;
 
-use crate::agent::Shim;
-use crate::error::{Result, ShimError};
+use paliadin_shim::agent::Shim;
+use paliadin_shim::error::{Result, ShimError};
+use paliadin_shim::output::print_or_fail;
+use paliadin_shim::{cli, cmd, config, hooks};
 
 fn main() -> std::process::ExitCode {
-    let opts = cli::Options::parse();
+    let opts = cli::parse();
     let ssh = std::env::var("SSH_ORIGINAL_COMMAND").ok();
     let words: Vec<String> = match &ssh {
         Some(line) => split_ssh_command(line)
@@ -40,6 +30,10 @@ fn main() -> std::process::ExitCode {
             return ExitCode::Ok.into();
         }
     }
+    // Setting the laptop up needs no config (it writes one); never over ssh.
+    if let (None, Some("setup")) = (&ssh, opts.request.first().map(String::as_str)) {
+        return cmd::setup::main(&opts.request[1..]);
+    }
     match serve(&opts, &words, ssh.is_some()) {
         Ok(()) => ExitCode::Ok.into(),
         Err(e) => {
@@ -50,7 +44,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
-    if let Some(&verb @ ("attach" | "hook" | "completions" | "man")) = words.first() {
+    if let Some(&verb @ ("attach" | "hook" | "completions" | "man" | "setup")) = words.first() {
         if over_ssh {
             return Err(ShimError::invalid(format!(
                 "{verb} is only available locally, not over ssh"
@@ -67,7 +61,8 @@ fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
         ["man"] => return cmd::docs::man(),
         _ => {}
     }
-    let config = config::Config::load(opts).map_err(|e| ShimError::failure(format!("{e:#}")))?;
+    let config = config::Config::load(opts.config.as_deref(), &opts.flags)
+        .map_err(|e| ShimError::failure(format!("{e:#}")))?;
     let limits = config.limits;
     let shim = Shim::new(config);
     if let ["attach", rest @ ..] = words {
@@ -95,8 +90,7 @@ fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
         Request::Status { session } => cmd::status::run(&shim, &session),
         Request::Sessions => cmd::sessions::run(&shim),
         Request::Version => {
-            cmd::print(format!("paliadin-shim {}\n", env!("CARGO_PKG_VERSION")).as_bytes())
-                .map_err(|e| ShimError::new(ExitCode::Failure, e.to_string()))
+            print_or_fail(format!("paliadin-shim {}\n", env!("CARGO_PKG_VERSION")).as_bytes())
         }
     }
 }

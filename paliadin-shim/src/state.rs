@@ -16,20 +16,23 @@
 //!                           current      id of the turn being waited for
 //!                           activity     its mtime: the last activity
 //!                           swept        its mtime: the last sweep
+//!                           bells/<uuid> one FIFO per waiter, rung by hooks
 //!                           turns/<id>/  typed (the id is held), submitted,
 //!                                        reply.md, blocked, failed, idle,
 //!                                        delivered, events.jsonl
 //! ```
 
 use paliadin_core::session::SessionName;
+use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use uuid::Uuid;
 
-use crate::dirfd::{Dir, ReadError};
+use crate::dirfd::{Dir, ReadError, Ring};
 
 /// Largest reply the shim will read.
 pub const MAX_REPLY: u64 = 64 << 20;
@@ -39,6 +42,134 @@ pub const TURN_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const SWEEP_EVERY: Duration = Duration::from_secs(600);
 /// Largest marker file read.
 const MAX_MARKER: u64 = 1 << 20;
+
+/// A marker of a session: there or not, left by a hook or by the shim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// `SessionStart` arrived (or an agent without hooks showed its pattern).
+    Ready,
+    /// The agent's input loop runs: a paste's Enter gets in.
+    Mounted,
+}
+
+impl Mark {
+    fn file(self) -> &'static str {
+        match self {
+            Mark::Ready => "ready",
+            Mark::Mounted => "mounted",
+        }
+    }
+}
+
+/// A marker of a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnMark {
+    /// The id is held: its envelope may have been typed.
+    Typed,
+    /// `UserPromptSubmit` arrived with its id.
+    Submitted,
+    /// The pane waits on a person (the file holds why).
+    Blocked,
+    /// The agent reported a failure, or its reply was refused (the file holds why).
+    Failed,
+    /// The agent went idle after it.
+    Idle,
+    /// Its reply was printed at least once (the file holds when, in ms).
+    Delivered,
+}
+
+impl TurnMark {
+    fn file(self) -> &'static str {
+        match self {
+            TurnMark::Typed => "typed",
+            TurnMark::Submitted => "submitted",
+            TurnMark::Blocked => "blocked",
+            TurnMark::Failed => "failed",
+            TurnMark::Idle => "idle",
+            TurnMark::Delivered => "delivered",
+        }
+    }
+}
+
+/// A session's flocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockName {
+    /// Held across a turn: turns of a session run one at a time.
+    Turn,
+    /// Held while the agent starts: it starts once, even when requests race.
+    Start,
+}
+
+impl LockName {
+    fn file(self) -> &'static str {
+        match self {
+            LockName::Turn => "lock",
+            LockName::Start => "start.lock",
+        }
+    }
+}
+
+/// `agent.json`: the agent the shim started in the session's pane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentRecord {
+    /// Its argv as started (with the shim's `--settings`).
+    pub argv: Vec<String>,
+    pub pid: u32,
+    /// [`paliadin_core::process::start_time`] of `pid`: tells it from a
+    /// later process given the same pid.
+    pub starttime: Option<u64>,
+    /// When it was started, ms since the epoch.
+    pub started_ms: i64,
+}
+
+/// One FIFO per waiter, rung by the hooks.
+const BELLS: &str = "bells";
+
+/// A waiter's bell: a FIFO of its own in the session's `bells/`, held open
+/// at both ends (so it never reads as hung up), which every hook rings after
+/// it has recorded what it saw ([`SessionDir::ring`]). Poll it: readable
+/// means "look at the state again". Armed before the first look at the
+/// state, so no record made after that look goes unrung; one per waiter, so
+/// every waiter (a turn, its repeats, a `poll`) wakes. Removed when dropped;
+/// one left by a killed waiter is removed by the next ring.
+#[derive(Debug)]
+pub struct Bell {
+    read: OwnedFd,
+    _write: OwnedFd,
+    bells: Dir,
+    name: String,
+}
+
+impl Bell {
+    /// Reads what the ringers wrote, so the bell can wake its waiter again.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 512];
+        while matches!(rustix::io::read(&self.read, &mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+impl AsFd for Bell {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}
+
+impl Drop for Bell {
+    fn drop(&mut self) {
+        self.bells.remove(&self.name);
+    }
+}
+
+/// The record of the agent.
+const AGENT: &str = "agent.json";
+/// The id of the turn being waited for.
+const CURRENT: &str = "current";
+/// The id of the last turn the agent took (`UserPromptSubmit`).
+const LAST_PROMPT: &str = "last_prompt";
+/// Its mtime: the session's last activity.
+const ACTIVITY: &str = "activity";
+/// Its mtime: the last sweep of expired turns.
+const SWEPT: &str = "swept";
 
 /// The state directory itself: opened (and created, 0700) once per request.
 pub fn open_root(state_dir: &Path, create: bool) -> io::Result<Option<Dir>> {
@@ -109,9 +240,9 @@ impl SessionDir {
         self.dirs.as_ref().map(|(d, _)| d).ok_or_else(absent)
     }
 
-    /// Takes `file`'s lock, waiting until `deadline`; `Ok(None)` if it stayed held.
-    pub fn lock(&self, file: &str, deadline: Instant) -> io::Result<Option<Lock>> {
-        let f = self.dir()?.lock_file(file)?;
+    /// Takes the lock, waiting until `deadline`; `Ok(None)` if it stayed held.
+    pub fn lock(&self, lock: LockName, deadline: Instant) -> io::Result<Option<Lock>> {
+        let f = self.dir()?.lock_file(lock.file())?;
         loop {
             if try_flock(&f)? {
                 return Ok(Some(Lock(f)));
@@ -125,14 +256,14 @@ impl SessionDir {
 
     /// Whether a turn holds the session right now.
     pub fn busy(&self) -> bool {
-        match self.dir().and_then(|d| d.lock_file("lock")) {
+        match self.dir().and_then(|d| d.lock_file(LockName::Turn.file())) {
             Ok(f) => !try_flock(&f).unwrap_or(true),
             Err(_) => false,
         }
     }
 
-    /// Reads a small marker file's text.
-    pub fn read(&self, file: &str) -> Option<String> {
+    /// A small file's text.
+    fn read(&self, file: &str) -> Option<String> {
         self.dir()
             .ok()?
             .read(file, MAX_MARKER)
@@ -141,37 +272,144 @@ impl SessionDir {
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
-    /// Replaces a marker file (atomic for readers, not flushed: state is
+    /// Replaces a small file (atomic for readers, not flushed: state is
     /// rebuilt after a reboot anyway).
-    pub fn write(&self, file: &str, text: &str) -> io::Result<()> {
+    fn write(&self, file: &str, text: &str) -> io::Result<()> {
         self.dir()?.write(file, text.as_bytes())
     }
 
-    pub fn remove(&self, file: &str) {
+    fn remove(&self, file: &str) {
         if let Ok(d) = self.dir() {
             d.remove(file);
         }
     }
 
-    pub fn has(&self, file: &str) -> bool {
-        self.dir().is_ok_and(|d| d.has(file))
+    fn read_id(&self, file: &str) -> Option<Uuid> {
+        self.read(file)?.trim().parse().ok()
     }
 
-    /// Modification time of `file`.
-    pub fn mtime(&self, file: &str) -> Option<SystemTime> {
-        self.dir().ok()?.mtime(file)
+    pub fn has(&self, mark: Mark) -> bool {
+        self.dir().is_ok_and(|d| d.has(mark.file()))
+    }
+
+    /// Leaves `mark`, holding `text`.
+    pub fn mark(&self, mark: Mark, text: &str) -> io::Result<()> {
+        self.write(mark.file(), text)
+    }
+
+    /// Marks the agent ready; `source` says who saw it (SessionStart's
+    /// source, or `pattern`).
+    pub fn mark_ready(&self, source: &str) -> io::Result<()> {
+        let record =
+            serde_json::json!({ "source": source, "at_ms": paliadin_core::timefmt::now_ms() });
+        self.mark(Mark::Ready, &record.to_string())
+    }
+
+    /// The turn the session waits on, if any.
+    pub fn current(&self) -> Option<Uuid> {
+        self.read_id(CURRENT)
+    }
+
+    pub fn set_current(&self, id: Uuid) -> io::Result<()> {
+        self.write(CURRENT, &id.to_string())
+    }
+
+    /// The session no longer waits on turn `id` (another turn's mark stays).
+    pub fn clear_current(&self, id: Uuid) {
+        if self.current() == Some(id) {
+            self.remove(CURRENT);
+        }
+    }
+
+    /// The last turn the agent took, if the last prompt was a turn's.
+    pub fn last_prompt(&self) -> Option<Uuid> {
+        self.read_id(LAST_PROMPT)
+    }
+
+    /// Records the last prompt's turn; `None` for a prompt of no turn (an
+    /// operator typing in the pane).
+    pub fn set_last_prompt(&self, id: Option<Uuid>) -> io::Result<()> {
+        match id {
+            Some(id) => self.write(LAST_PROMPT, &id.to_string()),
+            None => {
+                self.remove(LAST_PROMPT);
+                Ok(())
+            }
+        }
+    }
+
+    /// The agent the shim started here, as recorded.
+    pub fn agent(&self) -> Option<AgentRecord> {
+        serde_json::from_str(&self.read(AGENT)?).ok()
+    }
+
+    pub fn set_agent(&self, record: &AgentRecord) -> io::Result<()> {
+        let text = serde_json::to_string(record).map_err(io::Error::other)?;
+        self.write(AGENT, &text)
+    }
+
+    /// Forgets the agent: whatever runs in the pane next is started afresh,
+    /// must become ready and mounted again, and owns no earlier turn.
+    pub fn forget_agent(&self) {
+        for f in [
+            Mark::Ready.file(),
+            Mark::Mounted.file(),
+            LAST_PROMPT,
+            CURRENT,
+            AGENT,
+        ] {
+            self.remove(f);
+        }
     }
 
     /// Marks activity now (the file's mtime is the time).
     pub fn touch(&self) {
         if let Ok(d) = self.dir() {
-            d.stamp("activity");
+            d.stamp(ACTIVITY);
         }
     }
 
-    /// A path naming the session's directory itself, for a watch.
-    pub fn watch_path(&self) -> io::Result<PathBuf> {
-        Ok(self.dir()?.fd_path())
+    /// When the session was last active.
+    pub fn last_activity(&self) -> Option<SystemTime> {
+        self.dir().ok()?.mtime(ACTIVITY)
+    }
+
+    /// Arms a new bell for a waiter of this session (see [`Bell`]).
+    pub fn bell(&self) -> io::Result<Bell> {
+        let bells = self.dir()?.child(BELLS, true)?.ok_or_else(absent)?;
+        let name = Uuid::new_v4().to_string();
+        // Made and opened under a name no ringer touches, then put in place:
+        // a ringer never sees it without its reader.
+        let tmp = format!(".{name}");
+        let armed = bells
+            .make_fifo(&tmp)
+            .and_then(|fds| bells.rename(&tmp, &name).map(|()| fds));
+        match armed {
+            Ok((read, write)) => Ok(Bell {
+                read,
+                _write: write,
+                bells,
+                name,
+            }),
+            Err(e) => {
+                bells.remove(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Rings every waiter's bell, after something was recorded: never
+    /// blocks, never follows a symlink, writes to nothing but a FIFO of
+    /// ours, and removes the bells whose waiters are gone.
+    pub fn ring(&self) {
+        let Ok(Some(bells)) = self.dir().and_then(|d| d.child(BELLS, false)) else {
+            return;
+        };
+        for name in bells.names() {
+            if !name.starts_with('.') && bells.ring(&name) == Ring::NoReader {
+                bells.remove(&name);
+            }
+        }
     }
 
     pub fn turn(&self, id: Uuid) -> TurnDir {
@@ -193,13 +431,26 @@ impl SessionDir {
         };
         let now = SystemTime::now();
         let recent = dir
-            .mtime("swept")
+            .mtime(SWEPT)
             .and_then(|t| now.duration_since(t).ok())
             .is_some_and(|age| age < SWEEP_EVERY);
         if recent {
             return;
         }
-        dir.stamp("swept");
+        dir.stamp(SWEPT);
+        // A bell whose waiter was killed as it armed it (never rung: its
+        // name starts with a dot).
+        if let Ok(Some(bells)) = dir.child(BELLS, false) {
+            for name in bells.names().into_iter().filter(|n| n.starts_with('.')) {
+                let old = bells
+                    .mtime(&name)
+                    .and_then(|t| now.duration_since(t).ok())
+                    .is_some_and(|age| age > SWEEP_EVERY);
+                if old {
+                    bells.remove(&name);
+                }
+            }
+        }
         for name in turns.names() {
             let old = turns
                 .mtime(&name)
@@ -288,14 +539,6 @@ impl TurnDir {
         }
     }
 
-    /// A path naming the turn's directory itself, for a watch (valid while
-    /// the process runs; the watch stays on the directory it named).
-    pub fn watch_path(&self) -> io::Result<(Dir, PathBuf)> {
-        let d = self.open()?.ok_or_else(absent)?;
-        let p = d.fd_path();
-        Ok((d, p))
-    }
-
     /// How long ago the turn's directory last changed.
     pub fn age(&self) -> Option<Duration> {
         let m = self.turns.as_ref()?.mtime(&self.name)?;
@@ -308,21 +551,26 @@ impl TurnDir {
         self.path.join(REPLY)
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.open().ok().flatten().is_some_and(|d| d.has(name))
+    pub fn has(&self, mark: TurnMark) -> bool {
+        self.open()
+            .ok()
+            .flatten()
+            .is_some_and(|d| d.has(mark.file()))
     }
 
     /// Leaves a marker (idempotent).
-    pub fn mark(&self, name: &str, text: &str) -> io::Result<()> {
+    pub fn mark(&self, mark: TurnMark, text: &str) -> io::Result<()> {
         self.open()?
             .ok_or_else(absent)?
-            .write(name, text.as_bytes())
+            .write(mark.file(), text.as_bytes())
     }
 
     /// Whether the turn id is held: its envelope may have been typed (it is
     /// marked so before tmux runs), or the turn has an outcome already.
     pub fn held(&self) -> bool {
-        self.has("typed") || self.has("submitted") || self.state() != TurnState::Pending
+        self.has(TurnMark::Typed)
+            || self.has(TurnMark::Submitted)
+            || self.state() != TurnState::Pending
     }
 
     /// Records the reply unless one is there already; `Ok(false)` then.
@@ -335,17 +583,17 @@ impl TurnDir {
         let Ok(Some(d)) = self.open() else {
             return TurnState::Pending;
         };
-        let marker = |name: &str| {
-            d.read(name, 1 << 16)
+        let marker = |mark: TurnMark| {
+            d.read(mark.file(), 1 << 16)
                 .ok()
                 .flatten()
                 .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         };
         if d.has(REPLY) {
             TurnState::Replied
-        } else if let Some(e) = marker("failed") {
+        } else if let Some(e) = marker(TurnMark::Failed) {
             TurnState::Failed(e)
-        } else if let Some(m) = marker("blocked") {
+        } else if let Some(m) = marker(TurnMark::Blocked) {
             TurnState::Blocked(m)
         } else {
             TurnState::Pending
@@ -400,6 +648,157 @@ impl TurnDir {
 
     /// The reply was printed at least once (for `status`; the reply stays).
     pub fn delivered(&self) {
-        let _ = self.mark("delivered", &paliadin_core::timefmt::now_ms().to_string());
+        let _ = self.mark(
+            TurnMark::Delivered,
+            &paliadin_core::timefmt::now_ms().to_string(),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt as _;
+
+    /// A session's state in a temp dir of its own, removed on drop.
+    struct Tmp(PathBuf, SessionDir);
+
+    impl Tmp {
+        fn new(tag: &str) -> Tmp {
+            let root =
+                std::env::temp_dir().join(format!("paliadin-state-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            paliadin_core::fsutil::private_dir(&root).unwrap();
+            let s = SessionDir::open(&root, &SessionName::new("s").unwrap(), true).unwrap();
+            Tmp(root, s)
+        }
+
+        fn bells(&self) -> PathBuf {
+            self.0.join("sessions").join("s").join(BELLS)
+        }
+
+        fn names(&self) -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(self.bells())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn rung(b: &Bell) -> bool {
+        paliadin_core::child::is_readable(b)
+    }
+
+    #[test]
+    fn a_ring_wakes_every_waiter_and_each_can_wait_again() {
+        let t = Tmp::new("two");
+        let (a, b) = (t.1.bell().unwrap(), t.1.bell().unwrap());
+        assert!(!rung(&a) && !rung(&b), "quiet until rung");
+        t.1.ring();
+        assert!(rung(&a) && rung(&b), "both waiters wake");
+        a.drain();
+        assert!(!rung(&a) && rung(&b), "draining one leaves the other rung");
+        b.drain();
+        t.1.ring();
+        assert!(rung(&a) && rung(&b), "and they wake again");
+        drop(a);
+        assert_eq!(
+            t.names(),
+            std::slice::from_ref(&b.name),
+            "a dropped bell is removed"
+        );
+    }
+
+    #[test]
+    fn a_ring_before_any_bell_is_nothing_and_a_later_bell_starts_quiet() {
+        let t = Tmp::new("before");
+        t.1.ring();
+        let b = t.1.bell().unwrap();
+        // The waiter looks at the state before it waits: a record made
+        // before its bell is found by that look, not by a ring.
+        assert!(!rung(&b));
+    }
+
+    #[test]
+    fn a_killed_waiters_bell_holds_no_ring_up_and_is_removed() {
+        let t = Tmp::new("killed");
+        let live = t.1.bell().unwrap();
+        // What a killed waiter leaves: its FIFO, with nobody reading it.
+        let d = std::fs::File::open(t.bells()).unwrap();
+        paliadin_core::process::make_fifo_at(d.as_fd(), "dead", rustix::fs::Mode::RWXU).unwrap();
+        t.1.ring();
+        assert!(rung(&live));
+        assert_eq!(
+            t.names(),
+            std::slice::from_ref(&live.name),
+            "the dead one removed"
+        );
+    }
+
+    #[test]
+    fn a_full_bell_is_still_rung_without_blocking() {
+        let t = Tmp::new("full");
+        let b = t.1.bell().unwrap();
+        let chunk = [0u8; 4096];
+        while rustix::io::write(&b._write, &chunk).is_ok() {}
+        while rustix::io::write(&b._write, &chunk[..1]).is_ok() {}
+        t.1.ring();
+        assert!(rung(&b));
+        b.drain();
+        assert!(!rung(&b), "drained whole");
+        t.1.ring();
+        assert!(rung(&b), "and rung again");
+    }
+
+    #[test]
+    fn a_bell_replaced_by_a_symlink_or_a_file_is_refused_and_nothing_followed() {
+        let t = Tmp::new("planted");
+        let b = t.1.bell().unwrap();
+        // A FIFO outside the state, with a reader: a ring through a symlink
+        // would reach it.
+        let outside_dir = t.0.join("outside");
+        std::fs::create_dir(&outside_dir).unwrap();
+        let od = std::fs::File::open(&outside_dir).unwrap();
+        paliadin_core::process::make_fifo_at(od.as_fd(), "fifo", rustix::fs::Mode::RWXU).unwrap();
+        let outside = outside_dir.join("fifo");
+        let reader = rustix::fs::open(
+            &outside,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        // The waiter's own bell replaced by a symlink, and a file planted.
+        let own = t.bells().join(&b.name);
+        std::fs::remove_file(&own).unwrap();
+        std::os::unix::fs::symlink(&outside, &own).unwrap();
+        std::fs::write(t.bells().join("planted"), b"").unwrap();
+        t.1.ring();
+        assert!(
+            !paliadin_core::child::is_readable(&reader),
+            "nothing followed"
+        );
+        assert!(!rung(&b), "its bell is gone: it waits for its tick");
+        assert_eq!(std::fs::read(t.bells().join("planted")).unwrap(), b"");
+        assert!(
+            std::fs::symlink_metadata(&own).unwrap().is_symlink(),
+            "left alone"
+        );
+        drop(b);
+        assert!(
+            std::fs::symlink_metadata(&own).is_err(),
+            "the link itself removed"
+        );
+        assert!(std::fs::symlink_metadata(&outside)
+            .unwrap()
+            .file_type()
+            .is_fifo());
     }
 }

@@ -42,7 +42,7 @@ pub enum TmuxError {
 /// What the shim needs to know of a session's pane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pane {
-    pub pid: i32,
+    pub pid: u32,
     pub dead: bool,
     pub created: i64,
     pub activity: i64,
@@ -407,6 +407,15 @@ impl Tmux {
         ) {
             Ok(out) => Ok(out.lines().map(str::to_owned).collect()),
             Err(TmuxError::NoSession(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops the server and every session in it; `Ok(false)` when none ran.
+    pub fn kill_server(&self) -> Result<bool, TmuxError> {
+        match self.run(&Self::args(["kill-server"]), None) {
+            Ok(_) => Ok(true),
+            Err(TmuxError::NoSession(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }

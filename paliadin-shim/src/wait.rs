@@ -1,23 +1,31 @@
-//! Waiting without guessing: an inotify watch on the directories where
-//! replies and hook markers appear, plus a pidfd on the agent, polled together
-//! with a tick of at most a second. Owns the kernel handles; never decides
-//! what an event means (callers re-read the state on every wake).
+//! Waiting without guessing: a bell of the waiter's own in the session's
+//! state ([`crate::state::Bell`], a FIFO every hook rings after it has
+//! recorded something), plus the agent's exit
+//! ([`paliadin_core::process::ExitWatch`]), polled together. Owns the
+//! waiting; never decides what an event means (callers look at the state
+//! again on every wake, and first before any wait: a record made before the
+//! bell existed is seen that way). Nothing here costs time to close.
 
+use paliadin_core::process::ExitWatch;
 use rustix::event::{poll, PollFd, PollFlags};
-use rustix::fs::inotify;
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::OwnedFd;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The longest sleep between two looks at the state.
+use crate::state::{Bell, SessionDir};
+
+/// The longest sleep between two looks at the state when the hooks ring: a
+/// safety net only (a bell replaced by something else is never rung).
 pub const TICK: Duration = Duration::from_millis(1000);
+/// What an agent without hooks writes (its reply file) rings nothing: the
+/// state is looked at after this, then twice as long each time, up to
+/// [`UNRUNG_MAX`].
+const UNRUNG_FIRST: Duration = Duration::from_millis(1);
+const UNRUNG_MAX: Duration = Duration::from_millis(50);
 
 /// Why [`Watch::wait`] returned.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Wake {
-    /// Something changed in a watched directory, or a tick passed.
+    /// The bell rang, or the sleep between two looks passed.
     Look,
     /// The watched process ended.
     Died,
@@ -25,82 +33,67 @@ pub enum Wake {
     Deadline,
 }
 
-/// A watch on some directories and, optionally, a process.
+/// A waiter's bell and, optionally, the agent's exit.
 pub struct Watch {
-    inotify: OwnedFd,
-    watches: Vec<i32>,
-    pidfd: Option<OwnedFd>,
+    bell: Bell,
+    exit: Option<ExitWatch>,
+    /// `None` when the hooks ring for what is awaited; else the next sleep.
+    unrung: Option<Duration>,
 }
 
 impl Watch {
-    /// Arms the watch on `dirs` (before anything that could create a file there).
-    pub fn new(dirs: &[&Path]) -> io::Result<Watch> {
-        let fd = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)?;
-        let mask = inotify::WatchFlags::CREATE
-            | inotify::WatchFlags::MOVED_TO
-            | inotify::WatchFlags::CLOSE_WRITE
-            | inotify::WatchFlags::DELETE;
-        let mut watches = Vec::new();
-        for d in dirs {
-            watches.push(inotify::add_watch(&fd, *d, mask)?);
-        }
+    /// Arms a bell in session `s` (before the first look at the state).
+    /// `rung`: whether the hooks ring for what is awaited (an agent without
+    /// hooks writes its reply file unrung).
+    pub fn new(s: &SessionDir, rung: bool) -> io::Result<Watch> {
         Ok(Watch {
-            inotify: fd,
-            watches,
-            pidfd: None,
+            bell: s.bell()?,
+            exit: None,
+            unrung: (!rung).then_some(UNRUNG_FIRST),
         })
     }
 
-    /// Removes the watches as soon as the outcome is known. The kernel frees
-    /// a watch only after a grace period, and closing an inotify fd waits for
-    /// that (measured: up to 20 ms at exit); started early, it overlaps with
-    /// delivering the reply.
-    pub fn disarm(&mut self) {
-        for wd in self.watches.drain(..) {
-            let _ = inotify::remove_watch(&self.inotify, wd);
-        }
-    }
-
     /// Also wakes when process `pid` ends. `Ok(false)` if it is already gone.
-    pub fn watch_pid(&mut self, pid: i32) -> io::Result<bool> {
-        let Some(pid) = rustix::process::Pid::from_raw(pid) else {
-            return Ok(false);
-        };
-        match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-            Ok(fd) => {
-                self.pidfd = Some(fd);
-                Ok(true)
-            }
-            Err(rustix::io::Errno::SRCH) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+    pub fn watch_pid(&mut self, pid: u32) -> io::Result<bool> {
+        self.exit = ExitWatch::new(pid)?;
+        Ok(self.exit.is_some())
     }
 
     /// Whether the watched process has ended.
     pub fn died(&self) -> bool {
-        self.pidfd
-            .as_ref()
-            .is_some_and(paliadin_core::child::is_readable)
+        self.exit.as_ref().is_some_and(ExitWatch::exited)
     }
 
-    /// Sleeps until something happens, the tick passes, or `until`.
+    /// Sleeps until the bell rings, the watched process ends, the sleep
+    /// between two looks passes, or `until`.
     pub fn wait(&mut self, until: Instant) -> io::Result<Wake> {
         let now = Instant::now();
         if now >= until {
             return Ok(Wake::Deadline);
         }
-        let left = (until - now).min(TICK);
-        let ts = paliadin_core::child::timespec(left);
-        let mut fds = vec![PollFd::new(&self.inotify, PollFlags::IN)];
-        if let Some(p) = &self.pidfd {
+        let nap = match &mut self.unrung {
+            Some(next) => {
+                let this = *next;
+                *next = (this * 2).min(UNRUNG_MAX);
+                this
+            }
+            None => TICK,
+        };
+        let ts = paliadin_core::child::timespec((until - now).min(nap));
+        let mut fds = vec![PollFd::new(&self.bell, PollFlags::IN)];
+        if let Some(p) = &self.exit {
             fds.push(PollFd::new(p, PollFlags::IN));
         }
         match poll(&mut fds, Some(&ts)) {
             Ok(_) | Err(rustix::io::Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
+        let rang = !fds[0].revents().is_empty();
         let died = fds.len() > 1 && !fds[1].revents().is_empty();
-        self.drain();
+        drop(fds);
+        if rang {
+            self.bell.drain();
+        }
         if died {
             return Ok(Wake::Died);
         }
@@ -108,11 +101,5 @@ impl Watch {
             return Ok(Wake::Deadline);
         }
         Ok(Wake::Look)
-    }
-
-    fn drain(&self) {
-        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
-        let mut r = inotify::Reader::new(&self.inotify, &mut buf);
-        while r.next().is_ok() {}
     }
 }

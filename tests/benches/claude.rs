@@ -34,6 +34,7 @@ mod common;
 
 use common::*;
 use paliadin_core::envelope;
+use paliadin_shim::tmux::Tmux;
 use paliadin_tests::claude::{claude_version, ClaudeEnv, ClaudeOptions};
 use paliadin_tests::mock_api::Request;
 use paliadin_tests::{b64, run, turn_id, Value};
@@ -230,13 +231,14 @@ fn agent_of(w: &ClaudeEnv) -> Agent {
 }
 
 /// tmux against the world's server, as the shim calls it.
+/// The shim's own tmux wrapper, on the session's server.
+fn shim_tmux(w: &ClaudeEnv) -> Tmux {
+    Tmux::new(&w.env.socket, Instant::now() + LIMIT)
+}
+
+/// tmux as the shim runs it.
 fn tmux(w: &ClaudeEnv) -> Command {
-    let mut c = Command::new("tmux");
-    c.args(["-L", &w.env.socket, "-f", "/dev/null", "-u"]);
-    for v in ["TMUX", "TMUX_PANE"] {
-        c.env_remove(v);
-    }
-    c
+    shim_tmux(w).command()
 }
 
 fn tmux_out(w: &ClaudeEnv, args: &[&str]) -> String {
@@ -318,70 +320,15 @@ fn start_direct(w: &ClaudeEnv, agent: &Agent, name: &str, settings: &Path) {
     run(&mut c, None, Duration::from_secs(10)).code(0);
 }
 
-/// Types an envelope into `name` exactly as the shim's `type_submit`
-/// does: one tmux call, head as keys, a pasted newline, the pasted body,
-/// Enter.
+/// Types an envelope into `name` with the shim's own `type_submit`: one
+/// tmux call, head as keys, a pasted newline, the pasted body, Enter.
 fn type_submit(w: &ClaudeEnv, name: &str, id: &str) {
     let uuid: uuid::Uuid = id.parse().expect("uuid");
     let head = envelope::head(&uuid, None);
     let body = envelope::body(MESSAGE);
-    let t = format!("={name}");
-    let p = format!("={name}:");
-    let buf = format!("bench-{id}");
-    let nl = format!("{buf}-nl");
-    let mut c = tmux(w);
-    c.args([
-        "has-session",
-        "-t",
-        &t,
-        ";",
-        "copy-mode",
-        "-q",
-        "-t",
-        &p,
-        ";",
-        "send-keys",
-        "-l",
-        "-t",
-        &p,
-        "--",
-        &head,
-        ";",
-        "set-buffer",
-        "-b",
-        &nl,
-        "--",
-        "\n",
-        ";",
-        "paste-buffer",
-        "-d",
-        "-p",
-        "-r",
-        "-b",
-        &nl,
-        "-t",
-        &p,
-        ";",
-        "load-buffer",
-        "-b",
-        &buf,
-        "-",
-        ";",
-        "paste-buffer",
-        "-d",
-        "-p",
-        "-r",
-        "-b",
-        &buf,
-        "-t",
-        &p,
-        ";",
-        "send-keys",
-        "-t",
-        &p,
-        "Enter",
-    ]);
-    run(&mut c, Some(body.as_bytes()), Duration::from_secs(10)).code(0);
+    shim_tmux(w)
+        .type_submit(name, &format!("bench-{id}"), &head, &body, true)
+        .expect("type_submit");
 }
 
 fn alternate_on(w: &ClaudeEnv, name: &str) -> bool {

@@ -1,13 +1,21 @@
 //! What `paliadin-cli` costs over the bare ssh round trip it cannot avoid,
 //! measured in one run against a private sshd on loopback whose
 //! authorized_keys forces the key into the shim (as on the laptop), warm
-//! session of the test agent (mode `reply`):
+//! session of the test agent (mode `reply`). Every ssh session gets the
+//! test's temp HOME (sshd's `SetEnv`), so the login shell sshd runs each
+//! command through reads no `~/.bashrc` of this machine's: a clean shell,
+//! the same on both sides of each comparison.
 //!
 //! (a) warm `turn` over a reused connection (mux; master up after a first
 //!     call) beside bare reused ssh: `-- version` through the SAME master
 //!     (forced into the shim's cheapest verb), and a truly bare `true`
 //!     through a second private sshd whose authorized_keys line has no
-//!     command= (its own master). Aim: within 10 ms of bare `true`.
+//!     command= (its own master). Aim: within 10 ms of bare `true`. Also
+//!     against the floor of a turn, bare reused `true` plus the tmux floor
+//!     (the shim's own `Tmux::type_submit` into a pane running `cat`), per
+//!     round: the shim's `run-turn` through the cli's master (aim: within
+//!     3 ms; the rest is the shim and the test agent's reply with its
+//!     hooks) and the cli's `turn`.
 //! (b) the same with fresh connections (`--no-mux` / `ControlMaster=no`).
 //! (c) a local turn (`--transport local --shim <bin>`) beside the bare shim
 //!     `run-turn` process.
@@ -29,15 +37,35 @@ use paliadin_cli::store::Store;
 use paliadin_cli::transport::Transport;
 use paliadin_cli::{Client, TurnRequest};
 use paliadin_core::SessionName;
+use paliadin_shim::tmux::Tmux;
 use paliadin_tests::{b64, bin, run, turn_id, Sshd, TestEnv};
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const MESSAGE: &str = "hello from the bench: what changed in the quarterly numbers?";
 const SESSION: &str = "bench";
 const LIMIT: Duration = Duration::from_secs(60);
+/// The pane running `cat` the tmux floor types into.
+const FLOOR: &str = "bench-floor";
+
+/// A private sshd whose sessions get `home` as HOME (a clean login shell);
+/// `line` is its authorized_keys line, `{key}` standing for the client's key.
+fn clean_sshd(dir: &Path, home: &Path, line: &str) -> Sshd {
+    let auth = dir.with_extension("authorized_keys");
+    std::fs::write(&auth, "").expect("authorized_keys");
+    let sshd = Sshd::serve_with_env(dir, &auth, &[("HOME", home)]);
+    let key = std::fs::read_to_string(sshd.client_key.with_extension("pub")).expect("client key");
+    std::fs::write(&auth, format!("{}\n", line.replace("{key}", key.trim())))
+        .expect("authorized_keys");
+    sshd
+}
+
+/// Per-round sums of two alternatives measured in the same rounds.
+fn sums(a: &[Duration], b: &[Duration]) -> Vec<Duration> {
+    a.iter().zip(b).map(|(a, b)| *a + *b).collect()
+}
 
 /// ssh's options as paliadin-cli gives them (without its `-E` log), then
 /// the mux options, destination, `--` and `args`.
@@ -99,7 +127,7 @@ fn main() {
         bin("paliadin-shim").display(),
         env.config.display()
     );
-    let sshd = &Sshd::start(&env.tmp.path().join("sshd"), &forced);
+    let sshd = &clean_sshd(&env.tmp.path().join("sshd"), &env.home, &forced);
     let (port, user, key, known_hosts) = (
         sshd.port,
         sshd.user.clone(),
@@ -113,7 +141,7 @@ fn main() {
     let bare_control = run_dir.join("bare");
     paliadin_core::fsutil::private_dir(&bare_control).expect("bare control dir");
     // The truly bare sshd: same config, no command= for its key.
-    let bare = Sshd::start(&env.tmp.path().join("sshd-bare"), "{key}");
+    let bare = clean_sshd(&env.tmp.path().join("sshd-bare"), &env.home, "{key}");
     let db = env.tmp.path().join("turns.db");
     let shim = bin("paliadin-shim");
 
@@ -165,6 +193,37 @@ fn main() {
     };
     let mut health = || ok(&mut cli(&["health", "--session", SESSION]));
     let mut ssh_health = || ok(&mut ssh(sshd, Some(&control), &["health", SESSION]));
+    let mut ssh_turn = || {
+        ok(&mut ssh(
+            sshd,
+            Some(&control),
+            &["run-turn", SESSION, &turn_id(), &b],
+        ))
+    };
+    // The tmux floor, on the session's own tmux server.
+    env.tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        FLOOR,
+        "-x",
+        "200",
+        "-y",
+        "50",
+        "--",
+        "cat",
+    ])
+    .code(0);
+    let floor_id = uuid::Uuid::new_v4();
+    let floor_head = paliadin_core::envelope::head(&floor_id, None);
+    let floor_body = paliadin_core::envelope::body(MESSAGE);
+    let mut tmux_floor = || {
+        timed(|| {
+            Tmux::new(&env.socket, Instant::now() + LIMIT)
+                .type_submit(FLOOR, "bench-floor", &floor_head, &floor_body, true)
+                .expect("type_submit");
+        })
+    };
     let r = interleaved(
         warm,
         n,
@@ -176,9 +235,12 @@ fn main() {
             &mut shim_turn,
             &mut health,
             &mut ssh_health,
+            &mut ssh_turn,
+            &mut tmux_floor,
         ],
     );
     let s: Vec<Summary> = r.iter().map(|v| summary(v)).collect();
+    let floor = summary(&sums(&r[1], &r[8]));
 
     let mut fresh_turn = || {
         ok(&mut cli(&[
@@ -225,8 +287,7 @@ fn main() {
     let mut lib_plain = || {
         let mut r = None;
         let d = timed(|| r = Some(plain.turn(&req)));
-        let r = r.expect("result");
-        assert!(r.error_code.is_none(), "{r:?}");
+        r.expect("result").unwrap_or_else(|f| panic!("{f}"));
         d
     };
     let mut lib_events = || {
@@ -236,9 +297,8 @@ fn main() {
                 std::hint::black_box(e);
             }))
         });
-        let r = r.expect("result");
-        assert!(r.error_code.is_none(), "{r:?}");
-        events_seen += r.events.len();
+        let t = r.expect("result").unwrap_or_else(|f| panic!("{f}"));
+        events_seen += t.events.len();
         d
     };
     let mut ssh_plain = || {
@@ -294,7 +354,7 @@ fn main() {
         );
     };
     println!(
-        "cli bench: {n} rounds after {warm} warm-up ({n_fresh} for fresh connections), interleaved; sshd on 127.0.0.1 ({}); the forced command and the bare command both run through the login shell ({}), which may read ~/.bashrc: both sides pay it",
+        "cli bench: {n} rounds after {warm} warm-up ({n_fresh} for fresh connections), interleaved; sshd on 127.0.0.1 ({}); the forced command and the bare command both run through the login shell ({}) with the test's temp HOME (no ~/.bashrc)",
         run(Command::new("ssh").arg("-V"), None, LIMIT).stderr.trim(),
         std::env::var("SHELL").unwrap_or_else(|_| "its shell".into())
     );
@@ -315,6 +375,20 @@ fn main() {
         "(a) turn over ssh - bare `version` - bare local shim run-turn (both same run) = the cli's own cost over ssh  {}",
         diff_ms(s[0].median.saturating_sub(s[2].median), s[4].median)
     );
+    println!(
+        "(a) floor of a turn, per round: bare reused ssh `true` {} + tmux floor (the shim's type_submit into `cat`) {} = {}",
+        med_p95(&s[1]),
+        med_p95(&s[8]),
+        med_p95(&floor)
+    );
+    line(
+        "(a) run-turn over reused ssh (the cli's master, forced into the shim)",
+        &s[7],
+        "floor",
+        &floor,
+        Duration::from_millis(3),
+    );
+    info("(a) turn, reused connection", &s[0], "floor", &floor);
     line(
         "(b) turn, fresh connection (--no-mux)",
         &f[0],

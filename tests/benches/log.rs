@@ -19,7 +19,7 @@
 mod common;
 
 use common::*;
-use paliadin_cli::store::{NewTurn, Outcome, Status, Store};
+use paliadin_cli::store::{ErrorCode, NewTurn, Outcome, Status, Store};
 use paliadin_tests::{bin, bin_dir, run};
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
@@ -156,7 +156,7 @@ fn outcome(r: &Row) -> Outcome {
         rows_seen: Some(12),
         classifier_tag: Some("question".into()),
         chip_count: Some(2),
-        error_code: r.error_code.map(str::to_owned),
+        error_code: r.error_code.and_then(ErrorCode::parse),
         error_detail: r.error_code.map(|c| format!("{c}: detail")),
     }
 }

@@ -1,8 +1,9 @@
 //! How much a warm `paliadin-shim run-turn` costs over the bare tmux typing
 //! it cannot avoid, measured in one run on one tmux server:
 //!
-//! - floor: ONE chained tmux call (`has-session ; load-buffer ; paste-buffer
-//!   ; send-keys Enter`) into a pane running `cat`: the typing alone.
+//! - floor: the shim's own typing (`Tmux::type_submit` of the shim's
+//!   library: one chained tmux call, the head as keys, the body pasted,
+//!   Enter) into a pane running `cat`: the typing alone.
 //! - direct: the same call typing an envelope into a test agent pane (no
 //!   hooks), timed until the agent's reply file appears (inotify): typing
 //!   plus the agent's own reply time, with nothing of the shim.
@@ -18,6 +19,7 @@
 mod common;
 
 use common::*;
+use paliadin_shim::tmux::Tmux;
 use paliadin_tests::{b64, bin, run, turn_id, ShimSettings, TestEnv};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fs::inotify;
@@ -34,43 +36,24 @@ const DIRECT: &str = "bench-direct";
 const DIRECT_HOOKS: &str = "bench-direct-hooks";
 const AIM: Duration = Duration::from_millis(5);
 
-/// tmux as the shim runs it.
-fn tmux(env: &TestEnv) -> Command {
-    let mut c = Command::new("tmux");
-    c.args(["-L", &env.socket, "-f", "/dev/null", "-u"]);
-    c
+/// The shim's own tmux wrapper, on the test's server.
+fn shim_tmux(env: &TestEnv) -> Tmux {
+    Tmux::new(&env.socket, Instant::now() + Duration::from_secs(3600))
 }
 
-/// The shim's own typing, minus its `copy-mode -q`: one chained invocation.
-fn paste(env: &TestEnv, session: &str, text: &str) {
-    let t = format!("={session}");
-    let p = format!("={session}:");
-    let mut c = tmux(env);
-    c.args([
-        "has-session",
-        "-t",
-        &t,
-        ";",
-        "load-buffer",
-        "-b",
-        "b",
-        "-",
-        ";",
-        "paste-buffer",
-        "-d",
-        "-p",
-        "-r",
-        "-b",
-        "b",
-        "-t",
-        &p,
-        ";",
-        "send-keys",
-        "-t",
-        &p,
-        "Enter",
-    ]);
-    run(&mut c, Some(text.as_bytes()), Duration::from_secs(10)).code(0);
+/// tmux as the shim runs it.
+fn tmux(env: &TestEnv) -> Command {
+    shim_tmux(env).command()
+}
+
+/// The shim's own typing (its `type_submit`, one chained tmux call): the
+/// envelope's head as keys, a pasted newline, the pasted body, Enter.
+fn paste(env: &TestEnv, session: &str, id: &uuid::Uuid, reply_to: &Path) {
+    let head = paliadin_core::envelope::head(id, Some(reply_to));
+    let body = paliadin_core::envelope::body(MESSAGE);
+    shim_tmux(env)
+        .type_submit(session, &format!("bench-{id}"), &head, &body, true)
+        .expect("type_submit");
 }
 
 fn new_session(env: &TestEnv, name: &str, argv: &[&str]) {
@@ -180,20 +163,16 @@ fn main() {
     std::fs::create_dir_all(&replies).expect("replies dir");
     let watch = Watch::new(&replies);
 
-    let typed_floor = paliadin_core::envelope::render(
-        &uuid::Uuid::new_v4(),
-        Some(&replies.join("never.md")),
-        MESSAGE,
-    );
-    let mut floor = || timed(|| paste(&env, FLOOR, &typed_floor));
+    let floor_id = uuid::Uuid::new_v4();
+    let never = replies.join("never.md");
+    let mut floor = || timed(|| paste(&env, FLOOR, &floor_id, &never));
     let k = std::cell::Cell::new(0usize);
     let direct_to = |pane: &str| {
         k.set(k.get() + 1);
         let id = uuid::Uuid::new_v4();
         let path = replies.join(format!("reply-{}.md", k.get()));
-        let typed = paliadin_core::envelope::render(&id, Some(&path), MESSAGE);
         timed(|| {
-            paste(&env, pane, &typed);
+            paste(&env, pane, &id, &path);
             watch.until_exists(&path);
         })
     };
@@ -232,12 +211,12 @@ fn main() {
             .trim_start_matches("tmux ")
     );
     println!(
-        "tmux floor: 1 chained call (has-session;load-buffer;paste-buffer;send-keys Enter) into `cat`  {}",
+        "tmux floor: the shim's type_submit (1 chained call: has-session;copy-mode -q;send-keys -l head;paste newline;load-buffer;paste-buffer;send-keys Enter) into `cat`  {}",
         med_p95(&f)
     );
     for (name, s) in [
         ("agent direct, no hooks: same call into a test agent, until its reply file", &d),
-        ("agent direct, shim's hooks: same, the agent runs `sh -c 'paliadin-shim hook UserPromptSubmit'` first", &dh),
+        ("agent direct, shim's hooks: same, the agent runs `sh -c 'exec paliadin-shim hook UserPromptSubmit'` first", &dh),
     ] {
         println!(
             "{name}  {} | tmux floor median {} | agent's own reply time {}",
@@ -267,5 +246,5 @@ fn main() {
             verdict(over <= AIM)
         );
     }
-    println!("overhead = run-turn median - agent direct median = run-turn - floor - agent's own reply time: the shim process start, config, state files, lock, pane check, copy-mode -q, inotify wait, reply claim and print; with hooks on also the real hook's marker write (the direct agent's hook exits at once outside a session)");
+    println!("overhead = run-turn median - agent direct median = run-turn - floor - agent's own reply time: the shim process start, config, state files, lock, pane check, its wait, reply claim and print; with hooks on also the real hook's marker write (the direct agent's hook exits at once outside a session)");
 }

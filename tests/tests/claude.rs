@@ -397,7 +397,7 @@ fn a_start_up_dialog_is_reported_at_once_with_its_text() {
     let t = w.turn("untrusted", "are you there?");
     t.code(75);
     assert_eq!(t.json["error_code"], "blocked", "{}", t.run);
-    let detail = t.json["error_detail"].as_str().unwrap_or_default();
+    let detail = t.json["error"].as_str().unwrap_or_default();
     assert!(
         detail.contains("folder trust"),
         "names the dialog\n{}",

@@ -31,6 +31,11 @@ fn row(env: &TestEnv, turn_id: &str) -> Value {
     .unwrap_or_else(|e| panic!("no row for {turn_id}: {e}"))
 }
 
+/// Creates the turn log, migrated, as the first command that writes it would.
+fn create_log(env: &TestEnv) {
+    paliadin_cli::store::Store::open(&env.db()).unwrap();
+}
+
 fn count(env: &TestEnv, sql: &str) -> i64 {
     Connection::open(env.db())
         .unwrap()
@@ -284,6 +289,7 @@ fn unreachable_and_auth_failures_are_classified() {
         .to_string();
     let base = env.cli_args(true);
     let port = env.sshd().port;
+    let client_key = env.sshd().client_key.clone();
     let set = |flag: &str, value: &str, mux: bool| {
         let mut a = base.clone();
         let pos = a.iter().position(|x| x == flag).unwrap();
@@ -323,7 +329,46 @@ fn unreachable_and_auth_failures_are_classified() {
     let a = set("--key", &wrong.to_string_lossy(), false);
     let r = run(&["turn", "--json", "--session", "x", "hi"], &a);
     r.code(77);
-    assert_eq!(json(&r)["error_code"], "auth_failed");
+    let v = json(&r);
+    assert_eq!(v["error_code"], "auth_failed");
+    // It says which side is wrong and what to type.
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("the laptop refused this server's key"),
+        "{r}"
+    );
+    assert!(
+        v["hint"]
+            .as_str()
+            .unwrap()
+            .contains("install/laptop.sh --pubkey"),
+        "{r}"
+    );
+    assert!(
+        r.stderr.trim_end().ends_with("run paliadin-cli doctor"),
+        "{r}"
+    );
+
+    // A key file others can read: ssh ignores it, and the fix is here.
+    let open_key = env.tmp.path().join("open_key");
+    std::fs::copy(&client_key, &open_key).unwrap();
+    std::fs::set_permissions(
+        &open_key,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let a = set("--key", &open_key.to_string_lossy(), false);
+    let r = run(&["turn", "--json", "--session", "x", "hi"], &a);
+    r.code(77);
+    let v = json(&r);
+    assert!(v["error"].as_str().unwrap().contains("mode 0644"), "{r}");
+    assert_eq!(
+        v["hint"],
+        format!("chmod 600 {}; run paliadin-cli doctor", open_key.display()),
+        "{r}"
+    );
 
     // Wrong host key pinned: auth_failed.
     let other_hosts = env.tmp.path().join("other_known_hosts");
@@ -337,7 +382,24 @@ fn unreachable_and_auth_failures_are_classified() {
     let a = set("--known-hosts", &other_hosts.to_string_lossy(), false);
     let r = run(&["turn", "--json", "--session", "x", "hi"], &a);
     r.code(77);
-    assert_eq!(json(&r)["error_code"], "auth_failed");
+    let v = json(&r);
+    assert_eq!(v["error_code"], "auth_failed");
+    // The fix is the server's pinned host key, as install/server.sh says it.
+    let keygen = format!(
+        "ssh-keygen -R '[127.0.0.1]:{port}' -f {}",
+        other_hosts.display()
+    );
+    assert!(v["hint"].as_str().unwrap().contains(&keygen), "{r}");
+    let r = run(&["doctor"], &a);
+    r.code(1);
+    assert!(
+        r.out().contains("FAIL  shim") && r.out().contains(&keygen),
+        "{r}"
+    );
+    assert!(
+        !r.out().contains("authorized_keys"),
+        "not the laptop's side\n{r}"
+    );
     let r = run(&["health", "--session", "x"], &a);
     assert!(r.out().contains(" auth_failed: "), "{r}");
     // Every failed turn left a complete row.
@@ -346,7 +408,7 @@ fn unreachable_and_auth_failures_are_classified() {
             &env,
             "SELECT count(*) FROM turns WHERE status = 'error' AND ended_ms IS NOT NULL"
         ),
-        3
+        4
     );
     assert_eq!(count(&env, "SELECT count(*) FROM probes WHERE ok = 0"), 2);
 }
@@ -401,6 +463,20 @@ fn agent_faults_are_classified_and_a_timeout_is_collected_by_poll() {
     let db = row(&env, &id);
     assert_eq!(db["status"], "ok");
     assert_eq!(db["response"], "paliadin-test: slow:5000\nlate but sure");
+    // It kept the time it ran (its end is its `replied` event, which it
+    // kept too), not the time until it was polled.
+    let shown = json(&env.cli(&["log", "show", "--json", &id]));
+    let events = shown["events"].as_array().unwrap();
+    let replied = events
+        .iter()
+        .find(|e| e["kind"] == "replied")
+        .unwrap_or_else(|| panic!("no replied event: {shown}"));
+    assert_eq!(shown["ended"], replied["at"], "{shown}");
+    assert_eq!(
+        events.iter().filter(|e| e["kind"] == "submitted").count(),
+        1,
+        "{shown}"
+    );
     // A second poll answers from the log: the reply is not lost.
     assert_eq!(
         env.cli(&["poll", &id]).ok(),
@@ -507,9 +583,13 @@ fn a_connection_lost_mid_turn_stays_pending_and_poll_collects_it() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = v["turn_id"].as_str().unwrap().to_owned();
     assert_eq!(v["error_code"], "connection_lost", "{v}");
-    assert_eq!(v["status"], "pending", "{v}");
+    assert_eq!(
+        v["turn"]["status"], "pending",
+        "the record is in the error object: {v}"
+    );
     let hint = format!("paliadin-cli poll {id}");
-    assert!(v["error"].as_str().unwrap().contains(&hint), "{v}");
+    assert!(v["hint"].as_str().unwrap().contains(&hint), "{v}");
+    assert_eq!(stderr.matches(&hint).count(), 1, "one hint, once: {stderr}");
     assert!(stderr.contains(&hint), "{stderr}");
     let db = row(&env, &id);
     assert_eq!(
@@ -612,7 +692,9 @@ fn a_client_killed_mid_turn_is_completed_by_the_next_run_and_poll_stale() {
     let id = kill_client_mid_turn(&mut env, "killed", second);
     let r = env.cli(&["poll", "--stale", "--json", "--wait=30"]);
     r.code(0);
-    let v = json(&r);
+    let all = json(&r);
+    assert_eq!(all.as_array().map(Vec::len), Some(1), "{r}");
+    let v = &all[0];
     assert_eq!(
         (v["turn_id"].as_str(), v["status"].as_str()),
         (Some(id.as_str()), Some("ok")),
@@ -794,7 +876,7 @@ fn log_commands_filters_search_stats_prune() {
 #[test]
 fn a_newer_database_is_left_untouched_and_never_stops_a_turn() {
     let mut env = TestEnv::new();
-    env.cli_in(false, &["log"], None).ok();
+    create_log(&env);
     Connection::open(env.db())
         .unwrap()
         .execute_batch("PRAGMA user_version = 999")
@@ -829,8 +911,9 @@ fn a_missing_key_or_known_hosts_file_is_named_before_ssh_runs() {
         let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(30));
         r.code(1);
         assert!(
-            r.stderr.contains(&format!("{flag} file "))
-                && r.stderr.contains("no-such-file does not exist"),
+            r.stderr.contains("no-such-file does not exist")
+                && r.stderr.contains(&format!("(flag {flag})"))
+                && r.stderr.ends_with("run paliadin-cli doctor\n"),
             "{r}"
         );
         assert_eq!(json(&r)["error_code"], "config_error");
@@ -889,7 +972,7 @@ fn configuration_file_environment_and_flags_in_that_order() {
 #[test]
 fn a_failed_log_write_never_hides_the_reply() {
     let mut env = TestEnv::new();
-    env.cli_in(false, &["log"], None).ok();
+    create_log(&env);
     // A real SQLite failure on completing the row.
     Connection::open(env.db())
         .unwrap()
@@ -931,17 +1014,19 @@ fn the_client_library_runs_and_records_a_turn_without_the_command_line() {
         message: "from Rust".into(),
         page_origin: Some("tests".into()),
     });
-    assert_eq!(r.response.as_deref(), Some("from Rust"), "{r:?}");
-    assert_eq!(r.error_code, None);
-    let row = client
+    let t = r.unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(t.row.outcome.response.as_deref(), Some("from Rust"));
+    assert_eq!(t.row.outcome.error_code, None);
+    // What the library returns is what the log keeps.
+    let logged = client
         .store
         .as_ref()
         .unwrap()
-        .get(r.turn_id.parse().unwrap())
+        .turn(t.row.turn.turn_id)
         .unwrap()
         .unwrap();
-    assert_eq!(row.turn.page_origin.as_deref(), Some("tests"));
-    assert_eq!(row.outcome.response.as_deref(), Some("from Rust"));
+    assert_eq!(logged.row, t.row);
+    assert_eq!(logged.row.turn.page_origin.as_deref(), Some("tests"));
 }
 
 #[test]
@@ -975,7 +1060,7 @@ fn usage_errors_exit_2_and_health_answers_without_a_log() {
 type Seed<'a> = (&'a str, &'a str, &'a str, &'a str, Option<&'a str>, i64);
 
 fn seed(env: &mut TestEnv, rows: &[Seed<'_>]) {
-    env.cli_in(false, &["log"], None).ok();
+    create_log(env);
     let c = Connection::open(env.db()).unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -1107,14 +1192,38 @@ fn one_timestamp_form_stats_objects_and_probes_shown() {
     );
     assert_eq!(r.out().lines().count(), 1, "{r}");
     let p = json(&env.cli_in(false, &["log", "probes", "--json", "--since", "1h"], None));
-    assert_eq!((p["probes"].as_i64(), p["ok"].as_i64()), (Some(3), Some(2)));
-    assert!((p["availability"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
-    assert_eq!(p["by_code"][0]["code"], "unreachable");
+    let h = &p["hosts"][0];
+    assert_eq!(h["host"], "127.0.0.1", "{p}");
+    assert_eq!((h["probes"].as_i64(), h["ok"].as_i64()), (Some(3), Some(2)));
+    assert!((h["availability"].as_f64().unwrap() - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(h["by_code"][0]["code"], "unreachable");
     assert_eq!(p["recent"].as_array().unwrap().len(), 3);
+    assert_eq!(p["recent"][0]["error_code"], "unreachable");
     rfc3339(&p["recent"][0]["at"]);
     rfc3339(&p["since"]);
     let text = env.cli_in(false, &["log", "probes"], None).ok();
-    assert!(text.contains("availability: 66.67%"), "{text}");
+    assert!(text.contains("66.67%"), "{text}");
+    // Split by host, and --host keeps one host's.
+    env.cli_in(false, &["health", "--session", "ts"], None).ok();
+    let p = json(&env.cli_in(false, &["log", "probes", "--json"], None));
+    let hosts: Vec<&str> = p["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["127.0.0.1", "local"], "{p}");
+    let p = json(&env.cli_in(false, &["--host", "local", "log", "probes", "--json"], None));
+    assert_eq!(p["hosts"].as_array().unwrap().len(), 1, "{p}");
+    assert_eq!(p["hosts"][0]["probes"], 1, "{p}");
+    assert!(
+        p["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["host"] == "local"),
+        "{p}"
+    );
     // Stats: objects, not pairs.
     seed(
         &mut env,
@@ -1330,8 +1439,9 @@ fn doctor_checks_the_whole_path_one_line_each() {
     for l in out.lines() {
         assert!(l.starts_with("ok ") || l.starts_with("warn "), "{r}");
     }
+    // ssh's own start is timed apart (the laptop installer's figure has none).
     assert!(
-        out.contains("connect ") && out.contains("shim work "),
+        out.contains("connect ") && out.contains("ssh's start here ") && out.contains("shim work "),
         "{r}"
     );
     // A key others can read is named with its fix.
@@ -1349,5 +1459,231 @@ fn doctor_checks_the_whole_path_one_line_each() {
     let r = env.cli(&["doctor"]);
     r.code(1);
     assert!(r.out().starts_with("FAIL  config"), "{r}");
-    assert_eq!(r.out().lines().count(), 1, "{r}");
+    // The checks it could not make after it are named, not left out.
+    let text = r.out();
+    let skipped: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| {
+            assert!(
+                l.starts_with("skip  ") && l.contains("the config check failed"),
+                "{r}"
+            );
+            l.split_whitespace().nth(1).unwrap_or("")
+        })
+        .collect();
+    assert_eq!(
+        skipped,
+        ["key", "known_hosts", "host", "shim", "agent", "timing"],
+        "{r}"
+    );
+}
+
+#[test]
+fn one_record_from_turn_poll_log_show_and_the_last_line_of_events() {
+    let mut env = TestEnv::new();
+    let msg = "Same [A](chip:a/1) everywhere";
+    let t = json(&env.cli(&["turn", "--json", "--session", "rec", msg]));
+    let id = t["turn_id"].as_str().unwrap().to_owned();
+    let polled = json(&env.cli(&["poll", "--json", &id]));
+    let shown = json(&env.cli(&["log", "show", "--json", &id]));
+    assert_eq!(t, polled, "turn --json and poll --json");
+    assert_eq!(t, shown, "turn --json and log show --json");
+    for key in [
+        "turn_id",
+        "user_id",
+        "session",
+        "host",
+        "started",
+        "ended",
+        "duration_ms",
+        "message",
+        "page_origin",
+        "status",
+        "response",
+        "tokens",
+        "used_tools",
+        "claimed_tools",
+        "rows_seen",
+        "classifier_tag",
+        "chip_count",
+        "error_code",
+        "error_detail",
+        "events",
+    ] {
+        assert!(t.get(key).is_some(), "{key}: {t}");
+    }
+    assert!(
+        t.get("id").is_none(),
+        "no row id a prefix could be taken for: {t}"
+    );
+    // A list holds the same rows, without their events.
+    let list = json(&env.cli(&["log", "--json", "-n", "1"]));
+    let mut row = shown.clone();
+    row.as_object_mut().unwrap().remove("events");
+    assert_eq!(list[0], row);
+
+    // The last line of --events: the record with kind, at and text.
+    let r = env.cli(&["turn", "--events", "--session", "rec", msg]);
+    let out = r.ok();
+    let mut last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let id = last["turn_id"].as_str().unwrap().to_owned();
+    let mut shown = json(&env.cli(&["log", "show", "--json", &id]));
+    shown.as_object_mut().unwrap().remove("events");
+    let l = last.as_object_mut().unwrap();
+    assert_eq!(l.remove("kind").unwrap(), "reply");
+    assert!(l.remove("at").unwrap().as_str().unwrap().ends_with('Z'));
+    assert_eq!(l.remove("text").unwrap(), shown["response"]);
+    assert_eq!(
+        last, shown,
+        "the last line of turn --events and log show --json"
+    );
+
+    // A failed turn: the one error object, its record inside.
+    let r = env.cli(&[
+        "turn",
+        "--json",
+        "--session",
+        "rec",
+        "paliadin-test: failure\nhi",
+    ]);
+    r.code(76);
+    let e = json(&r);
+    assert_eq!(e["error_code"], "agent_error", "{r}");
+    let id = e["turn_id"].as_str().unwrap();
+    let shown = json(&env.cli(&["log", "show", "--json", id]));
+    assert_eq!(e["turn"], shown, "{r}");
+    assert_eq!(e["error"], shown["error_detail"], "{r}");
+}
+
+#[test]
+fn reading_the_log_or_probing_without_a_config_creates_no_database() {
+    let env = TestEnv::new();
+    let data = env.home.join(".local/share/paliadin");
+    assert!(!data.exists());
+    let run = |args: &[&str]| {
+        let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+        c.args(args);
+        paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(30))
+    };
+    assert_eq!(run(&["log", "--json"]).ok(), "[]\n");
+    assert!(run(&["log"]).ok().starts_with("TURN "));
+    run(&["log", "stats"]).ok();
+    run(&["log", "probes"]).ok();
+    run(&["log", "search", "anything"]).code(1);
+    run(&["log", "show", "0000"]).code(1);
+    let r = run(&["health"]);
+    r.code(3);
+    assert!(
+        r.out()
+            .starts_with("UNKNOWN paliadin config_error: no host configured")
+            && r.out().trim_end().ends_with("run paliadin-cli doctor"),
+        "{r}"
+    );
+    assert!(!data.exists(), "nothing was created in {}", data.display());
+}
+
+#[test]
+fn words_are_joined_timeouts_are_positive_and_every_command_has_a_version() {
+    let mut env = TestEnv::new();
+    let r = env.cli_in(false, &["turn", "--session", "w", "hi", "there"], None);
+    assert_eq!(r.ok(), "hi there\n", "the words, joined");
+    // A timeout of 0 would fail every call: refused from any layer.
+    let r = env.cli_in(
+        false,
+        &["turn", "--timeout", "0", "--session", "w", "hi"],
+        None,
+    );
+    r.code(2);
+    assert!(r.stderr.contains("at least 1"), "{r}");
+    env.cli_in(false, &["health", "--timeout", "0"], None)
+        .code(2);
+    let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+    c.args(env.cli_args(false))
+        .args(["turn", "--json", "--session", "w", "hi"])
+        .env("PALIADIN_TIMEOUT", "0");
+    let r = paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(30));
+    r.code(1);
+    assert_eq!(json(&r)["error_code"], "config_error");
+    assert!(r.stderr.contains("PALIADIN_TIMEOUT"), "{r}");
+    // `version`, and --version wherever a user reaches for it.
+    let v = env.cli_in(false, &["version"], None).ok();
+    assert!(
+        v.starts_with("paliadin-cli ") && v.lines().count() == 1,
+        "{v}"
+    );
+    for args in [
+        &["--version"][..],
+        &["turn", "--version"],
+        &["log", "show", "--version"],
+    ] {
+        assert_eq!(env.cli_in(false, args, None).ok(), v, "{args:?}");
+    }
+    let j = json(&env.cli_in(false, &["version", "--json"], None));
+    assert_eq!(
+        format!("paliadin-cli {}\n", j["version"].as_str().unwrap()),
+        v
+    );
+}
+
+#[test]
+fn config_says_where_each_setting_comes_from_and_sets_one_key() {
+    let env = TestEnv::new();
+    let file = env.home.join(".config/paliadin/cli.toml");
+    let run = |args: &[&str], vars: &[(&str, &str)]| {
+        let mut c = env.command(&paliadin_tests::bin("paliadin-cli"));
+        c.args(args);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(30))
+    };
+    assert_eq!(
+        run(&["config", "path"], &[]).ok(),
+        format!("{}\n", file.display())
+    );
+    std::fs::write(&file, "# mine\nport = 2201 # the laptop's\n").unwrap();
+    run(&["config", "set", "host", "laptop.example"], &[]).ok();
+    run(&["config", "set", "timeout_secs", "0"], &[]).code(2);
+    run(&["config", "set", "no_such_key", "1"], &[]).code(2);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.starts_with("# mine\nport = 2201 # the laptop's\n"),
+        "{text}"
+    );
+    assert!(text.contains("host = \"laptop.example\""), "{text}");
+    let r = run(
+        &["--session-prefix", "pfx", "config", "show", "--json"],
+        &[("PALIADIN_PORT", "2222")],
+    );
+    let all = json(&r);
+    let of = |key: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["key"] == key)
+            .unwrap_or_else(|| panic!("{key}: {r}"))
+            .clone()
+    };
+    assert_eq!(of("host")["source"], format!("file {}", file.display()));
+    assert_eq!(of("host")["value"], "laptop.example");
+    assert_eq!(
+        (of("port")["value"].clone(), of("port")["source"].clone()),
+        ("2222".into(), "env PALIADIN_PORT".into())
+    );
+    assert_eq!(of("session_prefix")["source"], "flag --session-prefix");
+    assert_eq!(of("mux")["source"], "default");
+    assert_eq!(of("ssh_user")["source"], "unset");
+    assert!(run(&["config", "show"], &[])
+        .ok()
+        .contains("laptop.example"));
+    assert_eq!(run(&["config", "get", "port"], &[]).ok(), "2201\n");
+    let r = run(&["config", "get", "ssh_user"], &[]);
+    assert_eq!((r.code, r.out().as_str()), (1, ""), "{r}");
+    run(&["config", "get", "nope"], &[]).code(2);
+    run(&["config", "unset", "port"], &[]).ok();
+    assert_eq!(run(&["config", "get", "port"], &[]).ok(), "22022\n");
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .starts_with("# mine\n"));
 }

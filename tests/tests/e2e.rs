@@ -119,7 +119,8 @@ impl World {
             .unwrap_or_else(|e| panic!("no row for {turn_id}: {e}"))
     }
 
-    /// A turn with --json; its result, checked against its row.
+    /// A turn with --json; its record (inside the error object when it
+    /// failed), checked against its row.
     fn turn(&self, user: &str, msg: &str, stdin: bool, exit: i32) -> Value {
         let r = if stdin {
             self.cli(&["turn", "--json", "--user", user], Some(msg.as_bytes()))
@@ -127,7 +128,14 @@ impl World {
             self.cli(&["turn", "--json", "--user", user, msg], None)
         };
         r.code(exit);
-        let v: Value = serde_json::from_str(r.out().trim()).unwrap_or_else(|e| panic!("{e}\n{r}"));
+        let out: Value =
+            serde_json::from_str(r.out().trim()).unwrap_or_else(|e| panic!("{e}\n{r}"));
+        let v = if exit == 0 {
+            out
+        } else {
+            assert_eq!(out["error_code"], out["turn"]["error_code"], "{r}");
+            out["turn"].clone()
+        };
         let (status, code, response, message) = self.row(v["turn_id"].as_str().unwrap());
         assert_eq!(message, msg, "the message is logged as sent");
         assert_eq!(status, v["status"].as_str().unwrap());

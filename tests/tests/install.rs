@@ -1,9 +1,12 @@
 //! `install/laptop.sh` and `install/server.sh`, run for real in a temp HOME
 //! with a cleared environment: every file and mode they write, a second run
 //! that changes nothing, a dry run that changes nothing, and an uninstall
-//! that gives back the HOME it found, byte for byte.
+//! that gives back the HOME it found, byte for byte. `laptop.sh` is a
+//! bootstrap of `paliadin-shim setup` now; the recordings under
+//! `tests/golden/` hold what the bash installer it replaced made of four
+//! HOMEs, and setup must make the same, with python3 or without.
 
-use paliadin_tests::{bin, keep_tmux_tmpdir, run, Run, ScratchDir, TmuxServer, Value};
+use paliadin_tests::{bin, bin_dir, keep_tmux_tmpdir, run, Run, ScratchDir, TmuxServer, Value};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -124,27 +127,33 @@ impl World {
 
     /// Every path under HOME with its mode and, for files, its content.
     fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Option<Vec<u8>>)> {
-        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Option<Vec<u8>>)>) {
-            let mut entries: Vec<_> = std::fs::read_dir(dir)
-                .expect("read_dir")
-                .map(|e| e.expect("entry").path())
-                .collect();
-            entries.sort();
-            for p in entries {
+        paths_under(&self.home)
+            .into_iter()
+            .map(|p| {
                 let m = std::fs::symlink_metadata(&p).expect("metadata");
                 let mode = m.permissions().mode() & 0o7777;
-                if m.is_dir() {
-                    out.insert(p.clone(), (mode, None));
-                    walk(&p, out);
-                } else {
-                    out.insert(p.clone(), (mode, Some(std::fs::read(&p).expect("read"))));
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(&self.home, &mut out);
-        out
+                let content = (!m.is_dir()).then(|| std::fs::read(&p).expect("read"));
+                (p, (mode, content))
+            })
+            .collect()
     }
+}
+
+/// Every path below `dir`, sorted, each directory before what it holds.
+fn paths_under(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    let mut out = Vec::new();
+    for p in entries {
+        out.push(p.clone());
+        if std::fs::symlink_metadata(&p).expect("metadata").is_dir() {
+            out.extend(paths_under(&p));
+        }
+    }
+    out
 }
 
 fn write_mode(path: &Path, text: &str, mode: u32) {
@@ -949,9 +958,21 @@ fn server_without_a_terminal_changes_nothing_unless_yes_and_lists_what_uninstall
         );
     }
     same(&installed, &w.snapshot(), "--uninstall without --yes");
+    // What paliadin-cli made, the installer did not: named, and left.
+    let db = w.h(".local/share/paliadin/turns.db");
+    let history = w.h(".local/state/paliadin/chat_history");
+    for f in [&db, &history] {
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, "").unwrap();
+    }
     let r = w.script("server.sh", &["--uninstall", "--yes"]);
     r.ok();
     assert!(!w.h(".local/bin/paliadin-cli").exists(), "{r}");
+    for (what, f) in [("the turn log", &db), ("the chat history", &history)] {
+        let line = format!("left: {what} {}", f.display());
+        assert_eq!(r.out().matches(&line).count(), 1, "{line}\n{r}");
+        assert!(f.exists());
+    }
 }
 
 #[test]
@@ -1008,4 +1029,519 @@ fn quickstart_clean_stops_its_server_and_removes_the_socket_file() {
     let out = w.script("quickstart.sh", &["--clean"]).ok();
     assert!(out.starts_with("removed "), "{out}");
     assert!(!server.socket_path().exists(), "{out}");
+}
+
+// --- The same HOME as the bash installer made ---------------------------------
+//
+// `tests/golden/laptop-*.txt` were written by the bash `install/laptop.sh`
+// (before `paliadin-shim setup` took its work over) from the runs below:
+// every run's exit status, stdout and stderr, and every file of HOME with
+// its mode and bytes. Each test replays its runs and must match byte for
+// byte. `PALIADIN_BLESS=1` rewrites them instead (only on purpose, with the
+// reason in the commit).
+
+/// A fixed server key (the goldens cannot hold a fresh one).
+const GOLDEN_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGoldenGoldenGoldenGoldenGoldenGoldenGold server@golden";
+const GOLDEN_KEY_2: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISecondSecondSecondSecondSecondSecondSeco";
+
+/// One scenario's record: its runs and the HOME they leave.
+struct Golden<'a> {
+    w: &'a World,
+    name: &'static str,
+    text: String,
+}
+
+impl<'a> Golden<'a> {
+    fn new(w: &'a World, name: &'static str) -> Golden<'a> {
+        Golden {
+            w,
+            name,
+            text: String::new(),
+        }
+    }
+
+    /// What a path or an output says, without this machine's paths in it.
+    fn clean(&self, s: &str) -> String {
+        let root = self.w.home.parent().expect("root").display().to_string();
+        s.replace(&root, "@ROOT@")
+            .replace(&bin_dir().display().to_string(), "@BIN@")
+    }
+
+    fn run(&mut self, title: &str, r: &Run) {
+        self.text.push_str(&format!(
+            "== {title}\n-- exit {}\n-- stdout\n{}-- stderr\n{}",
+            r.code,
+            self.clean(&r.out()),
+            self.clean(&r.stderr)
+        ));
+    }
+
+    /// Every path under HOME: kind, mode, and a file's bytes line by line.
+    fn home(&mut self, title: &str) {
+        let shim = std::fs::read(bin("paliadin-shim")).expect("built shim");
+        self.text.push_str(&format!("== HOME {title}\n"));
+        for p in paths_under(&self.w.home) {
+            let rel = p.strip_prefix(&self.w.home).expect("under HOME").display();
+            let m = std::fs::symlink_metadata(&p).expect("metadata");
+            let mode = m.permissions().mode() & 0o7777;
+            if m.file_type().is_symlink() {
+                let to = std::fs::read_link(&p).expect("readlink");
+                let to = self.clean(&to.display().to_string());
+                self.text.push_str(&format!("l {rel} -> {to}\n"));
+            } else if m.is_dir() {
+                self.text.push_str(&format!("d {mode:o} {rel}/\n"));
+            } else {
+                let bytes = std::fs::read(&p).expect("read");
+                self.text.push_str(&format!("f {mode:o} {rel}\n"));
+                if bytes == shim {
+                    self.text.push_str("  (the built paliadin-shim)\n");
+                    continue;
+                }
+                let body = self.clean(&String::from_utf8(bytes).expect("utf-8 file"));
+                for line in body.split_inclusive('\n') {
+                    match line.strip_suffix('\n') {
+                        Some(l) => self.text.push_str(&format!("  |{l}\n")),
+                        None => self
+                            .text
+                            .push_str(&format!("  |{line}\n  (no newline at the end)\n")),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends the scenario: `--uninstall`, the HOME it leaves, the comparison.
+    #[track_caller]
+    fn uninstall_and_check(mut self) {
+        self.run("--uninstall", &self.w.laptop(&["--uninstall"]));
+        self.home("uninstalled");
+        self.check();
+    }
+
+    #[track_caller]
+    fn check(self) {
+        let path = repo()
+            .join("tests/golden")
+            .join(format!("laptop-{}.txt", self.name));
+        if std::env::var_os("PALIADIN_BLESS").is_some() {
+            std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+            std::fs::write(&path, &self.text).expect("write golden");
+            return;
+        }
+        let want = read(&path);
+        if want == self.text {
+            return;
+        }
+        let (mut a, mut b) = (want.lines(), self.text.lines());
+        let mut n = 1;
+        loop {
+            match (a.next(), b.next()) {
+                (Some(x), Some(y)) if x == y => n += 1,
+                (x, y) => panic!(
+                    "{}: line {n} differs\n  want: {x:?}\n  got:  {y:?}\n--- got in full:\n{}",
+                    path.display(),
+                    self.text
+                ),
+            }
+        }
+    }
+}
+
+/// Kills and reaps a process the test started.
+fn end(mut child: std::process::Child) {
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+}
+
+impl World {
+    /// Files someone already has under HOME: path, text, mode.
+    fn files(&self, files: &[(&str, &str, u32)]) {
+        for (path, text, mode) in files {
+            write_mode(&self.h(path), text, *mode);
+        }
+    }
+
+    /// This machine without python3 on PATH.
+    fn without_python(self) -> World {
+        let sysbin = self.stub.with_file_name("sysbin");
+        for e in std::fs::read_dir(&sysbin).expect("sysbin").flatten() {
+            if e.file_name().to_string_lossy().starts_with("python") {
+                std::fs::remove_file(e.path()).expect("unlink");
+            }
+        }
+        let mut c = Command::new("bash");
+        c.args(["-c", "command -v python3 || echo none"])
+            .env_clear()
+            .env("PATH", &sysbin);
+        assert_eq!(run(&mut c, None, Duration::from_secs(10)).ok(), "none\n");
+        self
+    }
+
+    /// A world whose login shell is not measured (its milliseconds are
+    /// this machine's, not the installer's) and, when `claude`, with a
+    /// claude on PATH (so that the agent is the policy's argv).
+    fn golden(claude: bool) -> World {
+        let mut w = World::new();
+        w.extra_env = vec![("SHELL".into(), "/nonexistent/sh".into())];
+        if claude {
+            let dir = w.scratch.join("claude-bin");
+            write_mode(&dir.join("claude"), "#!/bin/sh\nexit 0\n", 0o755);
+            w.extra_path = Some(dir);
+        }
+        w
+    }
+}
+
+#[test]
+fn golden_laptop_in_a_lived_in_home() {
+    lived_in(World::golden(true));
+}
+
+/// The bash installer needed python3 for the trust entry, for `--agent`
+/// with quotes and for the login-shell check, and quietly did less
+/// without it; setup needs it for nothing.
+#[test]
+fn golden_laptop_without_python3_does_every_step() {
+    lived_in(World::golden(true).without_python());
+    every_option(World::golden(false).without_python());
+    // And measures the login shell.
+    let mut w = World::new().without_python();
+    w.extra_env = vec![("SHELL".into(), "/bin/bash".into())];
+    let r = w.laptop(&[]);
+    assert!(
+        r.ok().contains("ok: your login shell starts the shim in ") || r.stderr.contains("spends "),
+        "{r}"
+    );
+}
+
+fn lived_in(w: World) {
+    seed_laptop(&w);
+    let mut g = Golden::new(&w, "lived-in");
+    let args = ["--pubkey", GOLDEN_KEY, "--from", "10.1.2.3,192.168.0.0/24"];
+    g.home("before");
+    g.run(
+        "--dry-run",
+        &w.laptop(&[&args[..], &["--dry-run"]].concat()),
+    );
+    g.run("install", &w.laptop(&args));
+    g.home("installed");
+    g.run("again", &w.laptop(&args));
+    g.run(
+        "--dry-run again",
+        &w.laptop(&[&args[..], &["--dry-run"]].concat()),
+    );
+    g.run(
+        "--uninstall --dry-run",
+        &w.laptop(&["--uninstall", "--dry-run"]),
+    );
+    g.run("--uninstall", &w.laptop(&["--uninstall"]));
+    g.home("uninstalled");
+    g.run("--uninstall again", &w.laptop(&["--uninstall"]));
+    g.check();
+}
+
+#[test]
+fn golden_laptop_with_every_option() {
+    every_option(World::golden(false));
+}
+
+fn every_option(w: World) {
+    let persona = w.scratch.join("persona.md");
+    std::fs::write(&persona, "You are Paladin.\nTerse, exact.\n").expect("persona");
+    let pubfile = w.scratch.join("server.pub");
+    std::fs::write(
+        &pubfile,
+        format!("# the server\n\n{GOLDEN_KEY_2} paliadin-cli  of  prod\n"),
+    )
+    .expect("pub");
+    // authorized_keys without its last newline, ~/.claude.json compact.
+    w.files(&[
+        (
+            ".ssh/authorized_keys",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMine me",
+            0o644,
+        ),
+        (
+            ".claude.json",
+            "{\"a\":[1,2.5,\"é\"],\"projects\":{}}",
+            0o600,
+        ),
+    ]);
+    let mut g = Golden::new(&w, "every-option");
+    g.home("before");
+    let args = [
+        "--prefix",
+        "~/bin",
+        "--pubkey",
+        pubfile.to_str().expect("utf-8"),
+        "--workdir",
+        "w2",
+        "--agent",
+        "my-agent --flag 'two words' \"x y\"",
+        "--persona",
+        persona.to_str().expect("utf-8"),
+        "--tmux-socket",
+        "s.1",
+        "--wait-secs",
+        "5",
+    ];
+    g.run(
+        "--dry-run",
+        &w.laptop(&[&args[..], &["--dry-run"]].concat()),
+    );
+    g.run("install", &w.laptop(&args));
+    g.home("installed");
+    let moved = [&args[..], &["--from", "198.51.100.4"]].concat();
+    g.run("--from added", &w.laptop(&moved));
+    g.home("moved");
+    g.uninstall_and_check();
+}
+
+#[test]
+fn golden_laptop_next_to_what_it_did_not_write() {
+    let w = World::golden(true);
+    let own_line = format!("restrict {GOLDEN_KEY}\n");
+    w.files(&[
+        (
+            ".config/paliadin/shim.toml",
+            "# my own\nagent = [\"my-agent\"]\ntmux_socket = \"mine\"\n",
+            0o644,
+        ),
+        (
+            ".claude/skills/paliadin/SKILL.md",
+            "---\nname: paliadin\ndescription: mine\n---\nmine\n",
+            0o644,
+        ),
+        (".ssh/authorized_keys", &own_line, 0o600),
+        (
+            ".claude.json",
+            "{\n    \"projects\": {\n        \"/x\": {}\n    }\n}",
+            0o600,
+        ),
+    ]);
+    let mut g = Golden::new(&w, "foreign");
+    g.home("before");
+    g.run("install", &w.laptop(&["--pubkey", GOLDEN_KEY]));
+    g.home("installed");
+    g.run("--force", &w.laptop(&["--force", "--pubkey", GOLDEN_KEY]));
+    g.home("forced");
+    g.uninstall_and_check();
+}
+
+#[test]
+fn golden_laptop_with_symlinks_and_a_running_claude() {
+    let w = World::golden(true);
+    let dotfiles = w.h("dotfiles");
+    w.files(&[
+        (
+            "dotfiles/authorized_keys",
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOwn own@laptop\n",
+            0o600,
+        ),
+        ("dotfiles/claude.json", "{\n  \"projects\": {}\n}\n", 0o644),
+    ]);
+    std::fs::create_dir_all(w.h(".ssh")).expect("mkdir");
+    std::os::unix::fs::symlink(
+        dotfiles.join("authorized_keys"),
+        w.h(".ssh/authorized_keys"),
+    )
+    .expect("link");
+    std::os::unix::fs::symlink(dotfiles.join("claude.json"), w.h(".claude.json")).expect("link");
+    let mut g = Golden::new(&w, "symlinks");
+    g.home("before");
+    let claude = fake_claude(&w, &w.home);
+    g.run("claude running", &w.laptop(&["--pubkey", GOLDEN_KEY]));
+    end(claude);
+    g.run("claude gone", &w.laptop(&["--pubkey", GOLDEN_KEY]));
+    g.home("installed");
+    let claude = fake_claude(&w, &w.home);
+    g.run("--uninstall, claude running", &w.laptop(&["--uninstall"]));
+    end(claude);
+    g.home("half uninstalled");
+    g.run("--uninstall, claude gone", &w.laptop(&["--uninstall"]));
+    g.home("uninstalled");
+    g.check();
+}
+
+/// Issue 17: the agent may read all of its workdir, so a workdir that holds
+/// HOME, `~/.ssh` or the shim's state is refused: one line, exit 2,
+/// nothing changed.
+#[test]
+fn laptop_refuses_a_workdir_that_holds_home_ssh_or_the_state() {
+    let w = World::new();
+    std::fs::create_dir_all(w.h(".ssh")).expect("mkdir");
+    let link = w.scratch.join("home-link");
+    std::os::unix::fs::symlink(&w.home, &link).expect("link");
+    let before = w.snapshot();
+    let root = w.home.parent().expect("root").to_path_buf();
+    for (workdir, says) in [
+        (w.home.clone(), "holds your whole HOME"),
+        (root, "holds your whole HOME"),
+        (link, "holds your whole HOME"),
+        (w.h(".ssh"), "holds"),
+        (w.h(".local"), "holds the shim's state directory"),
+        (
+            w.h(".local/state/paliadin"),
+            "holds the shim's state directory",
+        ),
+    ] {
+        let shown = workdir.display().to_string();
+        for extra in [&[][..], &["--dry-run"][..]] {
+            let r = w.laptop(&[&["--workdir", shown.as_str()][..], extra].concat());
+            r.code(2);
+            assert!(
+                r.stderr.starts_with("laptop.sh: error: --workdir ")
+                    && r.stderr.contains(says)
+                    && r.stderr.lines().count() == 1,
+                "one line that says why\n{r}"
+            );
+            assert!(r.stdout.is_empty(), "{r}");
+            same(&before, &w.snapshot(), &shown);
+        }
+    }
+    // A directory of its own inside HOME is fine.
+    w.laptop(&["--workdir", &w.h("work").display().to_string()])
+        .ok();
+}
+
+#[test]
+fn laptop_setup_is_refused_over_ssh() {
+    let w = World::new();
+    let mut c = Command::new(bin("paliadin-shim"));
+    c.env_clear()
+        .env("HOME", &w.home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SSH_ORIGINAL_COMMAND", "setup --yes --agent x");
+    let r = run(&mut c, None, Duration::from_secs(20));
+    r.code(2);
+    assert!(
+        r.stderr
+            .contains("setup is only available locally, not over ssh"),
+        "{r}"
+    );
+    assert!(w.snapshot().is_empty(), "nothing changed");
+}
+
+/// `--uninstall` stops only a tmux server marked with this state directory:
+/// an unmarked one, or another state's, may be someone else's agents.
+#[test]
+fn laptop_uninstall_leaves_a_tmux_server_it_cannot_call_its_own() {
+    let w = World::new();
+    // Its guard removes the socket file (and the server, if a check fails).
+    let server = TmuxServer::new(format!("paliadin-install-keep-{}", std::process::id()));
+    let socket = server.name.clone();
+    let tmux = |args: &[&str]| {
+        server
+            .command()
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    for mark in [None, Some("/elsewhere/paliadin")] {
+        w.laptop(&["--tmux-socket", &socket]).ok();
+        assert!(tmux(&["new-session", "-d", "-s", "x", "sleep", "600"]));
+        if let Some(m) = mark {
+            assert!(tmux(&["set-option", "-g", "@paliadin-state", m]));
+        }
+        let r = w.laptop(&["--uninstall"]);
+        let out = r.ok();
+        let alive = tmux(&["has-session", "-t", "=x"]);
+        tmux(&["kill-server"]);
+        assert!(alive, "the server was left running\n{r}");
+        assert!(
+            out.contains(&format!("kept: the tmux server {socket}")),
+            "{r}"
+        );
+        if let Some(m) = mark {
+            assert!(out.contains(m), "says whose it is\n{r}");
+        }
+        assert!(!w.h(".config").exists(), "the rest was undone\n{r}");
+    }
+}
+
+/// Runs the laptop installer in a real terminal (a tmux pane of its own
+/// server), `keys` typed ahead (the terminal keeps them until it reads);
+/// returns its exit status and what the pane showed.
+fn laptop_in_a_terminal(w: &World, args: &[&str], keys: &str) -> (String, String) {
+    // Stops the pane's server and removes its socket however the test ends.
+    let server = TmuxServer::new(format!("paliadin-install-tty-{}", std::process::id()));
+    let socket = server.name.clone();
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let agent = bin("paliadin-test-agent");
+    let shim = bin("paliadin-shim");
+    let mut line = format!(
+        "env -i HOME={} PATH={} XDG_CONFIG_HOME={} XDG_STATE_HOME={} SHELL=/nonexistent bash {} --shim-bin {} --agent {}",
+        quote(&w.home.display().to_string()),
+        quote(&format!("{}:/usr/bin:/bin", w.stub.display())),
+        quote(&w.h(".config").display().to_string()),
+        quote(&w.h(".local/state").display().to_string()),
+        quote(&repo().join("install/laptop.sh").display().to_string()),
+        quote(&shim.display().to_string()),
+        quote(&agent.display().to_string()),
+    );
+    for a in args {
+        line.push(' ');
+        line.push_str(&quote(a));
+    }
+    let status = w.scratch.join("tty-status");
+    let _ = std::fs::remove_file(&status);
+    let script = format!(
+        "cd {}; {line}; echo $? > {}; tmux -L {socket} wait-for -S done; sleep 600",
+        quote(&w.scratch.display().to_string()),
+        quote(&status.display().to_string())
+    );
+    let tmux = |args: &[&str]| run(server.command().args(args), None, Duration::from_secs(60));
+    tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "250",
+        "-y",
+        "80",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .ok();
+    tmux(&["set-option", "-g", "history-limit", "5000"]).ok();
+    tmux(&["send-keys", "-t", "=0:", "-l", "--", keys]).ok();
+    tmux(&["send-keys", "-t", "=0:", "Enter"]).ok();
+    let waited = tmux(&["wait-for", "done"]);
+    let screen = tmux(&["capture-pane", "-p", "-J", "-S", "-", "-t", "=0:"]).out();
+    waited.ok();
+    (read(&status).trim().to_owned(), screen)
+}
+
+/// On a terminal, without `--yes`, setup lists the changes, asks once, and
+/// makes them only on yes; `--uninstall` asks first too.
+#[test]
+fn laptop_on_a_terminal_asks_before_it_changes_anything() {
+    let w = World::new();
+    let (code, screen) = laptop_in_a_terminal(&w, &[], "y");
+    assert_eq!(code, "0", "{screen}");
+    assert!(
+        screen.contains("would: install the shim config"),
+        "{screen}"
+    );
+    assert!(screen.contains("changes? [y/N]"), "{screen}");
+    assert!(screen.contains("done: install the shim config"), "{screen}");
+    assert!(w.h(".config/paliadin/shim.toml").is_file(), "{screen}");
+
+    let installed = w.snapshot();
+    let (code, screen) = laptop_in_a_terminal(&w, &[], "y");
+    assert_eq!(code, "0", "{screen}");
+    assert!(
+        screen.contains("Nothing to change: this laptop is set up.") && !screen.contains("[y/N]"),
+        "{screen}"
+    );
+
+    let (code, screen) = laptop_in_a_terminal(&w, &["--uninstall"], "n");
+    assert_eq!(code, "1", "{screen}");
+    assert!(screen.contains("Undo everything"), "{screen}");
+    assert!(screen.contains("stopped; nothing changed"), "{screen}");
+    same(&installed, &w.snapshot(), "--uninstall answered no");
 }

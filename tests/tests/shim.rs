@@ -904,3 +904,226 @@ fn unicode_line_breaks_arrive_as_newlines() {
         vec!["one\ntwo\nthree\nfour\nfive".to_string()]
     );
 }
+
+// Waiting (PROTOCOL section 5): each waiter has a bell (a FIFO in the
+// session's `bells/`) that every hook rings once it has recorded something.
+// Here the test plays the agent's Stop hook itself, with the real handler.
+
+/// Runs the real `hook Stop` for `session` as the agent would, ending its
+/// last submitted turn with `reply`.
+fn stop_hook(env: &TestEnv, session: &str, reply: &str) -> paliadin_tests::Run {
+    let mut c = env.command(&paliadin_tests::bin("paliadin-shim"));
+    c.args(["hook", "Stop"])
+        .env("PALIADIN_STATE_DIR", &env.state)
+        .env("PALIADIN_SESSION", session);
+    let input = serde_json::json!({ "last_assistant_message": reply }).to_string();
+    paliadin_tests::run(
+        &mut c,
+        Some(input.as_bytes()),
+        std::time::Duration::from_secs(30),
+    )
+}
+
+fn session_dir(env: &TestEnv, session: &str) -> std::path::PathBuf {
+    env.state.join("sessions").join(session)
+}
+
+/// The bells armed in `session` (not those being armed).
+fn bells(env: &TestEnv, session: &str) -> Vec<String> {
+    let Ok(d) = std::fs::read_dir(session_dir(env, session).join("bells")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = d
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Awaits `ok` (looked at every 5 ms, at most 30 s).
+fn until(what: &str, mut ok: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ok() {
+        assert!(std::time::Instant::now() < end, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A `run-turn` of a message the test agent never answers, left running:
+/// it has typed the turn, armed its bell and waits once this returns.
+fn waiting_turn(env: &TestEnv, session: &str, id: &str) -> std::process::Child {
+    let mut c = env.command(&paliadin_tests::bin("paliadin-shim"));
+    c.arg("--config").arg(&env.config).args([
+        "run-turn",
+        session,
+        id,
+        &b64("paliadin-test: silent\nwhat is the answer?"),
+    ]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().unwrap();
+    let submitted = session_dir(env, session)
+        .join("turns")
+        .join(id)
+        .join("submitted");
+    until("the agent took the turn", || submitted.exists());
+    child
+}
+
+fn reply_of(child: std::process::Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{text}{err}");
+    (out.status.code(), text)
+}
+
+#[test]
+fn a_stop_during_the_wait_ends_it_and_two_waiters_both_wake() {
+    let env = TestEnv::new();
+    env.shim(&["health", "w"]).ok();
+    let id = turn_id();
+    let first = waiting_turn(&env, "w", &id);
+    // The same turn again: it types nothing and waits for the same reply.
+    let mut c = env.command(&paliadin_tests::bin("paliadin-shim"));
+    c.arg("--config")
+        .arg(&env.config)
+        .args(["run-turn", "w", &id, &b64("again")]);
+    c.stdout(std::process::Stdio::piped());
+    let second = c.spawn().unwrap();
+    until("two waiters armed their bells", || {
+        bells(&env, "w").len() == 2
+    });
+    let r = stop_hook(&env, "w", "forty-two");
+    assert_eq!((r.code, r.stdout.len()), (0, 0), "{r}");
+    assert_eq!(reply_of(first).1, "forty-two");
+    assert_eq!(reply_of(second).1, "forty-two");
+    assert_eq!(env.submissions_of(&id).len(), 1, "typed once");
+    assert_eq!(bells(&env, "w"), Vec::<String>::new(), "bells removed");
+}
+
+#[test]
+fn a_waiter_killed_mid_wait_holds_no_hook_up_and_a_reply_before_a_waiter_is_seen() {
+    let env = TestEnv::new();
+    env.shim(&["health", "k"]).ok();
+    let id = turn_id();
+    let mut waiter = waiting_turn(&env, "k", &id);
+    until("its bell", || bells(&env, "k").len() == 1);
+    waiter.kill().unwrap();
+    waiter.wait().unwrap();
+    assert_eq!(
+        bells(&env, "k").len(),
+        1,
+        "left behind by the killed waiter"
+    );
+    // Its bell has no reader any more: the hook neither blocks nor fails,
+    // and removes it.
+    let r = stop_hook(&env, "k", "written with nobody waiting");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(bells(&env, "k"), Vec::<String>::new());
+    // Waiters that start after the reply was written find it.
+    assert_eq!(
+        env.shim(&["poll", "k", &id]).ok(),
+        "written with nobody waiting"
+    );
+    let (_, again) = reply_of({
+        let mut c = env.command(&paliadin_tests::bin("paliadin-shim"));
+        c.arg("--config")
+            .arg(&env.config)
+            .args(["run-turn", "k", &id, &b64("again")]);
+        c.stdout(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    });
+    assert_eq!(again, "written with nobody waiting");
+}
+
+#[test]
+fn bells_replaced_or_planted_are_refused_nothing_followed_and_a_full_one_holds_nothing_up() {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::FileTypeExt as _;
+    let env = TestEnv::new();
+    env.shim(&["health", "p"]).ok();
+    // A FIFO outside the state, read by the test: a ring that followed a
+    // symlink would land there.
+    let outside = env.tmp.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let od = std::fs::File::open(&outside).unwrap();
+    rustix::fs::mkfifoat(od.as_fd(), "fifo", rustix::fs::Mode::RWXU).unwrap();
+    let fifo = outside.join("fifo");
+    let nonblock = rustix::fs::OFlags::NONBLOCK;
+    let outside_reader = rustix::fs::open(
+        &fifo,
+        rustix::fs::OFlags::RDONLY | nonblock,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let id = turn_id();
+    let waiter = waiting_turn(&env, "p", &id);
+    until("its bell", || bells(&env, "p").len() == 1);
+    let dir = session_dir(&env, "p").join("bells");
+    // Planted beside it: a symlink to the outside FIFO, a regular file, and
+    // a FIFO of the user's whose pipe is full and never read.
+    std::os::unix::fs::symlink(&fifo, dir.join("link")).unwrap();
+    std::fs::write(dir.join("file"), b"").unwrap();
+    let dd = std::fs::File::open(&dir).unwrap();
+    rustix::fs::mkfifoat(
+        dd.as_fd(),
+        "full",
+        rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+    )
+    .unwrap();
+    let full = dir.join("full");
+    let _full_reader = rustix::fs::open(
+        &full,
+        rustix::fs::OFlags::RDONLY | nonblock,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let full_writer = rustix::fs::open(
+        &full,
+        rustix::fs::OFlags::WRONLY | nonblock,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    while rustix::io::write(&full_writer, &[0u8; 4096]).is_ok() {}
+    while rustix::io::write(&full_writer, &[0u8]).is_ok() {}
+    let r = stop_hook(&env, "p", "still answered");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(reply_of(waiter).1, "still answered");
+    let mut buf = [0u8; 8];
+    // Nothing to read (EAGAIN, or EOF: no writer ever opened it).
+    let nothing =
+        |buf: &mut [u8]| !matches!(rustix::io::read(&outside_reader, buf), Ok(n) if n > 0);
+    assert!(
+        nothing(&mut buf),
+        "nothing reached the FIFO behind the symlink"
+    );
+    assert!(std::fs::symlink_metadata(dir.join("link"))
+        .unwrap()
+        .is_symlink());
+    assert_eq!(std::fs::read(dir.join("file")).unwrap(), b"", "not written");
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+
+    // The waiter's own bell replaced by that symlink: refused too, and the
+    // waiter still gets its reply (at its next look).
+    let id = turn_id();
+    let waiter = waiting_turn(&env, "p", &id);
+    let own = bells(&env, "p")
+        .into_iter()
+        .find(|n| !["link", "file", "full"].contains(&n.as_str()))
+        .expect("the waiter's bell");
+    std::fs::remove_file(dir.join(&own)).unwrap();
+    std::os::unix::fs::symlink(&fifo, dir.join(&own)).unwrap();
+    let r = stop_hook(&env, "p", "answered at the next look");
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(reply_of(waiter).1, "answered at the next look");
+    assert!(nothing(&mut buf));
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}

@@ -18,10 +18,12 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::cli::ChatArgs;
-use crate::client::{Client, TurnRequest, TurnResult};
-use crate::cmd::{out, sessions::describe, App};
-use crate::exit;
-use crate::transport::ErrorCode;
+use crate::cmd::{out, sessions::describe, warn_log, Ctx};
+use paliadin_cli::client::{is_still_running, Client, TurnRequest};
+use paliadin_cli::failure::Code;
+use paliadin_cli::store::Turn;
+use paliadin_cli::transport::ErrorCode;
+use paliadin_cli::{exit, Failure};
 
 const PROMPT: &str = "> ";
 const MORE: &str = "... ";
@@ -266,7 +268,7 @@ impl Chat {
         }
     }
 
-    fn turn(&mut self, message: String) -> anyhow::Result<()> {
+    fn turn(&mut self, message: String) -> Result<(), Failure> {
         self.forget_signals();
         let req = TurnRequest {
             session: self.session.clone(),
@@ -287,99 +289,88 @@ impl Chat {
                 steps.show(step.as_deref());
             })
         });
-        self.show(&r)
+        self.show(r)
     }
 
-    fn poll(&mut self, arg: &str) -> anyhow::Result<()> {
+    /// The turn `/poll` names: its argument (an id or a unique prefix), or
+    /// the last unfinished turn of this chat.
+    fn poll_target(&self, arg: &str) -> Result<Uuid, String> {
         let arg = arg.trim();
-        let id = if arg.is_empty() {
-            match self.unfinished {
-                Some(id) => id,
-                None => {
-                    eprintln!("no unfinished turn in this chat: /poll <turn-id>");
-                    return Ok(());
-                }
-            }
-        } else {
-            match (Uuid::parse_str(arg), self.client.store.as_ref()) {
-                (Ok(id), _) => id,
-                (Err(_), Some(store)) => match super::log::resolve(store, arg) {
-                    Ok(id) => id,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return Ok(());
-                    }
-                },
-                (Err(_), None) => {
-                    eprintln!("usage: /poll [turn-id]");
-                    return Ok(());
-                }
+        if arg.is_empty() {
+            return self
+                .unfinished
+                .ok_or_else(|| "no unfinished turn in this chat: /poll <turn-id>".to_owned());
+        }
+        match (Uuid::parse_str(arg), self.client.store.as_ref()) {
+            (Ok(id), _) => Ok(id),
+            (Err(_), Some(store)) => super::log::resolve(store, arg, store.path())
+                .map_err(|f| format!("error: {}", f.line())),
+            (Err(_), None) => Err("usage: /poll [turn-id]".into()),
+        }
+    }
+
+    fn poll(&mut self, arg: &str) -> Result<(), Failure> {
+        let id = match self.poll_target(arg) {
+            Ok(id) => id,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(());
             }
         };
         self.forget_signals();
         let (client, session) = (&mut self.client, self.session.clone());
-        match crate::cmd::progress::with_spinner(self.spin, || client.poll(id, Some(session))) {
-            Ok(r) => {
-                if r.error_code.is_none() && self.unfinished == Some(id) {
-                    self.unfinished = None;
-                }
-                if r.still_running {
-                    eprintln!("turn {id} is still running on the laptop; /poll again later");
-                    return Ok(());
-                }
-                self.show(&r)
-            }
-            Err(e) => {
-                eprintln!("error: {}: {}", e.code, e.detail);
-                Ok(())
-            }
+        let r = crate::cmd::progress::with_spinner(self.spin, || client.poll(id, Some(session)));
+        if r.as_ref().is_ok_and(|_| self.unfinished == Some(id)) {
+            self.unfinished = None;
         }
+        self.show(r)
     }
 
-    /// A turn's reply and status line, or its one-line failure.
-    fn show(&mut self, r: &TurnResult) -> anyhow::Result<()> {
-        if let Some(e) = &r.log_error {
-            eprintln!(
-                "paliadin-cli: warning: the turn log could not record turn {}: {e}",
-                r.turn_id
-            );
-        }
-        match r.error_code {
-            None => {
-                let body = r.response.as_deref().unwrap_or("");
+    /// A turn's reply and status line, or its one-line failure (with the
+    /// hint of a chat where `/poll` collects it).
+    fn show(&mut self, r: Result<Turn, Failure>) -> Result<(), Failure> {
+        let mut f = match r {
+            Ok(t) => {
+                warn_log(&t);
+                let body = t.row.outcome.response.as_deref().unwrap_or("");
                 out(&crate::render::reply_width(
                     body,
                     self.color,
                     crate::cmd::stdout_width(),
                 ))?;
-                out(&crate::render::status_line(r, self.color))?;
+                return out(&crate::render::status_line(&t.row, self.color));
             }
-            Some(ErrorCode::Interrupted) => {
-                eprintln!(
-                    "(interrupted) turn {}: the agent may still answer; /poll collects it",
-                    r.turn_id
-                );
-                self.unfinished = r.turn_id.parse().ok();
+            Err(f) => f,
+        };
+        if let Some(t) = &f.turn {
+            warn_log(t);
+        }
+        let id = f.turn.as_ref().map(|t| t.row.turn.turn_id);
+        // These go on on the laptop: the reply comes to a later /poll.
+        let goes_on = is_still_running(&f)
+            || matches!(
+                f.code,
+                Code::Call(ErrorCode::ConnectionLost | ErrorCode::Interrupted)
+            );
+        if let (true, Some(id)) = (goes_on, id) {
+            self.unfinished = Some(id);
+            f.hint = Some(format!(
+                "the agent may still answer; /poll (or /poll {id}) collects it"
+            ));
+        }
+        match (f.code, id) {
+            // Asked for: not an error.
+            (Code::Call(ErrorCode::Interrupted), Some(id)) => {
                 self.forget_signals();
+                eprintln!("(interrupted) turn {id}: the agent may still answer; /poll collects it");
             }
-            Some(code) => {
-                let detail = r.error_detail.as_deref().unwrap_or("");
-                eprintln!("error: {code}: {detail}");
-                // Both go on on the laptop: the reply comes to a later /poll.
-                if matches!(code, ErrorCode::Timeout | ErrorCode::ConnectionLost) {
-                    self.unfinished = r.turn_id.parse().ok();
-                    eprintln!(
-                        "the turn goes on on the laptop; /poll (or /poll {}) collects it later",
-                        r.turn_id
-                    );
-                }
-            }
+            _ => eprintln!("error: {}", f.line()),
         }
         Ok(())
     }
 
     /// Runs a `/command`; false when the chat should end.
-    fn command(&mut self, line: &str) -> anyhow::Result<bool> {
+    fn command(&mut self, line: &str) -> Result<bool, Failure> {
         let (word, arg) = line.split_once(' ').unwrap_or((line, ""));
         match word {
             "/quit" | "/exit" => return Ok(false),
@@ -389,11 +380,11 @@ impl Chat {
                     "session {} reset; the next message starts afresh",
                     self.session.as_str()
                 ),
-                Err(e) => eprintln!("error: {}: {}", e.code, e.detail),
+                Err(f) => eprintln!("error: {}", f.line()),
             },
             "/status" => match self.client.status(&self.session) {
                 Ok(v) => out(&describe(&v))?,
-                Err(e) => eprintln!("error: {}: {}", e.code, e.detail),
+                Err(f) => eprintln!("error: {}", f.line()),
             },
             "/poll" => self.poll(arg)?,
             _ => eprintln!("unknown command {word}; /help lists the commands"),
@@ -402,7 +393,8 @@ impl Chat {
     }
 }
 
-pub fn run(app: &App, a: &ChatArgs) -> anyhow::Result<u8> {
+pub fn run(ctx: &Ctx<'_>, a: &ChatArgs) -> Result<u8, Failure> {
+    let app = ctx.app()?;
     let session = app.session(&a.target, "cli")?;
     let client = app.client(Some("turns"))?;
     // SIGTERM also stops a turn through the client's cancel pipe; this flag

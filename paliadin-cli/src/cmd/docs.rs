@@ -3,10 +3,8 @@
 //! The two writers take any `clap::Command`, so another binary of the
 //! workspace (the shim) can reuse them as they are. Writes to stdout only.
 
-use clap::CommandFactory as _;
-
-use crate::cli::{Cli, CompletionsArgs};
-use crate::exit;
+use crate::cli::CompletionsArgs;
+use paliadin_cli::{exit, Failure};
 
 /// Writes `shell`'s completion script for `cmd` to `out`.
 pub fn write_completions(
@@ -60,16 +58,16 @@ fn write_subcommands(
     Ok(())
 }
 
-pub fn completions(a: &CompletionsArgs) -> anyhow::Result<u8> {
+pub fn completions(a: &CompletionsArgs) -> Result<u8, Failure> {
     let mut text = Vec::new();
-    write_completions(Cli::command(), a.shell, &mut text);
+    write_completions(crate::cli::command(), a.shell, &mut text);
     super::out(&String::from_utf8_lossy(&text))?;
     Ok(exit::OK)
 }
 
-pub fn man() -> anyhow::Result<u8> {
+pub fn man() -> Result<u8, Failure> {
     let mut text = Vec::new();
-    write_man(Cli::command(), &mut text)?;
+    write_man(crate::cli::command(), &mut text)?;
     super::out(&String::from_utf8_lossy(&text))?;
     Ok(exit::OK)
 }

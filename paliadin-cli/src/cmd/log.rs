@@ -1,16 +1,23 @@
 //! `log` and its subcommands: the turn table, one turn in full, full-text
 //! search, statistics, health probes, pruning and the database's path.
-//! Reads the store only (prune aside); never calls the shim.
+//! Reads the store only (prune aside), and never creates it: without a
+//! database yet, the log reads as empty. Never calls the shim.
+//!
+//! JSON: a list of turns is an array (`--jsonl`: one turn a line, for logs
+//! too long to hold); one turn, the stats and the probes are one object.
 
 use paliadin_core::error_code::ErrorCode;
+use paliadin_core::text::{for_terminal, one_line};
 use paliadin_core::timefmt::{now_ms, parse_since, rfc3339_ms};
 use std::io::{BufRead as _, Write as _};
+use std::path::Path;
 use uuid::Uuid;
 
 use crate::cli::{LogArgs, LogCommand, LogList, Scope};
-use crate::cmd::{out, session_name, stdout_width, App, NotFound, Usage};
-use crate::exit;
-use crate::store::{Event, Filter, Probe, Status, Store, TurnRow};
+use crate::cmd::{out, out_json, session_name, stdout_width, App, Ctx};
+use crate::table::Table;
+use paliadin_cli::store::{Event, Filter, ProbeScope, Status, Store, Turn, TurnRow};
+use paliadin_cli::{exit, Failure};
 
 /// The short id the table shows; `log show` and `poll` take it back.
 pub const SHORT_ID: usize = 8;
@@ -20,29 +27,14 @@ fn when(ms: i64) -> String {
     format!("{} {}", &t[..10], &t[11..19])
 }
 
-/// `s` on one line (control characters and runs of blanks as one space),
-/// cut to `width` characters with `…` when a width is given.
-fn one_line(s: &str, width: Option<usize>) -> String {
-    let flat: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let flat = flat.split_whitespace().collect::<Vec<_>>().join(" ");
-    match width {
-        Some(w) if flat.chars().count() > w => {
-            let mut t: String = flat.chars().take(w.saturating_sub(1)).collect();
-            t.push('…');
-            t
-        }
-        _ => flat,
-    }
+fn or_dash<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// The turn table: every column's width is its widest cell; on a terminal
-/// the message takes what is left of the width (columns are dropped, least
-/// useful first, until it has room), piped nothing is cut.
+/// The turn table: on a terminal the message takes what is left of the
+/// width (the least useful columns go first), piped nothing is cut.
 pub fn table(rows: &[TurnRow], width: Option<usize>) -> String {
-    const HEAD: [&str; 7] = [
+    let head = [
         "TURN",
         "STARTED (UTC)",
         "STATUS",
@@ -51,103 +43,39 @@ pub fn table(rows: &[TurnRow], width: Option<usize>) -> String {
         "SESSION",
         "MESSAGE",
     ];
-    let cells: Vec<[String; 7]> = rows
-        .iter()
-        .map(|r| {
-            [
-                r.turn.turn_id.to_string()[..SHORT_ID].to_owned(),
-                when(r.turn.started_ms),
-                r.outcome.status.as_str().to_owned(),
-                r.outcome.error_code.clone().unwrap_or_else(|| "-".into()),
-                r.duration_ms
-                    .map(|d| d.to_string())
-                    .unwrap_or_else(|| "-".into()),
-                one_line(&r.turn.session, None),
-                one_line(&r.turn.message, None),
-            ]
-        })
-        .collect();
-    let mut widths: Vec<usize> = (0..7)
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].chars().count())
-                .chain([HEAD[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    // Which columns are shown; dropped in this order when space is short.
-    let mut shown = [true; 7];
-    let mut msg_width = None;
-    if let Some(total) = width {
-        widths[5] = widths[5].min(24);
-        for drop in [None, Some(4), Some(5), Some(3), Some(1)] {
-            if let Some(d) = drop {
-                shown[d] = false;
-            }
-            let used: usize = (0..6).filter(|&i| shown[i]).map(|i| widths[i] + 2).sum();
-            msg_width = Some(total.saturating_sub(used).max(8));
-            if total >= used + 16 {
-                break;
-            }
-        }
+    let mut t = Table::new(&head).right(4).cap(5, 24).drops(&[4, 5, 3, 1]);
+    for r in rows {
+        t.row(vec![
+            r.turn.turn_id.to_string()[..SHORT_ID].to_owned(),
+            when(r.turn.started_ms),
+            r.outcome.status.as_str().to_owned(),
+            or_dash(r.outcome.error_code),
+            or_dash(r.duration_ms),
+            r.turn.session.clone(),
+            r.turn.message.clone(),
+        ]);
     }
-    let line = |c: &[String; 7]| {
-        let mut l = String::new();
-        for i in 0..6 {
-            if !shown[i] {
-                continue;
-            }
-            let cell = if i == 5 {
-                one_line(&c[i], width.map(|_| widths[5]))
-            } else {
-                c[i].clone()
-            };
-            let pad = widths[i].saturating_sub(cell.chars().count());
-            if i == 4 {
-                l.push_str(&" ".repeat(pad));
-                l.push_str(&cell);
-            } else {
-                l.push_str(&cell);
-                l.push_str(&" ".repeat(pad));
-            }
-            l.push_str("  ");
-        }
-        l.push_str(&one_line(&c[6], msg_width));
-        l.trim_end().to_owned() + "\n"
-    };
-    let mut text = line(&HEAD.map(String::from));
-    for c in &cells {
-        text.push_str(&line(c));
-    }
-    text
+    t.render(width)
 }
 
-/// Renders rows as a table, JSON or JSON lines.
-fn print_rows(rows: &[TurnRow], json: bool, jsonl: bool) -> anyhow::Result<()> {
-    let mut text = String::new();
+/// Rows as a table, a JSON array or JSON lines.
+fn print_rows(rows: &[TurnRow], json: bool, jsonl: bool) -> Result<(), Failure> {
     if json {
-        text = serde_json::to_string_pretty(rows)?;
-        text.push('\n');
-    } else if jsonl {
-        for r in rows {
-            text.push_str(&serde_json::to_string(r)?);
-            text.push('\n');
-        }
-    } else {
-        text = table(rows, stdout_width());
+        return out_json(rows);
     }
-    out(&text)
+    if jsonl {
+        return rows.iter().try_for_each(out_json);
+    }
+    out(&table(rows, stdout_width()))
 }
 
 /// A time on the command line (`--since`, `--older-than`); a bad one is a
 /// usage error.
-fn time_arg(flag: &str, s: &str) -> anyhow::Result<i64> {
-    parse_since(s, now_ms()).map_err(|e| Usage(format!("{flag}: {e}")).into())
+fn time_arg(flag: &str, s: &str) -> Result<i64, Failure> {
+    parse_since(s, now_ms()).map_err(|e| Failure::usage(format!("{flag}: {e}")))
 }
 
-fn scope_filter(s: &Scope, limit: usize) -> anyhow::Result<Filter> {
+fn scope_filter(s: &Scope, limit: usize) -> Result<Filter, Failure> {
     Ok(Filter {
         limit,
         user_id: s.user,
@@ -165,53 +93,53 @@ fn scope_filter(s: &Scope, limit: usize) -> anyhow::Result<Filter> {
     })
 }
 
-fn filter(l: &LogList) -> anyhow::Result<Filter> {
+fn filter(l: &LogList) -> Result<Filter, Failure> {
     let mut f = scope_filter(&l.scope, l.limit)?;
     f.status = l
         .status
         .as_deref()
         .map(|s| {
             s.parse::<Status>()
-                .map_err(|e| Usage(format!("--status: {e}")))
+                .map_err(|e| Failure::usage(format!("--status: {e}")))
         })
         .transpose()?;
     f.error_code = l
         .code
         .as_deref()
-        .map(|c| match ErrorCode::parse(c) {
-            Some(c) => Ok(c.as_str().to_owned()),
-            None => Err(Usage(format!(
-                "--code: unknown error code `{c}`: expected one of {}",
-                ErrorCode::ALL.map(|c| c.as_str()).join(", ")
-            ))),
+        .map(|c| {
+            ErrorCode::parse(c).ok_or_else(|| {
+                Failure::usage(format!(
+                    "--code: unknown error code `{c}`: expected one of {}",
+                    ErrorCode::ALL.map(|c| c.as_str()).join(", ")
+                ))
+            })
         })
         .transpose()?;
     Ok(f)
 }
 
 /// The turn a full id or a unique prefix names (git-style). An ambiguous
-/// prefix is a usage error listing the candidates; none is [`NotFound`].
-pub fn resolve(store: &Store, arg: &str) -> anyhow::Result<Uuid> {
+/// prefix is a usage error listing the candidates; none is not found.
+pub fn resolve(store: &Store, arg: &str, db: &Path) -> Result<Uuid, Failure> {
     if let Ok(id) = Uuid::parse_str(arg) {
         return Ok(id);
     }
     let ids = store.turn_ids_with_prefix(arg, 10)?;
     match ids.as_slice() {
         [one] => Ok(*one),
-        [] => Err(NotFound(format!(
-            "no turn {arg} in the log {}: check the turn id (`paliadin-cli log` lists them)",
-            store.path().display()
+        [] => Err(Failure::not_found(format!(
+            "no turn {arg} in the log {}: check the turn id",
+            db.display()
         ))
-        .into()),
-        many => Err(Usage(format!(
+        .hint("paliadin-cli log lists the turns")),
+        many => Err(Failure::usage(format!(
             "turn id prefix {arg} is ambiguous: it matches {}{}",
             many.iter()
                 .map(Uuid::to_string)
                 .collect::<Vec<_>>()
                 .join(", "),
             if many.len() == 10 { ", ..." } else { "" }
-        ))
-        .into()),
+        ))),
     }
 }
 
@@ -222,12 +150,8 @@ fn show_events(events: &[Event]) -> String {
     }
     let mut s = String::new();
     for e in events {
-        let time = e.at.get(11..23).unwrap_or(&e.at);
-        let kind = serde_json::to_value(e.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "other".into());
-        let mut line = format!("{time}  {kind:<13}");
+        let time = one_line(e.at.get(11..23).unwrap_or(&e.at), None);
+        let mut line = format!("{time}  {:<13}", e.kind.as_str());
         for f in [&e.tool, &e.target, &e.detail].into_iter().flatten() {
             line.push_str("  ");
             line.push_str(&one_line(f, Some(80)));
@@ -238,50 +162,65 @@ fn show_events(events: &[Event]) -> String {
     s
 }
 
-fn show(r: &TurnRow, events: &[Event]) -> String {
-    let (t, o) = (&r.turn, &r.outcome);
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
-    format!(
-        "turn:           {}\nsession:        {}\nuser:           {}\nhost:           {}\nstarted:        {}\nended:          {}\nduration ms:    {}\nstatus:         {}\nerror:          {}{}\npage origin:    {}\ntokens:         {}\nused tools:     {}\nclaimed tools:  {}\nrows seen:      {}\nclassifier tag: {}\nchips:          {}\n\n--- events ---\n{}\n--- message ---\n{}\n\n--- response ---\n{}\n",
-        t.turn_id,
-        t.session,
-        t.user_id.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
-        t.host,
-        rfc3339_ms(t.started_ms),
-        o.ended_ms.map(rfc3339_ms).unwrap_or_else(|| "-".into()),
-        num(r.duration_ms),
-        o.status.as_str(),
-        opt(&o.error_code),
-        o.error_detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(),
-        opt(&t.page_origin),
-        num(o.tokens),
-        if o.used_tools.is_empty() { "-".into() } else { o.used_tools.join(", ") },
-        match &o.claimed_tools {
-            None => "-".into(),
-            Some(c) if c.is_empty() => "none".into(),
-            Some(c) => c.join(", "),
-        },
-        num(o.rows_seen),
-        opt(&o.classifier_tag),
-        num(o.chip_count),
-        show_events(events),
-        t.message,
-        o.response.as_deref().unwrap_or("-"),
-    )
+/// A list of names, `none` for an empty one and `-` for none known.
+fn names(v: Option<&[String]>) -> String {
+    match v {
+        None => "-".into(),
+        Some([]) => "none".into(),
+        Some(v) => one_line(&v.join(", "), None),
+    }
 }
 
-fn ms(v: Option<i64>) -> String {
-    v.map(|n| n.to_string()).unwrap_or_else(|| "-".into())
+/// One turn for people: its fields, events, message and response, every
+/// text of someone else's made safe for a terminal.
+fn show(t: &Turn) -> String {
+    let (n, o) = (&t.row.turn, &t.row.outcome);
+    let opt = |v: &Option<String>| v.as_deref().map_or("-".into(), |s| one_line(s, None));
+    let used = (!o.used_tools.is_empty()).then_some(o.used_tools.as_slice());
+    let fields = [
+        ("turn", n.turn_id.to_string()),
+        ("session", n.session.clone()),
+        ("user", or_dash(n.user_id)),
+        ("host", n.host.clone()),
+        ("started", rfc3339_ms(n.started_ms)),
+        ("ended", or_dash(o.ended_ms.map(rfc3339_ms))),
+        ("duration ms", or_dash(t.row.duration_ms)),
+        ("status", o.status.as_str().into()),
+        (
+            "error",
+            match (&o.error_code, &o.error_detail) {
+                (Some(c), Some(d)) => format!("{c}: {}", one_line(d, None)),
+                (c, _) => or_dash(*c),
+            },
+        ),
+        ("page origin", opt(&n.page_origin)),
+        ("tokens", or_dash(o.tokens)),
+        ("used tools", names(used)),
+        ("claimed tools", names(o.claimed_tools.as_deref())),
+        ("rows seen", or_dash(o.rows_seen)),
+        ("classifier tag", opt(&o.classifier_tag)),
+        ("chips", or_dash(o.chip_count)),
+    ];
+    let mut s = String::new();
+    for (k, v) in fields {
+        s.push_str(&format!("{:<16}{v}\n", format!("{k}:")));
+    }
+    s.push_str(&format!(
+        "\n--- events ---\n{}\n--- message ---\n{}\n\n--- response ---\n{}\n",
+        show_events(&t.events),
+        for_terminal(&n.message),
+        for_terminal(o.response.as_deref().unwrap_or("-")),
+    ));
+    s
 }
 
-fn stats(store: &Store, scope: &Scope, json: bool) -> anyhow::Result<()> {
+fn stats(store: &Store, scope: &Scope, json: bool) -> Result<(), Failure> {
     let f = scope_filter(scope, 0)?;
     let s = store.stats_in(&f)?;
     if json {
-        let mut v = serde_json::to_value(&s)?;
+        let mut v = serde_json::to_value(&s).unwrap_or_default();
         v["since"] = f.since_ms.map(rfc3339_ms).into();
-        return out(&format!("{}\n", serde_json::to_string_pretty(&v)?));
+        return out_json(&v);
     }
     let mut t = format!(
         "turns: {}  ok: {}  errors: {}  pending: {}  running: {}  error rate: {:.1}%\nduration ms: median {}  p95 {}\n",
@@ -291,8 +230,8 @@ fn stats(store: &Store, scope: &Scope, json: bool) -> anyhow::Result<()> {
         s.pending,
         s.running,
         s.error_rate * 100.0,
-        ms(s.median_ms),
-        ms(s.p95_ms)
+        or_dash(s.median_ms),
+        or_dash(s.p95_ms)
     );
     if !s.by_code.is_empty() {
         t.push_str("\nby error code:\n");
@@ -300,84 +239,103 @@ fn stats(store: &Store, scope: &Scope, json: bool) -> anyhow::Result<()> {
             t.push_str(&format!("  {:<18} {}\n", c.code, c.turns));
         }
     }
-    t.push_str(&format!(
-        "\n{:<10}  {:>7}  {:>7}  {:>10}  {:>8}\n",
-        "DAY", "TURNS", "ERRORS", "MEDIAN MS", "P95 MS"
-    ));
+    let mut days = Table::new(&["DAY", "TURNS", "ERRORS", "MEDIAN MS", "P95 MS"])
+        .right(1)
+        .right(2)
+        .right(3)
+        .right(4);
     for d in &s.days {
-        t.push_str(&format!(
-            "{:<10}  {:>7}  {:>7}  {:>10}  {:>8}\n",
-            d.day,
-            d.total,
-            d.errors,
-            ms(d.median_ms),
-            ms(d.p95_ms)
-        ));
+        days.row(vec![
+            d.day.clone(),
+            d.total.to_string(),
+            d.errors.to_string(),
+            or_dash(d.median_ms),
+            or_dash(d.p95_ms),
+        ]);
     }
+    t.push('\n');
+    t.push_str(&days.render(None));
     out(&t)
 }
 
-fn probes(
-    store: &Store,
-    since: &str,
-    session: Option<&str>,
-    limit: usize,
-    json: bool,
-) -> anyhow::Result<()> {
-    let since_ms = time_arg("--since", since)?;
-    let session = session.map(session_name).transpose()?;
-    let session = session.as_ref().map(|s| s.as_str());
-    let s = store.probe_stats(Some(since_ms), session)?;
-    let recent: Vec<Probe> = store.probes_since(Some(since_ms), session, limit)?;
+/// `log probes`: per host, availability and latency; then the newest
+/// probes, fitted to the terminal like `log`.
+fn probes(store: &Store, scope: &ProbeScope, limit: usize, json: bool) -> Result<(), Failure> {
+    let hosts = store.probe_stats(scope)?;
+    let recent = store.probes_in(scope, limit)?;
+    let since = rfc3339_ms(scope.since_ms.unwrap_or(0));
     if json {
-        let mut v = serde_json::to_value(&s)?;
-        v["since"] = rfc3339_ms(since_ms).into();
-        v["recent"] = serde_json::to_value(&recent)?;
-        return out(&format!("{}\n", serde_json::to_string_pretty(&v)?));
+        return out_json(&serde_json::json!({
+            "since": since, "hosts": hosts, "recent": recent,
+        }));
     }
-    let mut t = format!(
-        "probes since {}: {}  ok: {}  availability: {}\nlatency ms: median {}  p95 {}\n",
-        rfc3339_ms(since_ms),
-        s.probes,
-        s.ok,
-        s.availability
-            .map(|a| format!("{:.2}%", a * 100.0))
-            .unwrap_or_else(|| "-".into()),
-        ms(s.median_ms),
-        ms(s.p95_ms)
-    );
-    if !s.by_code.is_empty() {
-        t.push_str("\nfailed by error code:\n");
-        for c in &s.by_code {
+    let mut t = format!("probes since {since}\n");
+    if hosts.is_empty() {
+        t.push_str("no probes\n");
+    }
+    let mut summary = Table::new(&[
+        "HOST",
+        "PROBES",
+        "OK",
+        "AVAILABILITY",
+        "MEDIAN MS",
+        "P95 MS",
+    ])
+    .right(1)
+    .right(2)
+    .right(3)
+    .right(4)
+    .right(5);
+    for h in &hosts {
+        let s = &h.stats;
+        summary.row(vec![
+            h.host.clone(),
+            s.probes.to_string(),
+            s.ok.to_string(),
+            or_dash(s.availability.map(|a| format!("{:.2}%", a * 100.0))),
+            or_dash(s.median_ms),
+            or_dash(s.p95_ms),
+        ]);
+    }
+    if !hosts.is_empty() {
+        t.push_str(&summary.render(stdout_width()));
+    }
+    for h in hosts.iter().filter(|h| !h.stats.by_code.is_empty()) {
+        t.push_str(&format!(
+            "\nfailed on {} by error code:\n",
+            one_line(&h.host, None)
+        ));
+        for c in &h.stats.by_code {
             t.push_str(&format!("  {:<18} {}\n", c.code, c.turns));
         }
     }
     if !recent.is_empty() {
-        t.push_str(&format!(
-            "\n{:<19}  {:<8}  {:>6}  {:<24}  {}\n",
-            "AT (UTC)", "RESULT", "MS", "SESSION", "HOST"
-        ));
+        let mut r = Table::new(&["AT (UTC)", "RESULT", "MS", "HOST", "SESSION", "DETAIL"])
+            .right(2)
+            .cap(4, 24)
+            .drops(&[4, 3]);
         for p in &recent {
-            let result = if p.ok {
-                "ok"
-            } else {
-                p.error_code.as_deref().unwrap_or("failed")
+            let result = match (p.ok, p.error_code) {
+                (true, _) => "ok".to_owned(),
+                (false, c) => c.map_or("failed".into(), |c| c.to_string()),
             };
-            t.push_str(&format!(
-                "{:<19}  {:<8}  {:>6}  {:<24}  {}\n",
+            r.row(vec![
                 when(p.at_ms),
                 result,
-                p.duration_ms,
-                p.session,
-                p.host
-            ));
+                p.duration_ms.to_string(),
+                p.host.clone(),
+                p.session.clone(),
+                p.detail.clone().unwrap_or_default(),
+            ]);
         }
+        t.push('\n');
+        t.push_str(&r.render(stdout_width()));
     }
     out(&t)
 }
 
 /// Asks on the terminal; true for yes.
-fn confirm(question: &str) -> anyhow::Result<bool> {
+fn confirm(question: &str) -> Result<bool, Failure> {
     let mut err = std::io::stderr().lock();
     write!(err, "{question} [y/N] ")?;
     err.flush()?;
@@ -386,31 +344,26 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
-fn prune(store: &mut Store, older_than: &str, dry_run: bool, yes: bool) -> anyhow::Result<u8> {
+fn prune(app: &App, older_than: &str, dry_run: bool, yes: bool) -> Result<u8, Failure> {
     let cutoff = time_arg("--older-than", older_than)?;
+    let mut store = app.existing_store()?;
     let (turns, probes) = store.prune_count(cutoff)?;
-    let what = format!(
-        "{turns} turns and {probes} probes started before {}",
-        rfc3339_ms(cutoff)
-    );
+    let before = rfc3339_ms(cutoff);
+    let what = format!("{turns} turns and {probes} probes started before {before}");
     if dry_run {
         out(&format!("would delete {what}\n"))?;
         return Ok(exit::OK);
     }
     if turns == 0 && probes == 0 {
-        eprintln!(
-            "paliadin-cli: nothing to prune: no turn or probe before {}",
-            rfc3339_ms(cutoff)
-        );
+        eprintln!("paliadin-cli: nothing to prune: no turn or probe before {before}");
         return Ok(exit::OK);
     }
     if !yes {
-        let tty = rustix::termios::isatty(rustix::stdio::stdin()) && crate::cmd::stderr_is_tty();
+        let tty = rustix::termios::isatty(rustix::stdio::stdin()) && super::stderr_is_tty();
         if !tty {
-            return Err(Usage(format!(
+            return Err(Failure::usage(format!(
                 "log prune would delete {what}: without a terminal to ask, add --yes (or see with --dry-run)"
-            ))
-            .into());
+            )));
         }
         if !confirm(&format!("delete {what}?"))? {
             eprintln!("paliadin-cli: nothing deleted");
@@ -418,47 +371,76 @@ fn prune(store: &mut Store, older_than: &str, dry_run: bool, yes: bool) -> anyho
         }
     }
     let n = store.prune(cutoff)?;
-    eprintln!(
-        "paliadin-cli: deleted {n} turns and {probes} probes started before {}",
-        rfc3339_ms(cutoff)
-    );
+    eprintln!("paliadin-cli: deleted {n} turns and {probes} probes started before {before}");
     Ok(exit::OK)
 }
 
-pub fn run(app: &App, a: &LogArgs) -> anyhow::Result<u8> {
-    if let Some(LogCommand::Path) = &a.command {
-        out(&format!("{}\n", app.settings.db.display()))?;
-        return Ok(exit::OK);
+/// `log show`: one turn in full.
+fn show_turn(app: &App, store: &Store, turn_id: &str, json: bool) -> Result<(), Failure> {
+    let db = &app.settings.db;
+    let id = resolve(store, turn_id, db)?;
+    let Some(t) = store.turn(id)? else {
+        return Err(Failure::not_found(format!(
+            "no turn {id} in the log {}: check the turn id",
+            db.display()
+        )));
+    };
+    if json {
+        out_json(&t)
+    } else {
+        out(&show(&t))
     }
-    // Arguments first: a usage error must not wait for (or create) the log.
+}
+
+/// `log search`: like grep, no match prints nothing (an empty array for
+/// `--json`, so jq still reads it) and exits 1.
+fn search(
+    store: &Store,
+    query: &[String],
+    scope: &Scope,
+    limit: usize,
+    json: bool,
+    jsonl: bool,
+) -> Result<u8, Failure> {
+    let q = query.join(" ");
+    if q.trim().is_empty() {
+        return Err(Failure::usage(
+            "empty search: give at least one word to search for",
+        ));
+    }
+    let rows = store.search_in(&q, &scope_filter(scope, limit)?)?;
+    if rows.is_empty() {
+        if json {
+            out("[]\n")?;
+        }
+        return Ok(exit::FAILURE);
+    }
+    print_rows(&rows, json, jsonl)?;
+    Ok(exit::OK)
+}
+
+pub fn run(ctx: &Ctx<'_>, a: &LogArgs) -> Result<u8, Failure> {
+    let app = ctx.app()?;
+    // Arguments first: a usage error must not wait for the log.
     let list_filter = match &a.command {
         None => Some(filter(&a.list)?),
         _ => None,
     };
-    let mut store = app.store()?;
     match &a.command {
+        Some(LogCommand::Path) => out(&format!("{}\n", app.settings.db.display()))?,
+        Some(LogCommand::Prune {
+            older_than,
+            dry_run,
+            yes,
+        }) => return prune(&app, older_than, *dry_run, *yes),
         None => {
-            let rows = store.list(&list_filter.unwrap_or_default())?;
+            let rows = app
+                .existing_store()?
+                .list(&list_filter.unwrap_or_default())?;
             print_rows(&rows, a.list.json, a.list.jsonl)?;
         }
         Some(LogCommand::Show { turn_id, json }) => {
-            let id = resolve(&store, turn_id)?;
-            let events = store.events(id)?;
-            match store.get(id)? {
-                Some(r) if *json => {
-                    let mut v = serde_json::to_value(&r)?;
-                    v["events"] = serde_json::to_value(&events)?;
-                    out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?
-                }
-                Some(r) => out(&show(&r, &events))?,
-                None => {
-                    return Err(NotFound(format!(
-                        "no turn {id} in the log {}: check the turn id",
-                        store.path().display()
-                    ))
-                    .into())
-                }
-            }
+            show_turn(&app, &app.existing_store()?, turn_id, *json)?
         }
         Some(LogCommand::Search {
             query,
@@ -466,37 +448,57 @@ pub fn run(app: &App, a: &LogArgs) -> anyhow::Result<u8> {
             limit,
             json,
             jsonl,
-        }) => {
-            let q = query.join(" ");
-            if q.trim().is_empty() {
-                return Err(
-                    Usage("empty search: give at least one word to search for".into()).into(),
-                );
-            }
-            let rows = store.search_in(&q, &scope_filter(scope, *limit)?)?;
-            if rows.is_empty() {
-                // Like grep: no match prints nothing (an empty array for
-                // --json, so jq still reads it) and exits 1.
-                if *json {
-                    out("[]\n")?;
-                }
-                return Ok(exit::FAILURE);
-            }
-            print_rows(&rows, *json, *jsonl)?;
-        }
-        Some(LogCommand::Stats { scope, json }) => stats(&store, scope, *json)?,
+        }) => return search(&app.existing_store()?, query, scope, *limit, *json, *jsonl),
+        Some(LogCommand::Stats { scope, json }) => stats(&app.existing_store()?, scope, *json)?,
         Some(LogCommand::Probes {
             since,
             session,
             limit,
             json,
-        }) => probes(&store, since, session.as_deref(), *limit, *json)?,
-        Some(LogCommand::Prune {
-            older_than,
-            dry_run,
-            yes,
-        }) => return prune(&mut store, older_than, *dry_run, *yes),
-        Some(LogCommand::Path) => unreachable!("handled above"),
+        }) => {
+            let scope = ProbeScope {
+                since_ms: Some(time_arg("--since", since)?),
+                session: session
+                    .as_deref()
+                    .map(session_name)
+                    .transpose()?
+                    .map(|s| s.as_str().to_owned()),
+                // The probes of the host named on the command line only.
+                host: app.layers.flags.host.clone(),
+            };
+            probes(&app.existing_store()?, &scope, *limit, *json)?
+        }
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paliadin_cli::store::EventKind;
+
+    #[test]
+    fn events_are_aligned_lines_of_safe_text() {
+        let e = |kind, tool: Option<&str>, target: Option<&str>| Event {
+            kind,
+            at: "2026-11-30T12:00:01.250Z".into(),
+            tool: tool.map(str::to_owned),
+            target: target.map(str::to_owned),
+            detail: None,
+            text: None,
+        };
+        let text = show_events(&[
+            e(EventKind::Submitted, None, None),
+            e(
+                EventKind::ToolStarted,
+                Some("Bash"),
+                Some("ls\u{1b}]0;x\u{7}"),
+            ),
+        ]);
+        assert_eq!(
+            text,
+            "12:00:01.250  submitted\n12:00:01.250  tool_started   Bash  ls ]0;x\n"
+        );
+        assert_eq!(show_events(&[]), "-\n");
+    }
 }

@@ -1,8 +1,12 @@
-//! One file per subcommand; each `run` returns the exit status. Shared here:
-//! the [`App`] that turns flags into settings, a client and a store, and the
-//! small output helpers (stdout for data, stderr for talk).
+//! One file per subcommand; each `run` returns the exit status or the one
+//! [`Failure`] that `main` prints. Shared here: the [`Ctx`] every command
+//! starts from (the parsed line; the settings only for those that ask), the
+//! [`App`] that turns settings into a client and a store, and the small
+//! output helpers (stdout for data, stderr for talk, JSON through one
+//! writer).
 
 pub mod chat;
+pub mod config;
 pub mod docs;
 pub mod doctor;
 pub mod health;
@@ -13,46 +17,84 @@ pub mod reset;
 pub mod sessions;
 pub mod status;
 pub mod turn;
+pub mod version;
 
-use anyhow::Context as _;
 use paliadin_core::SessionName;
 use std::io::Write;
 
-use crate::cli::{Global, Target};
-use crate::client::{CallError, Client};
-use crate::config::{Overrides, Settings};
-use crate::store::Store;
+use crate::cli::{Command, Global, Target};
+use paliadin_cli::client::Client;
+use paliadin_cli::config::{Layers, Settings};
+use paliadin_cli::store::{Store, Turn};
+use paliadin_cli::Failure;
 
-/// What every command starts from.
+/// What every command starts from: the parsed command line.
+pub struct Ctx<'a> {
+    pub global: &'a Global,
+    /// The matches of the subcommand that runs.
+    pub matches: &'a clap::ArgMatches,
+}
+
+impl Ctx<'_> {
+    /// The settings' layers: the flags given, the environment, the file.
+    pub fn layers(&self) -> Result<Layers, Failure> {
+        let flags = paliadin_cli::config::flag_layer(self.matches);
+        Layers::read(flags, self.global.config.as_deref())
+    }
+
+    /// The settings in force, for the commands that use them.
+    pub fn app(&self) -> Result<App, Failure> {
+        let layers = self.layers()?;
+        Ok(App {
+            settings: layers.settings(),
+            layers,
+        })
+    }
+}
+
+/// Runs the command.
+pub fn run(ctx: &Ctx<'_>, command: &Command) -> Result<u8, Failure> {
+    match command {
+        Command::Turn(a) => turn::run(ctx, a),
+        Command::Chat(a) => chat::run(ctx, a),
+        Command::Health(a) => health::run(ctx, a),
+        Command::Reset(a) => reset::run(ctx, a),
+        Command::Poll(a) => poll::run(ctx, a),
+        Command::Status(a) => status::run(ctx, a),
+        Command::Sessions(a) => sessions::run(ctx, a),
+        Command::Log(a) => log::run(ctx, a),
+        Command::Doctor(a) => doctor::run(ctx, a),
+        Command::Config(a) => config::run(ctx, a),
+        Command::Version(a) => version::run(a),
+        Command::Completions(a) => docs::completions(a),
+        Command::Man => docs::man(),
+    }
+}
+
+/// The settings in force and where they came from.
 pub struct App {
     pub settings: Settings,
+    pub layers: Layers,
 }
 
 impl App {
-    pub fn new(g: &Global, timeout_secs: Option<u64>) -> anyhow::Result<App> {
-        let o = Overrides {
-            config: g.config.clone(),
-            host: g.host.clone(),
-            port: g.port,
-            ssh_user: g.ssh_user.clone(),
-            key: g.key.clone(),
-            known_hosts: g.known_hosts.clone(),
-            session_prefix: g.session_prefix.clone(),
-            db: g.db.clone(),
-            transport: g.transport.clone(),
-            shim: g.shim.clone(),
-            no_mux: g.no_mux,
-            timeout_secs,
-        };
-        Ok(App {
-            settings: Settings::load(&o).map_err(|e| ConfigError(one_line(&format!("{e:#}"))))?,
+    /// Opens the turn log, creating it when missing (for the commands that
+    /// write it).
+    pub fn store(&self) -> Result<Store, Failure> {
+        let db = &self.settings.db;
+        Store::open(db).map_err(|e| {
+            Failure::from(e).what(format!("cannot open the turn log {}", db.display()))
         })
     }
 
-    /// Opens the turn log.
-    pub fn store(&self) -> anyhow::Result<Store> {
-        Store::open(&self.settings.db)
-            .with_context(|| format!("cannot open the turn log {}", self.settings.db.display()))
+    /// The turn log for reading: an empty one (in memory) when there is no
+    /// file yet, so that reading never creates a database.
+    pub fn existing_store(&self) -> Result<Store, Failure> {
+        if paliadin_core::fsutil::exists(&self.settings.db) {
+            self.store()
+        } else {
+            Ok(Store::open_in_memory()?)
+        }
     }
 
     /// A client stopped by Ctrl-C/SIGTERM; with the log when `logged` names
@@ -60,7 +102,7 @@ impl App {
     /// a warning says what will not be recorded, and the call goes on.
     /// With the log, rows left `running` by a client that is gone are
     /// completed first ([`Client::complete_stale`]), one line each on stderr.
-    pub fn client(&self, logged: Option<&str>) -> anyhow::Result<Client> {
+    pub fn client(&self, logged: Option<&str>) -> Result<Client, Failure> {
         let mut client = self.client_only(logged)?;
         for (id, r) in client.complete_stale(None) {
             eprintln!("paliadin-cli: {}", stale_line(id, &r));
@@ -70,7 +112,7 @@ impl App {
 
     /// [`App::client`] without completing stale rows (`poll --stale` does
     /// that itself).
-    pub fn client_only(&self, logged: Option<&str>) -> anyhow::Result<Client> {
+    pub fn client_only(&self, logged: Option<&str>) -> Result<Client, Failure> {
         let transport = self.transport()?;
         let store = match logged {
             None => None,
@@ -79,51 +121,52 @@ impl App {
                 Err(e) => {
                     eprintln!(
                         "paliadin-cli: warning: {what} will not be recorded: {}",
-                        one_line(&format!("{e:#}"))
+                        e.line()
                     );
                     None
                 }
             },
         };
+        let cancel = crate::signals::cancel_pipe()
+            .map_err(|e| Failure::from(e).what("cannot install signal handlers"))?;
         Ok(Client {
             transport,
             store,
-            timeout: self.settings.timeout,
-            cancel: Some(crate::signals::cancel_pipe().context("cannot install signal handlers")?),
+            timeout: self.settings.timeout(),
+            cancel: Some(cancel),
         })
     }
 
-    /// How calls reach the shim; a missing host is a [`ConfigError`].
-    pub fn transport(&self) -> anyhow::Result<crate::transport::Transport> {
-        let t = self
-            .settings
-            .transport()
-            .map_err(|e| ConfigError(one_line(&format!("{e:#}"))))?;
-        // Named here, before ssh would say only "Permission denied".
-        if matches!(t, crate::transport::Transport::Ssh(_)) {
-            for (flag, file) in [
-                ("--key", &self.settings.key),
-                ("--known-hosts", &self.settings.known_hosts),
+    /// How calls reach the shim; a missing host or a named key or
+    /// known_hosts file that is not there is a configuration failure,
+    /// named before ssh would say only "Permission denied".
+    pub fn transport(&self) -> Result<paliadin_cli::transport::Transport, Failure> {
+        let t = self.settings.transport()?;
+        if matches!(t, paliadin_cli::transport::Transport::Ssh(_)) {
+            for (key, file) in [
+                ("key", &self.settings.key),
+                ("known_hosts", &self.settings.known_hosts),
             ] {
                 if let Some(f) = file.as_ref().filter(|f| !f.exists()) {
-                    return Err(ConfigError(format!(
-                        "{flag} file {} does not exist: check the path (or run install/server.sh)",
-                        f.display()
+                    return Err(Failure::config(format!(
+                        "the {key} file {} does not exist ({})",
+                        f.display(),
+                        self.layers.source(key)
                     ))
-                    .into());
+                    .hint("check the path, or run install/server.sh"));
                 }
             }
         }
         Ok(t)
     }
 
-    /// The session a [`Target`] names; `fallback` when it names none.
-    pub fn session(&self, t: &Target, fallback: &str) -> anyhow::Result<SessionName> {
+    /// The session a [`Target`] names; `<prefix>-<fallback>` when it names none.
+    pub fn session(&self, t: &Target, fallback: &str) -> Result<SessionName, Failure> {
         let prefix = &self.settings.session_prefix;
         let name = match (&t.user, &t.session) {
             (Some(u), _) => {
                 return SessionName::for_user(prefix, u)
-                    .map_err(|e| Usage(format!("invalid session prefix {prefix:?}: {e}")).into())
+                    .map_err(|e| Failure::usage(format!("invalid session prefix {prefix:?}: {e}")))
             }
             (None, Some(s)) => s.clone(),
             (None, None) => format!("{prefix}-{fallback}"),
@@ -133,103 +176,45 @@ impl App {
 }
 
 /// One line on a stale row's completion ([`Client::complete_stale`]).
-pub fn stale_line(id: uuid::Uuid, r: &Result<crate::client::TurnResult, CallError>) -> String {
+pub fn stale_line(id: uuid::Uuid, r: &Result<Turn, Failure>) -> String {
     let what = format!("turn {id}, left running by a client that is gone");
     match r {
-        Ok(t) if t.still_running => format!(
-            "{what}: still running on the laptop; collect its reply with: paliadin-cli poll {id}"
-        ),
-        Ok(t) => match t.error_code {
-            None => {
-                format!("{what}: completed with the laptop's reply (paliadin-cli log show {id})")
-            }
-            Some(c) => format!(
-                "{what}: {c}: {}",
-                t.error_detail.as_deref().unwrap_or_default()
-            ),
-        },
-        Err(e) => format!(
-            "{what}: {}: {}; collect its reply later with: paliadin-cli poll {id}",
-            e.code, e.detail
-        ),
+        Ok(_) => format!("{what}: completed with the laptop's reply (paliadin-cli log show {id})"),
+        Err(f) => format!("{what}: {}", f.reason()),
     }
-}
-
-/// Wrong usage: printed like any error, but exit 2 (`invalid_input`).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Usage(pub String);
-
-/// A broken or missing configuration: exit 1 (`config_error`), and for
-/// `health` the Nagios UNKNOWN.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
-
-/// Something asked for is not there (a turn id): exit 1 (`not_found`).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct NotFound(pub String);
-
-/// The `error_code` and exit status of a command that failed before or
-/// outside a call to the shim. Besides the codes of PROTOCOL section 6:
-/// `config_error`, `log_error` (the turn log), `not_found` and `failure`.
-pub fn classify(e: &anyhow::Error) -> (&'static str, u8) {
-    if e.downcast_ref::<Usage>().is_some() {
-        return ("invalid_input", crate::exit::USAGE);
-    }
-    if e.downcast_ref::<NotFound>().is_some() {
-        return ("not_found", crate::exit::FAILURE);
-    }
-    if e.downcast_ref::<ConfigError>().is_some() {
-        return ("config_error", crate::exit::FAILURE);
-    }
-    if e.chain()
-        .any(|c| c.downcast_ref::<crate::store::StoreError>().is_some())
-    {
-        return ("log_error", crate::exit::FAILURE);
-    }
-    ("failure", crate::exit::FAILURE)
-}
-
-/// The one JSON object a `--json` command prints when it fails.
-pub fn json_error(code: &str, error: &str) -> String {
-    format!(
-        "{}\n",
-        serde_json::json!({ "error_code": code, "error": one_line(error) })
-    )
 }
 
 /// A session name from the command line; a bad one is a usage error.
-pub fn session_name(name: &str) -> anyhow::Result<SessionName> {
-    SessionName::new(name).map_err(|e| Usage(format!("invalid session name {name:?}: {e}")).into())
+pub fn session_name(name: &str) -> Result<SessionName, Failure> {
+    SessionName::new(name)
+        .map_err(|e| Failure::usage(format!("invalid session name {name:?}: {e}")))
 }
 
-/// Several lines (an error's causes) as one.
-pub fn one_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Writes to stdout; a closed pipe is not an error worth a message.
-pub fn out(text: &str) -> anyhow::Result<()> {
+/// Writes to stdout; a closed pipe is a failure that `main` keeps quiet.
+pub fn out(text: &str) -> Result<(), Failure> {
     let mut o = std::io::stdout().lock();
     o.write_all(text.as_bytes())
         .and_then(|_| o.flush())
-        .context("cannot write to stdout")
+        .map_err(|e| Failure::from(e).what("cannot write to stdout"))
 }
 
-/// The one-line report of a failed call (and with `json` its JSON object on
-/// stdout), and its exit status.
-pub fn call_failed(what: &str, e: &CallError, json: bool) -> anyhow::Result<u8> {
-    eprintln!("paliadin-cli: {what}: {}: {}", e.code, e.detail);
-    if json {
-        out(&json_error(e.code.as_str(), &e.detail))?;
+/// Writes one JSON document on one line: every JSON output goes through
+/// here, escaped by `paliadin_core::text::json_safe` so that `jq -r` of it
+/// on a terminal is safe too.
+pub fn out_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string(v)
+        .map_err(|e| Failure::new(paliadin_cli::failure::Code::Other, e.to_string()))?;
+    out(&format!("{}\n", paliadin_core::text::json_safe(text)))
+}
+
+/// The warning for a turn the log could not keep.
+pub fn warn_log(t: &Turn) {
+    if let Some(e) = &t.log_error {
+        eprintln!(
+            "paliadin-cli: warning: the turn log could not record turn {}: {e}",
+            t.row.turn.turn_id
+        );
     }
-    Ok(crate::exit::of(e.code))
 }
 
 /// Whether stderr is a terminal (progress and colour only then).
@@ -237,15 +222,23 @@ pub fn stderr_is_tty() -> bool {
     rustix::termios::isatty(rustix::stdio::stderr())
 }
 
+/// Whether stdout is a terminal.
+pub fn stdout_is_tty() -> bool {
+    rustix::termios::isatty(rustix::stdio::stdout())
+}
+
+fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
 /// Whether colour is allowed on stderr: a terminal there and no NO_COLOR.
 pub fn stderr_color() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && stderr_is_tty()
+    !no_color() && stderr_is_tty()
 }
 
 /// Whether colour is allowed: a terminal on stdout and no NO_COLOR.
 pub fn color() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && rustix::termios::isatty(rustix::stdio::stdout())
+    !no_color() && stdout_is_tty()
 }
 
 /// The width to fit tables to: the terminal's when stdout is one (`COLUMNS`

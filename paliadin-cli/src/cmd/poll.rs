@@ -1,78 +1,87 @@
 //! `poll TURN_ID`: collects the late reply of a turn that ended in
-//! `timeout` and completes its row (it becomes `ok`). Takes a unique prefix
-//! of the id, as `log show` does; `--wait` asks again every second until
-//! the reply is there. A turn still running is said to be, and its row is
-//! left as it is. `poll --stale` completes every row left `running` by a
-//! client that is gone (PROTOCOL section 6).
+//! `timeout` and completes its row (it becomes `ok`, with the time it
+//! really ended and its events). Takes a unique prefix of the id, as `log
+//! show` does; `--wait` asks again every second until the reply is there.
+//! A turn still running is a `timeout` failure, its row left as it is.
+//! `poll --stale` completes every row left `running` by a client that is
+//! gone (PROTOCOL section 6).
 
+use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cli::PollArgs;
-use crate::cmd::{call_failed, App};
+use crate::cmd::{out, out_json, Ctx};
+use paliadin_cli::client::is_still_running;
+use paliadin_cli::store::Status;
+use paliadin_cli::{exit, Failure};
 
-pub fn run(app: &App, a: &PollArgs) -> anyhow::Result<u8> {
+pub fn run(ctx: &Ctx<'_>, a: &PollArgs) -> Result<u8, Failure> {
     let Some(turn_id) = a.turn_id.as_deref().filter(|_| !a.stale) else {
-        return stale(app, a);
+        return stale(ctx, a);
     };
+    let app = ctx.app()?;
     let session = a.session.as_deref().map(super::session_name).transpose()?;
     let mut client = app.client(Some("the reply"))?;
     let id = match (Uuid::parse_str(turn_id), client.store.as_ref()) {
         (Ok(id), _) => id,
-        (Err(_), Some(store)) => super::log::resolve(store, turn_id)?,
-        (Err(_), None) => return Err(super::Usage(format!("invalid turn id {turn_id:?}")).into()),
+        (Err(_), Some(store)) => super::log::resolve(store, turn_id, &app.settings.db)?,
+        (Err(_), None) => return Err(Failure::usage(format!("invalid turn id {turn_id:?}"))),
     };
-    let result = match a.wait {
+    let t = match a.wait {
         Some(secs) => {
             let spin = super::stderr_is_tty();
             let wait = std::time::Duration::from_secs(secs);
             super::progress::with_spinner(spin, || client.poll_wait(id, session, wait))
         }
         None => client.poll(id, session),
-    };
-    match result {
-        Ok(r) => super::turn::report(&r, a.json),
-        Err(e) => call_failed(&format!("poll {id}"), &e, a.json),
-    }
+    }?;
+    super::turn::report(&t, a.json)
 }
 
-/// `poll --stale`: one line per stale row on stdout (`--json`: one object
-/// each, the turn's result or `{turn_id, error_code, error}`). Exit 0 when
-/// every row was completed or is still running on the laptop, else the
-/// status of the first failure.
-fn stale(app: &App, a: &PollArgs) -> anyhow::Result<u8> {
+/// `poll --stale`: one line per stale row on stdout (`--json`: an array of
+/// the turns' records, a failure's error object in place of its record).
+/// Exit 0 when every row was completed (replied or failed) or is still
+/// running on the laptop, else the status of the first that was not reached.
+fn stale(ctx: &Ctx<'_>, a: &PollArgs) -> Result<u8, Failure> {
+    let app = ctx.app()?;
     let mut client = app.client_only(Some("the replies"))?;
     if client.store.is_none() {
-        return Err(anyhow::anyhow!("poll --stale needs the turn log"));
+        return Err(Failure::new(
+            paliadin_cli::failure::Code::Log,
+            "poll --stale needs the turn log",
+        ));
     }
     let wait = a.wait.map(std::time::Duration::from_secs);
     let spin = super::stderr_is_tty();
     let done = super::progress::with_spinner(spin, || client.complete_stale(wait));
-    let mut status = crate::exit::OK;
+    let mut status = exit::OK;
+    let mut all: Vec<Value> = Vec::new();
+    let mut text = String::new();
     for (id, r) in &done {
-        if a.json {
-            let v = match r {
-                Ok(t) => serde_json::to_value(t)?,
-                Err(e) => serde_json::json!({
-                    "turn_id": id.to_string(), "error_code": e.code, "error": e.detail,
-                }),
-            };
-            super::out(&format!("{v}\n"))?;
-        } else {
-            let state = match r {
-                Ok(t) if t.still_running => "pending: still running on the laptop".to_owned(),
-                Ok(t) => match t.error_code {
-                    None => "ok".to_owned(),
-                    Some(c) => format!("{c}: {}", t.error_detail.as_deref().unwrap_or_default()),
-                },
-                Err(e) => format!("{}: {}", e.code, e.detail),
-            };
-            super::out(&format!("{id} {state}\n"))?;
-        }
-        if let Err(e) = r {
-            if status == crate::exit::OK {
-                status = crate::exit::of(e.code);
+        let state = match r {
+            Ok(t) => {
+                all.push(serde_json::to_value(t).unwrap_or_default());
+                "ok".to_owned()
             }
-        }
+            Err(f) => {
+                all.push(f.json());
+                // A turn that ended in an error is completed all the same.
+                let completed = f
+                    .turn
+                    .as_ref()
+                    .is_some_and(|t| t.row.outcome.status == Status::Error);
+                if !is_still_running(f) && !completed && status == exit::OK {
+                    status = f.exit_status();
+                }
+                f.reason()
+            }
+        };
+        text.push_str(&format!("{id} {state}\n"));
+    }
+    if a.json {
+        out_json(&all)?;
+    } else {
+        out(&text)?;
     }
     Ok(status)
 }

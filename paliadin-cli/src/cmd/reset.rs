@@ -1,17 +1,13 @@
 //! `reset`: ends the session and its agent on the laptop.
 
 use crate::cli::ResetArgs;
-use crate::cmd::{call_failed, out, App};
-use crate::exit;
+use crate::cmd::{out, Ctx};
+use paliadin_cli::{exit, Failure};
 
-pub fn run(app: &App, a: &ResetArgs) -> anyhow::Result<u8> {
+pub fn run(ctx: &Ctx<'_>, a: &ResetArgs) -> Result<u8, Failure> {
+    let app = ctx.app()?;
     let session = app.session(&a.target, "cli")?;
-    let client = app.client(None)?;
-    match client.reset(&session) {
-        Ok(()) => {
-            out(&format!("reset {session}\n"))?;
-            Ok(exit::OK)
-        }
-        Err(e) => call_failed(&format!("reset {session}"), &e, false),
-    }
+    app.client(None)?.reset(&session)?;
+    out(&format!("reset {session}\n"))?;
+    Ok(exit::OK)
 }

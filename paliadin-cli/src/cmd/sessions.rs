@@ -1,10 +1,11 @@
-//! `sessions`: the sessions the shim manages, as a table or JSON lines.
+//! `sessions`: the sessions the shim manages, as a table or a JSON array.
 
 use serde_json::Value;
 
 use crate::cli::SessionsArgs;
-use crate::cmd::{call_failed, out, App};
-use crate::exit;
+use crate::cmd::{out, out_json, Ctx};
+use crate::table::Table;
+use paliadin_cli::{exit, Failure};
 
 fn flag(v: &Value, k: &str) -> &'static str {
     if v[k].as_bool() == Some(true) {
@@ -14,49 +15,41 @@ fn flag(v: &Value, k: &str) -> &'static str {
     }
 }
 
+fn text(v: &Value, k: &str) -> String {
+    paliadin_core::text::one_line(v[k].as_str().unwrap_or("-"), None)
+}
+
 /// A session's status for people: `key: value` lines.
 pub fn describe(v: &Value) -> String {
-    let s = |k: &str| v[k].as_str().unwrap_or("-").to_owned();
     format!(
         "session:       {}\nalive:         {}\nready:         {}\nbusy:          {}\nblocked:       {}\ncurrent turn:  {}\nstarted:       {}\nlast activity: {}\n",
-        s("session"),
+        text(v, "session"),
         flag(v, "alive"),
         flag(v, "ready"),
         flag(v, "busy"),
         flag(v, "blocked"),
-        s("current_turn"),
-        s("started"),
-        s("last_activity"),
+        text(v, "current_turn"),
+        text(v, "started"),
+        text(v, "last_activity"),
     )
 }
 
-pub fn run(app: &App, a: &SessionsArgs) -> anyhow::Result<u8> {
-    let client = app.client(None)?;
-    let all = match client.sessions() {
-        Ok(v) => v,
-        Err(e) => return call_failed("sessions", &e, a.json),
-    };
-    let mut text = String::new();
+pub fn run(ctx: &Ctx<'_>, a: &SessionsArgs) -> Result<u8, Failure> {
+    let all = ctx.app()?.client(None)?.sessions()?;
     if a.json {
-        for v in &all {
-            text.push_str(&format!("{v}\n"));
-        }
-    } else {
-        text.push_str(&format!(
-            "{:<40} {:<6} {:<5} {:<8} {}\n",
-            "SESSION", "ALIVE", "BUSY", "BLOCKED", "LAST ACTIVITY"
-        ));
-        for v in &all {
-            text.push_str(&format!(
-                "{:<40} {:<6} {:<5} {:<8} {}\n",
-                v["session"].as_str().unwrap_or("-"),
-                flag(v, "alive"),
-                flag(v, "busy"),
-                flag(v, "blocked"),
-                v["last_activity"].as_str().unwrap_or("-")
-            ));
-        }
+        out_json(&all)?;
+        return Ok(exit::OK);
     }
-    out(&text)?;
+    let mut t = Table::new(&["SESSION", "ALIVE", "BUSY", "BLOCKED", "LAST ACTIVITY"]);
+    for v in &all {
+        t.row(vec![
+            text(v, "session"),
+            flag(v, "alive").into(),
+            flag(v, "busy").into(),
+            flag(v, "blocked").into(),
+            text(v, "last_activity"),
+        ]);
+    }
+    out(&t.render(super::stdout_width()))?;
     Ok(exit::OK)
 }

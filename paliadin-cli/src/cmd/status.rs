@@ -1,18 +1,15 @@
 //! `status`: a session's state on the laptop, as the shim reports it.
 
 use crate::cli::StatusArgs;
-use crate::cmd::{call_failed, out, App};
-use crate::exit;
+use crate::cmd::{out, out_json, Ctx};
+use paliadin_cli::{exit, Failure};
 
-pub fn run(app: &App, a: &StatusArgs) -> anyhow::Result<u8> {
+pub fn run(ctx: &Ctx<'_>, a: &StatusArgs) -> Result<u8, Failure> {
+    let app = ctx.app()?;
     let session = app.session(&a.target, "cli")?;
-    let client = app.client(None)?;
-    let v = match client.status(&session) {
-        Ok(v) => v,
-        Err(e) => return call_failed(&format!("status {session}"), &e, a.json),
-    };
+    let v = app.client(None)?.status(&session)?;
     if a.json {
-        out(&format!("{v}\n"))?;
+        out_json(&v)?;
     } else {
         out(&super::sessions::describe(&v))?;
     }

@@ -26,21 +26,14 @@ use rusqlite::{Transaction, TransactionBehavior};
 use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
+pub use paliadin_core::error_code::ErrorCode;
 pub use paliadin_core::event::{Event, Kind as EventKind};
-pub use stats::{CodeCount, DayStats, ProbeStats, Stats};
-
-/// An event kind as the wire and the log spell it.
-fn kind_name(k: EventKind) -> String {
-    match serde_json::to_value(k) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => "other".into(),
-    }
-}
+pub use stats::{CodeCount, DayStats, HostProbes, ProbeStats, Stats};
 
 const DAY_MS: i64 = 86_400_000;
 
 /// Every column of `turns`, in the order [`turn_from_row`] reads them.
-const TURN_COLUMNS: &str = "id, turn_id, user_id, session, host, started_ms, ended_ms, \
+const TURN_COLUMNS: &str = "turn_id, user_id, session, host, started_ms, ended_ms, \
      duration_ms, message, page_origin, response, tokens, used_tools, rows_seen, \
      classifier_tag, chip_count, status, error_code, error_detail, claimed_tools";
 
@@ -90,6 +83,18 @@ pub enum Status {
 impl Status {
     /// All statuses, in the order they are listed in PROTOCOL section 6.
     pub const ALL: [Status; 4] = [Status::Running, Status::Ok, Status::Error, Status::Pending];
+
+    /// The status of a finished turn with error code `code`: `ok` without
+    /// one; `pending` for the codes after which the turn goes on on the
+    /// laptop (`timeout`, `connection_lost`: `poll` collects it); `error`
+    /// for every other code.
+    pub fn of(code: Option<ErrorCode>) -> Status {
+        match code {
+            None => Status::Ok,
+            Some(ErrorCode::Timeout | ErrorCode::ConnectionLost) => Status::Pending,
+            Some(_) => Status::Error,
+        }
+    }
 
     /// The stored (and printed) name: `running`, `ok`, `error`, `pending`.
     pub fn as_str(self) -> &'static str {
@@ -184,18 +189,48 @@ pub struct Outcome {
     /// How many chips the reply carried.
     pub chip_count: Option<i64>,
     /// A stable error code (PROTOCOL section 6) when the turn failed.
-    pub error_code: Option<String>,
+    pub error_code: Option<ErrorCode>,
     /// What went wrong, for people.
     pub error_detail: Option<String>,
 }
 
-/// One row of `turns`: the turn as it was sent and how it ended (flattened
-/// into one object in JSON). Times are ms since the epoch; callers format
-/// them (see `paliadin_core::timefmt`).
+impl Outcome {
+    /// The outcome of a turn still running: nothing known yet.
+    pub fn running() -> Outcome {
+        Outcome {
+            ended_ms: None,
+            status: Status::Running,
+            response: None,
+            tokens: None,
+            used_tools: Vec::new(),
+            claimed_tools: None,
+            rows_seen: None,
+            classifier_tag: None,
+            chip_count: None,
+            error_code: None,
+            error_detail: None,
+        }
+    }
+
+    /// A turn that ended at `ended_ms` with `code`: its status follows from
+    /// the code ([`Status::of`]).
+    pub fn failed(ended_ms: i64, code: ErrorCode, detail: impl Into<String>) -> Outcome {
+        Outcome {
+            ended_ms: Some(ended_ms),
+            status: Status::of(Some(code)),
+            error_code: Some(code),
+            error_detail: Some(detail.into()),
+            ..Outcome::running()
+        }
+    }
+}
+
+/// One row of `turns`: the turn as it was sent and how it ended (one flat
+/// object in JSON). Times are ms since the epoch; JSON has them in RFC 3339.
+/// The only description of a turn: `turn`, `poll`, `log` and the library's
+/// [`crate::Client`] all give it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TurnRow {
-    /// The row id; increases with every turn written.
-    pub id: i64,
     /// What [`Store::begin_turn`] wrote.
     #[serde(flatten)]
     pub turn: NewTurn,
@@ -206,7 +241,33 @@ pub struct TurnRow {
     pub outcome: Outcome,
 }
 
-/// One reachability check of a host's shim.
+impl TurnRow {
+    /// The row that `turn` and `outcome` make, as the log keeps it.
+    pub fn new(turn: NewTurn, outcome: Outcome) -> TurnRow {
+        TurnRow {
+            duration_ms: outcome.ended_ms.map(|e| e - turn.started_ms),
+            turn,
+            outcome,
+        }
+    }
+}
+
+/// A turn in full: its row and what the agent did, in order (the JSON of
+/// `turn --json`, `poll --json` and `log show --json`, one object).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Turn {
+    #[serde(flatten)]
+    pub row: TurnRow,
+    /// The agent's events (PROTOCOL section 7), never the `reply` line.
+    pub events: Vec<Event>,
+    /// Why the log could not keep this turn, if it could not: never part of
+    /// the record (never in JSON), said once as a warning.
+    #[serde(skip)]
+    pub log_error: Option<String>,
+}
+
+/// One reachability check of a host's shim (`health`; `log probes` reads
+/// them back): the only description of a probe.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Probe {
     /// The shim session name.
@@ -221,7 +282,7 @@ pub struct Probe {
     /// Whether the shim answered.
     pub ok: bool,
     /// A stable error code (PROTOCOL section 6) when it did not.
-    pub error_code: Option<String>,
+    pub error_code: Option<ErrorCode>,
     /// What went wrong, for people.
     pub detail: Option<String>,
 }
@@ -239,7 +300,7 @@ pub struct Filter {
     /// Only turns with this status.
     pub status: Option<Status>,
     /// Only turns with this error code.
-    pub error_code: Option<String>,
+    pub error_code: Option<ErrorCode>,
     /// Only turns started at or after this time (ms since the epoch).
     pub since_ms: Option<i64>,
 }
@@ -269,48 +330,35 @@ impl Default for Filter {
 pub struct Owner {
     /// Its pid.
     pub pid: u32,
-    /// Its start time, clock ticks after boot (field 22 of /proc/PID/stat).
+    /// Its start time ([`paliadin_core::process::start_time`]).
     pub start: u64,
-    /// /proc/sys/kernel/random/boot_id when it ran.
+    /// The boot it ran in ([`paliadin_core::process::boot_id`]).
     pub boot: String,
 }
 
 impl Owner {
-    /// This process; `None` without /proc (its rows are never taken for stale).
+    /// This process; `None` when the system does not tell (its rows are never taken for stale).
     pub fn current() -> Option<Owner> {
         let pid = std::process::id();
         Some(Owner {
             pid,
-            start: process_start(pid)?,
-            boot: boot_id()?,
+            start: paliadin_core::process::start_time(pid)?,
+            boot: paliadin_core::process::boot_id()?,
         })
     }
 
     /// Whether this process still runs: same boot, and the pid is the same
     /// process (not one that reused it).
     pub fn alive(&self) -> bool {
-        match boot_id() {
-            Some(b) if b == self.boot => process_start(self.pid) == Some(self.start),
-            // Another boot: nothing of it runs now. No /proc: cannot tell.
+        match paliadin_core::process::boot_id() {
+            Some(b) if b == self.boot => {
+                paliadin_core::process::start_time(self.pid) == Some(self.start)
+            }
+            // Another boot: nothing of it runs now. No boot id: cannot tell.
             Some(_) => false,
             None => true,
         }
     }
-}
-
-fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-}
-
-/// Field 22 of /proc/PID/stat; the fields are counted after the command
-/// name's closing parenthesis, since the name may hold spaces and `)`.
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// A row left `running` by a process that is gone ([`Store::stale_turns`]).
@@ -395,7 +443,7 @@ impl Store {
                 outcome.rows_seen,
                 outcome.classifier_tag,
                 outcome.chip_count,
-                outcome.error_code,
+                outcome.error_code.map(ErrorCode::as_str),
                 outcome.error_detail,
                 claimed,
             ],
@@ -490,7 +538,7 @@ impl Store {
                 st.execute(params![
                     id,
                     next + i as i64,
-                    kind_name(e.kind),
+                    e.kind.as_str(),
                     e.at,
                     e.tool,
                     e.target,
@@ -510,10 +558,8 @@ impl Store {
              WHERE turn = (SELECT id FROM turns WHERE turn_id = ?1) ORDER BY seq",
         )?;
         let rows = st.query_map([turn_id.to_string()], |r| {
-            let kind: String = r.get(0)?;
             Ok(Event {
-                kind: serde_json::from_value(serde_json::Value::String(kind))
-                    .unwrap_or(EventKind::Other),
+                kind: EventKind::parse(&r.get::<_, String>(0)?),
                 at: r.get(1)?,
                 tool: r.get(2)?,
                 target: r.get(3)?,
@@ -532,6 +578,18 @@ impl Store {
             .prepare_cached(&sql)?
             .query_row([turn_id.to_string()], turn_from_row)
             .optional()?)
+    }
+
+    /// The turn with this id in full: its row and its events.
+    pub fn turn(&self, turn_id: Uuid) -> Result<Option<Turn>, StoreError> {
+        let Some(row) = self.get(turn_id)? else {
+            return Ok(None);
+        };
+        Ok(Some(Turn {
+            row,
+            events: self.events(turn_id)?,
+            log_error: None,
+        }))
     }
 
     /// The turns `filter` selects, newest first.
@@ -647,7 +705,7 @@ impl Store {
                 probe.at_ms,
                 probe.duration_ms,
                 probe.ok,
-                probe.error_code,
+                probe.error_code.map(ErrorCode::as_str),
                 probe.detail,
             ],
         )?;
@@ -657,24 +715,23 @@ impl Store {
 
     /// The newest `limit` probes, newest first.
     pub fn probes(&self, limit: usize) -> Result<Vec<Probe>, StoreError> {
-        self.probes_since(None, None, limit)
+        self.probes_in(&ProbeScope::default(), limit)
     }
 
-    /// The newest `limit` probes taken at or after `since_ms` (of `session`
-    /// when given), newest first.
-    pub fn probes_since(
-        &self,
-        since_ms: Option<i64>,
-        session: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Probe>, StoreError> {
+    /// The newest `limit` probes `scope` selects, newest first.
+    pub fn probes_in(&self, scope: &ProbeScope, limit: usize) -> Result<Vec<Probe>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT session, host, at_ms, duration_ms, ok, error_code, detail FROM probes \
-             WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2) \
-             ORDER BY at_ms DESC, id DESC LIMIT ?3",
+             WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2) AND (?3 IS NULL OR host = ?3) \
+             ORDER BY at_ms DESC, id DESC LIMIT ?4",
         )?;
         let rows = stmt.query_map(
-            params![since_ms.unwrap_or(i64::MIN), session, sql_limit(limit)],
+            params![
+                scope.since_ms.unwrap_or(i64::MIN),
+                scope.session,
+                scope.host,
+                sql_limit(limit)
+            ],
             |r| {
                 Ok(Probe {
                     session: r.get(0)?,
@@ -682,13 +739,24 @@ impl Store {
                     at_ms: r.get(2)?,
                     duration_ms: r.get(3)?,
                     ok: r.get(4)?,
-                    error_code: r.get(5)?,
+                    error_code: code_at(r, 5)?,
                     detail: r.get(6)?,
                 })
             },
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Which probes `log probes` reads: all conditions must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeScope {
+    /// Only probes taken at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only this session's probes.
+    pub session: Option<String>,
+    /// Only this host's probes.
+    pub host: Option<String>,
 }
 
 fn sql_limit(limit: usize) -> i64 {
@@ -726,8 +794,8 @@ fn conditions(filter: &Filter, prefix: &str) -> (String, Vec<Value>) {
     if let Some(status) = filter.status {
         push("status =", Value::Text(status.as_str().into()));
     }
-    if let Some(code) = &filter.error_code {
-        push("error_code =", Value::Text(code.clone()));
+    if let Some(code) = filter.error_code {
+        push("error_code =", Value::Text(code.as_str().into()));
     }
     if let Some(since) = filter.since_ms {
         push("started_ms >=", Value::Integer(since));
@@ -771,43 +839,50 @@ fn uuid_at(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<Uuid>> {
         .transpose()
 }
 
+/// A stored error code. One this version does not know (written by a newer
+/// client) reads as `shim_error` rather than making the whole row unreadable.
+fn code_at(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<ErrorCode>> {
+    Ok(row
+        .get::<_, Option<String>>(col)?
+        .map(|c| ErrorCode::parse(&c).unwrap_or(ErrorCode::ShimError)))
+}
+
 fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
-    let used_tools = match row.get::<_, Option<String>>(12)? {
-        Some(json) => serde_json::from_str(&json).map_err(|e| conversion_error(12, e))?,
+    let used_tools = match row.get::<_, Option<String>>(11)? {
+        Some(json) => serde_json::from_str(&json).map_err(|e| conversion_error(11, e))?,
         None => Vec::new(),
     };
     let claimed_tools = row
-        .get::<_, Option<String>>(19)?
-        .map(|json| serde_json::from_str(&json).map_err(|e| conversion_error(19, e)))
+        .get::<_, Option<String>>(18)?
+        .map(|json| serde_json::from_str(&json).map_err(|e| conversion_error(18, e)))
         .transpose()?;
     Ok(TurnRow {
-        id: row.get(0)?,
         turn: NewTurn {
-            turn_id: uuid_at(row, 1)?.ok_or(rusqlite::Error::InvalidColumnType(
-                1,
+            turn_id: uuid_at(row, 0)?.ok_or(rusqlite::Error::InvalidColumnType(
+                0,
                 "turn_id".into(),
                 Type::Null,
             ))?,
-            user_id: uuid_at(row, 2)?,
-            session: row.get(3)?,
-            host: row.get(4)?,
-            started_ms: row.get(5)?,
-            message: row.get(8)?,
-            page_origin: row.get(9)?,
+            user_id: uuid_at(row, 1)?,
+            session: row.get(2)?,
+            host: row.get(3)?,
+            started_ms: row.get(4)?,
+            message: row.get(7)?,
+            page_origin: row.get(8)?,
         },
-        duration_ms: row.get(7)?,
+        duration_ms: row.get(6)?,
         outcome: Outcome {
-            ended_ms: row.get(6)?,
-            status: row.get(16)?,
-            response: row.get(10)?,
-            tokens: row.get(11)?,
+            ended_ms: row.get(5)?,
+            status: row.get(15)?,
+            response: row.get(9)?,
+            tokens: row.get(10)?,
             used_tools,
             claimed_tools,
-            rows_seen: row.get(13)?,
-            classifier_tag: row.get(14)?,
-            chip_count: row.get(15)?,
-            error_code: row.get(17)?,
-            error_detail: row.get(18)?,
+            rows_seen: row.get(12)?,
+            classifier_tag: row.get(13)?,
+            chip_count: row.get(14)?,
+            error_code: code_at(row, 16)?,
+            error_detail: row.get(17)?,
         },
     })
 }
@@ -916,8 +991,8 @@ mod tests {
         assert!(!store.claim_stale(Uuid::from_u128(2), "gone").unwrap());
         let row = store.get(Uuid::from_u128(2)).unwrap().unwrap();
         assert_eq!(
-            (row.outcome.status, row.outcome.error_code.as_deref()),
-            (Status::Pending, Some("interrupted"))
+            (row.outcome.status, row.outcome.error_code),
+            (Status::Pending, Some(ErrorCode::Interrupted))
         );
         assert_eq!(store.stale_turns("host-a").unwrap().len(), 1);
     }
@@ -926,21 +1001,13 @@ mod tests {
         Outcome {
             ended_ms: Some(ended_ms),
             status,
-            response: None,
-            tokens: None,
-            used_tools: Vec::new(),
-            claimed_tools: None,
-            rows_seen: None,
-            classifier_tag: None,
-            chip_count: None,
-            error_code: None,
-            error_detail: None,
+            ..Outcome::running()
         }
     }
 
     fn failed(ended_ms: i64, code: &str) -> Outcome {
         Outcome {
-            error_code: Some(code.into()),
+            error_code: Some(ErrorCode::parse(code).expect("a known code")),
             ..outcome(ended_ms, Status::Error)
         }
     }
@@ -1027,8 +1094,7 @@ mod tests {
             let conn = Connection::open(&path).unwrap();
             let tx = conn.unchecked_transaction().unwrap();
             for sql in &MIGRATIONS[..2] {
-                tx.execute_batch(&super::schema::expand_macros_for_tests(sql))
-                    .unwrap();
+                tx.execute_batch(sql).unwrap();
             }
             tx.pragma_update(None, "user_version", 2).unwrap();
             tx.execute(
@@ -1191,7 +1257,6 @@ mod tests {
         store.finish_turn(turn.turn_id, &done).unwrap();
         let row = store.get(turn.turn_id).unwrap().unwrap();
         let expected = TurnRow {
-            id: row.id,
             turn: turn.clone(),
             duration_ms: Some(1500),
             outcome: done.clone(),
@@ -1313,7 +1378,7 @@ mod tests {
         );
         assert_eq!(
             list(Filter {
-                error_code: Some("timeout".into()),
+                error_code: Some(ErrorCode::Timeout),
                 ..Filter::default()
             }),
             [6, 2]
@@ -1330,7 +1395,7 @@ mod tests {
             user_id: Some(Uuid::from_u128(0x100)),
             session: Some("a".into()),
             status: Some(Status::Error),
-            error_code: Some("timeout".into()),
+            error_code: Some(ErrorCode::Timeout),
             since_ms: Some(T0 + 1),
         };
         assert_eq!(list(all), [6]);
@@ -1353,7 +1418,7 @@ mod tests {
                 user_id: on(0).then(|| Uuid::from_u128(1)),
                 session: on(1).then(|| "a".to_string()),
                 status: on(2).then_some(Status::Error),
-                error_code: on(3).then(|| "timeout".to_string()),
+                error_code: on(3).then_some(ErrorCode::Timeout),
                 since_ms: on(4).then_some(T0),
             };
             let (sql, args) = list_query(&filter);
@@ -1685,7 +1750,7 @@ mod tests {
                 at_ms: T0 + i * 1000,
                 duration_ms: 3,
                 ok: i % 2 == 0,
-                error_code: (i % 2 == 1).then(|| "unreachable".into()),
+                error_code: (i % 2 == 1).then_some(ErrorCode::Unreachable),
                 detail: None,
             };
             store.record_probe(&probe).unwrap();
@@ -1712,7 +1777,7 @@ mod tests {
             at_ms: at,
             duration_ms: 12,
             ok,
-            error_code: (!ok).then(|| "auth_failed".into()),
+            error_code: (!ok).then_some(ErrorCode::AuthFailed),
             detail: (!ok).then(|| "Permission denied (publickey)".into()),
         };
         store.record_probe(&probe(T0, true)).unwrap();
@@ -1908,7 +1973,7 @@ mod tests {
             (
                 "list error_code=blocked",
                 Filter {
-                    error_code: Some("blocked".into()),
+                    error_code: Some(ErrorCode::Blocked),
                     ..Filter::default()
                 },
             ),
@@ -1931,7 +1996,7 @@ mod tests {
                 "list user+error_code+since 30d",
                 Filter {
                     user_id: Some(Uuid::from_u128(5)),
-                    error_code: Some("timeout".into()),
+                    error_code: Some(ErrorCode::Timeout),
                     since_ms: Some(last - 30 * DAY_MS),
                     ..Filter::default()
                 },

@@ -1,7 +1,7 @@
 //! The turn log's file and schema: opening (file and directory modes,
-//! pragmas, write-ahead logging), the append-only migrations and the SQL
-//! formulas the aggregates' triggers share with Rust ([`bucket`]). Never
-//! reads or writes a turn.
+//! pragmas, write-ahead logging), the append-only migrations, and in Rust the
+//! duration bucket the aggregates' triggers compute in SQL ([`bucket`]).
+//! Never reads or writes a turn.
 
 use std::fs::OpenOptions;
 use std::io;
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use paliadin_core::fsutil;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
-use super::{Store, StoreError, DAY_MS};
+use super::{Store, StoreError};
 
 /// How long a statement waits for another process's write lock before it
 /// gives up with "database is locked". Set explicitly: rusqlite's default
@@ -22,7 +22,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The schema, one entry per `user_version`: entry `i` takes the database
 /// from version `i` to `i + 1`. Append only: never edit, reorder or remove an
 /// entry once a binary with it has been released, because databases in the
-/// field have already run it.
+/// field have already run it. Each entry is literal SQL, run as it stands:
+/// nothing in Rust may change what a released migration runs (the test
+/// `released_migrations_are_unchanged` holds each one's digest).
 pub(super) const MIGRATIONS: &[&str] = &[
     // 1: turns with full-text search over message and response, and probes.
     r#"
@@ -95,7 +97,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // from the turns, so that starting a turn costs nothing more) per UTC
     // day, status and error code, and a duration histogram per day (exact
     // below 1 s, above in steps of at most 2.5 %, a 1-2-5 series: 160
-    // buckets a decade). Filled from the turns already there.
+    // buckets a decade). Filled from the turns already there. The UTC day
+    // is `(t / 86400000 - (t % 86400000 < 0))` (floor division); the bucket
+    // formula is [`bucket`]'s, tested against it (`sql_bucket`).
     r#"
     CREATE TABLE turn_counts (
         day        INTEGER NOT NULL,
@@ -111,44 +115,44 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (day, bucket)
     ) WITHOUT ROWID;
     INSERT INTO turn_counts
-        SELECT DAY(started_ms), status, COALESCE(error_code, ''), COUNT(*)
+        SELECT (started_ms / 86400000 - (started_ms % 86400000 < 0)), status, COALESCE(error_code, ''), COUNT(*)
         FROM turns WHERE status != 'running' GROUP BY 1, 2, 3;
     INSERT INTO turn_durations
-        SELECT DAY(started_ms), BUCKET(duration_ms), COUNT(*)
+        SELECT (started_ms / 86400000 - (started_ms % 86400000 < 0)), (CASE WHEN duration_ms < 1000 THEN duration_ms ELSE duration_ms / (CAST(substr('1000000000000000000', 1, length(duration_ms) - 2) AS INTEGER) * (CASE WHEN substr(duration_ms, 1, 1) = '1' THEN 2 WHEN substr(duration_ms, 1, 1) < '5' THEN 5 ELSE 10 END)) * (CAST(substr('1000000000000000000', 1, length(duration_ms) - 2) AS INTEGER) * (CASE WHEN substr(duration_ms, 1, 1) = '1' THEN 2 WHEN substr(duration_ms, 1, 1) < '5' THEN 5 ELSE 10 END)) END), COUNT(*)
         FROM turns WHERE status != 'running' AND duration_ms IS NOT NULL GROUP BY 1, 2;
     CREATE TRIGGER turns_agg_insert AFTER INSERT ON turns
     WHEN new.status != 'running' BEGIN
         INSERT INTO turn_counts VALUES
-            (DAY(new.started_ms), new.status, COALESCE(new.error_code, ''), 1)
+            ((new.started_ms / 86400000 - (new.started_ms % 86400000 < 0)), new.status, COALESCE(new.error_code, ''), 1)
             ON CONFLICT DO UPDATE SET turns = turns + 1;
         INSERT INTO turn_durations
-            SELECT DAY(new.started_ms), BUCKET(new.duration_ms), 1
+            SELECT (new.started_ms / 86400000 - (new.started_ms % 86400000 < 0)), (CASE WHEN new.duration_ms < 1000 THEN new.duration_ms ELSE new.duration_ms / (CAST(substr('1000000000000000000', 1, length(new.duration_ms) - 2) AS INTEGER) * (CASE WHEN substr(new.duration_ms, 1, 1) = '1' THEN 2 WHEN substr(new.duration_ms, 1, 1) < '5' THEN 5 ELSE 10 END)) * (CAST(substr('1000000000000000000', 1, length(new.duration_ms) - 2) AS INTEGER) * (CASE WHEN substr(new.duration_ms, 1, 1) = '1' THEN 2 WHEN substr(new.duration_ms, 1, 1) < '5' THEN 5 ELSE 10 END)) END), 1
             WHERE new.duration_ms IS NOT NULL
             ON CONFLICT DO UPDATE SET turns = turns + 1;
     END;
     CREATE TRIGGER turns_agg_delete AFTER DELETE ON turns
     WHEN old.status != 'running' BEGIN
         UPDATE turn_counts SET turns = turns - 1
-            WHERE day = DAY(old.started_ms) AND status = old.status
+            WHERE day = (old.started_ms / 86400000 - (old.started_ms % 86400000 < 0)) AND status = old.status
             AND error_code = COALESCE(old.error_code, '');
         UPDATE turn_durations SET turns = turns - 1
-            WHERE old.duration_ms IS NOT NULL AND day = DAY(old.started_ms)
-            AND bucket = BUCKET(old.duration_ms);
+            WHERE old.duration_ms IS NOT NULL AND day = (old.started_ms / 86400000 - (old.started_ms % 86400000 < 0))
+            AND bucket = (CASE WHEN old.duration_ms < 1000 THEN old.duration_ms ELSE old.duration_ms / (CAST(substr('1000000000000000000', 1, length(old.duration_ms) - 2) AS INTEGER) * (CASE WHEN substr(old.duration_ms, 1, 1) = '1' THEN 2 WHEN substr(old.duration_ms, 1, 1) < '5' THEN 5 ELSE 10 END)) * (CAST(substr('1000000000000000000', 1, length(old.duration_ms) - 2) AS INTEGER) * (CASE WHEN substr(old.duration_ms, 1, 1) = '1' THEN 2 WHEN substr(old.duration_ms, 1, 1) < '5' THEN 5 ELSE 10 END)) END);
     END;
     CREATE TRIGGER turns_agg_update
     AFTER UPDATE OF started_ms, status, error_code, duration_ms ON turns BEGIN
         UPDATE turn_counts SET turns = turns - 1
-            WHERE old.status != 'running' AND day = DAY(old.started_ms)
+            WHERE old.status != 'running' AND day = (old.started_ms / 86400000 - (old.started_ms % 86400000 < 0))
             AND status = old.status AND error_code = COALESCE(old.error_code, '');
         UPDATE turn_durations SET turns = turns - 1
             WHERE old.status != 'running' AND old.duration_ms IS NOT NULL
-            AND day = DAY(old.started_ms) AND bucket = BUCKET(old.duration_ms);
+            AND day = (old.started_ms / 86400000 - (old.started_ms % 86400000 < 0)) AND bucket = (CASE WHEN old.duration_ms < 1000 THEN old.duration_ms ELSE old.duration_ms / (CAST(substr('1000000000000000000', 1, length(old.duration_ms) - 2) AS INTEGER) * (CASE WHEN substr(old.duration_ms, 1, 1) = '1' THEN 2 WHEN substr(old.duration_ms, 1, 1) < '5' THEN 5 ELSE 10 END)) * (CAST(substr('1000000000000000000', 1, length(old.duration_ms) - 2) AS INTEGER) * (CASE WHEN substr(old.duration_ms, 1, 1) = '1' THEN 2 WHEN substr(old.duration_ms, 1, 1) < '5' THEN 5 ELSE 10 END)) END);
         INSERT INTO turn_counts
-            SELECT DAY(new.started_ms), new.status, COALESCE(new.error_code, ''), 1
+            SELECT (new.started_ms / 86400000 - (new.started_ms % 86400000 < 0)), new.status, COALESCE(new.error_code, ''), 1
             WHERE new.status != 'running'
             ON CONFLICT DO UPDATE SET turns = turns + 1;
         INSERT INTO turn_durations
-            SELECT DAY(new.started_ms), BUCKET(new.duration_ms), 1
+            SELECT (new.started_ms / 86400000 - (new.started_ms % 86400000 < 0)), (CASE WHEN new.duration_ms < 1000 THEN new.duration_ms ELSE new.duration_ms / (CAST(substr('1000000000000000000', 1, length(new.duration_ms) - 2) AS INTEGER) * (CASE WHEN substr(new.duration_ms, 1, 1) = '1' THEN 2 WHEN substr(new.duration_ms, 1, 1) < '5' THEN 5 ELSE 10 END)) * (CAST(substr('1000000000000000000', 1, length(new.duration_ms) - 2) AS INTEGER) * (CASE WHEN substr(new.duration_ms, 1, 1) = '1' THEN 2 WHEN substr(new.duration_ms, 1, 1) < '5' THEN 5 ELSE 10 END)) END), 1
             WHERE new.status != 'running' AND new.duration_ms IS NOT NULL
             ON CONFLICT DO UPDATE SET turns = turns + 1;
     END;
@@ -254,7 +258,7 @@ impl Store {
         check_version(found, &self.path)?;
         let from = usize::try_from(found).unwrap_or(0);
         for sql in &MIGRATIONS[from..] {
-            tx.execute_batch(&expand_macros(sql))?;
+            tx.execute_batch(sql)?;
         }
         tx.pragma_update(None, "user_version", known as i64)?;
         tx.commit()?;
@@ -300,16 +304,13 @@ fn check_version(found: i64, path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The UTC day number of a time in ms (floor division), in SQL.
-fn sql_day(x: &str) -> String {
-    format!("({x} / {DAY_MS} - ({x} % {DAY_MS} < 0))")
-}
-
-/// A duration's histogram bucket in SQL: exact below 1000 ms; above, cut
-/// to a step of 2, 5 or 10 units of the third significant digit as the
-/// first digit is 1, 2 to 4, or 5 to 9 (so within 2.5 % of the duration).
-/// SQLite has no `log`, so the power of ten comes from the number's length.
-/// [`bucket`] is the same in Rust.
+/// A duration's histogram bucket in SQL, as migration 2 writes it out for
+/// `x`: exact below 1000 ms; above, cut to a step of 2, 5 or 10 units of
+/// the third significant digit as the first digit is 1, 2 to 4, or 5 to 9
+/// (so within 2.5 % of the duration). SQLite has no `log`, so the power of
+/// ten comes from the number's length. For tests only: the migration holds
+/// the formula literally, and [`bucket`] is the same in Rust.
+#[cfg(test)]
 pub(super) fn sql_bucket(x: &str) -> String {
     let step = format!(
         "(CAST(substr('1000000000000000000', 1, length({x}) - 2) AS INTEGER) * \
@@ -318,7 +319,8 @@ pub(super) fn sql_bucket(x: &str) -> String {
     format!("(CASE WHEN {x} < 1000 THEN {x} ELSE {x} / {step} * {step} END)")
 }
 
-/// [`sql_bucket`] in Rust.
+/// The bucket of a duration `x` in ms: the histogram the aggregates keep
+/// (migration 2 computes it in SQL; `sql_bucket` is that formula).
 pub(super) fn bucket(x: i64) -> i64 {
     if x < 1000 {
         return x;
@@ -333,26 +335,36 @@ pub(super) fn bucket(x: i64) -> i64 {
     x / step * step
 }
 
-/// [`expand_macros`], for tests that build an older schema by hand.
 #[cfg(test)]
-pub(super) fn expand_macros_for_tests(sql: &str) -> String {
-    expand_macros(sql)
-}
+mod tests {
+    use super::*;
 
-/// Replaces `DAY(expr)` and `BUCKET(expr)` (no nested parentheses) in a
-/// migration with their SQL, so the formulas are written once.
-fn expand_macros(sql: &str) -> String {
-    let mut s = sql.to_owned();
-    for (name, f) in [
-        ("DAY(", sql_day as fn(&str) -> String),
-        ("BUCKET(", sql_bucket),
-    ] {
-        while let Some(start) = s.find(name) {
-            let arg_start = start + name.len();
-            let end = arg_start + s[arg_start..].find(')').expect("macro closes");
-            let expanded = f(&s[arg_start..end]);
-            s.replace_range(start..=end, &expanded);
+    /// SHA-256 of each released migration's text, as databases in the field
+    /// ran it. A new migration adds its line; an old line never changes.
+    const RELEASED: [&str; 4] = [
+        "82ec3632ddbb35614d97d944fdcd02d1d9a45ec0ef64973b44bab9a78134f600",
+        "4dd311af58945e95e8e04bbf019d4fe558d37165a1b4935facc756547cb446a5",
+        "fa4284025dc8e2fe913a24e5c47b18218981a9680f801bea519f66adf7469049",
+        "e8f7fff881e18456e2493875cbd130b7477d05674fc56ed3a13d9e169c8cbab0",
+    ];
+
+    #[test]
+    fn released_migrations_are_unchanged() {
+        use sha2::{Digest as _, Sha256};
+        assert!(MIGRATIONS.len() >= RELEASED.len());
+        for (i, want) in RELEASED.iter().enumerate() {
+            let got: String = Sha256::digest(MIGRATIONS[i].as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(&got, want, "migration {} changed", i + 1);
         }
     }
-    s
+
+    #[test]
+    fn migration_2_holds_the_bucket_formula() {
+        for x in ["duration_ms", "new.duration_ms", "old.duration_ms"] {
+            assert!(MIGRATIONS[1].contains(&sql_bucket(x)), "{x}");
+        }
+    }
 }

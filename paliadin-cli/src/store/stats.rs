@@ -10,7 +10,7 @@ use rusqlite::types::Value;
 use serde::Serialize;
 
 use super::schema::bucket;
-use super::{conditions, Filter, Status, Store, StoreError, DAY_MS};
+use super::{conditions, Filter, ProbeScope, Status, Store, StoreError, DAY_MS};
 
 /// Totals over the turns in a time range, from [`Store::stats`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,6 +35,30 @@ pub struct Stats {
     pub p95_ms: Option<i64>,
     /// One entry per UTC day that has turns, oldest first.
     pub days: Vec<DayStats>,
+}
+
+impl Stats {
+    /// The totals of turns counted per status (in [`Status::ALL`]'s order).
+    fn new(
+        [running, ok, errors, pending]: [i64; 4],
+        by_code: Vec<CodeCount>,
+        (median_ms, p95_ms): (Option<i64>, Option<i64>),
+        days: Vec<DayStats>,
+    ) -> Stats {
+        let total = running + ok + errors + pending;
+        Stats {
+            total,
+            ok,
+            errors,
+            pending,
+            running,
+            error_rate: rate(errors, total),
+            by_code,
+            median_ms,
+            p95_ms,
+            days,
+        }
+    }
 }
 
 /// How many turns carried one error code, in [`Stats`].
@@ -164,23 +188,16 @@ impl Store {
     pub(super) fn stats_from_turns(&self, filter: &Filter) -> Result<Stats, StoreError> {
         let (where_, args) = conditions(filter, "");
         let cond = where_.strip_prefix(" WHERE ").unwrap_or("1").to_owned();
-        let (total, ok, errors, pending, running, finished): (i64, i64, i64, i64, i64, i64) = self
+        let (ok, errors, pending, running, finished): (i64, i64, i64, i64, i64) = self
             .conn
             .prepare_cached(&format!(
-                "SELECT COUNT(*), COALESCE(SUM(status = 'ok'), 0), \
+                "SELECT COALESCE(SUM(status = 'ok'), 0), \
                  COALESCE(SUM(status = 'error'), 0), COALESCE(SUM(status = 'pending'), 0), \
                  COALESCE(SUM(status = 'running'), 0), COUNT(duration_ms) \
                  FROM turns WHERE {cond}"
             ))?
             .query_row(params_from_iter(&args), |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?;
 
         let by_code = self
@@ -198,6 +215,24 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
 
+        let (median_ms, p95_ms) = self.percentiles_of_turns(&cond, &args, finished)?;
+        let days = self.days_of_turns(&cond, &args)?;
+
+        Ok(Stats::new(
+            [running, ok, errors, pending],
+            by_code,
+            (median_ms, p95_ms),
+            days,
+        ))
+    }
+
+    /// The median and 95th percentile duration of the turns `cond` selects.
+    fn percentiles_of_turns(
+        &self,
+        cond: &str,
+        args: &[Value],
+        finished: i64,
+    ) -> Result<(Option<i64>, Option<i64>), StoreError> {
         // Nearest rank: the smallest value with at least p% of the values at
         // or below it, i.e. the ceil(p * n / 100)-th in ascending order.
         let (mut median_ms, mut p95_ms) = (None, None);
@@ -227,11 +262,16 @@ impl Store {
             }
         }
 
+        Ok((median_ms, p95_ms))
+    }
+
+    /// Per UTC day, the totals and durations of the turns `cond` selects.
+    fn days_of_turns(&self, cond: &str, args: &[Value]) -> Result<Vec<DayStats>, StoreError> {
         // Per day, all in SQL so only one row per day comes back. NULL
         // durations sort first, so a finished turn's rank within its day is
         // its row number minus the day's unfinished turns. The rank formula
         // is `rank` below, in integers.
-        let days = self
+        Ok(self
             .conn
             .prepare_cached(&format!(
                 "SELECT d, COUNT(*), COALESCE(SUM(status = 'error'), 0), \
@@ -246,7 +286,7 @@ impl Store {
                        status, duration_ms AS x FROM turns WHERE {cond}))) \
                  GROUP BY d ORDER BY d"
             ))?
-            .query_map(params_from_iter(&args), |r| {
+            .query_map(params_from_iter(args), |r| {
                 Ok(DayStats {
                     day: day_of_ms(r.get::<_, i64>(0)? * DAY_MS),
                     total: r.get(1)?,
@@ -255,70 +295,85 @@ impl Store {
                     p95_ms: r.get(4)?,
                 })
             })?
-            .collect::<Result<Vec<_>, _>>()?;
-
-        Ok(Stats {
-            total,
-            ok,
-            errors,
-            pending,
-            running,
-            error_rate: if total == 0 {
-                0.0
-            } else {
-                errors as f64 / total as f64
-            },
-            by_code,
-            median_ms,
-            p95_ms,
-            days,
-        })
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
-    /// Availability and latency of the probes taken at or after `since_ms`
-    /// (of `session` when given).
-    pub fn probe_stats(
-        &self,
-        since_ms: Option<i64>,
-        session: Option<&str>,
-    ) -> Result<ProbeStats, StoreError> {
-        let since = since_ms.unwrap_or(i64::MIN);
-        let mut durations: Vec<i64> = Vec::new();
-        let mut ok = 0;
-        let mut codes: std::collections::BTreeMap<String, i64> = Default::default();
+    /// Availability and latency of the probes `scope` selects, one entry
+    /// per host (in host order): two laptops are never averaged together.
+    pub fn probe_stats(&self, scope: &ProbeScope) -> Result<Vec<HostProbes>, StoreError> {
+        let mut hosts: std::collections::BTreeMap<String, ProbeAcc> = Default::default();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT duration_ms, ok, error_code FROM probes \
-             WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2)",
+            "SELECT host, duration_ms, ok, error_code FROM probes \
+             WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2) AND (?3 IS NULL OR host = ?3)",
         )?;
-        let mut rows = stmt.query(params![since, session])?;
+        let mut rows = stmt.query(params![
+            scope.since_ms.unwrap_or(i64::MIN),
+            scope.session,
+            scope.host
+        ])?;
         while let Some(r) = rows.next()? {
-            durations.push(r.get(0)?);
-            if r.get::<_, bool>(1)? {
-                ok += 1;
+            let acc = hosts.entry(r.get(0)?).or_default();
+            acc.durations.push(r.get(1)?);
+            if r.get::<_, bool>(2)? {
+                acc.ok += 1;
             } else {
-                let code: Option<String> = r.get(2)?;
-                *codes
+                let code: Option<String> = r.get(3)?;
+                *acc.codes
                     .entry(code.unwrap_or_else(|| "shim_error".into()))
                     .or_default() += 1;
             }
         }
-        durations.sort_unstable();
-        let n = durations.len() as i64;
-        let at = |p: i64| (n > 0).then(|| durations[(rank(p, n) - 1) as usize]);
-        let mut by_code: Vec<CodeCount> = codes
+        Ok(hosts
             .into_iter()
-            .map(|(code, turns)| CodeCount { code, turns })
-            .collect();
-        by_code.sort_by(|a, b| b.turns.cmp(&a.turns).then(a.code.cmp(&b.code)));
-        Ok(ProbeStats {
+            .map(|(host, acc)| HostProbes {
+                host,
+                stats: acc.finish(),
+            })
+            .collect())
+    }
+}
+
+/// The probes of one host, in [`Store::probe_stats`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostProbes {
+    /// The ssh destination (`local` for the local transport).
+    pub host: String,
+    #[serde(flatten)]
+    pub stats: ProbeStats,
+}
+
+#[derive(Default)]
+struct ProbeAcc {
+    durations: Vec<i64>,
+    ok: i64,
+    codes: std::collections::BTreeMap<String, i64>,
+}
+
+impl ProbeAcc {
+    fn finish(mut self) -> ProbeStats {
+        self.durations.sort_unstable();
+        let n = self.durations.len() as i64;
+        let at = |p: i64| (n > 0).then(|| self.durations[(rank(p, n) - 1) as usize]);
+        ProbeStats {
             probes: n,
-            ok,
-            availability: (n > 0).then(|| ok as f64 / n as f64),
+            ok: self.ok,
+            availability: (n > 0).then(|| self.ok as f64 / n as f64),
             median_ms: at(50),
             p95_ms: at(95),
-            by_code,
-        })
+            by_code: by_count(self.codes),
+        }
     }
+}
+
+/// Code counts, most frequent first (then by code), without zero counts.
+fn by_count(codes: impl IntoIterator<Item = (String, i64)>) -> Vec<CodeCount> {
+    let mut by_code: Vec<CodeCount> = codes
+        .into_iter()
+        .filter(|&(_, n)| n > 0)
+        .map(|(code, turns)| CodeCount { code, turns })
+        .collect();
+    by_code.sort_by(|a, b| b.turns.cmp(&a.turns).then(a.code.cmp(&b.code)));
+    by_code
 }
 
 /// Sums of aggregate rows into [`Stats`]. Durations arrive per day in
@@ -380,15 +435,7 @@ impl StatsAcc {
     }
 
     fn finish(self) -> Stats {
-        let [running, ok, errors, pending] = self.by_status;
-        let total = running + ok + errors + pending;
-        let mut by_code: Vec<CodeCount> = self
-            .codes
-            .into_iter()
-            .filter(|&(_, n)| n > 0)
-            .map(|(code, turns)| CodeCount { code, turns })
-            .collect();
-        by_code.sort_by(|a, b| b.turns.cmp(&a.turns).then(a.code.cmp(&b.code)));
+        let by_code = by_count(self.codes);
         let mut hist: Vec<(i64, i64)> = self.hist.into_iter().collect();
         hist.sort_unstable();
         let (median_ms, p95_ms) = hist_percentiles(&hist);
@@ -407,22 +454,16 @@ impl StatsAcc {
                 }
             })
             .collect();
-        Stats {
-            total,
-            ok,
-            errors,
-            pending,
-            running,
-            error_rate: if total == 0 {
-                0.0
-            } else {
-                errors as f64 / total as f64
-            },
-            by_code,
-            median_ms,
-            p95_ms,
-            days,
-        }
+        Stats::new(self.by_status, by_code, (median_ms, p95_ms), days)
+    }
+}
+
+/// `part / total`, 0 when there is nothing.
+fn rate(part: i64, total: i64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        part as f64 / total as f64
     }
 }
 

@@ -4,11 +4,11 @@
 //! subcommands, so its help text (`AFTER_HELP`) carries them. Writes to
 //! stdout only.
 
-use clap::CommandFactory as _;
 use clap::ValueEnum as _;
 
-use crate::cli::Options;
+use crate::cli;
 use crate::error::{Result, ShimError};
+use crate::output::print_or_fail;
 
 pub fn completions(shell: &str) -> Result<()> {
     let shell = clap_complete::Shell::from_str(shell, true).map_err(|_| {
@@ -16,16 +16,16 @@ pub fn completions(shell: &str) -> Result<()> {
             "completions: unknown shell {shell:?}: one of bash, zsh, fish, elvish, powershell"
         ))
     })?;
-    let mut cmd = Options::command();
+    let mut cmd = cli::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "paliadin-shim", &mut out);
-    super::print(&out).map_err(|e| ShimError::failure(e.to_string()))
+    print_or_fail(&out)
 }
 
 pub fn man() -> Result<()> {
     let mut out = Vec::new();
-    clap_mangen::Man::new(Options::command())
+    clap_mangen::Man::new(cli::command())
         .render(&mut out)
         .map_err(|e| ShimError::failure(e.to_string()))?;
-    super::print(&out).map_err(|e| ShimError::failure(e.to_string()))
+    print_or_fail(&out)
 }

@@ -7,7 +7,8 @@ use paliadin_core::SessionName;
 use std::time::{Duration, Instant};
 
 use crate::agent::Shim;
-use crate::error::{Result, ShimError};
+use crate::error::Result;
+use crate::output::print_or_fail;
 use paliadin_core::ExitCode;
 
 /// How long `health` waits for a starting agent before answering.
@@ -17,9 +18,9 @@ pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
     let s = shim.session_dir(session, true)?;
     if let Err(e) = shim.ensure_ready(&s, Instant::now() + HEALTH_WAIT) {
         // Still starting but alive is healthy; dead, or stuck on a dialog, is not.
-        if e.code == ExitCode::Blocked || shim.live_pane(&s)?.is_none() || !s.has("agent.json") {
+        if e.code == ExitCode::Blocked || shim.live_pane(&s)?.is_none() || s.agent().is_none() {
             return Err(e);
         }
     }
-    super::print(b"ok\n").map_err(|e| ShimError::failure(e.to_string()))
+    print_or_fail(b"ok\n")
 }

@@ -1,5 +1,7 @@
 //! One file per verb. Each `run` takes the parsed request's parts and writes
-//! its data to stdout; failures come back as [`crate::error::ShimError`].
+//! its data to stdout (through [`crate::output`]); failures come back as
+//! [`crate::error::ShimError`]. No command imports another: what two share
+//! lives below `cmd/`.
 
 pub mod attach;
 pub mod docs;
@@ -8,13 +10,5 @@ pub mod poll;
 pub mod reset;
 pub mod run_turn;
 pub mod sessions;
+pub mod setup;
 pub mod status;
-
-use std::io::Write;
-
-/// Writes `data` to stdout and flushes; a failure means nothing was delivered.
-pub fn print(data: &[u8]) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(data)?;
-    out.flush()
-}

@@ -6,8 +6,10 @@ use paliadin_core::{ExitCode, SessionName};
 use uuid::Uuid;
 
 use crate::agent::Shim;
-use crate::cmd::run_turn::settle;
 use crate::error::{Result, ShimError};
+use crate::outcome::settle;
+use crate::output::Output;
+use crate::state::TurnMark;
 
 pub fn run(shim: &Shim, session: &SessionName, turn: Uuid) -> Result<()> {
     let s = shim.session_dir(session, false)?;
@@ -18,7 +20,7 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid) -> Result<()> {
             "turn {turn} is not held for session {session}"
         )));
     }
-    match settle(shim, &s, &t, &crate::cmd::run_turn::Output::Raw)? {
+    match settle(shim, &s, &t, &Output::Raw)? {
         Some(done) => done,
         // Never typed: its request was stopped before it typed anything
         // (and none is typing it now).
@@ -26,7 +28,7 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid) -> Result<()> {
             "turn {turn} was never typed (its request was stopped first); send it again"
         ))),
         // Over without a reply: the agent is gone or went idle.
-        None if t.has("idle") || crate::agent::recorded_agent(&s).is_none() => {
+        None if t.has(TurnMark::Idle) || crate::agent::recorded_agent(&s).is_none() => {
             Err(ShimError::unavailable(format!(
                 "turn {turn} ended without a reply (the agent exited, was reset or went idle)"
             )))

@@ -5,7 +5,8 @@
 use paliadin_core::SessionName;
 
 use crate::agent::{tmux_error, Shim};
-use crate::error::{Result, ShimError};
+use crate::error::Result;
+use crate::output::print_or_fail;
 use crate::tmux::TmuxError;
 
 pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
@@ -19,8 +20,6 @@ pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
         Ok(_) | Err(TmuxError::Missing) => {}
         Err(e) => return Err(tmux_error(e)),
     }
-    for f in ["ready", "mounted", "last_prompt", "current", "agent.json"] {
-        s.remove(f);
-    }
-    super::print(b"ok\n").map_err(|e| ShimError::failure(e.to_string()))
+    s.forget_agent();
+    print_or_fail(b"ok\n")
 }

@@ -13,7 +13,9 @@ use uuid::Uuid;
 
 use crate::agent::{tmux_error, Shim};
 use crate::error::{io_error, Result, ShimError};
-use crate::state::{SessionDir, TurnDir, TurnState};
+use crate::outcome::settle;
+use crate::output::Output;
+use crate::state::{LockName, SessionDir, TurnDir, TurnMark, TurnState};
 use crate::tmux::TmuxError;
 use crate::wait::{Wake, Watch};
 
@@ -22,29 +24,6 @@ const ENTER_RETRIES: u32 = 3;
 /// A turn typed longer ago than this no longer holds the next one up (Claude
 /// reports idle after a minute; this bounds an agent that never says so).
 const MAX_TURN_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
-
-/// Where a turn's outcome goes.
-pub enum Output {
-    /// The reply, byte for byte (`run-turn`, `poll`).
-    Raw,
-    /// Events as JSON lines while the turn runs, the reply as the last line
-    /// (`run-turn-events`); `from` is how much of the events file was sent.
-    Events { from: u64 },
-}
-
-impl Output {
-    /// Sends the events recorded since the last call (events mode only).
-    fn flush_events(&mut self, t: &TurnDir) -> Result<()> {
-        if let Output::Events { from } = self {
-            let (lines, next) = t.events_from(*from);
-            if !lines.is_empty() {
-                super::print(&lines).map_err(|e| ShimError::failure(e.to_string()))?;
-            }
-            *from = next;
-        }
-        Ok(())
-    }
-}
 
 pub fn run(
     shim: &Shim,
@@ -82,7 +61,7 @@ pub fn run(
         return await_reply(shim, &s, &t, deadline, None, out);
     }
     let _lock = s
-        .lock("lock", deadline)?
+        .lock(LockName::Turn, deadline)?
         .ok_or_else(|| held_past_deadline(shim, &s))?;
     if t.exists() && !t.held() {
         // Left by a request stopped before it typed anything (we hold the
@@ -104,7 +83,7 @@ pub fn run(
             // Only the lock holder clears `current`: a `poll` racing a new
             // turn could otherwise remove the new turn's mark.
             if matches!(t.state(), TurnState::Replied | TurnState::Failed(_)) {
-                clear_current(&s, &t);
+                s.clear_current(t.id);
             }
             done
         }
@@ -112,13 +91,13 @@ pub fn run(
             if maybe_typed {
                 // tmux may have pasted before it failed: the id stays held
                 // (a retry never types it twice) and the turn is over.
-                let _ = t.mark("failed", &e.detail);
+                let _ = t.mark(TurnMark::Failed, &e.detail);
             } else {
                 // Nothing was typed: the id must not look held, or a retry
                 // would wait for a reply that can never come.
                 t.remove();
             }
-            clear_current(&s, &t);
+            s.clear_current(t.id);
             Err(e)
         }
     }
@@ -131,11 +110,11 @@ fn type_turn(
     shim: &Shim,
     s: &SessionDir,
     t: &TurnDir,
-    pid: i32,
+    pid: u32,
     clean: &str,
 ) -> Result<Watch, (ShimError, bool)> {
     let before = |e: ShimError| (e, false);
-    let mut watch = watch_turn(t).map_err(before)?;
+    let mut watch = shim.watch(s, shim.config.agent_hooks).map_err(before)?;
     if !watch.watch_pid(pid).map_err(|e| before(e.into()))? {
         return Err(before(ShimError::unavailable(
             "the agent's pane died before the turn was typed",
@@ -147,15 +126,15 @@ fn type_turn(
     let reply_to = (!shim.config.agent_hooks).then(|| t.reply_path());
     let head = envelope::head(&t.id, reply_to.as_deref());
     let body = envelope::body(clean);
-    s.write("current", &t.id.to_string()).map_err(|e| {
+    s.set_current(t.id).map_err(|e| {
         before(io_error(
-            &format!("cannot write {}", s.path().join("current").display()),
+            &format!("cannot write in {}", s.path().display()),
             e,
         ))
     })?;
     // From here on the id is held: whatever happens to this process, the
     // turn may have been typed and is never typed again.
-    t.mark("typed", "")
+    t.mark(TurnMark::Typed, "")
         .map_err(|e| before(io_error(&format!("cannot write {}", t.path().display()), e)))?;
     shim.tmux
         .type_submit(
@@ -168,9 +147,7 @@ fn type_turn(
         .map_err(|e| match e {
             TmuxError::NoSession(_) | TmuxError::Missing => {
                 // The recorded agent is not this session's any more: start afresh next time.
-                for f in ["ready", "mounted", "agent.json"] {
-                    s.remove(f);
-                }
+                s.forget_agent();
                 before(tmux_error(e))
             }
             e => (tmux_error(e), true),
@@ -192,10 +169,7 @@ fn held_past_deadline(shim: &Shim, s: &SessionDir) -> ShimError {
 /// for it to end (its reply arrives and stays for `poll`, it fails, or the
 /// agent goes idle) rather than typing into a busy agent.
 fn await_previous(shim: &Shim, s: &SessionDir, deadline: Instant) -> Result<()> {
-    let Some(prev) = s
-        .read("current")
-        .and_then(|c| c.trim().parse::<Uuid>().ok())
-    else {
+    let Some(prev) = s.current() else {
         return Ok(());
     };
     let p = s.turn(prev);
@@ -205,8 +179,8 @@ fn await_previous(shim: &Shim, s: &SessionDir, deadline: Instant) -> Result<()> 
         // its Enter never got in (the holder gave up retrying), the agent
         // cannot tell us (no hooks), or it is older than any turn runs.
         let over = !p.exists()
-            || p.has("idle")
-            || !p.has("submitted")
+            || p.has(TurnMark::Idle)
+            || !p.has(TurnMark::Submitted)
             || !shim.config.agent_hooks
             || crate::agent::recorded_agent(s).is_none()
             || p.age().is_some_and(|a| a > MAX_TURN_AGE);
@@ -224,9 +198,11 @@ fn await_previous(shim: &Shim, s: &SessionDir, deadline: Instant) -> Result<()> 
             }
             _ => return Ok(()),
         }
-        let w = match &mut watch {
-            Some(w) => w,
-            None => watch.insert(watch_turn(&p)?),
+        let Some(w) = &mut watch else {
+            // Armed on the first need, then looked again: a record made
+            // before the bell existed is seen by that look.
+            watch = Some(shim.watch(s, true)?);
+            continue;
         };
         if w.wait(deadline)? == Wake::Deadline && Instant::now() >= deadline {
             return Err(held_past_deadline(shim, s));
@@ -237,7 +213,7 @@ fn await_previous(shim: &Shim, s: &SessionDir, deadline: Instant) -> Result<()> 
 /// Waits for the turn's outcome until `deadline`. With `watch` (a turn this
 /// process typed), Enter is pressed again while no submission is confirmed
 /// and the agent's death ends the wait at once.
-pub fn await_reply(
+fn await_reply(
     shim: &Shim,
     s: &SessionDir,
     t: &TurnDir,
@@ -249,7 +225,7 @@ pub fn await_reply(
     let mut watch = match watch {
         Some(w) => w,
         None => {
-            let mut w = watch_turn(t)?;
+            let mut w = shim.watch(s, shim.config.agent_hooks)?;
             // A repeated id also learns at once that the agent died.
             if let Some(p) = crate::agent::recorded_agent(s) {
                 w.watch_pid(p.pid)?;
@@ -267,15 +243,14 @@ pub fn await_reply(
                 t.id
             )));
         }
-        if t.state() != TurnState::Pending {
-            watch.disarm();
-        }
         out.flush_events(t)?;
         if let Some(done) = settle(shim, s, t, out)? {
             return done;
         }
-        let confirming =
-            typed && shim.config.agent_hooks && enters < ENTER_RETRIES && !t.has("submitted");
+        let confirming = typed
+            && shim.config.agent_hooks
+            && enters < ENTER_RETRIES
+            && !t.has(TurnMark::Submitted);
         if confirming && Instant::now() >= next_enter {
             if watch.died() {
                 return Err(died());
@@ -290,19 +265,11 @@ pub fn await_reply(
             deadline
         };
         match watch.wait(until)? {
-            Wake::Died => {
-                // A reply written just before the exit still counts.
-                out.flush_events(t)?;
-                return match settle(shim, s, t, out)? {
-                    Some(done) => done,
-                    None => Err(died()),
-                };
-            }
+            // A reply written just before the exit still counts.
+            Wake::Died => return last_look(shim, s, t, out, died),
             Wake::Deadline if Instant::now() >= deadline => {
-                out.flush_events(t)?;
-                return match settle(shim, s, t, out)? {
-                    Some(done) => done,
-                    None => Err(ShimError::new(
+                return last_look(shim, s, t, out, || {
+                    ShimError::new(
                         ExitCode::Timeout,
                         format!(
                             "no reply within {} s; collect it later with: poll {} {}",
@@ -311,92 +278,26 @@ pub fn await_reply(
                             t.id
                         ),
                     )
-                    .with_pane(shim.tail(s))),
-                };
+                    .with_pane(shim.tail(s))
+                })
             }
             _ => {}
         }
     }
 }
 
-fn died() -> ShimError {
-    ShimError::unavailable("the agent's pane died mid-turn")
-}
-
-/// The turn's outcome if it has one: `Some(Ok)` once the reply is printed.
-/// A reply stays until the turn expires, so a retry or a `poll` after a lost
-/// connection prints the same bytes again.
-pub fn settle(
+/// The outcome at the end of the wait if there is one, else `otherwise`.
+fn last_look(
     shim: &Shim,
     s: &SessionDir,
     t: &TurnDir,
-    out: &Output,
-) -> Result<Option<Result<()>>> {
-    Ok(match t.state() {
-        TurnState::Replied => match t.reply() {
-            Ok(Some(reply)) => Some(deliver(t, &reply, out)),
-            // Gone between the look and the read: nothing yet.
-            Ok(None) => None,
-            Err(e) => {
-                let why = format!("the agent's reply was refused: {e}");
-                let _ = t.mark("failed", &why);
-                Some(Err(ShimError::new(ExitCode::AgentError, why)))
-            }
-        },
-        TurnState::Failed(e) => Some(Err(ShimError::new(
-            ExitCode::AgentError,
-            format!("the agent reported a failure: {e}"),
-        ))),
-        TurnState::Blocked(m) => Some(Err(ShimError::new(
-            ExitCode::Blocked,
-            format!(
-                "the pane waits on a person ({m}); answer it with: paliadin-shim attach {}",
-                s.name
-            ),
-        )
-        .with_pane(shim.tail(s)))),
-        TurnState::Pending => None,
-    })
+    out: &mut Output,
+    otherwise: impl FnOnce() -> ShimError,
+) -> Result<()> {
+    out.flush_events(t)?;
+    settle(shim, s, t, out)?.unwrap_or_else(|| Err(otherwise()))
 }
 
-fn deliver(t: &TurnDir, reply: &[u8], out: &Output) -> Result<()> {
-    let line;
-    let bytes = match out {
-        Output::Raw => reply,
-        Output::Events { .. } => {
-            let e = paliadin_core::event::Event {
-                kind: paliadin_core::event::Kind::Reply,
-                at: paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms()),
-                tool: None,
-                target: None,
-                detail: None,
-                text: Some(String::from_utf8_lossy(reply).into_owned()),
-            };
-            line = format!("{}\n", serde_json::to_string(&e).unwrap_or_default());
-            line.as_bytes()
-        }
-    };
-    super::print(bytes).map_err(|e| {
-        ShimError::failure(format!(
-            "could not write the reply (it stays for poll): {e}"
-        ))
-    })?;
-    t.delivered();
-    Ok(())
-}
-
-/// A watch on the turn's own directory (reached without following a symlink).
-fn watch_turn(t: &TurnDir) -> Result<Watch> {
-    t.watch_path()
-        .and_then(|(_dir, p)| Watch::new(&[&p]))
-        .map_err(|e| io_error(&format!("cannot watch {}", t.path().display()), e))
-}
-
-/// The session no longer waits on this turn.
-fn clear_current(s: &SessionDir, t: &TurnDir) {
-    if s.read("current")
-        .is_some_and(|c| c.trim() == t.id.to_string())
-    {
-        s.remove("current");
-    }
+fn died() -> ShimError {
+    ShimError::unavailable("the agent's pane died mid-turn")
 }

@@ -5,7 +5,8 @@ use paliadin_core::SessionName;
 use std::collections::BTreeSet;
 
 use crate::agent::{tmux_error, Shim};
-use crate::error::{Result, ShimError};
+use crate::error::Result;
+use crate::output::print_or_fail;
 
 pub fn run(shim: &Shim) -> Result<()> {
     let mut names = BTreeSet::new();
@@ -21,8 +22,8 @@ pub fn run(shim: &Shim) -> Result<()> {
     }
     let mut out = String::new();
     for n in names {
-        out.push_str(&super::status::object(shim, &n)?.to_string());
+        out.push_str(&crate::status::object(shim, &n)?.to_string());
         out.push('\n');
     }
-    super::print(out.as_bytes()).map_err(|e| ShimError::failure(e.to_string()))
+    print_or_fail(out.as_bytes())
 }
