@@ -69,6 +69,13 @@ if [ "$clean" = 1 ]; then
     echo "stopped the quickstart's tmux server ($socket)"
     removed=1
   fi
+  # tmux leaves its socket file behind, killed or not.
+  socket_file=${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$socket
+  if [ -S "$socket_file" ]; then
+    rm -f -- "$socket_file"
+    echo "removed $socket_file"
+    removed=1
+  fi
   if [ -e "$dir" ]; then
     rm -rf "$dir"
     echo "removed $dir"

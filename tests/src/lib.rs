@@ -1,7 +1,9 @@
 //! The end-to-end suite's fixtures: a [`TestEnv`] per test with its own temp
 //! HOME, its own tmux server on a private socket, its own shim config and
 //! state, and on request its own sshd on a loopback port with its own keys and
-//! `authorized_keys`. Everything is torn down on drop, also when a test fails.
+//! `authorized_keys`. Everything is torn down on drop, also when a test fails
+//! (see [`leftovers`]): the tmux server and its socket file, sshd and every
+//! process below it, any process still living in the temp dir, the temp dir.
 //! Real programs only: tmux, sshd, ssh, SQLite and the test agent.
 
 use std::io::Write as _;
@@ -14,7 +16,10 @@ use std::time::{Duration, Instant};
 pub use serde_json::Value;
 
 pub mod claude;
+pub mod leftovers;
 pub mod mock_api;
+
+pub use leftovers::{keep_tmux_tmpdir, ScratchDir, TmuxServer};
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -116,16 +121,19 @@ pub fn run(cmd: &mut Command, stdin: Option<&[u8]>, limit: Duration) -> Run {
     }
 }
 
-/// One test's world.
+/// One test's world. Dropped in field order: the tmux server (with the
+/// agents in it), then sshd, then whatever still lives in the temp dir,
+/// then the dir.
 pub struct TestEnv {
-    pub tmp: tempfile::TempDir,
+    tmux: TmuxServer,
+    sshd: Option<Sshd>,
+    pub tmp: ScratchDir,
     pub home: PathBuf,
     pub socket: String,
     pub state: PathBuf,
     pub config: PathBuf,
     pub agent_log: PathBuf,
     pub workdir: PathBuf,
-    sshd: Option<Sshd>,
 }
 
 /// Shim settings a test may change.
@@ -161,16 +169,17 @@ impl TestEnv {
     }
 
     pub fn with(settings: ShimSettings) -> TestEnv {
-        let tmp = tempfile::Builder::new()
-            .prefix("paliadin-test-")
-            .tempdir()
-            .expect("temp dir");
+        // A short name: ssh's control sockets live below it (see runtime_dir).
+        let tmp = ScratchDir::new("paliadin-");
         let home = tmp.path().join("home");
         let workdir = home.join("work");
         std::fs::create_dir_all(&workdir).expect("workdir");
+        std::fs::create_dir_all(tmp.path().join("tmp")).expect("temp dir");
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let socket = format!("paliadin-test-{}-{n}", std::process::id());
         let env = TestEnv {
-            socket: format!("paliadin-test-{}-{n}", std::process::id()),
+            tmux: TmuxServer::new(socket.clone()),
+            socket,
             state: home.join(".local/state/paliadin"),
             config: home.join(".config/paliadin/shim.toml"),
             agent_log: home.join("agent.jsonl"),
@@ -207,8 +216,9 @@ impl TestEnv {
         std::fs::write(&self.config, text).expect("write config");
     }
 
-    /// A command with this world's environment: temp HOME, nothing inherited
-    /// that could point elsewhere.
+    /// A command with this world's environment: temp HOME and TMPDIR,
+    /// nothing inherited that could point elsewhere but the run's
+    /// `TMUX_TMPDIR` (the same tmux sockets as the test's own tmux calls).
     pub fn command(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
         c.env_clear()
@@ -218,9 +228,17 @@ impl TestEnv {
             .env("XDG_STATE_HOME", self.home.join(".local/state"))
             .env("XDG_DATA_HOME", self.home.join(".local/share"))
             .env("XDG_RUNTIME_DIR", self.runtime_dir())
+            .env("TMPDIR", self.temp_dir())
             .env("NO_COLOR", "1")
             .current_dir(&self.home);
+        keep_tmux_tmpdir(&mut c);
         c
+    }
+
+    /// The TMPDIR of this world's programs (claude keeps files there), in
+    /// the temp dir so that they go with it.
+    pub fn temp_dir(&self) -> PathBuf {
+        self.tmp.path().join("tmp")
     }
 
     /// A short private directory (connection sockets must fit in 108 bytes).
@@ -228,6 +246,13 @@ impl TestEnv {
         let d = self.tmp.path().join("run");
         let _ = std::fs::create_dir_all(&d);
         let _ = std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let control = d.join("paliadin-ssh");
+        assert!(
+            control.as_os_str().len() <= paliadin_cli::ssh::MAX_CONTROL_DIR_LEN,
+            "{} is too long for ssh's control sockets (at most {} bytes): run the suite with a shorter TMPDIR",
+            control.display(),
+            paliadin_cli::ssh::MAX_CONTROL_DIR_LEN
+        );
         d
     }
 
@@ -298,9 +323,11 @@ impl TestEnv {
 
     /// Runs tmux against this world's server.
     pub fn tmux(&self, args: &[&str]) -> Run {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket, "-f", "/dev/null"]).args(args);
-        run(&mut c, None, Duration::from_secs(10))
+        run(
+            self.tmux.command().args(args),
+            None,
+            Duration::from_secs(10),
+        )
     }
 
     /// The tmux sessions on this world's server.
@@ -363,19 +390,9 @@ impl Default for TestEnv {
     }
 }
 
-impl Drop for TestEnv {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        self.sshd.take();
-    }
-}
-
 /// A private sshd on a loopback port, with its own host key, client key and
-/// `authorized_keys`. Killed on drop.
+/// `authorized_keys`. Killed on drop, with every process below it (the
+/// connections' and sessions' sshd, the forced commands).
 pub struct Sshd {
     pub dir: PathBuf,
     pub port: u16,
@@ -433,7 +450,7 @@ impl Sshd {
         let auth = dir.join("authorized_keys");
         std::fs::write(&auth, format!("{}\n", line.replace("{key}", pubkey.trim())))
             .expect("authorized_keys");
-        Sshd::launch(dir, &auth, client_key, "")
+        Sshd::launch(dir, &auth, client_key, &[])
     }
 
     /// Starts sshd serving an `authorized_keys` file that someone else writes
@@ -441,7 +458,7 @@ impl Sshd {
     pub fn serve(dir: &Path, authorized_keys: &Path) -> Sshd {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).expect("sshd dir");
-        Sshd::launch(dir, authorized_keys, dir.join("no-client-key"), "")
+        Sshd::launch(dir, authorized_keys, dir.join("no-client-key"), &[])
     }
 
     /// Like [`Sshd::serve`], with a client key made here (`client_ed25519`,
@@ -453,12 +470,7 @@ impl Sshd {
         std::fs::create_dir_all(dir).expect("sshd dir");
         let client_key = dir.join("client_ed25519");
         keygen(&client_key);
-        let setenv: Vec<String> = env
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.display()))
-            .collect();
-        let extra = format!("SetEnv {}\n", setenv.join(" "));
-        Sshd::launch(dir, authorized_keys, client_key, &extra)
+        Sshd::launch(dir, authorized_keys, client_key, env)
     }
 
     /// The host's public key (`ssh-ed25519 AAAA...`).
@@ -470,7 +482,28 @@ impl Sshd {
             .join(" ")
     }
 
-    fn launch(dir: &Path, auth: &Path, client_key: PathBuf, extra: &str) -> Sshd {
+    /// Every session gets `env`, and a TMPDIR in `dir` and the run's
+    /// TMUX_TMPDIR unless `env` says otherwise: what the forced command
+    /// starts stays in the test's own places.
+    fn launch(dir: &Path, auth: &Path, client_key: PathBuf, env: &[(&str, &Path)]) -> Sshd {
+        let tmpdir = dir.join("tmp");
+        std::fs::create_dir_all(&tmpdir).expect("sshd's TMPDIR");
+        let tmux_tmpdir = leftovers::tmux_tmpdir().map(PathBuf::from);
+        let mut setenv: Vec<(&str, &Path)> = env.to_vec();
+        let defaults = [
+            ("TMPDIR", Some(tmpdir.as_path())),
+            ("TMUX_TMPDIR", tmux_tmpdir.as_deref()),
+        ];
+        for (k, v) in defaults {
+            if let (Some(v), false) = (v, setenv.iter().any(|(have, _)| *have == k)) {
+                setenv.push((k, v));
+            }
+        }
+        let extra: Vec<String> = setenv
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.display()))
+            .collect();
+        let extra = format!("SetEnv {}\n", extra.join(" "));
         let host_key = dir.join("host_ed25519");
         keygen(&host_key);
         let host_pub = std::fs::read_to_string(host_key.with_extension("pub")).expect("host pub");
@@ -616,6 +649,9 @@ impl Sshd {
 
 impl Drop for Sshd {
     fn drop(&mut self) {
+        // Below first: a connection's sshd outlives the listener, and with
+        // it the ssh master at the other end.
+        leftovers::kill_and_await(&leftovers::descendants_of(self.child.id() as i32));
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -4,9 +4,8 @@
 //! the TestEnv's own tmux server. Also the same command fed from a pipe.
 
 use paliadin_tests::claude::{claude_path, ClaudeEnv, ClaudeOptions};
-use paliadin_tests::{bin, run, Run, TestEnv};
+use paliadin_tests::{bin, run, Run, TestEnv, TmuxServer};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,17 +14,23 @@ static PANES: AtomicUsize = AtomicUsize::new(0);
 /// How long any awaited screen content may take (a fresh agent starts first).
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The environment every chat runs in: the TestEnv's HOME and XDG
-/// directories, and the shim's config.
+/// The environment every chat runs in: the TestEnv's HOME, XDG
+/// directories and TMPDIR, the shim's config, and the run's TMUX_TMPDIR
+/// (for the pane's server and the shim's).
 fn chat_env(env: &TestEnv) -> Vec<(&'static str, PathBuf)> {
-    vec![
+    let mut v = vec![
         ("HOME", env.home.clone()),
         ("XDG_CONFIG_HOME", env.home.join(".config")),
         ("XDG_STATE_HOME", env.home.join(".local/state")),
         ("XDG_DATA_HOME", env.home.join(".local/share")),
+        ("TMPDIR", env.temp_dir()),
         ("PALIADIN_SHIM_CONFIG", env.config.clone()),
         ("LANG", "C.UTF-8".into()),
-    ]
+    ];
+    if let Some(d) = paliadin_tests::leftovers::tmux_tmpdir() {
+        v.push(("TMUX_TMPDIR", d.into()));
+    }
+    v
 }
 
 /// The CLI's arguments: a local shim, this test's log, `chat` on `session`.
@@ -43,9 +48,10 @@ fn chat_args(db: &Path, session: &str) -> Vec<String> {
     ]
 }
 
-/// `paliadin-cli chat` in a tmux pane of its own server, killed on drop.
+/// `paliadin-cli chat` in a tmux pane of its own server, killed (and its
+/// socket file removed) on drop.
 struct Pane {
-    socket: String,
+    server: TmuxServer,
     /// Where the CLI's exit status is written.
     status: PathBuf,
 }
@@ -74,7 +80,7 @@ impl Pane {
         );
         let pane = Pane {
             status: env.tmp.path().join(format!("{socket}.status")),
-            socket,
+            server: TmuxServer::new(socket),
         };
         let path = extra
             .iter()
@@ -82,20 +88,17 @@ impl Pane {
             .map(|(_, v)| v.clone())
             .or_else(|| std::env::var_os("PATH"))
             .unwrap_or_default();
-        let mut c = Command::new("tmux");
-        c.env_clear()
-            .env("PATH", &path)
-            .args(["-u", "-L", &pane.socket, "-f", "/dev/null"])
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                "chat",
-                "-x",
-                &width.to_string(),
-                "-y",
-                "40",
-            ]);
+        let mut c = pane.server.command();
+        c.env_clear().env("PATH", &path).arg("-u").args([
+            "new-session",
+            "-d",
+            "-s",
+            "chat",
+            "-x",
+            &width.to_string(),
+            "-y",
+            "40",
+        ]);
         for (k, v) in chat_env(env) {
             c.env(k, &v).arg("-e").arg(format!("{k}={}", v.display()));
         }
@@ -125,10 +128,11 @@ impl Pane {
     }
 
     fn tmux(&self, args: &[&str]) -> Run {
-        let mut c = Command::new("tmux");
-        c.args(["-u", "-L", &self.socket, "-f", "/dev/null"])
-            .args(args);
-        run(&mut c, None, Duration::from_secs(10))
+        run(
+            self.server.command().arg("-u").args(args),
+            None,
+            Duration::from_secs(10),
+        )
     }
 
     /// The whole pane, scrollback included.
@@ -211,16 +215,6 @@ impl Pane {
             code.is_some()
         });
         code.expect("exit status")
-    }
-}
-
-impl Drop for Pane {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 

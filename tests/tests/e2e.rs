@@ -27,7 +27,10 @@ fn home_command(home: &Path, program: &Path, runtime: &Path) -> Command {
         .env("XDG_STATE_HOME", home.join(".local/state"))
         .env("XDG_DATA_HOME", home.join(".local/share"))
         .env("XDG_RUNTIME_DIR", runtime)
+        // Temp files in the test's own private directory too.
+        .env("TMPDIR", runtime)
         .current_dir(home);
+    paliadin_tests::keep_tmux_tmpdir(&mut c);
     c
 }
 

@@ -6,7 +6,7 @@
 //! `tests/golden/` hold what the bash installer it replaced made of four
 //! HOMEs, and setup must make the same, with python3 or without.
 
-use paliadin_tests::{bin, bin_dir, run, Run, Value};
+use paliadin_tests::{bin, bin_dir, keep_tmux_tmpdir, run, Run, ScratchDir, TmuxServer, Value};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ fn repo() -> PathBuf {
 
 /// One test's machine: a temp HOME and a directory of stubs first on PATH.
 struct World {
-    _tmp: tempfile::TempDir,
+    _tmp: ScratchDir,
     home: PathBuf,
     stub: PathBuf,
     extra_path: Option<PathBuf>,
@@ -33,10 +33,7 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let tmp = tempfile::Builder::new()
-            .prefix("paliadin-install-")
-            .tempdir()
-            .expect("temp dir");
+        let tmp = ScratchDir::new("paliadin-install-");
         // Real paths, so that the trust entry's key is predictable.
         let root = tmp.path().canonicalize().expect("canonical temp dir");
         let home = root.join("home");
@@ -93,6 +90,7 @@ impl World {
             .env("LC_ALL", "C")
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.scratch);
+        keep_tmux_tmpdir(&mut c);
         run(&mut c, None, Duration::from_secs(60))
     }
 
@@ -548,7 +546,9 @@ fn laptop_without_a_terminal_changes_nothing_unless_yes() {
 #[test]
 fn laptop_uninstall_stops_the_shims_tmux_server_and_names_the_state_it_leaves() {
     let w = World::new();
-    let socket = format!("paliadin-install-{}", std::process::id());
+    // Its guard stops the server (and removes its socket) if the uninstall does not.
+    let server = TmuxServer::new(format!("paliadin-install-{}", std::process::id()));
+    let socket = server.name.clone();
     w.laptop(&["--tmux-socket", &socket]).ok();
     // The shim, as the installer configured it, starts its server.
     let mut c = Command::new(w.h(".local/bin/paliadin-shim"));
@@ -558,23 +558,25 @@ fn laptop_uninstall_stops_the_shims_tmux_server_and_names_the_state_it_leaves() 
         .env_clear()
         .env("HOME", &w.home)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    keep_tmux_tmpdir(&mut c);
     run(&mut c, None, Duration::from_secs(30)).ok();
     let alive = || {
-        Command::new("tmux")
-            .args(["-L", &socket, "list-sessions"])
+        server
+            .command()
+            .arg("list-sessions")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     };
     assert!(alive(), "the shim's server runs");
+    assert!(
+        server.socket_path().exists(),
+        "its socket is where the guard looks for it"
+    );
     let r = w.laptop(&["--uninstall"]);
     let out = r.ok();
-    let killed = !alive();
-    let _ = Command::new("tmux")
-        .args(["-L", &socket, "kill-server"])
-        .status();
-    assert!(killed, "the server was stopped\n{r}");
+    assert!(!alive(), "the server was stopped\n{r}");
     assert!(
         out.contains(&format!("stop the shim's tmux server {socket}")),
         "{r}"
@@ -1005,6 +1007,30 @@ fn quickstart_parses_its_options_and_cleans_twice() {
     assert_ne!(socket(&first), socket(&second), "one tmux server per HOME");
 }
 
+#[test]
+fn quickstart_clean_stops_its_server_and_removes_the_socket_file() {
+    let w = World::new();
+    let out = w.script("quickstart.sh", &["--clean"]).ok();
+    let name = out.rsplit("tmux server ").next().unwrap().trim().to_owned();
+    assert!(name.starts_with("paliadin-quickstart-"), "{out}");
+    // The quickstart's server, as its shim would have started it.
+    let server = TmuxServer::new(name);
+    let mut c = server.command();
+    c.args(["new-session", "-d", "--", "sleep", "600"]);
+    run(&mut c, None, Duration::from_secs(10)).ok();
+    assert!(server.socket_path().exists());
+    let r = w.script("quickstart.sh", &["--clean"]);
+    let out = r.ok();
+    assert!(out.contains("stopped the quickstart's tmux server"), "{r}");
+    assert!(!server.socket_path().exists(), "{r}");
+    // A socket file a server left when it ended by itself goes too.
+    let stale = std::os::unix::net::UnixListener::bind(server.socket_path()).unwrap();
+    drop(stale);
+    let out = w.script("quickstart.sh", &["--clean"]).ok();
+    assert!(out.starts_with("removed "), "{out}");
+    assert!(!server.socket_path().exists(), "{out}");
+}
+
 // --- The same HOME as the bash installer made ---------------------------------
 //
 // `tests/golden/laptop-*.txt` were written by the bash `install/laptop.sh`
@@ -1403,10 +1429,12 @@ fn laptop_setup_is_refused_over_ssh() {
 #[test]
 fn laptop_uninstall_leaves_a_tmux_server_it_cannot_call_its_own() {
     let w = World::new();
-    let socket = format!("paliadin-install-keep-{}", std::process::id());
+    // Its guard removes the socket file (and the server, if a check fails).
+    let server = TmuxServer::new(format!("paliadin-install-keep-{}", std::process::id()));
+    let socket = server.name.clone();
     let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .args(["-L", &socket, "-f", "/dev/null"])
+        server
+            .command()
             .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -1439,18 +1467,9 @@ fn laptop_uninstall_leaves_a_tmux_server_it_cannot_call_its_own() {
 /// server), `keys` typed ahead (the terminal keeps them until it reads);
 /// returns its exit status and what the pane showed.
 fn laptop_in_a_terminal(w: &World, args: &[&str], keys: &str) -> (String, String) {
-    /// Stops the pane's server however the test ends.
-    struct Server(String);
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = Command::new("tmux")
-                .args(["-L", &self.0, "kill-server"])
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
-    }
-    let socket = format!("paliadin-install-tty-{}", std::process::id());
-    let _server = Server(socket.clone());
+    // Stops the pane's server and removes its socket however the test ends.
+    let server = TmuxServer::new(format!("paliadin-install-tty-{}", std::process::id()));
+    let socket = server.name.clone();
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let agent = bin("paliadin-test-agent");
     let shim = bin("paliadin-shim");
@@ -1475,11 +1494,7 @@ fn laptop_in_a_terminal(w: &World, args: &[&str], keys: &str) -> (String, String
         quote(&w.scratch.display().to_string()),
         quote(&status.display().to_string())
     );
-    let tmux = |args: &[&str]| {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &socket, "-f", "/dev/null"]).args(args);
-        run(&mut c, None, Duration::from_secs(60))
-    };
+    let tmux = |args: &[&str]| run(server.command().args(args), None, Duration::from_secs(60));
     tmux(&[
         "new-session",
         "-d",

@@ -635,21 +635,14 @@ fn attach_puts_a_terminal_on_the_pane() {
     let env = TestEnv::new();
     env.shim(&["health", "watched"]).ok();
     // A terminal of its own: a pane on a second tmux server runs `attach`.
-    let outer = format!("{}-outer", env.socket);
+    let outer = paliadin_tests::TmuxServer::new(format!("{}-outer", env.socket));
     let tmux = |args: &[&str]| {
-        let mut c = std::process::Command::new("tmux");
-        c.args(["-L", &outer, "-f", "/dev/null"]).args(args);
-        paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(10))
+        paliadin_tests::run(
+            outer.command().args(args),
+            None,
+            std::time::Duration::from_secs(10),
+        )
     };
-    struct Kill(String);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("tmux")
-                .args(["-L", &self.0, "kill-server"])
-                .status();
-        }
-    }
-    let _kill = Kill(outer.clone());
     let shim = paliadin_tests::bin("paliadin-shim");
     let config = env.config.to_string_lossy().into_owned();
     tmux(&[
