@@ -98,7 +98,10 @@ pub const ACCOUNT_UUID: &str = "7a1b2c3d-0000-4000-8000-00000000a001";
 /// How a [`ClaudeEnv`] is set up.
 #[derive(Debug, Clone)]
 pub struct ClaudeOptions {
-    /// The installer's `--wait-secs`: how long a turn waits for its reply.
+    /// The installer's `--wait-secs`: how long a turn waits for its reply,
+    /// which bounds a first turn's wait for claude to start too. 30 s by
+    /// default: on CI's two cores, with a second test's claude starting
+    /// beside it, a start has taken longer than 10 s.
     pub wait_secs: u64,
     /// A private sshd serving the installer's `authorized_keys`, its client
     /// key given to the installer as `--pubkey`.
@@ -112,7 +115,7 @@ pub struct ClaudeOptions {
 impl Default for ClaudeOptions {
     fn default() -> Self {
         ClaudeOptions {
-            wait_secs: 10,
+            wait_secs: 30,
             ssh: false,
             install_args: Vec::new(),
             auth: Auth::Subscriber,
