@@ -242,12 +242,17 @@ fn shim_detail(r: &Reply) -> String {
 }
 
 /// The local shim's command: its options, then the request's words. Without
-/// `SSH_ORIGINAL_COMMAND`, which would make the shim read that instead.
+/// `SSH_ORIGINAL_COMMAND`, which would make the shim read that instead. In
+/// a process group of its own, so a Ctrl-C at the terminal reaches only the
+/// client, which then stops the call itself: a shim in the terminal's group
+/// got the SIGINT too and could exit 130 before the client saw its own.
 fn local_command(shim: &std::path::Path, args: &[String], req: &Request) -> Command {
+    use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(shim);
     cmd.args(args)
         .args(req.to_words())
-        .env_remove("SSH_ORIGINAL_COMMAND");
+        .env_remove("SSH_ORIGINAL_COMMAND")
+        .process_group(0);
     cmd
 }
 

@@ -372,6 +372,12 @@ impl ClaudeEnv {
             ("PATH".to_owned(), path.to_string_lossy().into_owned()),
             ("TERM".to_owned(), "xterm-256color".to_owned()),
             ("LANG".to_owned(), "C.UTF-8".to_owned()),
+            // claude keeps a directory and a socket directory there: in
+            // this world's temp dir, not the test server's TMPDIR.
+            (
+                "TMPDIR".to_owned(),
+                self.env.temp_dir().to_string_lossy().into_owned(),
+            ),
         ];
         vars.extend(agent_env);
         args.extend(vars.iter().map(|(k, v)| format!("{k}={v}")));
