@@ -304,6 +304,28 @@ impl ClaudeEnv {
         std::fs::write(&self.env.config, out).expect("write the shim config");
     }
 
+    /// Sets the shim config's `wait_secs`, as a user editing it would; the
+    /// shim reads its config per request, so the next turn waits that long.
+    /// For a test whose point is a short wait: its first turn, which also
+    /// waits for claude to start, can have the default.
+    pub fn set_wait_secs(&self, secs: u64) {
+        let text = self.shim_config();
+        let mut done = false;
+        let out: String = text
+            .lines()
+            .map(|line| {
+                if line.starts_with("wait_secs = ") {
+                    done = true;
+                    format!("wait_secs = {secs}\n")
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        assert!(done, "no wait_secs line in the shim config:\n{text}");
+        std::fs::write(&self.env.config, out).expect("write the shim config");
+    }
+
     /// Changes `~/.claude/settings.json` (the user's settings) with `f`;
     /// takes effect for claudes started afterwards.
     pub fn edit_settings(&self, f: impl FnOnce(&mut Value)) {
@@ -721,28 +743,42 @@ impl Recorder {
         self.lines("status.jsonl")
     }
 
-    /// Waits until `pred` holds for the hook calls so far (polling the file
-    /// every 50 ms); panics with them after `timeout`.
+    /// Waits until `pred` holds for the lines of `file` so far (polling it
+    /// every 50 ms); panics with `failure(lines)` after `timeout`.
+    #[track_caller]
+    fn wait_lines(
+        &self,
+        file: &str,
+        timeout: Duration,
+        mut pred: impl FnMut(&[Value]) -> bool,
+        failure: impl Fn(&[Value]) -> String,
+    ) -> Vec<Value> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let lines = self.lines(file);
+            if pred(&lines) {
+                return lines;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", failure(&lines));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `pred` holds for the hook calls so far; panics with them
+    /// after `timeout`.
     #[track_caller]
     pub fn wait_hooks(
         &self,
         timeout: Duration,
         what: &str,
-        mut pred: impl FnMut(&[Value]) -> bool,
+        pred: impl FnMut(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let h = self.hooks();
-            if pred(&h) {
-                return h;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
+        self.wait_lines("hooks.jsonl", timeout, pred, |_| {
+            format!(
                 "no {what} among the hooks within {timeout:?}:\n{}",
                 self.summary()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            )
+        })
     }
 
     /// Waits until `pred` holds for the status line calls so far.
@@ -751,22 +787,15 @@ impl Recorder {
         &self,
         timeout: Duration,
         what: &str,
-        mut pred: impl FnMut(&[Value]) -> bool,
+        pred: impl FnMut(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let s = self.status_lines();
-            if pred(&s) {
-                return s;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
+        self.wait_lines("status.jsonl", timeout, pred, |s| {
+            format!(
                 "no {what} among {} status line calls within {timeout:?}; the last: {}",
                 s.len(),
                 s.last().map(Value::to_string).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            )
+        })
     }
 
     /// One line per hook call, for failure messages.

@@ -110,11 +110,9 @@ fn api_overloaded_529_ends_76_within_the_wait() {
 #[test]
 fn api_error_500_that_claude_retries_ends_76_within_the_wait() {
     // Claude retries a 500 ten times over about three minutes; the turn
-    // must end with the agent's error within its wait, not 124.
-    let mut w = ClaudeEnv::with(ClaudeOptions {
-        wait_secs: 15,
-        ..ClaudeOptions::default()
-    });
+    // must end with the agent's error within its wait (the default 30 s,
+    // which also covers claude's start), not 124.
+    let mut w = ClaudeEnv::new();
     let t = w.turn("server-error", "mock: status 500\nhello?");
     t.code(76);
     assert_eq!(t.json["error_code"], "agent_error", "{}", t.run);
@@ -160,13 +158,11 @@ fn a_model_that_ignores_the_skill_still_gets_its_text_delivered() {
 
 #[test]
 fn a_slow_answer_times_out_then_poll_collects_it() {
-    let mut w = ClaudeEnv::with(ClaudeOptions {
-        wait_secs: 5,
-        ..ClaudeOptions::default()
-    });
+    let mut w = ClaudeEnv::new();
     // Started first so that the slow turn's wait is the model's alone.
     let t = w.turn("slow", "warm up");
     assert_echoed(&w, &t, "warm up");
+    w.set_wait_secs(5);
     let message = "mock: slow 8000\ntake your time";
     let t = w.turn("slow", message);
     t.code(124);
