@@ -304,6 +304,39 @@ impl ClaudeEnv {
         std::fs::write(&self.env.config, out).expect("write the shim config");
     }
 
+    /// Takes each of `flags` and the value after it out of the agent line:
+    /// `["--tools", "--append-system-prompt-file"]` gives the policy of
+    /// before issue 13 (every tool offered, the protocol only in the skill).
+    pub fn remove_agent_args(&self, flags: &[&str]) {
+        let (argv, _) = self.agent_command();
+        let mut kept: Vec<String> = Vec::new();
+        let mut skip = false;
+        for a in argv {
+            if std::mem::take(&mut skip) {
+                continue;
+            }
+            if flags.contains(&a.as_str()) {
+                skip = true;
+                continue;
+            }
+            kept.push(a);
+        }
+        let line = format!("agent = {}", serde_json::to_string(&kept).expect("JSON"));
+        let text = self.shim_config();
+        let out: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("agent = ") {
+                    line.clone()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .map(|l| l + "\n")
+            .collect();
+        std::fs::write(&self.env.config, out).expect("write the shim config");
+    }
+
     /// Changes `~/.claude/settings.json` (the user's settings) with `f`;
     /// takes effect for claudes started afterwards.
     pub fn edit_settings(&self, f: impl FnOnce(&mut Value)) {
