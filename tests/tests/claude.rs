@@ -457,6 +457,8 @@ fn a_turn_streams_its_steps_in_order_then_the_reply() {
             "tool_started Read missing.txt",
             "tool_failed Read missing.txt",
             "replied",
+            // What the turn's requests used, from the transcript.
+            "usage",
             "reply",
         ],
         "{r}"
@@ -493,9 +495,13 @@ fn a_turn_without_tools_streams_submitted_and_replied() {
     );
     r.code(0);
     let events = events_of(&r);
-    assert_eq!(kinds(&events), ["submitted", "replied", "reply"], "{r}");
     assert_eq!(
-        events[2]["text"]
+        kinds(&events),
+        ["submitted", "replied", "usage", "reply"],
+        "{r}"
+    );
+    assert_eq!(
+        events[3]["text"]
             .as_str()
             .map(|t| t.starts_with(&ClaudeEnv::echo("just say hi"))),
         Some(true),
@@ -572,6 +578,7 @@ fn turn_events_over_ssh_streams_the_steps_then_the_reply_and_the_log_keeps_the_t
         "tool_started Read missing.txt",
         "tool_failed Read missing.txt",
         "replied",
+        "usage",
     ];
     assert_eq!(kinds(&lines), [&steps[..], &["reply"]].concat(), "{r}");
     let last = lines.last().expect("last line");
@@ -608,8 +615,12 @@ fn turn_events_over_ssh_streams_the_steps_then_the_reply_and_the_log_keeps_the_t
     );
     r.code(0);
     let lines = events_of(&r);
-    assert_eq!(kinds(&lines), ["submitted", "replied", "reply"], "{r}");
-    assert_eq!(lines[2]["used_tools"], serde_json::json!([]), "{r}");
+    assert_eq!(
+        kinds(&lines),
+        ["submitted", "replied", "usage", "reply"],
+        "{r}"
+    );
+    assert_eq!(lines[3]["used_tools"], serde_json::json!([]), "{r}");
 }
 
 #[test]
