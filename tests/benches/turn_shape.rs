@@ -32,17 +32,25 @@ struct Side {
     consult_bytes: Vec<usize>,
     first_latency: Vec<Duration>,
     warm_latency: Vec<Duration>,
+    /// From a warm turn's `replied` event to its `usage` event: how much
+    /// longer a stream's reply waits for what the turn cost.
+    usage_gap: Vec<Duration>,
 }
 
 /// When the turn's `submitted` event was recorded, in Unix ms.
 fn submitted_ms(t: &Turn) -> i64 {
+    event_ms(t, "submitted")
+}
+
+/// When the turn's first event of `kind` was recorded, in Unix ms.
+fn event_ms(t: &Turn, kind: &str) -> i64 {
     let at = t.json["events"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|e| e["kind"] == "submitted")
+        .find(|e| e["kind"] == kind)
         .and_then(|e| e["at"].as_str())
-        .expect("a submitted event");
+        .unwrap_or_else(|| panic!("a {kind} event: {}", t.run));
     let (whole, frac) = at
         .trim_end_matches('Z')
         .split_once('.')
@@ -75,6 +83,9 @@ fn round(w: &mut ClaudeEnv, side: &mut Side, k: usize) {
     let c = calls(w, &t);
     side.warm_bytes.push(c[0].body.to_string().len());
     side.warm_latency.push(latency(w, &t, &c[0]));
+    let gap = event_ms(&t, "usage") - event_ms(&t, "replied");
+    side.usage_gap
+        .push(Duration::from_millis(gap.max(0) as u64));
     w.mock.set_consult_skill(true);
     let t = w.turn(
         SESSION,
@@ -153,11 +164,11 @@ fn main() {
         dist(&before.consult_requests),
         verdict(one)
     );
-    let total = |v: &[usize]| v.iter().sum::<usize>() / v.len().max(1);
+    let per_turn = |s: &Side| s.consult_bytes.iter().sum::<usize>() / s.consult_requests.len();
     println!(
         "a consulting model's turn, all its requests  {} bytes a turn | before {} bytes a turn",
-        total(&after.consult_bytes) * after.consult_bytes.len() / after.consult_requests.len(),
-        total(&before.consult_bytes) * before.consult_bytes.len() / before.consult_requests.len(),
+        per_turn(&after),
+        per_turn(&before),
     );
     for (label, a, b) in [
         ("first turn", &after.first_latency, &before.first_latency),
@@ -171,6 +182,12 @@ fn main() {
             diff_ms(sa.median, sb.median)
         );
     }
+    let (ga, gb) = (summary(&after.usage_gap), summary(&before.usage_gap));
+    println!(
+        "warm turn: from the replied event to the usage event (a stream's reply waits that much more; run-turn's not at all)  {} | the other laptop {}",
+        med_p95(&ga),
+        med_p95(&gb)
+    );
     if !(b1 && b2 && one) {
         std::process::exit(1);
     }
