@@ -7,7 +7,7 @@
 //! processes.
 
 use paliadin_core::error_code::ErrorCode;
-use paliadin_core::event::{Event, Kind};
+use paliadin_core::event::{Event, Kind, Usage};
 use paliadin_core::reply;
 use uuid::Uuid;
 
@@ -44,6 +44,16 @@ pub fn tools_of(events: &[Event]) -> Vec<String> {
     tools
 }
 
+/// What the turn used, from its stream's last `usage` event (one that says
+/// "not measured" carries none).
+pub fn usage_of(events: &[Event]) -> Option<Usage> {
+    events
+        .iter()
+        .rev()
+        .find(|e| e.kind == Kind::Usage)
+        .and_then(|e| e.usage.clone())
+}
+
 /// How a turn ended at `ended_ms`, from what the shim said.
 pub fn outcome(said: Said<'_>, ended_ms: i64) -> Outcome {
     let a = said.answer;
@@ -53,6 +63,7 @@ pub fn outcome(said: Said<'_>, ended_ms: i64) -> Outcome {
         (None, None) if said.streamed => {
             return Outcome {
                 used_tools: tools_of(said.events),
+                usage: usage_of(said.events),
                 ..Outcome::failed(
                     ended_ms,
                     ErrorCode::ShimError,
@@ -63,8 +74,10 @@ pub fn outcome(said: Said<'_>, ended_ms: i64) -> Outcome {
         (None, None) => String::from_utf8_lossy(&a.stdout).into_owned(),
         (Some(code), _) => {
             return Outcome {
-                // A failed turn's events still say what it touched.
+                // A failed turn's events still say what it touched, and
+                // what it cost.
                 used_tools: tools_of(said.events),
+                usage: usage_of(said.events),
                 ..Outcome::failed(ended_ms, code, detail(code, &a.detail))
             };
         }
@@ -75,6 +88,7 @@ pub fn outcome(said: Said<'_>, ended_ms: i64) -> Outcome {
         status: Status::Ok,
         response: Some(p.body),
         tokens: Some(p.tokens as i64),
+        usage: usage_of(said.events),
         used_tools: if said.events.is_empty() {
             p.meta.used_tools.clone()
         } else {
@@ -188,6 +202,7 @@ mod tests {
             target: None,
             detail: None,
             text: None,
+            usage: None,
         }
     }
 

@@ -388,6 +388,7 @@ pub fn step(e: &paliadin_core::event::Event) -> Option<String> {
         | Kind::ToolFinished
         | Kind::Replied
         | Kind::Idle
+        | Kind::Usage
         | Kind::Reply
         | Kind::Other => return None,
     })
@@ -525,6 +526,7 @@ mod tests {
             target: target.map(str::to_owned),
             detail: None,
             text: None,
+            usage: None,
         };
         let read = e(Kind::ToolStarted, Some("Read"), Some("invoices.csv"));
         assert_eq!(step(&read).as_deref(), Some("Reading invoices.csv"));

@@ -32,6 +32,9 @@ pub enum Kind {
     Replied,
     /// The agent went idle.
     Idle,
+    /// What the turn's model requests used, in `usage` (just before the
+    /// reply, or after `failed`).
+    Usage,
     /// The last line of a stream: the reply itself, in `text`.
     Reply,
     /// A kind this version does not know (a newer shim).
@@ -42,7 +45,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind this version knows, in the order of PROTOCOL section 7
     /// (`Other` last: it stands for any name not in this list).
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Submitted,
         Kind::ToolStarted,
         Kind::ToolFinished,
@@ -52,6 +55,7 @@ impl Kind {
         Kind::Failed,
         Kind::Replied,
         Kind::Idle,
+        Kind::Usage,
         Kind::Reply,
         Kind::Other,
     ];
@@ -69,6 +73,7 @@ impl Kind {
             Kind::Failed => "failed",
             Kind::Replied => "replied",
             Kind::Idle => "idle",
+            Kind::Usage => "usage",
             Kind::Reply => "reply",
             Kind::Other => "other",
         }
@@ -102,6 +107,26 @@ pub struct Event {
     /// The reply, on the last line of a stream only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// What the turn's model requests used, on a `usage` event only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// What a turn's own model requests used, as the agent's transcript
+/// records them (Claude Code: each request's `message.usage`, counted once
+/// per request however many lines repeat it). Tokens are the API's counts,
+/// not an estimate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    /// The model that answered (the last request's, if they differ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// How many model requests the turn made (its subagents' included).
+    pub requests: u64,
 }
 
 /// Longest summary or detail, in characters (made one line by
@@ -222,6 +247,7 @@ mod tests {
             target: Some("a.csv".into()),
             detail: None,
             text: None,
+            usage: None,
         };
         let line = serde_json::to_string(&e).unwrap();
         assert_eq!(

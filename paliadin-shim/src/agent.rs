@@ -266,7 +266,8 @@ impl Shim {
                 self.config.workdir.display()
             )));
         }
-        let mut argv = self.config.agent.clone();
+        // A tool an operator allowed in shim.toml is offered too.
+        let mut argv = crate::policy::offer_allowed_tools(&self.config.agent);
         if self.config.agent_hooks {
             let settings = hooks::write_settings(&self.config.state_dir)?;
             argv.push("--settings".into());

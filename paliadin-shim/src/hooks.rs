@@ -3,7 +3,8 @@
 //! runs for each event. The handler reads its stdin with a bound, records the
 //! turn's progress event, leaves its marker (the reply, for `Stop`) in the
 //! session's state, then rings the waiters' bells, and exits 0 within a
-//! second whatever it got, printing
+//! second whatever it got (a `Stop` or `StopFailure` then spends up to 2 s
+//! more on the turn's usage, [`crate::usage`], after its outcome is rung), printing
 //! nothing (a `PreToolUse` hook's output would be a decision): it must never
 //! hold the agent up, never type into a pane, never fail loudly.
 
@@ -201,6 +202,7 @@ pub fn progress(event: HookEvent, v: &Value) -> Option<Event> {
         target,
         detail,
         text: None,
+        usage: None,
     })
 }
 
@@ -233,6 +235,7 @@ pub fn handle(dir: &SessionDir, event: HookEvent, v: &Value) {
     let last_turn = || last().filter(|t| t.exists());
     match event {
         HookEvent::SessionStart => {
+            let _ = dir.set_agent_session(&s("session_id"));
             let _ = dir.mark_ready(&s("source"));
         }
         HookEvent::UserPromptSubmit => {
@@ -282,6 +285,12 @@ pub fn handle(dir: &SessionDir, event: HookEvent, v: &Value) {
     }
     // Last, once everything is recorded: the waiters look again.
     dir.ring();
+    // Then what the turn cost, off the reply's path; rung again.
+    let last = last_turn().filter(|t| !t.has(TurnMark::Measured));
+    if let (HookEvent::Stop | HookEvent::StopFailure, Some(t)) = (event, last) {
+        crate::usage::record(dir, &t, v);
+        dir.ring();
+    }
 }
 
 /// A `Notification` of `kind`.

@@ -18,4 +18,5 @@ pub mod setup;
 pub mod state;
 pub mod status;
 pub mod tmux;
+pub mod usage;
 pub mod wait;

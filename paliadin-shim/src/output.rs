@@ -56,6 +56,7 @@ impl Output {
                     target: None,
                     detail: None,
                     text: Some(String::from_utf8_lossy(reply).into_owned()),
+                    usage: None,
                 };
                 line = format!("{}\n", serde_json::to_string(&e).unwrap_or_default());
                 line.as_bytes()

@@ -76,6 +76,8 @@ pub enum TurnMark {
     Idle,
     /// Its reply was printed at least once (the file holds when, in ms).
     Delivered,
+    /// Its `usage` event is recorded (measured or not).
+    Measured,
 }
 
 impl TurnMark {
@@ -87,6 +89,7 @@ impl TurnMark {
             TurnMark::Failed => "failed",
             TurnMark::Idle => "idle",
             TurnMark::Delivered => "delivered",
+            TurnMark::Measured => "measured",
         }
     }
 }
@@ -166,6 +169,8 @@ const AGENT: &str = "agent.json";
 const CURRENT: &str = "current";
 /// The id of the last turn the agent took (`UserPromptSubmit`).
 const LAST_PROMPT: &str = "last_prompt";
+/// The agent's own id of its conversation (Claude Code's `session_id`).
+const AGENT_SESSION: &str = "agent_session";
 /// Its mtime: the session's last activity.
 const ACTIVITY: &str = "activity";
 /// Its mtime: the last sweep of expired turns.
@@ -303,6 +308,22 @@ impl SessionDir {
         let record =
             serde_json::json!({ "source": source, "at_ms": paliadin_core::timefmt::now_ms() });
         self.mark(Mark::Ready, &record.to_string())
+    }
+
+    /// Records the agent's id of its conversation, as its `SessionStart`
+    /// gave it (a new one after `/clear`): the one transcript this
+    /// session's turns are measured from.
+    pub fn set_agent_session(&self, id: &str) -> io::Result<()> {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            self.remove(AGENT_SESSION);
+            return Ok(());
+        }
+        self.write(AGENT_SESSION, id)
+    }
+
+    /// The agent's id of its conversation, if its start gave one.
+    pub fn agent_session(&self) -> Option<String> {
+        Some(self.read(AGENT_SESSION)?.trim().to_owned()).filter(|s| !s.is_empty())
     }
 
     /// The turn the session waits on, if any.

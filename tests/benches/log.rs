@@ -151,6 +151,7 @@ fn outcome(r: &Row) -> Outcome {
         status: r.status,
         response: Some(r.response.clone()),
         tokens: Some(1234),
+        usage: None,
         used_tools: vec!["sql".into()],
         claimed_tools: Some(vec!["sql".into()]),
         rows_seen: Some(12),

@@ -309,20 +309,46 @@ impl ClaudeEnv {
     /// For a test whose point is a short wait: its first turn, which also
     /// waits for claude to start, can have the default.
     pub fn set_wait_secs(&self, secs: u64) {
+        self.set_config_line("wait_secs = ", format!("wait_secs = {secs}"));
+    }
+
+    /// Takes each of `flags` and the value after it out of the agent line:
+    /// `["--tools", "--append-system-prompt-file"]` gives the policy of
+    /// before issue 13 (every tool offered, the protocol only in the skill).
+    pub fn remove_agent_args(&self, flags: &[&str]) {
+        let (argv, _) = self.agent_command();
+        let mut kept: Vec<String> = Vec::new();
+        let mut skip = false;
+        for a in argv {
+            if std::mem::take(&mut skip) {
+                continue;
+            }
+            if flags.contains(&a.as_str()) {
+                skip = true;
+                continue;
+            }
+            kept.push(a);
+        }
+        let line = format!("agent = {}", serde_json::to_string(&kept).expect("JSON"));
+        self.set_config_line("agent = ", line);
+    }
+
+    /// Replaces the shim config's line that starts with `prefix` by `line`.
+    fn set_config_line(&self, prefix: &str, line: String) {
         let text = self.shim_config();
         let mut done = false;
         let out: String = text
             .lines()
-            .map(|line| {
-                if line.starts_with("wait_secs = ") {
+            .map(|l| {
+                if l.starts_with(prefix) && !done {
                     done = true;
-                    format!("wait_secs = {secs}\n")
-                } else {
                     format!("{line}\n")
+                } else {
+                    format!("{l}\n")
                 }
             })
             .collect();
-        assert!(done, "no wait_secs line in the shim config:\n{text}");
+        assert!(done, "no {prefix:?} line in the shim config:\n{text}");
         std::fs::write(&self.env.config, out).expect("write the shim config");
     }
 

@@ -80,7 +80,10 @@ fn turn_over_ssh_prints_the_reply_and_logs_it() {
     assert_eq!(v["claimed_tools"], serde_json::json!(["test-agent"]));
     assert_eq!(v["classifier_tag"], "test");
     assert_eq!(v["rows_seen"], 1);
-    assert_eq!(v["tokens"], msg.chars().count().div_ceil(4));
+    assert_eq!(v["estimated_tokens"], msg.chars().count().div_ceil(4));
+    // The test agent writes no transcript: its usage was not measured,
+    // and the record says so rather than estimate it.
+    assert_eq!(v["usage"], Value::Null);
     assert_eq!(v["error_code"], Value::Null);
     let db = row(&env, v["turn_id"].as_str().unwrap());
     assert_eq!(db["status"], "ok");
@@ -104,7 +107,13 @@ fn turn_events_streams_json_lines_and_the_log_keeps_them() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{r}")))
         .collect();
     let kinds: Vec<&str> = lines.iter().map(|v| v["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["submitted", "replied", "reply"], "{r}");
+    // The test agent keeps no transcript of Claude Code's: its usage event
+    // says "not measured".
+    assert_eq!(kinds, ["submitted", "replied", "usage", "reply"], "{r}");
+    assert!(lines[2]["detail"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("not measured: ")));
+    assert_eq!(lines[3]["usage"], Value::Null, "{r}");
     let last = lines.last().unwrap();
     assert_eq!(last["text"], msg, "the reply, trailer stripped");
     assert_eq!(last["status"], "ok");
@@ -127,11 +136,12 @@ fn turn_events_streams_json_lines_and_the_log_keeps_them() {
         .lines()
         .filter_map(|l| l.split_whitespace().nth(1))
         .collect();
-    assert_eq!(kinds, ["submitted", "replied"], "{shown}");
+    assert_eq!(kinds, ["submitted", "replied", "usage"], "{shown}");
+    assert!(shown.contains("usage:          not measured\n"), "{shown}");
     assert!(shown.contains("claimed tools:  test-agent\n"), "{shown}");
     let v = json(&env.cli(&["log", "show", "--json", id]));
     assert_eq!(v["events"][0]["kind"], "submitted");
-    assert_eq!(v["events"].as_array().unwrap().len(), 2);
+    assert_eq!(v["events"].as_array().unwrap().len(), 3);
     assert_eq!(v["claimed_tools"], serde_json::json!(["test-agent"]));
     // A failed turn ends the stream with an error line and its exit status.
     let r = env.cli(&[
@@ -1501,7 +1511,8 @@ fn one_record_from_turn_poll_log_show_and_the_last_line_of_events() {
         "page_origin",
         "status",
         "response",
-        "tokens",
+        "estimated_tokens",
+        "usage",
         "used_tools",
         "claimed_tools",
         "rows_seen",

@@ -644,6 +644,20 @@ fn laptop_starts_claude_unattended() {
     let config = w.h(".config/paliadin/shim.toml");
     let text = read(&config);
     let work = w.h("paliadin-work").display().to_string();
+    // The protocol is the skill's, without the frontmatter the skill list
+    // alone reads (only Read is offered: no Skill tool, no skill list).
+    let prompt = w.h(".config/paliadin/agent-prompt.md");
+    let body = read(&prompt);
+    let skill = read(&repo().join("skills/paliadin/SKILL.md"));
+    let after_front = skill.splitn(3, "---\n").nth(2).expect("frontmatter");
+    assert_eq!(
+        body,
+        format!("<!-- installed by paliadin -->\n{after_front}")
+    );
+    assert!(
+        text.contains("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = \"1\""),
+        "{text}"
+    );
     // The agent reads the workdir and nothing else: no --add-dir (its
     // dialog would stop the pane) and no rule that names the shim's state.
     let want = [
@@ -651,10 +665,14 @@ fn laptop_starts_claude_unattended() {
         "--permission-mode".into(),
         "dontAsk".into(),
         "--strict-mcp-config".into(),
+        "--tools".into(),
+        "Read".into(),
         "--allowedTools".into(),
         format!("Read(/{work}/**)"),
         "--disallowedTools".into(),
         "AskUserQuestion".into(),
+        "--append-system-prompt-file".into(),
+        prompt.display().to_string(),
     ];
     let want: Vec<String> = want
         .iter()

@@ -492,6 +492,8 @@ fn lines_of(lines: &[Value], request_id: &str) -> Vec<Value> {
 fn the_transcript_repeats_a_requests_usage_on_each_line_of_its_answer_and_a_subagent_has_its_own_file(
 ) {
     let mut w = ClaudeEnv::new();
+    // The Agent tool, which the installer's `--tools Read` does not offer.
+    w.remove_agent_args(&["--tools"]);
     let rec = w.record();
     let notes = w.env.workdir.join("notes.txt");
     std::fs::write(&notes, "the notes\n").expect("notes");

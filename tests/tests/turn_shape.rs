@@ -1,6 +1,7 @@
 //! What a turn sends the model, with the real Claude Code (the pinned
 //! release) against the mock: the tools offered with the installer's
-//! policy and with `--tools`, a protocol given with
+//! policy (`--tools Read`) and with the policy of before (every tool), a
+//! protocol given with
 //! `--append-system-prompt-file`, and a model that consults the skill
 //! before it answers (issue 13). Each test asserts the fact later code
 //! relies on, and prints the sizes it measured (`--nocapture`) for
@@ -11,9 +12,9 @@ use paliadin_tests::mock_api::Request;
 use paliadin_tests::Value;
 use std::time::Duration;
 
-/// The tools Claude Code 2.1.328 offers under the installer's policy
+/// The tools Claude Code 2.1.328 offers under the policy of before issue 13
 /// (`--permission-mode dontAsk`, `--allowedTools Read(<workdir>)`,
-/// `--disallowedTools AskUserQuestion`), whatever it allows.
+/// `--disallowedTools AskUserQuestion`, no `--tools`), whatever it allows.
 const OFFERED_TODAY: &[&str] = &[
     "Agent",
     "Bash",
@@ -130,27 +131,36 @@ fn print_blocks(r: &Request) {
     }
 }
 
+/// The agent line's flags the installer's policy added in issue 13.
+const NEW_FLAGS: [&str; 2] = ["--tools", "--append-system-prompt-file"];
+/// The start of the protocol's text (skills/paliadin/SKILL.md).
+const PROTOCOL: &str = "paliadin: answer relayed messages";
+
 #[test]
-fn the_installers_policy_offers_twelve_tools_and_tools_read_offers_only_read() {
-    let variants: [(&str, Option<&str>, Vec<&str>, bool); 3] = [
-        ("today", None, OFFERED_TODAY.to_vec(), true),
+fn the_installers_policy_offers_only_read_and_the_protocol_is_in_the_system_prompt() {
+    // (label, the policy of before, tools offered, skills listed)
+    let variants: [(&str, bool, Vec<&str>, bool); 3] = [
+        ("before", true, OFFERED_TODAY.to_vec(), true),
         (
-            "--tools Read",
-            Some("Read"),
+            "installer's policy",
+            false,
             vec!["DeferredToolPlaceholder", "Read"],
             false,
         ),
         (
             "--tools Read,Skill",
-            Some("Read,Skill"),
+            true,
             vec!["Read", "DeferredToolPlaceholder", "Skill"],
             true,
         ),
     ];
-    for (label, tools, want, skills_listed) in variants {
+    for (label, before, want, skills_listed) in variants {
         let mut w = ClaudeEnv::new();
-        if let Some(tools) = tools {
-            w.add_agent_args(&["--tools", tools]);
+        if before {
+            w.remove_agent_args(&NEW_FLAGS);
+        }
+        if label.starts_with("--tools") {
+            w.add_agent_args(&["--tools", "Read,Skill"]);
         }
         let first_turn = w.turn("shape", "the first question");
         first_turn.code(0);
@@ -176,13 +186,23 @@ fn the_installers_policy_offers_twelve_tools_and_tools_read_offers_only_read() {
             .to_string()
             .contains("Answers a message relayed by the paliadin shim");
         assert_eq!(listed, skills_listed, "{label}");
+        // The protocol is in the system prompt with the policy, in every
+        // request, and nowhere in the requests of before.
+        for r in [&first, &warm] {
+            assert_eq!(system_text(r).contains(PROTOCOL), !before, "{label}");
+        }
     }
 }
 
 #[test]
 fn offered_only_read_a_turn_still_reads_the_workdir_and_any_other_tool_is_refused() {
+    // The installer's policy as it is: --tools Read.
     let mut w = ClaudeEnv::new();
-    w.add_agent_args(&["--tools", "Read"]);
+    assert!(w
+        .agent_command()
+        .0
+        .windows(2)
+        .any(|p| p == ["--tools", "Read"]));
     let notes = w.env.workdir.join("notes.txt");
     std::fs::write(&notes, "the notes\n").expect("notes");
     let notes = notes.canonicalize().expect("real path");
@@ -242,6 +262,7 @@ fn an_appended_system_prompt_is_read_at_start_and_in_every_request_after_clear_a
     let marker = "PALIADIN-PROTOCOL-MARKER-5e1d: answer in one line.";
     let file = w.env.tmp.path().join("protocol.md");
     std::fs::write(&file, format!("# protocol\n\n{marker}\n")).expect("protocol");
+    w.remove_agent_args(&["--append-system-prompt-file"]);
     w.add_agent_args(&["--append-system-prompt-file", &file.to_string_lossy()]);
     let rec = w.record();
     let t = w.turn("sys", "first");
@@ -322,8 +343,9 @@ fn an_appended_system_prompt_is_read_at_start_and_in_every_request_after_clear_a
 }
 
 #[test]
-fn a_model_that_consults_the_skill_takes_two_requests_and_none_when_only_read_is_offered() {
+fn a_model_that_consults_the_skill_takes_two_requests_before_and_one_with_the_installers_policy() {
     let mut w = ClaudeEnv::new();
+    w.remove_agent_args(&NEW_FLAGS);
     w.mock.set_consult_skill(true);
     let t = w.turn("skill", "what is two and two?");
     t.code(0);
@@ -345,21 +367,15 @@ fn a_model_that_consults_the_skill_takes_two_requests_and_none_when_only_read_is
     print("consulting, first request", &calls[0]);
     print("consulting, second request", &calls[1]);
     assert!(asked["tools"].to_string().contains("\"Skill\""));
-    // Offered only Read, with the protocol in the system prompt: one.
+    // The installer's policy: offered only Read, with the protocol in the
+    // system prompt: one request.
     let mut w = ClaudeEnv::new();
     w.mock.set_consult_skill(true);
-    let skill_md =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../skills/paliadin/SKILL.md");
-    w.add_agent_args(&[
-        "--tools",
-        "Read",
-        "--append-system-prompt-file",
-        &skill_md.canonicalize().expect("SKILL.md").to_string_lossy(),
-    ]);
     let t = w.turn("skill", "what is two and two?");
     t.code(0);
     let call = only_call(&w, &t);
-    assert!(system_text(&call).contains("paliadin: answer relayed messages"));
+    assert!(system_text(&call).contains(PROTOCOL));
+    assert!(!call.body["tools"].to_string().contains("\"Skill\""));
     print(
         "protocol in the system prompt, --tools Read, first request",
         &call,

@@ -194,7 +194,14 @@ fn show(t: &Turn) -> String {
             },
         ),
         ("page origin", opt(&n.page_origin)),
-        ("tokens", or_dash(o.tokens)),
+        ("usage", usage_line(o.usage.as_ref())),
+        (
+            "est. tokens",
+            match o.tokens {
+                Some(n) => format!("{n} (the reply's length / 4: an estimate)"),
+                None => "-".into(),
+            },
+        ),
         ("used tools", names(used)),
         ("claimed tools", names(o.claimed_tools.as_deref())),
         ("rows seen", or_dash(o.rows_seen)),
@@ -212,6 +219,26 @@ fn show(t: &Turn) -> String {
         for_terminal(o.response.as_deref().unwrap_or("-")),
     ));
     s
+}
+
+/// A turn's usage in one line, or that it was not measured.
+fn usage_line(u: Option<&paliadin_core::event::Usage>) -> String {
+    let Some(u) = u else {
+        return "not measured".into();
+    };
+    format!(
+        "input {}  output {}  cache read {}  cache creation {}  ({} request{}{})",
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_read_input_tokens,
+        u.cache_creation_input_tokens,
+        u.requests,
+        if u.requests == 1 { "" } else { "s" },
+        u.model
+            .as_deref()
+            .map(|m| format!(", {}", one_line(m, Some(60))))
+            .unwrap_or_default()
+    )
 }
 
 fn stats(store: &Store, scope: &Scope, json: bool) -> Result<(), Failure> {
@@ -233,24 +260,62 @@ fn stats(store: &Store, scope: &Scope, json: bool) -> Result<(), Failure> {
         or_dash(s.median_ms),
         or_dash(s.p95_ms)
     );
+    let u = &s.usage;
+    if u.measured_turns == 0 {
+        t.push_str("usage: not measured\n");
+    } else {
+        t.push_str(&format!(
+            "usage of the {} of {} turns measured: input {}  output {}  cache read {}  cache creation {}  requests {}\n",
+            u.measured_turns,
+            s.total,
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_read_input_tokens,
+            u.cache_creation_input_tokens,
+            u.requests
+        ));
+    }
     if !s.by_code.is_empty() {
         t.push_str("\nby error code:\n");
         for c in &s.by_code {
             t.push_str(&format!("  {:<18} {}\n", c.code, c.turns));
         }
     }
-    let mut days = Table::new(&["DAY", "TURNS", "ERRORS", "MEDIAN MS", "P95 MS"])
-        .right(1)
-        .right(2)
-        .right(3)
-        .right(4);
+    let mut days = Table::new(&[
+        "DAY",
+        "TURNS",
+        "ERRORS",
+        "MEDIAN MS",
+        "P95 MS",
+        "MEASURED",
+        "IN",
+        "OUT",
+        "CACHE READ",
+        "CACHE NEW",
+    ]);
+    for i in 1..10 {
+        days = days.right(i);
+    }
     for d in &s.days {
+        let u = &d.usage;
+        let n = |v: i64| {
+            if u.measured_turns == 0 {
+                "-".to_owned()
+            } else {
+                v.to_string()
+            }
+        };
         days.row(vec![
             d.day.clone(),
             d.total.to_string(),
             d.errors.to_string(),
             or_dash(d.median_ms),
             or_dash(d.p95_ms),
+            u.measured_turns.to_string(),
+            n(u.input_tokens),
+            n(u.output_tokens),
+            n(u.cache_read_input_tokens),
+            n(u.cache_creation_input_tokens),
         ]);
     }
     t.push('\n');
@@ -486,6 +551,7 @@ mod tests {
             target: target.map(str::to_owned),
             detail: None,
             text: None,
+            usage: None,
         };
         let text = show_events(&[
             e(EventKind::Submitted, None, None),

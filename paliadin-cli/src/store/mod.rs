@@ -27,15 +27,16 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 pub use paliadin_core::error_code::ErrorCode;
-pub use paliadin_core::event::{Event, Kind as EventKind};
-pub use stats::{CodeCount, DayStats, HostProbes, ProbeStats, Stats};
+pub use paliadin_core::event::{Event, Kind as EventKind, Usage};
+pub use stats::{CodeCount, DayStats, HostProbes, ProbeStats, Stats, UsageTotals};
 
 const DAY_MS: i64 = 86_400_000;
 
 /// Every column of `turns`, in the order [`turn_from_row`] reads them.
 const TURN_COLUMNS: &str = "turn_id, user_id, session, host, started_ms, ended_ms, \
      duration_ms, message, page_origin, response, tokens, used_tools, rows_seen, \
-     classifier_tag, chip_count, status, error_code, error_detail, claimed_tools";
+     classifier_tag, chip_count, status, error_code, error_detail, claimed_tools, \
+     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, model, model_requests";
 
 /// What can go wrong with the turn log.
 #[derive(Debug, thiserror::Error)]
@@ -174,8 +175,14 @@ pub struct Outcome {
     pub status: Status,
     /// The response without its trailer.
     pub response: Option<String>,
-    /// Tokens used, from the trailer.
+    /// An estimate, not a count: the reply's length in characters / 4. In
+    /// JSON `estimated_tokens`; what the turn used is [`Outcome::usage`].
+    #[serde(rename = "estimated_tokens")]
     pub tokens: Option<i64>,
+    /// What the turn's model requests used, from the agent's transcript
+    /// (the stream's `usage` event); `None` when not measured (no hooks, a
+    /// plain `run-turn`, older rows), never an estimate.
+    pub usage: Option<Usage>,
     /// Tools the agent used: from its events (distinct tool names, in the
     /// order first seen) when the turn streamed any, else the trailer's claim.
     pub used_tools: Vec<String>,
@@ -202,6 +209,7 @@ impl Outcome {
             status: Status::Running,
             response: None,
             tokens: None,
+            usage: None,
             used_tools: Vec::new(),
             claimed_tools: None,
             rows_seen: None,
@@ -427,12 +435,15 @@ impl Store {
         let ended = outcome
             .ended_ms
             .unwrap_or_else(paliadin_core::timefmt::now_ms);
+        let u = outcome.usage.as_ref();
         let tx = self.write()?;
         let changed = tx.execute(
             "UPDATE turns SET ended_ms = ?2, duration_ms = ?2 - started_ms, status = ?3, \
              response = ?4, tokens = ?5, used_tools = ?6, rows_seen = ?7, \
              classifier_tag = ?8, chip_count = ?9, error_code = ?10, error_detail = ?11, \
-             claimed_tools = ?12 WHERE turn_id = ?1",
+             claimed_tools = ?12, input_tokens = ?13, output_tokens = ?14, \
+             cache_read_tokens = ?15, cache_creation_tokens = ?16, model = ?17, \
+             model_requests = ?18 WHERE turn_id = ?1",
             params![
                 turn_id.to_string(),
                 ended,
@@ -446,6 +457,12 @@ impl Store {
                 outcome.error_code.map(ErrorCode::as_str),
                 outcome.error_detail,
                 claimed,
+                u.map(|u| u.input_tokens as i64),
+                u.map(|u| u.output_tokens as i64),
+                u.map(|u| u.cache_read_input_tokens as i64),
+                u.map(|u| u.cache_creation_input_tokens as i64),
+                u.and_then(|u| u.model.clone()),
+                u.map(|u| u.requests as i64),
             ],
         )?;
         if changed == 0 {
@@ -565,6 +582,7 @@ impl Store {
                 target: r.get(3)?,
                 detail: r.get(4)?,
                 text: None,
+                usage: None,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -847,6 +865,25 @@ fn code_at(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<ErrorCode>> {
         .map(|c| ErrorCode::parse(&c).unwrap_or(ErrorCode::ShimError)))
 }
 
+/// The usage columns from `col` on (input, output, cache read, cache
+/// creation, model, requests); `None` when the turn was not measured.
+fn usage_at(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<Usage>> {
+    let Some(input) = row.get::<_, Option<i64>>(col)? else {
+        return Ok(None);
+    };
+    let n = |k: usize| -> rusqlite::Result<u64> {
+        Ok(row.get::<_, Option<i64>>(col + k)?.unwrap_or(0).max(0) as u64)
+    };
+    Ok(Some(Usage {
+        input_tokens: input.max(0) as u64,
+        output_tokens: n(1)?,
+        cache_read_input_tokens: n(2)?,
+        cache_creation_input_tokens: n(3)?,
+        model: row.get(col + 4)?,
+        requests: n(5)?,
+    }))
+}
+
 fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
     let used_tools = match row.get::<_, Option<String>>(11)? {
         Some(json) => serde_json::from_str(&json).map_err(|e| conversion_error(11, e))?,
@@ -883,6 +920,7 @@ fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
             chip_count: row.get(14)?,
             error_code: code_at(row, 16)?,
             error_detail: row.get(17)?,
+            usage: usage_at(row, 19)?,
         },
     })
 }
@@ -997,6 +1035,73 @@ mod tests {
         assert_eq!(store.stale_turns("host-a").unwrap().len(), 1);
     }
 
+    #[test]
+    fn usage_is_kept_per_turn_and_summed_per_day_alike_from_aggregates_and_turns() {
+        let mut store = Store::open_in_memory().unwrap();
+        let used = |input: u64, requests: u64| Usage {
+            input_tokens: input,
+            output_tokens: 2,
+            cache_read_input_tokens: 30,
+            cache_creation_input_tokens: 4,
+            model: Some("m".into()),
+            requests,
+        };
+        let day2 = T0 + DAY_MS;
+        for (n, at, usage) in [
+            (1, T0, Some(used(100, 1))),
+            (2, T0 + 10, Some(used(50, 2))),
+            (3, T0 + 20, None),
+            (4, day2, Some(used(7, 1))),
+        ] {
+            store.begin_turn(&new_turn(n, "s", at, "m")).unwrap();
+            let done = Outcome {
+                usage,
+                ..outcome(at + 5, Status::Ok)
+            };
+            store.finish_turn(Uuid::from_u128(n), &done).unwrap();
+        }
+        // A row not measured stays so: never an estimate.
+        let row = store.get(Uuid::from_u128(3)).unwrap().unwrap();
+        assert_eq!(row.outcome.usage, None);
+        assert!(serde_json::to_value(&row).unwrap()["usage"].is_null());
+        let all = store.stats(None).unwrap();
+        let by_session = store
+            .stats_in(&Filter {
+                session: Some("s".into()),
+                ..Filter::default()
+            })
+            .unwrap();
+        for s in [&all, &by_session] {
+            assert_eq!(
+                s.usage,
+                UsageTotals {
+                    measured_turns: 3,
+                    input_tokens: 157,
+                    output_tokens: 6,
+                    cache_read_input_tokens: 90,
+                    cache_creation_input_tokens: 12,
+                    requests: 4,
+                }
+            );
+            assert_eq!(s.days[0].usage.input_tokens, 150);
+            assert_eq!(s.days[0].usage.measured_turns, 2);
+            assert_eq!(s.days[1].usage.input_tokens, 7);
+        }
+        // Mid-day: the part of the day before the aggregates, from the turns.
+        let since = store.stats(Some(T0 + 5)).unwrap();
+        assert_eq!(since.usage.input_tokens, 57);
+        // A turn finished again (a poll) and one pruned: the sums follow.
+        let again = Outcome {
+            usage: Some(used(1, 1)),
+            ..outcome(T0 + 50, Status::Ok)
+        };
+        store.finish_turn(Uuid::from_u128(1), &again).unwrap();
+        assert_eq!(store.stats(None).unwrap().usage.input_tokens, 58);
+        store.prune(day2).unwrap();
+        let left = store.stats(None).unwrap().usage;
+        assert_eq!((left.measured_turns, left.input_tokens), (1, 7));
+    }
+
     fn outcome(ended_ms: i64, status: Status) -> Outcome {
         Outcome {
             ended_ms: Some(ended_ms),
@@ -1041,6 +1146,7 @@ mod tests {
             target: tool.map(|_| "a.csv".to_owned()),
             detail: None,
             text: None,
+            usage: None,
         }
     }
 
@@ -1248,6 +1354,14 @@ mod tests {
         let done = Outcome {
             response: Some("up 3%".into()),
             tokens: Some(1234),
+            usage: Some(Usage {
+                input_tokens: 100,
+                output_tokens: 20,
+                cache_read_input_tokens: 5000,
+                cache_creation_input_tokens: 300,
+                model: Some("claude-opus-5-5".into()),
+                requests: 2,
+            }),
             used_tools: vec!["sql".into(), "chart".into()],
             rows_seen: Some(42),
             classifier_tag: Some("sales".into()),
@@ -1604,13 +1718,15 @@ mod tests {
                     errors: 2,
                     median_ms: Some(500), // 5th of 10
                     p95_ms: Some(1000),   // 10th of 10
+                    usage: UsageTotals::default(),
                 },
                 DayStats {
                     day: day_of_ms(day2),
                     total: 2,
                     errors: 1,
                     median_ms: Some(50),
-                    p95_ms: Some(5000)
+                    p95_ms: Some(5000),
+                    usage: UsageTotals::default(),
                 },
             ]
         );

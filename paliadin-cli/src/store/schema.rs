@@ -185,6 +185,76 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     ALTER TABLE turns ADD COLUMN claimed_tools TEXT;
     "#,
+    // 5 (issue 13): what each turn's model requests really used, from the
+    // agent's transcript (PROTOCOL section 7's `usage` event): tokens in,
+    // out, read from and written to the prompt cache, the model and the
+    // number of requests. NULL in a row whose usage was not measured (no
+    // hooks, a plain `run-turn`, older rows): never an estimate. Summed per
+    // UTC day by triggers, as the counts of migration 2 are, so that
+    // `log stats` stays as cheap.
+    r#"
+    ALTER TABLE turns ADD COLUMN input_tokens INTEGER;
+    ALTER TABLE turns ADD COLUMN output_tokens INTEGER;
+    ALTER TABLE turns ADD COLUMN cache_read_tokens INTEGER;
+    ALTER TABLE turns ADD COLUMN cache_creation_tokens INTEGER;
+    ALTER TABLE turns ADD COLUMN model TEXT;
+    ALTER TABLE turns ADD COLUMN model_requests INTEGER;
+    CREATE TABLE turn_usage (
+        day                   INTEGER PRIMARY KEY,
+        turns                 INTEGER NOT NULL,
+        input_tokens          INTEGER NOT NULL,
+        output_tokens         INTEGER NOT NULL,
+        cache_read_tokens     INTEGER NOT NULL,
+        cache_creation_tokens INTEGER NOT NULL,
+        model_requests        INTEGER NOT NULL
+    );
+    CREATE TRIGGER turns_usage_insert AFTER INSERT ON turns
+    WHEN new.input_tokens IS NOT NULL BEGIN
+        INSERT INTO turn_usage VALUES
+            ((new.started_ms / 86400000 - (new.started_ms % 86400000 < 0)), 1,
+             new.input_tokens, COALESCE(new.output_tokens, 0), COALESCE(new.cache_read_tokens, 0),
+             COALESCE(new.cache_creation_tokens, 0), COALESCE(new.model_requests, 0))
+            ON CONFLICT DO UPDATE SET turns = turns + 1,
+            input_tokens = input_tokens + excluded.input_tokens,
+            output_tokens = output_tokens + excluded.output_tokens,
+            cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+            cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
+            model_requests = model_requests + excluded.model_requests;
+    END;
+    CREATE TRIGGER turns_usage_delete AFTER DELETE ON turns
+    WHEN old.input_tokens IS NOT NULL BEGIN
+        UPDATE turn_usage SET turns = turns - 1,
+            input_tokens = input_tokens - old.input_tokens,
+            output_tokens = output_tokens - COALESCE(old.output_tokens, 0),
+            cache_read_tokens = cache_read_tokens - COALESCE(old.cache_read_tokens, 0),
+            cache_creation_tokens = cache_creation_tokens - COALESCE(old.cache_creation_tokens, 0),
+            model_requests = model_requests - COALESCE(old.model_requests, 0)
+            WHERE day = (old.started_ms / 86400000 - (old.started_ms % 86400000 < 0));
+    END;
+    CREATE TRIGGER turns_usage_update
+    AFTER UPDATE OF started_ms, input_tokens, output_tokens, cache_read_tokens,
+        cache_creation_tokens, model_requests ON turns BEGIN
+        UPDATE turn_usage SET turns = turns - 1,
+            input_tokens = input_tokens - old.input_tokens,
+            output_tokens = output_tokens - COALESCE(old.output_tokens, 0),
+            cache_read_tokens = cache_read_tokens - COALESCE(old.cache_read_tokens, 0),
+            cache_creation_tokens = cache_creation_tokens - COALESCE(old.cache_creation_tokens, 0),
+            model_requests = model_requests - COALESCE(old.model_requests, 0)
+            WHERE old.input_tokens IS NOT NULL
+            AND day = (old.started_ms / 86400000 - (old.started_ms % 86400000 < 0));
+        INSERT INTO turn_usage
+            SELECT (new.started_ms / 86400000 - (new.started_ms % 86400000 < 0)), 1,
+             new.input_tokens, COALESCE(new.output_tokens, 0), COALESCE(new.cache_read_tokens, 0),
+             COALESCE(new.cache_creation_tokens, 0), COALESCE(new.model_requests, 0)
+            WHERE new.input_tokens IS NOT NULL
+            ON CONFLICT DO UPDATE SET turns = turns + 1,
+            input_tokens = input_tokens + excluded.input_tokens,
+            output_tokens = output_tokens + excluded.output_tokens,
+            cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
+            cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens,
+            model_requests = model_requests + excluded.model_requests;
+    END;
+    "#,
 ];
 
 impl Store {

@@ -35,7 +35,50 @@ pub struct Stats {
     pub p95_ms: Option<i64>,
     /// One entry per UTC day that has turns, oldest first.
     pub days: Vec<DayStats>,
+    /// What the measured turns' model requests used.
+    pub usage: UsageTotals,
 }
+
+/// The usage of the turns whose usage was measured (PROTOCOL section 7's
+/// `usage` event); the other turns count in none of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UsageTotals {
+    /// Turns with a measured usage.
+    pub measured_turns: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    /// Model requests.
+    pub requests: i64,
+}
+
+impl UsageTotals {
+    fn add(&mut self, o: &UsageTotals) {
+        self.measured_turns += o.measured_turns;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cache_read_input_tokens += o.cache_read_input_tokens;
+        self.cache_creation_input_tokens += o.cache_creation_input_tokens;
+        self.requests += o.requests;
+    }
+
+    fn of_row(r: &rusqlite::Row<'_>, from: usize) -> rusqlite::Result<UsageTotals> {
+        Ok(UsageTotals {
+            measured_turns: r.get(from)?,
+            input_tokens: r.get(from + 1)?,
+            output_tokens: r.get(from + 2)?,
+            cache_read_input_tokens: r.get(from + 3)?,
+            cache_creation_input_tokens: r.get(from + 4)?,
+            requests: r.get(from + 5)?,
+        })
+    }
+}
+
+/// The usage sums of a `SELECT` over turns, from `COUNT(input_tokens)` on.
+const USAGE_SUMS: &str = "COUNT(input_tokens), COALESCE(SUM(input_tokens), 0), \
+     COALESCE(SUM(output_tokens), 0), COALESCE(SUM(cache_read_tokens), 0), \
+     COALESCE(SUM(cache_creation_tokens), 0), COALESCE(SUM(model_requests), 0)";
 
 impl Stats {
     /// The totals of turns counted per status (in [`Status::ALL`]'s order).
@@ -57,7 +100,20 @@ impl Stats {
             median_ms,
             p95_ms,
             days,
+            usage: UsageTotals::default(),
         }
+    }
+
+    /// Adds the usage of each UTC day (`day` = ms / [`DAY_MS`]).
+    fn with_usage(mut self, per_day: std::collections::BTreeMap<i64, UsageTotals>) -> Stats {
+        for (day, u) in per_day {
+            self.usage.add(&u);
+            let name = day_of_ms(day * DAY_MS);
+            if let Some(d) = self.days.iter_mut().find(|d| d.day == name) {
+                d.usage.add(&u);
+            }
+        }
+        self
     }
 }
 
@@ -100,6 +156,8 @@ pub struct DayStats {
     pub median_ms: Option<i64>,
     /// 95th percentile duration of that day's finished turns (nearest rank).
     pub p95_ms: Option<i64>,
+    /// What that day's measured turns used.
+    pub usage: UsageTotals,
 }
 
 impl Store {
@@ -123,10 +181,70 @@ impl Store {
             && filter.status.is_none()
             && filter.error_code.is_none();
         if by_period_only {
-            self.stats_from_aggregates(filter.since_ms)
+            let usage = self.usage_from_aggregates(filter.since_ms)?;
+            Ok(self
+                .stats_from_aggregates(filter.since_ms)?
+                .with_usage(usage))
         } else {
-            self.stats_from_turns(filter)
+            let usage = self.usage_from_turns(filter)?;
+            Ok(self.stats_from_turns(filter)?.with_usage(usage))
         }
+    }
+
+    /// The usage per UTC day since `since_ms`: whole days from the
+    /// aggregate the triggers keep, the part of a day before them from the
+    /// turns.
+    fn usage_from_aggregates(
+        &self,
+        since_ms: Option<i64>,
+    ) -> Result<std::collections::BTreeMap<i64, UsageTotals>, StoreError> {
+        let mut out: std::collections::BTreeMap<i64, UsageTotals> = Default::default();
+        let first_day = since_ms.map_or(i64::MIN, |t| {
+            t.div_euclid(DAY_MS) + i64::from(t.rem_euclid(DAY_MS) != 0)
+        });
+        if let Some(t) = since_ms.filter(|&t| t < first_day * DAY_MS) {
+            let u = self
+                .conn
+                .prepare_cached(&format!(
+                    "SELECT {USAGE_SUMS} FROM turns WHERE started_ms >= ?1 AND started_ms < ?2"
+                ))?
+                .query_row(params![t, first_day * DAY_MS], |r| {
+                    UsageTotals::of_row(r, 0)
+                })?;
+            if u.measured_turns > 0 {
+                out.entry(t.div_euclid(DAY_MS)).or_default().add(&u);
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT day, turns, input_tokens, output_tokens, cache_read_tokens, \
+             cache_creation_tokens, model_requests FROM turn_usage WHERE day >= ?1 AND turns > 0",
+        )?;
+        let mut rows = stmt.query([first_day])?;
+        while let Some(r) = rows.next()? {
+            out.entry(r.get(0)?)
+                .or_default()
+                .add(&UsageTotals::of_row(r, 1)?);
+        }
+        Ok(out)
+    }
+
+    /// The usage per UTC day of the turns `filter` selects.
+    fn usage_from_turns(
+        &self,
+        filter: &Filter,
+    ) -> Result<std::collections::BTreeMap<i64, UsageTotals>, StoreError> {
+        let (where_, args) = conditions(filter, "");
+        let cond = where_.strip_prefix(" WHERE ").unwrap_or("1").to_owned();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT started_ms / {DAY_MS} - (started_ms % {DAY_MS} < 0), {USAGE_SUMS} \
+             FROM turns WHERE input_tokens IS NOT NULL AND {cond} GROUP BY 1"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(&args))?;
+        let mut out = std::collections::BTreeMap::new();
+        while let Some(r) = rows.next()? {
+            out.insert(r.get::<_, i64>(0)?, UsageTotals::of_row(r, 1)?);
+        }
+        Ok(out)
     }
 
     pub(super) fn stats_from_aggregates(&self, since_ms: Option<i64>) -> Result<Stats, StoreError> {
@@ -293,6 +411,7 @@ impl Store {
                     errors: r.get(2)?,
                     median_ms: r.get(3)?,
                     p95_ms: r.get(4)?,
+                    usage: UsageTotals::default(),
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?)
@@ -451,6 +570,7 @@ impl StatsAcc {
                     errors: d.errors,
                     median_ms,
                     p95_ms,
+                    usage: UsageTotals::default(),
                 }
             })
             .collect();

@@ -3,12 +3,14 @@
 //! confirm, wait, deliver) and the rule that a repeated turn id types nothing.
 //! `run-turn-events` is the same turn with its progress streamed (PROTOCOL
 //! section 7): the events the hooks record, as they arrive, then the reply as
-//! the last line; the exit status is run-turn's.
+//! the last line; the exit status is run-turn's. Only the stream waits for
+//! the turn's `usage` event, which the `Stop` hook records after the reply
+//! (at most [`crate::usage::WAIT`] later): `run-turn`'s reply never does.
 
 use paliadin_core::envelope;
 use paliadin_core::request::{decode_stdin_message, MessageSource};
 use paliadin_core::{ExitCode, SessionName};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::agent::{tmux_error, Shim};
@@ -236,6 +238,7 @@ fn await_reply(
     let retry = shim.config.submit_retry;
     let mut enters = 0;
     let mut next_enter = Instant::now() + retry;
+    let mut usage = UsageWait::new(shim, out);
     loop {
         if !t.exists() {
             return Err(ShimError::unavailable(format!(
@@ -244,6 +247,12 @@ fn await_reply(
             )));
         }
         out.flush_events(t)?;
+        if let Some(until) = usage.due(t) {
+            if watch.wait(until.min(deadline))? == Wake::Died || Instant::now() >= deadline {
+                usage.give_up();
+            }
+            continue;
+        }
         if let Some(done) = settle(shim, s, t, out)? {
             return done;
         }
@@ -296,6 +305,45 @@ fn last_look(
 ) -> Result<()> {
     out.flush_events(t)?;
     settle(shim, s, t, out)?.unwrap_or_else(|| Err(otherwise()))
+}
+
+/// A stream's wait for the turn's `usage` event once its outcome is there.
+struct UsageWait {
+    wanted: bool,
+    until: Option<Instant>,
+}
+
+impl UsageWait {
+    fn new(shim: &Shim, out: &Output) -> UsageWait {
+        UsageWait {
+            wanted: shim.config.agent_hooks && matches!(out, Output::Events { .. }),
+            until: None,
+        }
+    }
+
+    /// Until when to wait for it, while it is due: the turn has its
+    /// outcome, and its hook has not recorded the usage yet.
+    fn due(&mut self, t: &TurnDir) -> Option<Instant> {
+        if !self.wanted
+            || !matches!(t.state(), TurnState::Replied | TurnState::Failed(_))
+            || t.has(TurnMark::Measured)
+        {
+            return None;
+        }
+        // The hook's own bound, and its start and stdin besides.
+        let until = *self
+            .until
+            .get_or_insert_with(|| Instant::now() + crate::usage::WAIT + Duration::from_secs(1));
+        if Instant::now() >= until {
+            self.wanted = false;
+            return None;
+        }
+        Some(until)
+    }
+
+    fn give_up(&mut self) {
+        self.wanted = false;
+    }
 }
 
 fn died() -> ShimError {

@@ -65,6 +65,7 @@ struct Paths {
     manifest: PathBuf,
     state_dir: PathBuf,
     skill: PathBuf,
+    prompt: PathBuf,
     claude_json: PathBuf,
     ssh_dir: PathBuf,
     auth_keys: PathBuf,
@@ -145,6 +146,7 @@ impl<'a> Setup<'a> {
             manifest: config_dir.join("install-laptop.manifest"),
             state_dir: xdg("XDG_STATE_HOME", ".local/state").join("paliadin"),
             skill: home.join(".claude/skills/paliadin/SKILL.md"),
+            prompt: config_dir.join("agent-prompt.md"),
             claude_json: home.join(".claude.json"),
             auth_keys: ssh_dir.join("authorized_keys"),
             prefix: abspath(given(&args.prefix).unwrap_or("~/.local/bin"), &home),
@@ -254,8 +256,9 @@ impl<'a> Setup<'a> {
         let dest = self.p.prefix.join("paliadin-shim");
         self.c
             .install_file(&bin, &dest, 0o755, "bin", "the shim binary")?;
-        self.install_skill()?;
-        self.install_config(&work, &state)?;
+        let skill = self.render_skill()?;
+        self.install_skill(&skill)?;
+        self.install_config(&work, &state, &skill)?;
         self.trust_workdir(&work)?;
         match given(&a.pubkey) {
             Some(key) => self.install_authorized_key(key)?,
@@ -291,7 +294,9 @@ impl<'a> Setup<'a> {
         )))
     }
 
-    fn install_skill(&mut self) -> Result<()> {
+    /// The skill with `--persona`'s text, as the skill and the agent's
+    /// system prompt both carry it.
+    fn render_skill(&self) -> Result<Vec<u8>> {
         let persona = match self
             .args
             .persona
@@ -310,7 +315,10 @@ impl<'a> Setup<'a> {
             }
             None => None,
         };
-        let out = skill::render(skill::SOURCE, persona.as_deref()).map_err(Fail::die)?;
+        skill::render(skill::SOURCE, persona.as_deref()).map_err(Fail::die)
+    }
+
+    fn install_skill(&mut self, out: &[u8]) -> Result<()> {
         let path = self.p.skill.clone();
         if path.is_file() {
             let old = std::fs::read(&path).unwrap_or_default();
@@ -342,8 +350,7 @@ impl<'a> Setup<'a> {
         let claude = self.p.home.join(".claude");
         self.c.ensure_dir(&claude, 0o755)?;
         self.c.ensure_dir(&claude.join("skills"), 0o755)?;
-        self.c
-            .install_file(&out, &path, 0o644, "skill", "the skill")
+        self.c.install_file(out, &path, 0o644, "skill", "the skill")
     }
 
     /// The agent: `--agent`'s words as given, else claude on PATH under
@@ -364,7 +371,7 @@ impl<'a> Setup<'a> {
             return Err(no_agent());
         };
         Ok(Agent {
-            argv: policy::claude_argv(&claude, work),
+            argv: policy::claude_argv(&claude, work, &self.p.prompt),
             note: format!("Claude Code ({claude}), unattended"),
             env: policy::AGENT_ENV
                 .iter()
@@ -373,8 +380,9 @@ impl<'a> Setup<'a> {
         })
     }
 
-    fn install_config(&mut self, work: &Path, state: &Path) -> Result<()> {
+    fn install_config(&mut self, work: &Path, state: &Path, skill: &[u8]) -> Result<()> {
         let agent = self.agent(work)?;
+        let policy = given(&self.args.agent).is_none();
         let wait_secs = match given(&self.args.wait_secs) {
             Some(w) => Some(
                 w.parse::<u64>()
@@ -408,6 +416,26 @@ impl<'a> Setup<'a> {
             .map_err(|e| Fail::die(format!("cannot write the shim config: {e}")))?;
         say(&format!("agent: {}", agent.note));
         self.c.ensure_dir(&self.p.config_dir, 0o700)?;
+        if policy {
+            // The protocol the policy's agent line points at: with only
+            // Read offered, the skill itself never reaches the model.
+            let prompt = self.p.prompt.clone();
+            let ours = |p: &Path| has_line(&std::fs::read(p).unwrap_or_default(), skill::MARK);
+            if prompt.is_file() && !ours(&prompt) {
+                self.c.warn(&format!(
+                    "{} exists and was not written by this installer: left as is (the agent's system prompt is read from it)",
+                    prompt.display()
+                ));
+            } else {
+                self.c.install_file(
+                    &skill::system_prompt(skill),
+                    &prompt,
+                    0o644,
+                    "prompt",
+                    "the agent's system prompt",
+                )?;
+            }
+        }
         let path = self.p.config.clone();
         if path.is_file() && !has_line(&std::fs::read(&path).unwrap_or_default(), shim_toml::MARK) {
             say(&format!("kept: {config} was not written by this installer; it stays as it is (check its agent, workdir and state_dir by hand)"));
@@ -630,7 +658,7 @@ impl<'a> Setup<'a> {
             let a = Path::new(e.a);
             match e.kind {
                 "bin" => self.c.remove_file(a, "the shim binary")?,
-                kind @ ("config" | "skill") => {
+                kind @ ("config" | "skill" | "prompt") => {
                     let mark = if kind == "config" {
                         shim_toml::MARK
                     } else {

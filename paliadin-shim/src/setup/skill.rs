@@ -61,6 +61,27 @@ pub fn render(source: &str, persona: Option<&[u8]>) -> Result<Vec<u8>, &'static 
     Ok(out)
 }
 
+/// The agent's system prompt (`--append-system-prompt-file`): the
+/// installed skill `rendered` without its frontmatter, which is the skill
+/// list's and would only cost bytes in every request; the mark stays first.
+pub fn system_prompt(rendered: &[u8]) -> Vec<u8> {
+    let all = lines(rendered);
+    let start = match all.first() {
+        Some(&first) if first == b"---" => all
+            .iter()
+            .skip(1)
+            .position(|l| *l == b"---")
+            .map_or(0, |end| end + 2),
+        _ => 0,
+    };
+    let mut out = Vec::new();
+    for l in &all[start..] {
+        out.extend_from_slice(l);
+        out.push(b'\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,6 +99,12 @@ mod tests {
             .expect("utf-8")
             .contains("<!-- persona:begin -->\nnew\r\nlast\n<!-- persona:end -->\n"));
         assert!(render("no section\n", Some(b"p")).is_err());
+        let prompt = system_prompt(plain.as_bytes());
+        assert_eq!(
+            String::from_utf8(prompt).expect("utf-8"),
+            "<!-- installed by paliadin -->\nbody\n<!-- persona:begin -->\nold\n<!-- persona:end -->\nend\n"
+        );
+        assert_eq!(system_prompt(b"no front\n"), b"no front\n");
         assert!(SOURCE.starts_with("---\nname: paliadin\n"));
     }
 }
