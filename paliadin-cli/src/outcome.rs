@@ -188,6 +188,8 @@ mod tests {
             target: None,
             detail: None,
             text: None,
+            resets_at: None,
+            window: None,
         }
     }
 

@@ -525,6 +525,8 @@ mod tests {
             target: target.map(str::to_owned),
             detail: None,
             text: None,
+            resets_at: None,
+            window: None,
         };
         let read = e(Kind::ToolStarted, Some("Read"), Some("invoices.csv"));
         assert_eq!(step(&read).as_deref(), Some("Reading invoices.csv"));

@@ -102,6 +102,13 @@ pub struct Event {
     /// The reply, on the last line of a stream only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// For a `failed` turn at the subscription's usage limit: when the
+    /// limit resets, RFC 3339 UTC (PROTOCOL section 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<String>,
+    /// ... and which window it is (`five_hour`, `seven_day`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 /// Longest summary or detail, in characters (made one line by
@@ -222,6 +229,8 @@ mod tests {
             target: Some("a.csv".into()),
             detail: None,
             text: None,
+            resets_at: None,
+            window: None,
         };
         let line = serde_json::to_string(&e).unwrap();
         assert_eq!(

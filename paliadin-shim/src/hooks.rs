@@ -201,6 +201,8 @@ pub fn progress(event: HookEvent, v: &Value) -> Option<Event> {
         target,
         detail,
         text: None,
+        resets_at: None,
+        window: None,
     })
 }
 

@@ -56,6 +56,8 @@ impl Output {
                     target: None,
                     detail: None,
                     text: Some(String::from_utf8_lossy(reply).into_owned()),
+                    resets_at: None,
+                    window: None,
                 };
                 line = format!("{}\n", serde_json::to_string(&e).unwrap_or_default());
                 line.as_bytes()

@@ -486,6 +486,8 @@ mod tests {
             target: target.map(str::to_owned),
             detail: None,
             text: None,
+            resets_at: None,
+            window: None,
         };
         let text = show_events(&[
             e(EventKind::Submitted, None, None),

@@ -565,6 +565,8 @@ impl Store {
                 target: r.get(3)?,
                 detail: r.get(4)?,
                 text: None,
+                resets_at: None,
+                window: None,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -1041,6 +1043,8 @@ mod tests {
             target: tool.map(|_| "a.csv".to_owned()),
             detail: None,
             text: None,
+            resets_at: None,
+            window: None,
         }
     }
 
