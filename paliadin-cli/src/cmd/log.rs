@@ -325,7 +325,7 @@ fn probes(store: &Store, scope: &ProbeScope, limit: usize, json: bool) -> Result
                 p.duration_ms.to_string(),
                 p.host.clone(),
                 p.session.clone(),
-                p.detail.clone().unwrap_or_default(),
+                p.detail.clone().unwrap_or_else(|| p.windows.short()),
             ]);
         }
         t.push('\n');
