@@ -148,7 +148,7 @@ fn from_windows(s: &SessionDir, window: Option<&str>) -> Limit {
 /// a usage limit (marked, recorded for the laptop, its `failed` event with
 /// the reset) or an ordinary failure. Returns whether this call did it
 /// (`false`: another waiter does; look at the turn again when it rings).
-pub fn resolve(shim: &Shim, s: &SessionDir, t: &TurnDir, hook: &str) -> bool {
+pub fn resolve(state_dir: &Path, s: &SessionDir, t: &TurnDir, hook: &str) -> bool {
     if !t.mark_new(TurnMark::Resolving, "").unwrap_or(false) {
         return false;
     }
@@ -195,7 +195,7 @@ pub fn resolve(shim: &Shim, s: &SessionDir, t: &TurnDir, hook: &str) -> bool {
     let text = serde_json::to_string(&limit).unwrap_or_default();
     if limit.resets_at.is_some() {
         let record = json!({ "window": limit.window, "resets_at": limit.resets_at, "since_ms": now_ms(), "session": s.name.as_str() });
-        let _ = crate::state::set_usage_limit_record(&shim.config.state_dir, &record.to_string());
+        let _ = crate::state::set_usage_limit_record(state_dir, &record.to_string());
     }
     let _ = s.mark(Mark::LimitPane, "");
     t.record(&event);
@@ -308,7 +308,7 @@ pub fn settle(shim: &Shim, s: &SessionDir, t: &TurnDir, state: &TurnState) -> Op
     match state {
         TurnState::UsageLimit(l) => Some(error(&of_marker(l))),
         TurnState::RateLimited(hook) => {
-            resolve(shim, s, t, hook);
+            resolve(&shim.config.state_dir, s, t, hook);
             match t.state() {
                 TurnState::UsageLimit(l) => Some(error(&of_marker(&l))),
                 TurnState::Failed(e) => Some(ShimError::new(
@@ -349,6 +349,67 @@ mod tests {
         let api: Value = serde_json::from_str(r#"{"type":"assistant","isApiErrorMessage":true,"error":"rate_limit","message":{"content":[{"type":"text","text":"API Error: Request rejected (429) · This request would exceed your account's rate limit. Please try again later."}]}}"#).unwrap();
         assert!(!is_usage_limit_line(&api));
         assert_eq!(limit_of_line(&api), Limit::default());
+    }
+
+    #[test]
+    fn a_rate_limit_is_told_apart_once_and_a_plan_limit_holds_for_the_laptop() {
+        use crate::hooks::{handle, HookEvent};
+        use paliadin_core::SessionName;
+        let root = std::env::temp_dir().join(format!("paliadin-limit-r-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        paliadin_core::fsutil::private_dir(&root).unwrap();
+        let s = SessionDir::open(&root, &SessionName::new("s").unwrap(), true).unwrap();
+        let transcript = root.join("t.jsonl");
+        let reset = now_ms() / 1000 + 3600;
+        std::fs::write(&transcript, format!("{}\n", json!({"type": "assistant", "isApiErrorMessage": true, "promptId": "p1", "apiError": "usage_limit_reached", "apiErrorParams": {"rate_limit_info": {"rateLimitType": "five_hour", "resetsAt": reset}}}))).unwrap();
+        let turn = |prompt: &str| {
+            let id = uuid::Uuid::new_v4();
+            let t = s.turn(id);
+            t.create().unwrap();
+            handle(
+                &s,
+                HookEvent::UserPromptSubmit,
+                &json!({"prompt": format!("[PALIADIN:{id}]\nhi")}),
+            );
+            handle(
+                &s,
+                HookEvent::StopFailure,
+                &json!({"error": "rate_limit", "prompt_id": prompt, "transcript_path": transcript, "last_assistant_message": "You've hit your 5-hour limit · resets 2:17pm (UTC)"}),
+            );
+            t
+        };
+        let t = turn("p1");
+        let TurnState::RateLimited(hook) = t.state() else {
+            panic!("{:?}", t.state())
+        };
+        let before = String::from_utf8(t.events_from(0).0).unwrap();
+        assert!(!before.contains("failed"), "no failed event yet: {before}");
+        assert!(holding(&root).is_none());
+        assert!(resolve(&root, &s, &t, &hook));
+        assert!(!resolve(&root, &s, &t, &hook), "once");
+        let want = Limit {
+            window: Some("five_hour".into()),
+            resets_at: Some(reset),
+        };
+        assert_eq!(
+            t.state(),
+            TurnState::UsageLimit(serde_json::to_string(&want).unwrap())
+        );
+        assert_eq!(holding(&root), Some(want));
+        let events = String::from_utf8(t.events_from(0).0).unwrap();
+        let failed: Event = serde_json::from_str(events.lines().last().unwrap()).unwrap();
+        assert_eq!(failed.detail.as_deref(), Some("usage_limit"));
+        assert_eq!(failed.resets_at, Some(rfc3339_s(reset)));
+        assert!(s.has(Mark::LimitPane));
+        // An API key's 429 (no plan text, no such line for its prompt): 76.
+        let t = turn("p2");
+        let TurnState::RateLimited(mut hook) = t.state() else {
+            panic!("{:?}", t.state())
+        };
+        hook = hook.replace("You've hit your", "API Error: Request rejected (429)");
+        assert!(resolve(&root, &s, &t, &hook));
+        assert_eq!(t.state(), TurnState::Failed("rate_limit".into()));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
