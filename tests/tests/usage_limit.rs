@@ -79,7 +79,9 @@ fn a_usage_limit_is_78_with_its_reset_the_pane_back_at_its_prompt_and_every_turn
     w.mock
         .set_limits(Some(Limits::reached(Window::FiveHour, reset)));
     let calls = w.mock.model_calls().len();
+    let started = Instant::now();
     let t = w.turn("lim", "at the limit");
+    let took = started.elapsed();
     t.code(78);
     assert_eq!(t.json["error_code"], "usage_limit", "{}", t.run);
     let row = &t.json["turn"];
@@ -111,7 +113,13 @@ fn a_usage_limit_is_78_with_its_reset_the_pane_back_at_its_prompt_and_every_turn
 
     // While it holds: refused at once, in any session, nothing typed.
     for session in ["lim", "other"] {
+        let started = Instant::now();
         let t = w.turn(session, "refused?");
+        eprintln!(
+            "the limit turn took {} ms (paliadin-cli turn, the pane cleared); a refused one in {session} {} ms",
+            took.as_millis(),
+            started.elapsed().as_millis()
+        );
         t.code(78);
         assert_eq!(t.json["turn"]["resets_at"], row["resets_at"], "{}", t.run);
     }
