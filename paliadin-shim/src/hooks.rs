@@ -276,6 +276,11 @@ pub fn handle(dir: &SessionDir, event: HookEvent, v: &Value) {
             }
         }
         HookEvent::StopFailure => {
+            // Also for a prompt of no turn (a person in the attached pane):
+            // the next turn looks for the limit's menu before it types.
+            if crate::limit::is_rate_limit(v) {
+                let _ = dir.mark(crate::state::Mark::LimitPane, "");
+            }
             if let Some(t) = last_turn() {
                 let _ = if crate::limit::is_rate_limit(v) {
                     t.mark(TurnMark::RateLimited, &crate::limit::hook_record(v))

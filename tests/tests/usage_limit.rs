@@ -229,3 +229,27 @@ fn a_limit_resetting_beyond_a_day_opens_a_menu_that_the_shim_dismisses() {
     // Nothing was typed into the menu: one request, and nothing since.
     assert_eq!(w.mock.model_calls().len(), 2, "{}", w.mock.summary());
 }
+
+#[test]
+fn a_turn_never_types_into_the_menu_a_person_left_open_it_closes_it_first() {
+    let mut w = ClaudeEnv::new();
+    w.turn("seen", "before the limit").code(0);
+    // Someone in the attached pane runs into a weekly limit: the menu opens
+    // and stays (the shim typed nothing, so nothing dismissed it).
+    w.mock.set_limits(Some(Limits::reached(
+        Window::SevenDay,
+        unix_now() + 5 * 86_400 + 60,
+    )));
+    w.keys("seen", &["typed by a person", "Enter"]);
+    w.wait_pane("seen", WAIT, "the limit menu", |p| {
+        p.contains("What do you want to do?")
+    });
+    // Lifted (say, by an upgrade): the next turn first closes the menu and
+    // is then typed and answered whole.
+    w.mock.set_limits(Some(Limits::under(0.3, 0.3)));
+    let t = w.turn("seen", "after the menu");
+    t.code(0);
+    assert_eq!(t.response(), ClaudeEnv::echo("after the menu"), "{}", t.run);
+    assert!(!holds(&w.pane("seen")), "{}", w.pane("seen"));
+    assert_eq!(w.requests_for(&t).len(), 1, "{}", w.mock.summary());
+}
