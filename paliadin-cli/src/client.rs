@@ -437,11 +437,17 @@ impl Client {
         // The plan's windows, as the shim's status has them (not part of
         // the probe's time; a status that fails leaves them unknown).
         let windows = match a.code {
-            None => self
-                .status(session)
-                .ok()
-                .and_then(|v| serde_json::from_value(v["windows"].clone()).ok())
-                .unwrap_or_default(),
+            None => {
+                let status = Request::Status {
+                    session: session.clone(),
+                };
+                let r = self.transport.answer(&self.call(&status, None, timeout));
+                serde_json::from_slice::<serde_json::Value>(&r.stdout)
+                    .ok()
+                    .filter(|_| r.code.is_none())
+                    .and_then(|v| serde_json::from_value(v["windows"].clone()).ok())
+                    .unwrap_or_default()
+            }
             Some(_) => Default::default(),
         };
         let probe = Probe {

@@ -413,6 +413,34 @@ mod tests {
     }
 
     #[test]
+    fn the_laptops_limit_is_never_read_or_written_through_a_symlink() {
+        let root = std::env::temp_dir().join(format!("paliadin-limit-l-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        paliadin_core::fsutil::private_dir(&root).unwrap();
+        let outside = root.with_extension("outside");
+        let record = json!({"window": "five_hour", "resets_at": now_ms() / 1000 + 3600});
+        std::fs::write(&outside, record.to_string()).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("usage-limit.json")).unwrap();
+        assert_eq!(holding(&root), None, "not read through the link");
+        crate::state::set_usage_limit_record(&root, &record.to_string()).unwrap();
+        assert!(holding(&root).is_some());
+        assert!(!std::fs::symlink_metadata(root.join("usage-limit.json"))
+            .unwrap()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            record.to_string(),
+            "the link's target untouched"
+        );
+        // A reset in the past holds nothing.
+        let past = json!({"window": "five_hour", "resets_at": now_ms() / 1000 - 1});
+        crate::state::set_usage_limit_record(&root, &past.to_string()).unwrap();
+        assert_eq!(holding(&root), None);
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_file(&outside).unwrap();
+    }
+
+    #[test]
     fn the_error_line_is_found_in_the_tail_of_its_prompt() {
         let dir = std::env::temp_dir().join(format!("paliadin-limit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
