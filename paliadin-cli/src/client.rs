@@ -215,7 +215,14 @@ impl Client {
         match turn.row.outcome.error_code {
             None => Ok(turn),
             Some(c) => {
-                let hint = r.hint.or_else(|| outcome::hint(c, id, &session));
+                let resets = turn.row.outcome.resets_at_ms;
+                let hint = r.hint.or_else(|| match (c, resets) {
+                    (ErrorCode::UsageLimit, Some(ms)) => Some(format!(
+                        "the subscription's limit resets at {}; until then every turn is refused at once",
+                        crate::localtime::for_people(ms, now_ms())
+                    )),
+                    _ => outcome::hint(c, id, &session),
+                });
                 Err(Failure::of_turn(c, turn, hint))
             }
         }
@@ -426,14 +433,32 @@ impl Client {
                 ..a
             };
         }
+        let duration_ms = start.elapsed().as_millis() as i64;
+        // The plan's windows, as the shim's status has them (not part of
+        // the probe's time; a status that fails leaves them unknown).
+        let windows = match a.code {
+            None => {
+                let status = Request::Status {
+                    session: session.clone(),
+                };
+                let r = self.transport.answer(&self.call(&status, None, timeout));
+                serde_json::from_slice::<serde_json::Value>(&r.stdout)
+                    .ok()
+                    .filter(|_| r.code.is_none())
+                    .and_then(|v| serde_json::from_value(v["windows"].clone()).ok())
+                    .unwrap_or_default()
+            }
+            Some(_) => Default::default(),
+        };
         let probe = Probe {
             session: session.as_str().to_owned(),
             host: self.transport.host().to_owned(),
             at_ms,
-            duration_ms: start.elapsed().as_millis() as i64,
+            duration_ms,
             ok: a.code.is_none(),
             error_code: a.code,
             detail: a.code.map(|_| a.detail.clone()),
+            windows,
         };
         let log_error = self.log(|s| s.record_probe(&probe));
         (probe, log_error)

@@ -12,6 +12,8 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// `health` found the shim not healthy (the Nagios convention: CRITICAL).
 pub const CRITICAL: u8 = 2;
+/// `health`: the shim answers, but a usage limit holds (Nagios WARNING).
+pub const WARNING: u8 = 1;
 /// `health` could not even try (no host, a broken config): Nagios UNKNOWN.
 pub const UNKNOWN: u8 = 3;
 
@@ -26,6 +28,7 @@ pub fn of(code: ErrorCode) -> u8 {
         ErrorCode::ShimError => 70,
         ErrorCode::Blocked => 75,
         ErrorCode::AgentError => 76,
+        ErrorCode::UsageLimit => 78,
         ErrorCode::Timeout => 124,
         ErrorCode::Interrupted => 130,
     }

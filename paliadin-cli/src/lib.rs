@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod exit;
 pub mod failure;
+pub mod localtime;
 pub mod outcome;
 pub mod ssh;
 pub mod store;

@@ -78,6 +78,9 @@ pub fn outcome(said: Said<'_>, ended_ms: i64) -> Outcome {
                 // what it cost.
                 used_tools: tools_of(said.events),
                 usage: usage_of(said.events),
+                resets_at_ms: (code == ErrorCode::UsageLimit)
+                    .then(|| resets_at(said.events, &a.detail))
+                    .flatten(),
                 ..Outcome::failed(ended_ms, code, detail(code, &a.detail))
             };
         }
@@ -100,7 +103,19 @@ pub fn outcome(said: Said<'_>, ended_ms: i64) -> Outcome {
         chip_count: Some(p.chip_count as i64),
         error_code: None,
         error_detail: None,
+        resets_at_ms: None,
     }
+}
+
+/// When a usage limit resets (ms): from the `failed` event that says so
+/// (`run-turn-events`), else from the shim's stderr line (`run-turn`).
+pub fn resets_at(events: &[Event], detail: &str) -> Option<i64> {
+    events
+        .iter()
+        .rev()
+        .filter(|e| e.kind == Kind::Failed)
+        .find_map(|e| e.resets_at.as_deref().and_then(at_ms))
+        .or_else(|| paliadin_core::subscription::resets_of_detail(detail).map(|s| s * 1000))
 }
 
 /// A failure's detail as the record keeps it: the shim's words, without
@@ -203,6 +218,8 @@ mod tests {
             detail: None,
             text: None,
             usage: None,
+            resets_at: None,
+            window: None,
         }
     }
 
@@ -305,6 +322,27 @@ mod tests {
         let a = failed(ErrorCode::ConnectionLost, "closed");
         let d = outcome(said(&a, &[]), 1).error_detail.unwrap();
         assert!(d.contains("(closed)") && d.contains("may go on"), "{d}");
+    }
+
+    #[test]
+    fn a_usage_limit_keeps_its_reset_from_the_event_or_the_line() {
+        let line =
+            "the subscription's five-hour limit is reached; it resets at 2026-12-02T18:00:00Z";
+        let a = failed(ErrorCode::UsageLimit, line);
+        let o = outcome(said(&a, &[]), 1);
+        assert_eq!(
+            (o.status, o.error_code),
+            (Status::Error, Some(ErrorCode::UsageLimit))
+        );
+        assert_eq!(o.resets_at_ms, Some(1_796_234_400_000));
+        // The stream's event wins over the line.
+        let mut e = ev(Kind::Failed, None, "t");
+        e.resets_at = Some("2026-12-02T19:00:00Z".into());
+        let o = outcome(said(&a, std::slice::from_ref(&e)), 1);
+        assert_eq!(o.resets_at_ms, Some(1_796_238_000_000));
+        // Only a usage limit carries one.
+        let o = outcome(said(&failed(ErrorCode::AgentError, line), &[e]), 1);
+        assert_eq!(o.resets_at_ms, None);
     }
 
     #[test]

@@ -527,6 +527,8 @@ mod tests {
             detail: None,
             text: None,
             usage: None,
+            resets_at: None,
+            window: None,
         };
         let read = e(Kind::ToolStarted, Some("Read"), Some("invoices.csv"));
         assert_eq!(step(&read).as_deref(), Some("Reading invoices.csv"));

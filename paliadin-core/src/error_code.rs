@@ -26,6 +26,8 @@ pub enum ErrorCode {
     Blocked,
     /// The shim said 76.
     AgentError,
+    /// The shim said 78: the subscription's usage limit is reached.
+    UsageLimit,
     /// The shim said 124, or the client's own deadline passed.
     Timeout,
     /// The client was stopped mid-turn.
@@ -36,7 +38,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of PROTOCOL section 6.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::Unreachable,
         ErrorCode::AuthFailed,
         ErrorCode::ConnectionLost,
@@ -44,6 +46,7 @@ impl ErrorCode {
         ErrorCode::AgentUnavailable,
         ErrorCode::Blocked,
         ErrorCode::AgentError,
+        ErrorCode::UsageLimit,
         ErrorCode::Timeout,
         ErrorCode::Interrupted,
         ErrorCode::ShimError,
@@ -59,6 +62,7 @@ impl ErrorCode {
             ErrorCode::AgentUnavailable => "agent_unavailable",
             ErrorCode::Blocked => "blocked",
             ErrorCode::AgentError => "agent_error",
+            ErrorCode::UsageLimit => "usage_limit",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Interrupted => "interrupted",
             ErrorCode::ShimError => "shim_error",
@@ -80,6 +84,7 @@ impl ErrorCode {
             ExitCode::Unavailable => ErrorCode::AgentUnavailable,
             ExitCode::Blocked => ErrorCode::Blocked,
             ExitCode::AgentError => ErrorCode::AgentError,
+            ExitCode::UsageLimit => ErrorCode::UsageLimit,
             ExitCode::Timeout => ErrorCode::Timeout,
         })
     }
@@ -105,6 +110,7 @@ mod tests {
             "agent_unavailable",
             "blocked",
             "agent_error",
+            "usage_limit",
             "timeout",
             "interrupted",
             "shim_error",

@@ -107,6 +107,13 @@ pub struct Event {
     /// The reply, on the last line of a stream only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// For a `failed` turn at the subscription's usage limit: when the
+    /// limit resets, RFC 3339 UTC (PROTOCOL section 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<String>,
+    /// ... and which window it is (`five_hour`, `seven_day`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
     /// What the turn's model requests used, on a `usage` event only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
@@ -248,6 +255,8 @@ mod tests {
             detail: None,
             text: None,
             usage: None,
+            resets_at: None,
+            window: None,
         };
         let line = serde_json::to_string(&e).unwrap();
         assert_eq!(

@@ -20,19 +20,23 @@ pub enum ExitCode {
     Blocked,
     /// 76: the agent reported a failed turn.
     AgentError,
+    /// 78: the subscription's usage limit is reached; the stderr line says
+    /// when it resets.
+    UsageLimit,
     /// 124: no reply within the wait; `poll` collects it later.
     Timeout,
 }
 
 impl ExitCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ExitCode; 7] = [
+    pub const ALL: [ExitCode; 8] = [
         ExitCode::Ok,
         ExitCode::Failure,
         ExitCode::Invalid,
         ExitCode::Unavailable,
         ExitCode::Blocked,
         ExitCode::AgentError,
+        ExitCode::UsageLimit,
         ExitCode::Timeout,
     ];
 
@@ -45,6 +49,7 @@ impl ExitCode {
             ExitCode::Unavailable => 69,
             ExitCode::Blocked => 75,
             ExitCode::AgentError => 76,
+            ExitCode::UsageLimit => 78,
             ExitCode::Timeout => 124,
         }
     }
@@ -67,6 +72,7 @@ impl ExitCode {
             ExitCode::Unavailable => "agent_unavailable",
             ExitCode::Blocked => "blocked",
             ExitCode::AgentError => "agent_error",
+            ExitCode::UsageLimit => "usage_limit",
             ExitCode::Timeout => "timeout",
         }
     }

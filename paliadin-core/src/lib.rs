@@ -19,6 +19,7 @@ pub mod process;
 pub mod reply;
 pub mod request;
 pub mod session;
+pub mod subscription;
 pub mod text;
 pub mod timefmt;
 

@@ -20,12 +20,14 @@ Local only:
   attach <session>                           attach this terminal to the session's pane
   setup [options]                            set this laptop up (install/laptop.sh runs it)
   hook <Event>                               the handler the agent's hook settings run
+  status-line                                the agent's status line (keeps the plan's windows)
   completions <bash|zsh|fish|elvish|powershell>   a completion script for this shell
   man                                        this manual page, in roff
 
 Exit status: 0 done, 1 other failure, 2 invalid request (nothing typed), 69 agent
 unavailable, 75 blocked on a person, 76 the agent reported a failure (or left a reply
-that does not count), 124 no reply within the wait (poll collects it later).";
+that does not count), 78 the subscription's usage limit is reached (the line says when it
+resets), 124 no reply within the wait (poll collects it later).";
 
 /// The laptop side of paliadin: one tmux session per user with the agent in it.
 #[derive(Debug, Parser)]

@@ -79,10 +79,15 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The settings JSON that registers `exe hook <Event>` for every event. The
-/// agent runs each command through `sh -c`; `exec` lets the shell become the
-/// shim instead of forking it and waiting (dash forks otherwise), which
-/// saves a process per hook, a millisecond or more on two cores.
+/// The settings JSON that registers `exe hook <Event>` for every event and
+/// `exe status-line` as the status line (the only place Claude Code shows
+/// the plan's windows; it replaces the user's own, PROTOCOL section 8), and
+/// turns off the automatic continue at a usage limit (claude would send a
+/// prompt of its own after the reset). Claude Code honours only the last
+/// `--settings` of its command line: the shim's comes last. The agent runs
+/// each command through `sh -c`; `exec` lets the shell become the shim
+/// instead of forking it and waiting (dash forks otherwise), which saves a
+/// process per hook, a millisecond or more on two cores.
 pub fn settings_json(exe: &Path) -> String {
     let mut hooks = serde_json::Map::new();
     for ev in HookEvent::ALL.map(HookEvent::name) {
@@ -92,7 +97,13 @@ pub fn settings_json(exe: &Path) -> String {
             json!([{ "hooks": [{ "type": "command", "command": command, "timeout": 5 }] }]),
         );
     }
-    serde_json::to_string_pretty(&json!({ "hooks": hooks })).unwrap_or_default()
+    let status = format!("exec {} status-line", shell_quote(&exe.to_string_lossy()));
+    serde_json::to_string_pretty(&json!({
+        "hooks": hooks,
+        "statusLine": { "type": "command", "command": status },
+        "autoContinueAtUsageLimit": false,
+    }))
+    .unwrap_or_default()
 }
 
 /// Writes the settings file under `state_dir` (only when it changed) and returns its path.
@@ -109,7 +120,7 @@ pub fn write_settings(state_dir: &Path) -> std::io::Result<PathBuf> {
 }
 
 /// Reads stdin until EOF, [`MAX_INPUT`] or [`READ_BUDGET`], whichever first.
-fn read_bounded_stdin() -> Vec<u8> {
+pub(crate) fn read_bounded_stdin() -> Vec<u8> {
     use rustix::event::{poll, PollFd, PollFlags};
     let stdin = std::io::stdin();
     let fd = rustix::stdio::stdin();
@@ -188,6 +199,8 @@ pub fn progress(event: HookEvent, v: &Value) -> Option<Event> {
             "idle_prompt" => (Kind::Idle, None, None, None),
             _ => return None,
         },
+        // A rate limit's event waits until it is told apart (`crate::limit`).
+        HookEvent::StopFailure if crate::limit::is_rate_limit(v) => return None,
         HookEvent::StopFailure => (Kind::Failed, None, None, Some(short(&failure_of(v)))),
         HookEvent::Stop if s("last_assistant_message").trim().is_empty() => {
             (Kind::Failed, None, None, Some("no message".into()))
@@ -203,6 +216,8 @@ pub fn progress(event: HookEvent, v: &Value) -> Option<Event> {
         detail,
         text: None,
         usage: None,
+        resets_at: None,
+        window: None,
     })
 }
 
@@ -264,8 +279,17 @@ pub fn handle(dir: &SessionDir, event: HookEvent, v: &Value) {
             }
         }
         HookEvent::StopFailure => {
+            // Also for a prompt of no turn (a person in the attached pane):
+            // the next turn looks for the limit's menu before it types.
+            if crate::limit::is_rate_limit(v) {
+                let _ = dir.mark(crate::state::Mark::LimitPane, "");
+            }
             if let Some(t) = last_turn() {
-                let _ = t.mark(TurnMark::Failed, &failure_of(v));
+                let _ = if crate::limit::is_rate_limit(v) {
+                    t.mark(TurnMark::RateLimited, &crate::limit::hook_record(v))
+                } else {
+                    t.mark(TurnMark::Failed, &failure_of(v))
+                };
             }
         }
         // Fires the moment a tool call would ask a person (the
@@ -332,6 +356,11 @@ mod tests {
             );
             assert_eq!(v["hooks"][ev][0]["hooks"][0]["type"], "command");
         }
+        assert_eq!(
+            v["statusLine"]["command"],
+            r"exec '/opt/it'\''s here/paliadin-shim' status-line"
+        );
+        assert_eq!(v["autoContinueAtUsageLimit"], false);
     }
 
     #[test]

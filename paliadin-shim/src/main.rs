@@ -9,7 +9,7 @@ use paliadin_core::ExitCode;
 use paliadin_shim::agent::Shim;
 use paliadin_shim::error::{Result, ShimError};
 use paliadin_shim::output::print_or_fail;
-use paliadin_shim::{cli, cmd, config, hooks};
+use paliadin_shim::{cli, cmd, config, hooks, statusline};
 
 fn main() -> std::process::ExitCode {
     let opts = cli::parse();
@@ -30,6 +30,12 @@ fn main() -> std::process::ExitCode {
             return ExitCode::Ok.into();
         }
     }
+    if let [verb] = opts.request.as_slice() {
+        if verb == "status-line" {
+            statusline::run();
+            return ExitCode::Ok.into();
+        }
+    }
     // Setting the laptop up needs no config (it writes one); never over ssh.
     if let (None, Some("setup")) = (&ssh, opts.request.first().map(String::as_str)) {
         return cmd::setup::main(&opts.request[1..]);
@@ -44,7 +50,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
-    if let Some(&verb @ ("attach" | "hook" | "completions" | "man" | "setup")) = words.first() {
+    if let Some(&verb @ ("attach" | "hook" | "status-line" | "completions" | "man" | "setup")) =
+        words.first()
+    {
         if over_ssh {
             return Err(ShimError::invalid(format!(
                 "{verb} is only available locally, not over ssh"

@@ -18,7 +18,12 @@ pub fn settle(
     t: &TurnDir,
     out: &Output,
 ) -> Result<Option<Result<()>>> {
-    Ok(match t.state() {
+    let state = t.state();
+    // A rate limit is told apart first (a usage limit is exit 78).
+    if let Some(e) = crate::limit::settle(shim, s, t, &state) {
+        return Ok(Some(Err(e)));
+    }
+    Ok(match state {
         TurnState::Replied => match t.reply() {
             Ok(Some(reply)) => Some(out.deliver(t, &reply)),
             // Gone between the look and the read: nothing yet.
@@ -41,6 +46,6 @@ pub fn settle(
             ),
         )
         .with_pane(shim.tail(s)))),
-        TurnState::Pending => None,
+        TurnState::UsageLimit(_) | TurnState::RateLimited(_) | TurnState::Pending => None,
     })
 }

@@ -57,6 +57,8 @@ impl Output {
                     detail: None,
                     text: Some(String::from_utf8_lossy(reply).into_owned()),
                     usage: None,
+                    resets_at: None,
+                    window: None,
                 };
                 line = format!("{}\n", serde_json::to_string(&e).unwrap_or_default());
                 line.as_bytes()

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! <state_dir>/claude-settings.json       the hooks the agent is started with
+//! <state_dir>/usage-limit.json           the subscription's limit while it holds
 //! <state_dir>/sessions/<key>/lock        held across a turn (flock)
 //!                           start.lock   held while the agent starts
 //!                           ready        SessionStart arrived
@@ -16,10 +17,13 @@
 //!                           current      id of the turn being waited for
 //!                           activity     its mtime: the last activity
 //!                           swept        its mtime: the last sweep
+//!                           windows.json the plan's windows, from the status line
+//!                           limit_pane   the pane may show a usage limit's menu
 //!                           bells/<uuid> one FIFO per waiter, rung by hooks
 //!                           turns/<id>/  typed (the id is held), submitted,
 //!                                        reply.md, blocked, failed, idle,
-//!                                        delivered, events.jsonl
+//!                                        delivered, events.jsonl, rate_limit,
+//!                                        resolving, usage_limit
 //! ```
 
 use paliadin_core::session::SessionName;
@@ -50,6 +54,9 @@ pub enum Mark {
     Ready,
     /// The agent's input loop runs: a paste's Enter gets in.
     Mounted,
+    /// A turn hit the usage limit: the pane may show its menu until it is
+    /// seen gone.
+    LimitPane,
 }
 
 impl Mark {
@@ -57,6 +64,7 @@ impl Mark {
         match self {
             Mark::Ready => "ready",
             Mark::Mounted => "mounted",
+            Mark::LimitPane => "limit_pane",
         }
     }
 }
@@ -78,6 +86,13 @@ pub enum TurnMark {
     Delivered,
     /// Its `usage` event is recorded (measured or not).
     Measured,
+    /// `StopFailure` said `rate_limit` (the file holds what it said): a
+    /// usage limit or an API's 429, still to be told apart.
+    RateLimited,
+    /// Someone tells that rate limit apart (first come; see `crate::limit`).
+    Resolving,
+    /// The subscription's usage limit (the file holds the limit as JSON).
+    UsageLimit,
 }
 
 impl TurnMark {
@@ -90,6 +105,9 @@ impl TurnMark {
             TurnMark::Idle => "idle",
             TurnMark::Delivered => "delivered",
             TurnMark::Measured => "measured",
+            TurnMark::RateLimited => "rate_limit",
+            TurnMark::Resolving => "resolving",
+            TurnMark::UsageLimit => "usage_limit",
         }
     }
 }
@@ -175,6 +193,25 @@ const AGENT_SESSION: &str = "agent_session";
 const ACTIVITY: &str = "activity";
 /// Its mtime: the last sweep of expired turns.
 const SWEPT: &str = "swept";
+/// The plan's windows as the status line last saw them.
+const WINDOWS: &str = "windows.json";
+/// In the state directory itself: the subscription's usage limit.
+const USAGE_LIMIT: &str = "usage-limit.json";
+
+/// The usage limit recorded for the whole laptop (the subscription's, not
+/// a session's), as written.
+pub fn usage_limit_record(state_dir: &Path) -> Option<String> {
+    let root = open_root(state_dir, false).ok()??;
+    let b = root.read(USAGE_LIMIT, MAX_MARKER).ok()??;
+    Some(String::from_utf8_lossy(&b).into_owned())
+}
+
+/// Replaces the laptop's usage limit record (atomic, never through a symlink).
+pub fn set_usage_limit_record(state_dir: &Path, text: &str) -> io::Result<()> {
+    open_root(state_dir, true)?
+        .ok_or_else(absent)?
+        .write(USAGE_LIMIT, text.as_bytes())
+}
 
 /// The state directory itself: opened (and created, 0700) once per request.
 pub fn open_root(state_dir: &Path, create: bool) -> io::Result<Option<Dir>> {
@@ -300,6 +337,20 @@ impl SessionDir {
     /// Leaves `mark`, holding `text`.
     pub fn mark(&self, mark: Mark, text: &str) -> io::Result<()> {
         self.write(mark.file(), text)
+    }
+
+    /// Removes `mark`.
+    pub fn unmark(&self, mark: Mark) {
+        self.remove(mark.file());
+    }
+
+    /// The plan's windows as last recorded (`crate::statusline`).
+    pub fn windows_record(&self) -> Option<String> {
+        self.read(WINDOWS)
+    }
+
+    pub fn set_windows_record(&self, text: &str) -> io::Result<()> {
+        self.write(WINDOWS, text)
     }
 
     /// Marks the agent ready; `source` says who saw it (SessionStart's
@@ -499,8 +550,12 @@ pub enum TurnState {
     /// A reply file is there (read it with [`TurnDir::reply`]: it may still
     /// be refused).
     Replied,
+    /// The subscription's usage limit (with the limit, as JSON).
+    UsageLimit(String),
     /// The agent reported a failure (with its error), or its reply was refused.
     Failed(String),
+    /// The agent reported a rate limit not yet told apart (with what it said).
+    RateLimited(String),
     /// The pane waits on a person (with the notification's message).
     Blocked(String),
     /// Typed, nothing yet.
@@ -586,6 +641,13 @@ impl TurnDir {
             .write(mark.file(), text.as_bytes())
     }
 
+    /// Leaves a marker unless it is there already; `Ok(false)` then.
+    pub fn mark_new(&self, mark: TurnMark, text: &str) -> io::Result<bool> {
+        self.open()?
+            .ok_or_else(absent)?
+            .write_new(mark.file(), text.as_bytes())
+    }
+
     /// Whether the turn id is held: its envelope may have been typed (it is
     /// marked so before tmux runs), or the turn has an outcome already.
     pub fn held(&self) -> bool {
@@ -612,8 +674,12 @@ impl TurnDir {
         };
         if d.has(REPLY) {
             TurnState::Replied
+        } else if let Some(l) = marker(TurnMark::UsageLimit) {
+            TurnState::UsageLimit(l)
         } else if let Some(e) = marker(TurnMark::Failed) {
             TurnState::Failed(e)
+        } else if let Some(r) = marker(TurnMark::RateLimited) {
+            TurnState::RateLimited(r)
         } else if let Some(m) = marker(TurnMark::Blocked) {
             TurnState::Blocked(m)
         } else {

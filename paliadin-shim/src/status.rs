@@ -33,6 +33,19 @@ pub fn object(shim: &Shim, session: &SessionName) -> Result<Value> {
         .last_activity()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| rfc3339_ms(d.as_millis() as i64));
+    // The plan's windows as the status line last saw them, and the
+    // subscription's limit while it holds (PROTOCOL section 8).
+    let windows = crate::statusline::recorded(&s).map(|(w, at)| {
+        let mut v = serde_json::to_value(w).unwrap_or_default();
+        v["at"] = rfc3339_ms(at).into();
+        v
+    });
+    let limit = crate::limit::holding(&shim.config.state_dir).map(|l| {
+        json!({
+            "window": l.window,
+            "resets_at": l.resets_at.map(paliadin_core::subscription::rfc3339_s),
+        })
+    });
     Ok(json!({
         "session": session.as_str(),
         "exists": pane.is_some(),
@@ -45,5 +58,7 @@ pub fn object(shim: &Shim, session: &SessionName) -> Result<Value> {
         "pid": pane.as_ref().map(|p| p.pid),
         "started": pane.as_ref().map(|p| rfc3339_ms(p.created * 1000)),
         "last_activity": activity,
+        "windows": windows,
+        "usage_limit": limit,
     }))
 }

@@ -345,6 +345,31 @@ impl Tmux {
         Ok(out.trim() == "1")
     }
 
+    /// Presses one named key, such as `Escape` (after leaving copy mode).
+    pub fn key(&self, name: &str, key: &str) -> Result<(), TmuxError> {
+        let t = exact(name);
+        let p = pane_target(name);
+        self.run(
+            &Self::args([
+                "has-session",
+                "-t",
+                &t,
+                ";",
+                "copy-mode",
+                "-q",
+                "-t",
+                &p,
+                ";",
+                "send-keys",
+                "-t",
+                &p,
+                key,
+            ]),
+            None,
+        )
+        .map(drop)
+    }
+
     /// Presses Enter once more (after leaving copy mode).
     pub fn enter(&self, name: &str) -> Result<(), TmuxError> {
         let t = exact(name);

@@ -342,6 +342,8 @@ pub fn record(dir: &SessionDir, t: &TurnDir, v: &Value) {
         target: None,
         detail,
         text: None,
+        resets_at: None,
+        window: None,
         usage,
     });
     let _ = t.mark(TurnMark::Measured, "");

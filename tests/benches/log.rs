@@ -159,6 +159,7 @@ fn outcome(r: &Row) -> Outcome {
         chip_count: Some(2),
         error_code: r.error_code.and_then(ErrorCode::parse),
         error_detail: r.error_code.map(|c| format!("{c}: detail")),
+        resets_at_ms: None,
     }
 }
 

@@ -1442,6 +1442,7 @@ fn doctor_checks_the_whole_path_one_line_each() {
             "host",
             "shim",
             "agent",
+            "plan",
             "timing"
         ],
         "{r}"
@@ -1484,7 +1485,15 @@ fn doctor_checks_the_whole_path_one_line_each() {
         .collect();
     assert_eq!(
         skipped,
-        ["key", "known_hosts", "host", "shim", "agent", "timing"],
+        [
+            "key",
+            "known_hosts",
+            "host",
+            "shim",
+            "agent",
+            "plan",
+            "timing"
+        ],
         "{r}"
     );
 }

@@ -16,13 +16,23 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// The status line calls that carried `rate_limits`.
-fn windows(rec: &Recorder) -> Vec<Value> {
-    rec.status_lines()
-        .into_iter()
-        .map(|s| s["payload"]["rate_limits"].clone())
-        .filter(|r| !r.is_null())
-        .collect()
+/// The windows the shim's status line kept for `session` (its `status`),
+/// once `pred` holds.
+#[track_caller]
+fn shim_windows(w: &ClaudeEnv, session: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = w.shim(&["status", session], None);
+        let s: Value = serde_json::from_str(r.ok().trim()).unwrap_or_else(|e| panic!("{e}\n{r}"));
+        if pred(&s["windows"]) {
+            return s["windows"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the shim's status never had such windows: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -83,26 +93,18 @@ fn a_subscriber_signs_in_with_its_login_through_the_base_url_and_its_status_line
         };
         assert_eq!(user["account_uuid"], account, "{auth:?}: {user}");
         // The status line's input has both windows, as the headers said:
-        // used percentage in whole percent, reset in Unix seconds.
-        let seen = rec.wait_status(WAIT, "rate_limits", |s| {
-            s.iter().any(|s| !s["payload"]["rate_limits"].is_null())
-        });
-        let got = windows(&rec).pop().expect("rate_limits");
+        // used percentage in whole percent, reset in Unix seconds. The
+        // shim's status line (it replaces the user's) keeps them.
+        let got = shim_windows(&w, "sub", |v| !v["five_hour"].is_null());
         assert_eq!(
-            got,
-            serde_json::json!({
-                "five_hour": {"used_percentage": 42, "resets_at": limits.five_hour.resets_at},
-                "seven_day": {"used_percentage": 7, "resets_at": limits.seven_day.resets_at},
-            }),
+            (&got["five_hour"], &got["seven_day"]),
+            (
+                &serde_json::json!({"used_percentage": 42.0, "resets_at": limits.five_hour.resets_at}),
+                &serde_json::json!({"used_percentage": 7.0, "resets_at": limits.seven_day.resets_at}),
+            ),
             "{auth:?}"
         );
-        // Before the first answer it had none: there is no start-up probe
-        // with the nonessential traffic off.
-        assert!(
-            seen[0]["payload"]["rate_limits"].is_null(),
-            "{auth:?}: {}",
-            seen[0]
-        );
+        assert!(rec.status_lines().is_empty(), "the user's status line ran");
         // No hook payload carries the windows.
         let hooks = rec.hooks();
         assert!(!hooks.is_empty(), "{auth:?}: no hook recorded");
@@ -130,16 +132,20 @@ fn with_an_api_key_claude_ignores_the_plan_headers_and_a_rejected_429_is_an_api_
         w.mock.requests()[0].headers["authorization"],
         "Bearer paliadin-moc…"
     );
-    rec.wait_status(WAIT, "a status line after the answer", |s| {
-        s.iter()
-            .any(|s| s["payload"]["cost"]["total_api_duration_ms"].as_u64() > Some(0))
+    let ended = t.json["ended"].as_str().unwrap_or_default().to_owned();
+    let got = shim_windows(&w, "key", |v| {
+        v["at"].as_str().is_some_and(|at| at > ended.as_str())
     });
-    assert!(windows(&rec).is_empty(), "{:?}", rec.status_lines().last());
+    assert!(
+        got["five_hour"].is_null() && got["seven_day"].is_null(),
+        "{got}"
+    );
     // At the limit: no plan-limit text, the API's message; not retried.
     w.mock
         .set_limits(Some(Limits::reached(Window::FiveHour, unix_now() + 7200)));
     let t = w.turn("key", "limited?");
-    assert_ne!(t.run.code, 0, "{}", t.run);
+    // Not the subscription's limit: an ordinary failure of the agent.
+    t.code(76);
     let failed = rec.wait_hooks(WAIT, "StopFailure", |h| {
         h.iter()
             .any(|h| h["payload"]["hook_event_name"] == "StopFailure")
@@ -228,19 +234,43 @@ fn rejected(calls: &[Request]) -> usize {
     calls.iter().filter(|r| r.status == Some(429)).count()
 }
 
+/// Starts claude by hand in `session` (the installer's command line, no
+/// shim) with the user's settings alone (the recorder's hooks and status
+/// line) and claude's default automatic continue: for facts about claude
+/// itself that the shim's own settings (its status line,
+/// `autoContinueAtUsageLimit: false`) would change.
+fn by_hand(w: &ClaudeEnv, session: &str) {
+    let file = w.env.tmp.path().join(format!("{session}-settings.json"));
+    std::fs::write(&file, "{}").expect("settings file");
+    w.start_claude(session, &file, &[]);
+}
+
+/// Types `text` and Enter into `session`'s pane, as a person would.
+fn say(w: &ClaudeEnv, session: &str, text: &str) {
+    w.keys(session, &[text, "Enter"]);
+}
+
+/// The model calls whose prompt is `text` (typed by hand: no envelope).
+fn calls_of(w: &ClaudeEnv, text: &str) -> Vec<Request> {
+    w.mock
+        .model_calls()
+        .into_iter()
+        .filter(|r| r.prompt == text)
+        .collect()
+}
+
 #[test]
 fn a_five_hour_limit_fires_stop_failure_with_the_reset_arms_an_automatic_continue_and_escape_cancels_it(
 ) {
-    let mut w = ClaudeEnv::new();
+    let w = ClaudeEnv::new();
     let rec = w.record();
-    let t = w.turn("limit", "before the limit");
-    t.code(0);
+    by_hand(&w, "limit");
+    say(&w, "limit", "before the limit");
     wait_event(&rec, "Stop", 1, WAIT);
     let reset = reset_in(2);
     w.mock
         .set_limits(Some(Limits::reached(Window::FiveHour, reset)));
-    let t = w.turn("limit", "at the limit");
-    assert_ne!(t.run.code, 0, "{}", t.run);
+    say(&w, "limit", "at the limit");
     let failed = wait_event(&rec, "StopFailure", 1, WAIT);
     let text = format!(
         "You've hit your 5-hour limit · resets {} (UTC)",
@@ -266,7 +296,7 @@ fn a_five_hour_limit_fires_stop_failure_with_the_reset_arms_an_automatic_continu
         "{f}"
     );
     // One request, not retried, answered 429; no Stop for the turn.
-    let calls = w.requests_for(&t);
+    let calls = calls_of(&w, "at the limit");
     assert_eq!(
         (calls.len(), rejected(&calls)),
         (1, 1),
@@ -333,27 +363,34 @@ fn a_five_hour_limit_fires_stop_failure_with_the_reset_arms_an_automatic_continu
     assert!(!pane.contains("Esc to cancel"), "{pane}");
     // Lifted: the next turn is answered as before.
     w.mock.set_limits(Some(Limits::under(0.01, 0.3)));
-    let t = w.turn("limit", "after the reset");
-    t.code(0);
+    say(&w, "limit", "after the reset");
+    let stop = wait_event(&rec, "Stop", 2, WAIT);
     assert_eq!(
-        t.response(),
-        ClaudeEnv::echo("after the reset"),
-        "{}",
-        t.run
+        stop["payload"]["last_assistant_message"],
+        answer("after the reset").as_str()
     );
+}
+
+/// The mock's default answer to `text` typed by hand, trailer included.
+fn answer(text: &str) -> String {
+    format!(
+        "{}\n\n{}",
+        paliadin_tests::mock_api::echo_of(text),
+        paliadin_tests::mock_api::TRAILER
+    )
 }
 
 #[test]
 fn a_limit_that_resets_beyond_a_day_opens_the_menu_which_drops_typed_text_and_escape_dismisses() {
-    let mut w = ClaudeEnv::new();
+    let w = ClaudeEnv::new();
     let rec = w.record();
-    let t = w.turn("week", "before the limit");
-    t.code(0);
+    by_hand(&w, "week");
+    say(&w, "week", "before the limit");
+    wait_event(&rec, "Stop", 1, WAIT);
     let reset = reset_in(5 * 24);
     w.mock
         .set_limits(Some(Limits::reached(Window::SevenDay, reset)));
-    let t = w.turn("week", "at the weekly limit");
-    assert_ne!(t.run.code, 0, "{}", t.run);
+    say(&w, "week", "at the weekly limit");
     let when = date_clock(reset);
     let f = wait_event(&rec, "StopFailure", 1, WAIT);
     assert_eq!(
@@ -383,15 +420,13 @@ fn a_limit_that_resets_beyond_a_day_opens_the_menu_which_drops_typed_text_and_es
     let reset = reset_in(6 * 24);
     w.mock
         .set_limits(Some(Limits::reached(Window::SevenDay, reset)));
-    let t = w.turn("week", "again at the limit");
-    assert_ne!(t.run.code, 0, "{}", t.run);
+    say(&w, "week", "again at the limit");
     wait_event(&rec, "StopFailure", 2, WAIT);
     w.wait_pane("week", WAIT, "the limit menu again", menu);
     w.keys("week", &["Escape"]);
     w.wait_pane("week", WAIT, "the menu closed", |p| !menu(p));
     // The same reset once more: no menu, a hint instead.
-    let t = w.turn("week", "and once more");
-    assert_ne!(t.run.code, 0, "{}", t.run);
+    say(&w, "week", "and once more");
     wait_event(&rec, "StopFailure", 3, WAIT);
     let pane = w.wait_pane("week", WAIT, "the upgrade hint", |p| {
         // (without a billing account: "/upgrade to increase your usage limit.")
@@ -402,8 +437,7 @@ fn a_limit_that_resets_beyond_a_day_opens_the_menu_which_drops_typed_text_and_es
     let soon = reset_in(3);
     w.mock
         .set_limits(Some(Limits::reached(Window::SevenDay, soon)));
-    let t = w.turn("week", "weekly, resetting soon");
-    assert_ne!(t.run.code, 0, "{}", t.run);
+    say(&w, "week", "weekly, resetting soon");
     wait_event(&rec, "StopFailure", 4, WAIT);
     let pane = w.wait_pane("week", WAIT, "the armed continue", |p| {
         p.contains(&format!(
@@ -418,15 +452,15 @@ fn a_limit_that_resets_beyond_a_day_opens_the_menu_which_drops_typed_text_and_es
 
 #[test]
 fn after_the_reset_the_automatic_continue_sends_a_prompt_of_its_own() {
-    let mut w = ClaudeEnv::new();
+    let w = ClaudeEnv::new();
     let rec = w.record();
-    let t = w.turn("resume", "before the limit");
-    t.code(0);
+    by_hand(&w, "resume");
+    say(&w, "resume", "before the limit");
+    wait_event(&rec, "Stop", 1, WAIT);
     let reset = unix_now() + 5;
     w.mock
         .set_limits(Some(Limits::reached(Window::FiveHour, reset)));
-    let t = w.turn("resume", "cut off by the limit");
-    assert_ne!(t.run.code, 0, "{}", t.run);
+    say(&w, "resume", "cut off by the limit");
     wait_event(&rec, "StopFailure", 1, WAIT);
     w.mock.set_limits(Some(Limits::under(0.0, 0.3)));
     // It fires a while after the reset (a jitter, then a 30 s check):
@@ -659,10 +693,9 @@ fn a_login_whose_profile_is_a_day_old_is_fetched_from_api_anthropic_com_not_the_
             w.mock.summary()
         );
     }
-    // Still a subscriber: the windows reach the status line.
-    rec.wait_status(WAIT, "rate_limits", |s| {
-        s.iter().any(|s| !s["payload"]["rate_limits"].is_null())
-    });
+    // Still a subscriber: the windows reach the (shim's) status line.
+    shim_windows(&w, "stale", |v| !v["five_hour"].is_null());
+    assert!(rec.status_lines().is_empty(), "{}", rec.summary());
 }
 
 #[test]
@@ -736,37 +769,33 @@ fn without_the_nonessential_traffic_switch_claude_probes_the_quota_at_start_and_
 
 #[test]
 fn a_prompt_typed_while_the_automatic_continue_is_armed_runs_and_disarms_it() {
-    let mut w = ClaudeEnv::new();
+    let w = ClaudeEnv::new();
     let rec = w.record();
-    w.turn("armed", "before the limit").code(0);
+    by_hand(&w, "armed");
+    say(&w, "armed", "before the limit");
+    wait_event(&rec, "Stop", 1, WAIT);
     let reset = reset_in(2);
     w.mock
         .set_limits(Some(Limits::reached(Window::FiveHour, reset)));
-    let t = w.turn("armed", "at the limit");
-    assert_ne!(t.run.code, 0, "{}", t.run);
+    say(&w, "armed", "at the limit");
     wait_event(&rec, "StopFailure", 1, WAIT);
     let armed = format!(
         "Continuing automatically at {} · Esc to cancel",
         clock(reset)
     );
     w.wait_pane("armed", WAIT, "the armed continue", |p| p.contains(&armed));
-    // The limit lifted, the shim types the next turn as into any prompt:
-    // it runs, and the armed continue is gone (a person's prompt takes the
-    // episode over).
+    // The limit lifted, a prompt typed there runs, and the armed continue
+    // is gone (a person's prompt takes the episode over).
     w.mock.set_limits(Some(Limits::under(0.0, 0.3)));
-    let t = w.turn("armed", "typed while armed");
-    t.code(0);
-    assert_eq!(t.response(), ClaudeEnv::echo("typed while armed"));
+    say(&w, "armed", "typed while armed");
     let pane = w.wait_pane("armed", WAIT, "the continue disarmed", |p| {
         !p.contains("Esc to cancel")
     });
     assert!(!pane.contains("⚠ Usage limit reached"), "{pane}");
     let stop = wait_event(&rec, "Stop", 2, WAIT);
     assert_eq!(
-        stop["payload"]["last_assistant_message"]
-            .as_str()
-            .map(|m| m.starts_with(&ClaudeEnv::echo("typed while armed"))),
-        Some(true),
+        stop["payload"]["last_assistant_message"],
+        answer("typed while armed").as_str(),
         "{stop}"
     );
 }
@@ -854,12 +883,12 @@ fn of_two_settings_flags_claude_honours_only_the_last_the_shims() {
     let t = w.turn("two", "two settings files");
     t.code(0);
     // The shim's hooks ran (the turn got its reply) and so did the user's;
-    // the first file's hooks and status line never did.
+    // the shim's status line replaced the user's; the first file's hooks
+    // and status line never ran.
     assert_eq!(t.response(), ClaudeEnv::echo("two settings files"));
     wait_event(&user, "Stop", 1, WAIT);
-    user.wait_status(WAIT, "the user's status line", |s| {
-        s.iter().any(|s| !s["payload"]["rate_limits"].is_null())
-    });
+    shim_windows(&w, "two", |v| !v["five_hour"].is_null());
+    assert!(user.status_lines().is_empty(), "{}", user.summary());
     assert!(mine.hooks().is_empty(), "{}", mine.summary());
     assert!(mine.status_lines().is_empty());
 }

@@ -49,9 +49,10 @@ const SSH_CHECKS: &[&str] = &[
     "host",
     "shim",
     "agent",
+    "plan",
     "timing",
 ];
-const LOCAL_CHECKS: &[&str] = &["config", "transport", "shim", "agent", "timing"];
+const LOCAL_CHECKS: &[&str] = &["config", "transport", "shim", "agent", "plan", "timing"];
 
 struct Report {
     lines: String,
@@ -253,6 +254,50 @@ fn time_ssh_start(t: &Transport) -> Option<f64> {
 /// one's is the connection; a reused `version` less ssh's start here and
 /// the network's round trips is the login shell and the shim's start;
 /// `health` less `version` is the shim's own work.
+/// The subscription's windows and limit, as the shim's status has them
+/// (PROTOCOL section 8): a warning while a usage limit holds.
+fn check_plan(r: &mut Report, t: &Transport, session: &paliadin_core::SessionName) {
+    use paliadin_core::subscription::Windows;
+    let status = Request::Status {
+        session: session.clone(),
+    };
+    let Ok((_, out)) = timed(t, &status) else {
+        r.warn(
+            "plan",
+            "the shim's status failed: the plan's windows are not known",
+        );
+        return;
+    };
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+    let w: Windows = serde_json::from_value(v["windows"].clone()).unwrap_or_default();
+    let now = paliadin_core::timefmt::now_ms();
+    let mut parts = Vec::new();
+    for (name, use_) in [("five-hour", w.five_hour), ("seven-day", w.seven_day)] {
+        if let Some(u) = use_ {
+            parts.push(format!(
+                "{name} window {}% used, resets at {}",
+                u.used_percentage,
+                paliadin_cli::localtime::for_people(u.resets_at * 1000, now)
+            ));
+        }
+    }
+    let windows = if parts.is_empty() {
+        "no windows known yet (claude reports them after its first answer as a claude.ai subscriber; none with an API key)".to_owned()
+    } else {
+        parts.join("; ")
+    };
+    match v["usage_limit"]["resets_at"].as_str() {
+        Some(at) => r.warn(
+            "plan",
+            &format!(
+                "the subscription's {} limit is reached until {at}: every turn is refused until then; {windows}",
+                paliadin_core::subscription::window_words(v["usage_limit"]["window"].as_str())
+            ),
+        ),
+        None => r.ok("plan", &windows),
+    }
+}
+
 fn check_timing(r: &mut Report, reused: &Transport, health: &Request, rtt: Option<f64>) {
     let fresh = match reused {
         Transport::Ssh(c) => {
@@ -350,6 +395,7 @@ pub fn run(ctx: &Ctx<'_>, a: &DoctorArgs) -> Result<u8, Failure> {
             return r.finish();
         }
     }
+    check_plan(&mut r, &reused, &session);
     check_timing(&mut r, &reused, &health, rtt);
     r.finish()
 }

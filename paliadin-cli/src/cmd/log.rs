@@ -390,7 +390,7 @@ fn probes(store: &Store, scope: &ProbeScope, limit: usize, json: bool) -> Result
                 p.duration_ms.to_string(),
                 p.host.clone(),
                 p.session.clone(),
-                p.detail.clone().unwrap_or_default(),
+                p.detail.clone().unwrap_or_else(|| p.windows.short()),
             ]);
         }
         t.push('\n');
@@ -552,6 +552,8 @@ mod tests {
             detail: None,
             text: None,
             usage: None,
+            resets_at: None,
+            window: None,
         };
         let text = show_events(&[
             e(EventKind::Submitted, None, None),

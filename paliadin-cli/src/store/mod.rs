@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 pub use paliadin_core::error_code::ErrorCode;
 pub use paliadin_core::event::{Event, Kind as EventKind, Usage};
+pub use paliadin_core::subscription::{WindowUse, Windows};
 pub use stats::{CodeCount, DayStats, HostProbes, ProbeStats, Stats, UsageTotals};
 
 const DAY_MS: i64 = 86_400_000;
@@ -36,7 +37,8 @@ const DAY_MS: i64 = 86_400_000;
 const TURN_COLUMNS: &str = "turn_id, user_id, session, host, started_ms, ended_ms, \
      duration_ms, message, page_origin, response, tokens, used_tools, rows_seen, \
      classifier_tag, chip_count, status, error_code, error_detail, claimed_tools, \
-     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, model, model_requests";
+     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, model, model_requests, \
+     resets_at_ms";
 
 /// What can go wrong with the turn log.
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +201,10 @@ pub struct Outcome {
     pub error_code: Option<ErrorCode>,
     /// What went wrong, for people.
     pub error_detail: Option<String>,
+    /// For `usage_limit`: when the subscription's limit resets, ms since
+    /// the epoch; in JSON `resets_at`, RFC 3339. `None` when not known.
+    #[serde(rename = "resets_at", serialize_with = "ser_opt_time")]
+    pub resets_at_ms: Option<i64>,
 }
 
 impl Outcome {
@@ -217,6 +223,7 @@ impl Outcome {
             chip_count: None,
             error_code: None,
             error_detail: None,
+            resets_at_ms: None,
         }
     }
 
@@ -293,6 +300,9 @@ pub struct Probe {
     pub error_code: Option<ErrorCode>,
     /// What went wrong, for people.
     pub detail: Option<String>,
+    /// The plan's windows the shim's status showed, when it did.
+    #[serde(skip_serializing_if = "Windows::is_empty")]
+    pub windows: Windows,
 }
 
 /// Which turns [`Store::list`] returns: all conditions must hold; newest
@@ -443,7 +453,7 @@ impl Store {
              classifier_tag = ?8, chip_count = ?9, error_code = ?10, error_detail = ?11, \
              claimed_tools = ?12, input_tokens = ?13, output_tokens = ?14, \
              cache_read_tokens = ?15, cache_creation_tokens = ?16, model = ?17, \
-             model_requests = ?18 WHERE turn_id = ?1",
+             model_requests = ?18, resets_at_ms = ?19 WHERE turn_id = ?1",
             params![
                 turn_id.to_string(),
                 ended,
@@ -463,6 +473,7 @@ impl Store {
                 u.map(|u| u.cache_creation_input_tokens as i64),
                 u.and_then(|u| u.model.clone()),
                 u.map(|u| u.requests as i64),
+                outcome.resets_at_ms,
             ],
         )?;
         if changed == 0 {
@@ -583,6 +594,8 @@ impl Store {
                 detail: r.get(4)?,
                 text: None,
                 usage: None,
+                resets_at: None,
+                window: None,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -715,8 +728,9 @@ impl Store {
     pub fn record_probe(&mut self, probe: &Probe) -> Result<(), StoreError> {
         let tx = self.write()?;
         tx.execute(
-            "INSERT INTO probes (session, host, at_ms, duration_ms, ok, error_code, detail) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO probes (session, host, at_ms, duration_ms, ok, error_code, detail, \
+             five_hour_used, five_hour_resets_ms, seven_day_used, seven_day_resets_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 probe.session,
                 probe.host,
@@ -725,6 +739,10 @@ impl Store {
                 probe.ok,
                 probe.error_code.map(ErrorCode::as_str),
                 probe.detail,
+                probe.windows.five_hour.map(|w| w.used_percentage),
+                probe.windows.five_hour.map(|w| w.resets_at * 1000),
+                probe.windows.seven_day.map(|w| w.used_percentage),
+                probe.windows.seven_day.map(|w| w.resets_at * 1000),
             ],
         )?;
         tx.commit()?;
@@ -739,7 +757,8 @@ impl Store {
     /// The newest `limit` probes `scope` selects, newest first.
     pub fn probes_in(&self, scope: &ProbeScope, limit: usize) -> Result<Vec<Probe>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT session, host, at_ms, duration_ms, ok, error_code, detail FROM probes \
+            "SELECT session, host, at_ms, duration_ms, ok, error_code, detail, five_hour_used, \
+             five_hour_resets_ms, seven_day_used, seven_day_resets_ms FROM probes \
              WHERE at_ms >= ?1 AND (?2 IS NULL OR session = ?2) AND (?3 IS NULL OR host = ?3) \
              ORDER BY at_ms DESC, id DESC LIMIT ?4",
         )?;
@@ -759,6 +778,10 @@ impl Store {
                     ok: r.get(4)?,
                     error_code: code_at(r, 5)?,
                     detail: r.get(6)?,
+                    windows: Windows {
+                        five_hour: window_at(r, 7)?,
+                        seven_day: window_at(r, 9)?,
+                    },
                 })
             },
         )?;
@@ -884,6 +907,16 @@ fn usage_at(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<Usage>> {
     }))
 }
 
+/// A window of a probe's row: used percentage at `col`, reset (ms) after it.
+fn window_at(row: &Row<'_>, col: usize) -> rusqlite::Result<Option<WindowUse>> {
+    let used: Option<f64> = row.get(col)?;
+    let resets: Option<i64> = row.get(col + 1)?;
+    Ok(used.zip(resets).map(|(used_percentage, ms)| WindowUse {
+        used_percentage,
+        resets_at: ms.div_euclid(1000),
+    }))
+}
+
 fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
     let used_tools = match row.get::<_, Option<String>>(11)? {
         Some(json) => serde_json::from_str(&json).map_err(|e| conversion_error(11, e))?,
@@ -921,6 +954,7 @@ fn turn_from_row(row: &Row<'_>) -> rusqlite::Result<TurnRow> {
             error_code: code_at(row, 16)?,
             error_detail: row.get(17)?,
             usage: usage_at(row, 19)?,
+            resets_at_ms: row.get(25)?,
         },
     })
 }
@@ -1147,6 +1181,8 @@ mod tests {
             detail: None,
             text: None,
             usage: None,
+            resets_at: None,
+            window: None,
         }
     }
 
@@ -1868,6 +1904,7 @@ mod tests {
                 ok: i % 2 == 0,
                 error_code: (i % 2 == 1).then_some(ErrorCode::Unreachable),
                 detail: None,
+                windows: Windows::default(),
             };
             store.record_probe(&probe).unwrap();
         }
@@ -1895,6 +1932,7 @@ mod tests {
             ok,
             error_code: (!ok).then_some(ErrorCode::AuthFailed),
             detail: (!ok).then(|| "Permission denied (publickey)".into()),
+            windows: Windows::default(),
         };
         store.record_probe(&probe(T0, true)).unwrap();
         store.record_probe(&probe(T0 + 2, false)).unwrap();

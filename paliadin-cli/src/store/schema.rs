@@ -255,6 +255,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
             model_requests = model_requests + excluded.model_requests;
     END;
     "#,
+    // 6 (issue 13): when the subscription's usage limit a turn hit resets
+    // (`usage_limit` turns only), and the plan's windows each probe saw
+    // (used percentage, reset), so that `log probes` shows a limit coming.
+    // NULL where not known and in older rows.
+    r#"
+    ALTER TABLE turns ADD COLUMN resets_at_ms INTEGER;
+    ALTER TABLE probes ADD COLUMN five_hour_used REAL;
+    ALTER TABLE probes ADD COLUMN five_hour_resets_ms INTEGER;
+    ALTER TABLE probes ADD COLUMN seven_day_used REAL;
+    ALTER TABLE probes ADD COLUMN seven_day_resets_ms INTEGER;
+    "#,
 ];
 
 impl Store {

@@ -62,6 +62,10 @@ pub fn run(
     if t.held() {
         return await_reply(shim, &s, &t, deadline, None, out);
     }
+    // The subscription's limit holds for every session: nothing is typed.
+    if let Some(limit) = crate::limit::holding(&shim.config.state_dir) {
+        return Err(crate::limit::refuse(&limit, events));
+    }
     let _lock = s
         .lock(LockName::Turn, deadline)?
         .ok_or_else(|| held_past_deadline(shim, &s))?;
@@ -72,6 +76,7 @@ pub fn run(
     }
     await_previous(shim, &s, deadline)?;
     let pane = shim.ensure_ready(&s, deadline)?;
+    crate::limit::clear_before_typing(shim, &s)?;
     if !t
         .create()
         .map_err(|e| io_error(&format!("cannot create {}", t.path().display()), e))?
@@ -84,8 +89,17 @@ pub fn run(
             let done = await_reply(shim, &s, &t, deadline, Some(watch), out);
             // Only the lock holder clears `current`: a `poll` racing a new
             // turn could otherwise remove the new turn's mark.
-            if matches!(t.state(), TurnState::Replied | TurnState::Failed(_)) {
+            if matches!(
+                t.state(),
+                TurnState::Replied | TurnState::Failed(_) | TurnState::UsageLimit(_)
+            ) {
                 s.clear_current(t.id);
+            }
+            if let Err(e) = &done {
+                if e.code == ExitCode::UsageLimit {
+                    // Back to the prompt, as a person would leave it.
+                    crate::limit::dismiss(shim, &s);
+                }
             }
             done
         }
@@ -254,6 +268,8 @@ fn await_reply(
             continue;
         }
         if let Some(done) = settle(shim, s, t, out)? {
+            // Settling may have recorded the last event (a usage limit's).
+            out.flush_events(t)?;
             return done;
         }
         let confirming = typed
@@ -304,7 +320,9 @@ fn last_look(
     otherwise: impl FnOnce() -> ShimError,
 ) -> Result<()> {
     out.flush_events(t)?;
-    settle(shim, s, t, out)?.unwrap_or_else(|| Err(otherwise()))
+    let done = settle(shim, s, t, out)?;
+    out.flush_events(t)?;
+    done.unwrap_or_else(|| Err(otherwise()))
 }
 
 /// A stream's wait for the turn's `usage` event once its outcome is there.
