@@ -524,6 +524,7 @@ mod tests {
             tool: tool.map(str::to_owned),
             target: target.map(str::to_owned),
             detail: None,
+            code: None,
             text: None,
         };
         let read = e(Kind::ToolStarted, Some("Read"), Some("invoices.csv"));

@@ -30,13 +30,15 @@ pub enum ErrorCode {
     Timeout,
     /// The client was stopped mid-turn.
     Interrupted,
+    /// The agent's turn was stopped by a `cancel` (the shim said 130).
+    Cancelled,
     /// Anything else.
     ShimError,
 }
 
 impl ErrorCode {
     /// Every code, in the order of PROTOCOL section 6.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::Unreachable,
         ErrorCode::AuthFailed,
         ErrorCode::ConnectionLost,
@@ -46,6 +48,7 @@ impl ErrorCode {
         ErrorCode::AgentError,
         ErrorCode::Timeout,
         ErrorCode::Interrupted,
+        ErrorCode::Cancelled,
         ErrorCode::ShimError,
     ];
 
@@ -61,6 +64,7 @@ impl ErrorCode {
             ErrorCode::AgentError => "agent_error",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Interrupted => "interrupted",
+            ErrorCode::Cancelled => "cancelled",
             ErrorCode::ShimError => "shim_error",
         }
     }
@@ -81,6 +85,7 @@ impl ErrorCode {
             ExitCode::Blocked => ErrorCode::Blocked,
             ExitCode::AgentError => ErrorCode::AgentError,
             ExitCode::Timeout => ErrorCode::Timeout,
+            ExitCode::Cancelled => ErrorCode::Cancelled,
         })
     }
 }
@@ -107,6 +112,7 @@ mod tests {
             "agent_error",
             "timeout",
             "interrupted",
+            "cancelled",
             "shim_error",
         ];
         for (c, w) in ErrorCode::ALL.into_iter().zip(want) {

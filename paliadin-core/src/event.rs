@@ -99,6 +99,10 @@ pub struct Event {
     /// A few words more (why a turn failed or is blocked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The error code of a `failed` event that has one of its own
+    /// (`cancelled`: stopped by a `cancel` request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// The reply, on the last line of a stream only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -221,6 +225,7 @@ mod tests {
             tool: Some("Read".into()),
             target: Some("a.csv".into()),
             detail: None,
+            code: None,
             text: None,
         };
         let line = serde_json::to_string(&e).unwrap();

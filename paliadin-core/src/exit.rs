@@ -22,11 +22,13 @@ pub enum ExitCode {
     AgentError,
     /// 124: no reply within the wait; `poll` collects it later.
     Timeout,
+    /// 130: the turn was stopped by a `cancel` request (issue 14).
+    Cancelled,
 }
 
 impl ExitCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ExitCode; 7] = [
+    pub const ALL: [ExitCode; 8] = [
         ExitCode::Ok,
         ExitCode::Failure,
         ExitCode::Invalid,
@@ -34,6 +36,7 @@ impl ExitCode {
         ExitCode::Blocked,
         ExitCode::AgentError,
         ExitCode::Timeout,
+        ExitCode::Cancelled,
     ];
 
     /// The numeric status.
@@ -46,6 +49,7 @@ impl ExitCode {
             ExitCode::Blocked => 75,
             ExitCode::AgentError => 76,
             ExitCode::Timeout => 124,
+            ExitCode::Cancelled => 130,
         }
     }
 
@@ -68,6 +72,7 @@ impl ExitCode {
             ExitCode::Blocked => "blocked",
             ExitCode::AgentError => "agent_error",
             ExitCode::Timeout => "timeout",
+            ExitCode::Cancelled => "cancelled",
         }
     }
 

@@ -200,6 +200,7 @@ pub fn progress(event: HookEvent, v: &Value) -> Option<Event> {
         tool,
         target,
         detail,
+        code: None,
         text: None,
     })
 }

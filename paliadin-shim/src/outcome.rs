@@ -41,6 +41,10 @@ pub fn settle(
             ),
         )
         .with_pane(shim.tail(s)))),
+        TurnState::Cancelled(how) => Some(Err(ShimError::new(
+            ExitCode::Cancelled,
+            format!("the turn was cancelled ({how})"),
+        ))),
         TurnState::Pending => None,
     })
 }

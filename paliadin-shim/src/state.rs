@@ -14,12 +14,13 @@
 //!                           agent.json   argv and start time of the agent
 //!                           last_prompt  id of the last submitted turn
 //!                           current      id of the turn being waited for
+//!                           cancel       id of a turn cancelled before it was typed
 //!                           activity     its mtime: the last activity
 //!                           swept        its mtime: the last sweep
 //!                           bells/<uuid> one FIFO per waiter, rung by hooks
 //!                           turns/<id>/  typed (the id is held), submitted,
 //!                                        reply.md, blocked, failed, idle,
-//!                                        delivered, events.jsonl
+//!                                        cancelled, delivered, events.jsonl
 //! ```
 
 use paliadin_core::session::SessionName;
@@ -76,6 +77,8 @@ pub enum TurnMark {
     Idle,
     /// Its reply was printed at least once (the file holds when, in ms).
     Delivered,
+    /// A `cancel` stopped it (the file holds how).
+    Cancelled,
 }
 
 impl TurnMark {
@@ -87,6 +90,7 @@ impl TurnMark {
             TurnMark::Failed => "failed",
             TurnMark::Idle => "idle",
             TurnMark::Delivered => "delivered",
+            TurnMark::Cancelled => "cancelled",
         }
     }
 }
@@ -164,6 +168,8 @@ impl Drop for Bell {
 const AGENT: &str = "agent.json";
 /// The id of the turn being waited for.
 const CURRENT: &str = "current";
+/// The id of a turn a `cancel` named before it was typed.
+const CANCEL: &str = "cancel";
 /// The id of the last turn the agent took (`UserPromptSubmit`).
 const LAST_PROMPT: &str = "last_prompt";
 /// Its mtime: the session's last activity.
@@ -319,6 +325,22 @@ impl SessionDir {
         if self.current() == Some(id) {
             self.remove(CURRENT);
         }
+    }
+
+    /// Asks that turn `id`, not typed yet, never be typed (a `cancel` that
+    /// came before its `run-turn` typed it). One id: the last asked.
+    pub fn request_cancel(&self, id: Uuid) -> io::Result<()> {
+        self.write(CANCEL, &id.to_string())
+    }
+
+    /// Whether a `cancel` asked that turn `id` never be typed; the request
+    /// is taken (removed) when it names `id`.
+    pub fn take_cancel(&self, id: Uuid) -> bool {
+        let asked = self.read_id(CANCEL) == Some(id);
+        if asked {
+            self.remove(CANCEL);
+        }
+        asked
     }
 
     /// The last turn the agent took, if the last prompt was a turn's.
@@ -482,6 +504,8 @@ pub enum TurnState {
     Failed(String),
     /// The pane waits on a person (with the notification's message).
     Blocked(String),
+    /// A `cancel` stopped it (with how).
+    Cancelled(String),
     /// Typed, nothing yet.
     Pending,
 }
@@ -578,7 +602,8 @@ impl TurnDir {
         self.open()?.ok_or_else(absent)?.write_new(REPLY, reply)
     }
 
-    /// The turn's state, the reply winning over everything else.
+    /// The turn's state: a cancel winning over everything else (what it
+    /// answered stays true), then the reply.
     pub fn state(&self) -> TurnState {
         let Ok(Some(d)) = self.open() else {
             return TurnState::Pending;
@@ -589,7 +614,9 @@ impl TurnDir {
                 .flatten()
                 .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         };
-        if d.has(REPLY) {
+        if let Some(c) = marker(TurnMark::Cancelled) {
+            TurnState::Cancelled(c)
+        } else if d.has(REPLY) {
             TurnState::Replied
         } else if let Some(e) = marker(TurnMark::Failed) {
             TurnState::Failed(e)

@@ -48,6 +48,24 @@ pub struct Pane {
     pub activity: i64,
 }
 
+/// The keys the shim may press besides typing a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// Interrupts a busy Claude Code (never Ctrl-C: a second one exits it).
+    Escape,
+    /// Clears the input line (a withdrawn prompt put back there).
+    ClearLine,
+}
+
+impl Key {
+    fn name(self) -> &'static str {
+        match self {
+            Key::Escape => "Escape",
+            Key::ClearLine => "C-u",
+        }
+    }
+}
+
 /// One tmux server, by socket name.
 #[derive(Debug, Clone)]
 pub struct Tmux {
@@ -364,6 +382,27 @@ impl Tmux {
                 "-t",
                 &p,
                 "Enter",
+            ]),
+            None,
+        )
+        .map(drop)
+    }
+
+    /// Presses one named key (`Escape`, `C-u`) in the session's pane, and
+    /// nothing else: a key right after Escape would be read as Meta+key.
+    pub fn key(&self, name: &str, key: Key) -> Result<(), TmuxError> {
+        let t = exact(name);
+        let p = pane_target(name);
+        self.run(
+            &Self::args([
+                "has-session",
+                "-t",
+                &t,
+                ";",
+                "send-keys",
+                "-t",
+                &p,
+                key.name(),
             ]),
             None,
         )
