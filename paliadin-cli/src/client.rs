@@ -168,7 +168,9 @@ impl Client {
             ),
             Some(f) => self.stream(&request, stdin, f),
         };
-        let answer = self.transport.answer(&result);
+        let mut answer = self.transport.answer(&result);
+        // Stopped mid-call (Ctrl-C): stop the agent's turn too.
+        self.cancel_interrupted(&req.session, new.turn_id, &mut answer);
         let said = Said {
             answer: &answer,
             streamed,
