@@ -254,9 +254,6 @@ fn a_conversation_in_a_terminal() {
     pane.line("/status");
     pane.shows("alive:         yes");
     pane.prompt();
-    pane.line("/nonsense");
-    pane.shows("unknown command /nonsense");
-    pane.prompt();
     pane.line("/reset");
     pane.shows("session chat1 reset");
     pane.prompt();
@@ -300,6 +297,15 @@ fn a_conversation_in_a_terminal() {
     pane.line("still here");
     pane.replies(6);
 
+    // A line starting with / that is no command is a message; // escapes
+    // one that is.
+    pane.prompt();
+    pane.line("/etc/hosts is odd");
+    pane.replies(7);
+    pane.prompt();
+    pane.line("//status");
+    pane.replies(8);
+
     let messages: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
     assert_eq!(
         messages,
@@ -310,6 +316,8 @@ fn a_conversation_in_a_terminal() {
             "pasted one\npasted two",
             "block one\\\nblock two",
             "still here",
+            "/etc/hosts is odd",
+            "/status",
         ]
     );
 
@@ -361,15 +369,62 @@ fn chat_from_a_pipe() {
     assert!(out.starts_with("hello Invoice 42 ⟨invoice/42⟩\n— "), "{r}");
     assert!(out.contains("\nsecond\nline\n— "), "{r}");
     assert!(!out.contains('\x1b'), "no colour into a pipe\n{r}");
-    assert!(r.stderr.contains("unknown command /bogus"), "{r}");
     let messages: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
     assert_eq!(
         messages,
-        vec!["hello [Invoice 42](chip:invoice/42)", "second\nline"]
+        vec!["hello [Invoice 42](chip:invoice/42)", "/bogus", "second\nline"]
     );
     assert!(
         !env.home.join(".local/state/paliadin/chat_history").exists(),
         "no history of piped input"
+    );
+}
+
+#[test]
+fn keys_typed_at_full_speed_after_enter_all_arrive_in_order() {
+    let env = TestEnv::new();
+    let db = env.tmp.path().join("turns.db");
+    let pane = Pane::start(&env, &db, "fast");
+    pane.prompt();
+    // One tmux call each: the keys reach the terminal in one write, as a
+    // fast typist's or a key's autorepeat do.
+    pane.tmux(&["send-keys", "-t", "chat", "one", "Enter", "two", "Enter"])
+        .code(0);
+    pane.replies(2);
+    pane.prompt();
+    pane.tmux(&[
+        "send-keys", "-t", "chat", "first\\", "Enter", "second", "Enter", "third", "Enter",
+    ])
+    .code(0);
+    pane.replies(4);
+    // Typed before a slow turn starts and during it: all, in typed order.
+    pane.prompt();
+    pane.tmux(&[
+        "send-keys",
+        "-t",
+        "chat",
+        "paliadin-test: slow:1500",
+        "Enter",
+        "after-slow",
+        "Enter",
+    ])
+    .code(0);
+    pane.shows("thinking");
+    pane.tmux(&["send-keys", "-t", "chat", "during", "Enter"])
+        .code(0);
+    pane.replies(7);
+    let messages: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        messages,
+        [
+            "one",
+            "two",
+            "first\nsecond",
+            "third",
+            "paliadin-test: slow:1500",
+            "after-slow",
+            "during"
+        ]
     );
 }
 
