@@ -372,7 +372,11 @@ fn chat_from_a_pipe() {
     let messages: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
     assert_eq!(
         messages,
-        vec!["hello [Invoice 42](chip:invoice/42)", "/bogus", "second\nline"]
+        vec![
+            "hello [Invoice 42](chip:invoice/42)",
+            "/bogus",
+            "second\nline"
+        ]
     );
     assert!(
         !env.home.join(".local/state/paliadin/chat_history").exists(),
@@ -393,7 +397,15 @@ fn keys_typed_at_full_speed_after_enter_all_arrive_in_order() {
     pane.replies(2);
     pane.prompt();
     pane.tmux(&[
-        "send-keys", "-t", "chat", "first\\", "Enter", "second", "Enter", "third", "Enter",
+        "send-keys",
+        "-t",
+        "chat",
+        "first\\",
+        "Enter",
+        "second",
+        "Enter",
+        "third",
+        "Enter",
     ])
     .code(0);
     pane.replies(4);
@@ -667,4 +679,87 @@ fn turn_and_chat_show_the_agents_steps_in_a_terminal() {
         .find(|l| l.contains("Reading invoices.csv"))
         .unwrap_or_default();
     assert!(!step.contains('\u{1b}'), "NO_COLOR: {step:?}");
+}
+
+#[test]
+fn ctrl_c_cancels_a_chat_turn_with_and_without_connection_reuse() {
+    let mut w = ClaudeEnv::with(ClaudeOptions {
+        ssh: true,
+        ..ClaudeOptions::default()
+    });
+    let path = [("PATH", claude_path(&w.claude))];
+    let db = w.env.db();
+    for (session, mux) in [("reused", true), ("fresh", false)] {
+        let mut args = w.env.cli_args(true);
+        if !mux {
+            args.push("--no-mux".into());
+        }
+        args.extend(["chat", "--session", session].map(String::from));
+        let chat = Pane::run_with(&w.env, &args, 100, &path);
+        chat.prompt();
+        chat.line("hello");
+        chat.replies(1);
+        chat.prompt();
+        chat.line("mock: slow-close 60000");
+        w.wait_pane(session, WAIT, "the streamed text", |p| {
+            p.contains("echo: mock: slow-close") && p.contains("esc to interrupt")
+        });
+        let pressed = Instant::now();
+        chat.key("C-c");
+        let s = chat.shows("(cancelled) turn ");
+        chat.prompt();
+        eprintln!(
+            "Ctrl-C to the prompt ({}): {:.2} s",
+            if mux { "connection reused" } else { "--no-mux" },
+            pressed.elapsed().as_secs_f64()
+        );
+        assert!(!s.contains("thinking…"), "no stale spinner:\n{s}");
+        let p = w.pane(session);
+        assert!(
+            p.contains("Interrupted · What should Claude do instead?"),
+            "the agent's turn was stopped:\n{p}"
+        );
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let (status, code): (String, Option<String>) = conn
+            .query_row(
+                "SELECT status, error_code FROM turns WHERE session = ?1 \
+                 AND message = 'mock: slow-close 60000'",
+                [session],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (status.as_str(), code.as_deref()),
+            ("error", Some("cancelled"))
+        );
+        // The next turn is answered at once.
+        chat.line("after the cancel");
+        let s = chat.replies(2);
+        assert!(s.contains(&ClaudeEnv::echo("after the cancel")), "{s}");
+        chat.prompt();
+        chat.line("/quit");
+        assert_eq!(chat.exit_status(), 0, "{}", chat.screen());
+        drop(chat);
+
+        // `turn` the same.
+        let mut args = w.env.cli_args(true);
+        if !mux {
+            args.push("--no-mux".into());
+        }
+        args.extend(["turn", "--session", session, "mock: slow-close 60001"].map(String::from));
+        let turn = Pane::run_with(&w.env, &args, 100, &path);
+        w.wait_pane(session, WAIT, "the streamed text", |p| {
+            p.contains("echo: mock: slow-close 60001") && p.contains("esc to interrupt")
+        });
+        turn.key("C-c");
+        assert_eq!(turn.exit_status(), 130, "{}", turn.screen());
+        let s = turn.screen();
+        assert!(s.contains("cancelled"), "{s}");
+        assert!(!s.contains("thinking…"), "no stale spinner:\n{s}");
+        w.wait_pane(session, WAIT, "the interruption", |p| {
+            p.matches("Interrupted · What should Claude do instead?")
+                .count()
+                >= 2
+        });
+    }
 }
