@@ -441,6 +441,27 @@ fn keys_typed_at_full_speed_after_enter_all_arrive_in_order() {
 }
 
 #[test]
+fn a_turn_past_the_shims_wait_is_waited_for() {
+    // The shim gives up waiting after 1 s (124); the agent answers after 3.
+    let env = TestEnv::with(paliadin_tests::ShimSettings {
+        wait_secs: 1,
+        ..Default::default()
+    });
+    let db = env.tmp.path().join("turns.db");
+    let pane = Pane::start(&env, &db, "long");
+    pane.prompt();
+    pane.line("hello");
+    pane.replies(1);
+    pane.prompt();
+    pane.line("paliadin-test: slow:3000");
+    let s = pane.replies(2);
+    assert!(!s.contains("error"), "no error, no hint:\n{s}");
+    assert!(!s.contains("timeout"), "{s}");
+    let statuses: Vec<String> = rows(&db).into_iter().map(|r| r.1).collect();
+    assert_eq!(statuses, ["ok", "ok"]);
+}
+
+#[test]
 fn type_ahead_is_kept_in_order_and_ctrl_c_tells_how_to_poll() {
     let env = TestEnv::new();
     let db = env.tmp.path().join("turns.db");
