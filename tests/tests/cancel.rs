@@ -130,7 +130,12 @@ fn cancel_stops_a_running_tool_and_a_turn_before_its_first_token() {
     w.wait_pane("c2", Duration::from_secs(30), "the tool running", |p| {
         p.contains("perl -e") && p.contains(BUSY)
     });
+    let asked = std::time::Instant::now();
     let r = w.shim(&["cancel", "c2", &id], None);
+    eprintln!(
+        "cancel of a running tool, request to answer: {:.2} s",
+        asked.elapsed().as_secs_f64()
+    );
     r.code(0);
     assert_eq!(r.out(), "cancelled\n", "{r}");
     let done = waiting.join().expect("the waiting turn");
@@ -156,7 +161,12 @@ fn cancel_stops_a_running_tool_and_a_turn_before_its_first_token() {
             .find(|l| !l.trim().is_empty())
             .is_some_and(|l| l.contains(BUSY))
     });
+    let asked = std::time::Instant::now();
     let r = w.shim(&["cancel", "c2", &id2], None);
+    eprintln!(
+        "cancel before the first token, request to answer: {:.2} s",
+        asked.elapsed().as_secs_f64()
+    );
     r.code(0);
     assert_eq!(r.out(), "cancelled\n", "{r}");
     let done = waiting.join().expect("the waiting turn");
