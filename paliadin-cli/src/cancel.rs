@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::client::Client;
-use crate::failure::{Code, Failure};
-use crate::store::Turn;
+use crate::failure::Failure;
 use crate::transport::{Answer, ErrorCode};
 
 /// How long a cancel may take: one short call (0.03 s over a reused
@@ -83,30 +82,6 @@ impl Client {
                     f.reason()
                 );
             }
-        }
-    }
-}
-
-/// How long [`Client::await_turn`] waits: as long as it takes, in practice.
-const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
-
-impl Client {
-    /// Waits for a turn that ran past the shim's wait (`timeout`) until it
-    /// has an outcome, asking `poll` every second; stopped by the cancel fd
-    /// (Ctrl-C), it cancels the agent's turn and gives the turn's outcome
-    /// then (`cancelled`, or the reply that came first).
-    pub fn await_turn(&mut self, turn: Uuid, session: &SessionName) -> Result<Turn, Failure> {
-        let r = self.poll_wait(turn, Some(session.clone()), FOREVER);
-        match r {
-            Err(f) if f.code == Code::Call(ErrorCode::Interrupted) => {
-                match self.cancel(session, turn) {
-                    Ok(Cancelled::Stopped | Cancelled::Finished) => {
-                        self.poll(turn, Some(session.clone()))
-                    }
-                    _ => Err(f),
-                }
-            }
-            r => r,
         }
     }
 }

@@ -704,8 +704,10 @@ fn turn_and_chat_show_the_agents_steps_in_a_terminal() {
 
 #[test]
 fn ctrl_c_cancels_a_chat_turn_with_and_without_connection_reuse() {
+    // The shim's wait is short, so that chat follows each turn past it.
     let mut w = ClaudeEnv::with(ClaudeOptions {
         ssh: true,
+        wait_secs: 3,
         ..ClaudeOptions::default()
     });
     let path = [("PATH", claude_path(&w.claude))];
@@ -725,6 +727,19 @@ fn ctrl_c_cancels_a_chat_turn_with_and_without_connection_reuse() {
         w.wait_pane(session, WAIT, "the streamed text", |p| {
             p.contains("echo: mock: slow-close") && p.contains("esc to interrupt")
         });
+        // Once the shim's wait has passed (the row says `timeout`), chat
+        // still waits, and Ctrl-C cancels the turn it follows.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let row = |conn: &rusqlite::Connection| -> (String, Option<String>) {
+            conn.query_row(
+                "SELECT status, error_code FROM turns WHERE session = ?1 \
+                 AND message = 'mock: slow-close 60000'",
+                [session],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or_default()
+        };
+        chat.until("the shim's wait to pass", |_| row(&conn).0 == "pending");
         let pressed = Instant::now();
         chat.key("C-c");
         let s = chat.shows("(cancelled) turn ");
@@ -740,15 +755,7 @@ fn ctrl_c_cancels_a_chat_turn_with_and_without_connection_reuse() {
             p.contains("Interrupted · What should Claude do instead?"),
             "the agent's turn was stopped:\n{p}"
         );
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let (status, code): (String, Option<String>) = conn
-            .query_row(
-                "SELECT status, error_code FROM turns WHERE session = ?1 \
-                 AND message = 'mock: slow-close 60000'",
-                [session],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
+        let (status, code) = row(&conn);
         assert_eq!(
             (status.as_str(), code.as_deref()),
             ("error", Some("cancelled"))

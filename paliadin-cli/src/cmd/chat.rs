@@ -227,26 +227,27 @@ impl Chat {
         let client = &mut self.client;
         let dim = self.spin && crate::cmd::stderr_color();
         let r = crate::cmd::progress::with_steps(self.spin, |steps| {
-            let r = client.turn_with_events(&req, &mut |e| {
-                // Each step stays as a line above the reply; the spinner
-                // shows the newest.
+            // Each step stays as a line above the reply; the spinner shows
+            // the newest.
+            let mut on_event = |e: &paliadin_core::event::Event| {
                 let step = crate::render::step(e);
                 if let Some(s) = &step {
                     steps.println(&crate::render::step_line(s, dim));
                 }
                 steps.show(step.as_deref());
-            });
-            // Past the shim's wait the turn goes on: a person waits for it
-            // (or presses Ctrl-C, which cancels it).
-            match r {
-                Err(f) if is_still_running(&f) => match f.turn.as_ref() {
-                    Some(t) => {
-                        let id = t.row.turn.turn_id;
-                        client.await_turn(id, &req.session)
+            };
+            let mut r = client.turn_with_events(&req, &mut on_event);
+            // Past the shim's wait the turn goes on, and a person waits for
+            // it (or presses Ctrl-C, which cancels it): the turn is
+            // followed again, its new steps shown as they come.
+            loop {
+                match r {
+                    Err(f) if is_still_running(&f) && f.turn.is_some() => {
+                        let t = f.turn.as_deref().expect("checked");
+                        r = client.follow_turn(t, &mut on_event);
                     }
-                    None => Err(f),
-                },
-                r => r,
+                    r => return r,
+                }
             }
         });
         self.show(r)
