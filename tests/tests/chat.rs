@@ -704,12 +704,17 @@ fn turn_and_chat_show_the_agents_steps_in_a_terminal() {
 
 #[test]
 fn ctrl_c_cancels_a_chat_turn_with_and_without_connection_reuse() {
-    // The shim's wait is short, so that chat follows each turn past it.
-    let mut w = ClaudeEnv::with(ClaudeOptions {
-        ssh: true,
-        wait_secs: 3,
-        ..ClaudeOptions::default()
-    });
+    let mut w = ClaudeEnv::with_ssh();
+    // Each agent started within the installer's wait (a start bounded by
+    // 3 s could lose its first Enter), then the shim's wait made short, so
+    // that chat follows a turn past it.
+    for session in ["reused", "fresh"] {
+        w.turn_ssh(session, "warm up").code(0);
+    }
+    let config = w.shim_config();
+    let short = config.replace("wait_secs = 30\n", "wait_secs = 3\n");
+    assert_ne!(config, short, "{config}");
+    std::fs::write(&w.env.config, short).expect("the shim config");
     let path = [("PATH", claude_path(&w.claude))];
     let db = w.env.db();
     for (session, mux) in [("reused", true), ("fresh", false)] {

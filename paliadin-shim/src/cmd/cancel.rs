@@ -55,8 +55,18 @@ pub fn run(shim: &Shim, session: &SessionName, turn: Uuid) -> Result<()> {
         if let Some(word) = over(&s, &t) {
             return print_or_fail(format!("{word}\n").as_bytes());
         }
-        if t.has(TurnMark::Submitted) && busy(&pane(shim, &s)?) {
+        let screen = pane(shim, &s)?;
+        if t.has(TurnMark::Submitted) && busy(&screen) {
             return interrupt(shim, &s, &t);
+        }
+        // Typed but never submitted (its Enter got lost, and the request
+        // that typed it, the only one that presses Enter again, is over):
+        // the prompt still waits in the input box.
+        let head = format!("[PALIADIN:{turn}]");
+        if !t.has(TurnMark::Submitted) && !s.busy() && !busy(&screen) && input_holds(&screen, &head)
+        {
+            clear_input(shim, &s, &head)?;
+            return mark_cancelled(&s, &t, "never submitted: cleared from the input box");
         }
         if Instant::now() >= deadline {
             return Err(ShimError::new(
@@ -128,6 +138,12 @@ fn interrupt(shim: &Shim, s: &SessionDir, t: &TurnDir) -> Result<()> {
     if t.state() != TurnState::Pending {
         return print_or_fail(b"finished\n");
     }
+    mark_cancelled(s, t, how)
+}
+
+/// Marks the turn cancelled, records its `failed` event, and wakes its
+/// waiters, who end with 130.
+fn mark_cancelled(s: &SessionDir, t: &TurnDir, how: &str) -> Result<()> {
     t.mark(TurnMark::Cancelled, how)
         .map_err(|e| io_error(&format!("cannot write {}", t.path().display()), e))?;
     t.record(&paliadin_core::event::Event {
