@@ -784,8 +784,14 @@ fn ctrl_c_cancels_a_chat_turn_with_and_without_connection_reuse() {
         w.wait_pane(session, WAIT, "the streamed text", |p| {
             p.contains("echo: mock: slow-close 60001") && p.contains("esc to interrupt")
         });
+        let pressed = Instant::now();
         turn.key("C-c");
         assert_eq!(turn.exit_status(), 130, "{}", turn.screen());
+        eprintln!(
+            "Ctrl-C to the end of `turn` ({}): {:.2} s",
+            if mux { "connection reused" } else { "--no-mux" },
+            pressed.elapsed().as_secs_f64()
+        );
         let s = turn.screen();
         assert!(s.contains("cancelled"), "{s}");
         assert!(!s.contains("thinking…"), "no stale spinner:\n{s}");
