@@ -7,7 +7,7 @@ use uuid::Uuid;
 const AFTER_HELP: &str = "\
 Exit status: 0 ok; 1 other failure (config, log); 2 usage or invalid input; 68 unreachable;
 69 agent unavailable; 70 shim error; 75 blocked on a person; 76 agent error; 77 auth failed;
-124 timeout (the turn is pending: `poll` collects it); 130 interrupted. `health`: 0 OK,
+124 timeout (the turn is pending: `poll` collects it); 130 interrupted or cancelled. `health`: 0 OK,
 2 CRITICAL, 3 UNKNOWN. With --json, a failure is one object: `error_code`, `error`, and when
 known `hint`, `turn_id` and the turn's record as `turn`.";
 
@@ -108,6 +108,15 @@ Examples:
   paliadin-cli poll --json --wait=60 3f2a9c1e
   paliadin-cli poll --stale                # turns left running by a killed client")]
     Poll(PollArgs),
+    /// Stop a running turn: the agent on the laptop stops working on it.
+    #[command(after_help = "\
+Examples:
+  paliadin-cli cancel 3f2a9c1e             # a unique prefix of the id will do
+  paliadin-cli cancel --session me 3f2a9c1e-…  # a turn not in this log
+
+Prints `cancelled` (stopped now, or before) or `finished` (it had ended by
+itself: `poll` collects it); exit 2 when the laptop holds no such turn.")]
+    Cancel(CancelArgs),
     /// Show a session's state on the laptop.
     #[command(after_help = "\
 Examples:
@@ -283,6 +292,15 @@ pub struct PollArgs {
     /// Print the turn's record as one JSON object (`--stale`: an array).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The turn's id, or a unique prefix of it.
+    pub turn_id: String,
+    /// The session, for a turn that is not in the log.
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -168,7 +168,9 @@ impl Client {
             ),
             Some(f) => self.stream(&request, stdin, f),
         };
-        let answer = self.transport.answer(&result);
+        let mut answer = self.transport.answer(&result);
+        // Stopped mid-call (Ctrl-C): stop the agent's turn too.
+        self.cancel_interrupted(&req.session, new.turn_id, &mut answer);
         let said = Said {
             answer: &answer,
             streamed,
@@ -182,6 +184,51 @@ impl Client {
             hint: answer.hint,
         };
         self.finish(new, out, st.events, record)
+    }
+
+    /// Follows a turn that ran past the shim's wait (a `timeout` failure's
+    /// record): a repeat of its `run-turn-events`, which types nothing and
+    /// streams the turn's events from the start, each one not seen yet
+    /// handed to `on_event`, until the turn has an outcome or the shim's
+    /// wait passes again (`timeout` again). The row is completed as after
+    /// the first call; a call stopped by the cancel fd cancels the turn.
+    pub fn follow_turn(
+        &mut self,
+        turn: &Turn,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Turn, Failure> {
+        let new = turn.row.turn.clone();
+        let seen = turn.events.len();
+        let session = SessionName::new(&new.session).map_err(|e| Failure::usage(e.to_string()))?;
+        let (message, stdin) = message_source(&new.message);
+        let request = Request::RunTurn {
+            events: true,
+            session: session.clone(),
+            turn: new.turn_id,
+            message,
+        };
+        let mut n = 0;
+        let (result, st) = self.stream(&request, stdin, &mut |e| {
+            n += 1;
+            if n > seen {
+                on_event(e);
+            }
+        });
+        let mut answer = self.transport.answer(&result);
+        self.cancel_interrupted(&session, new.turn_id, &mut answer);
+        let said = Said {
+            answer: &answer,
+            streamed: true,
+            reply_line: st.reply.as_deref(),
+            events: &st.events,
+        };
+        let ended = outcome::ended_at(&st.events, new.started_ms, now_ms());
+        let record = Record {
+            begin_error: None,
+            logged_events: seen,
+            hint: answer.hint.clone(),
+        };
+        self.finish(new, outcome::outcome(said, ended), st.events, record)
     }
 
     /// Completes a turn's row with `out` and gives its record: the turn,

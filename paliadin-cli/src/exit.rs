@@ -30,7 +30,8 @@ pub fn of(code: ErrorCode) -> u8 {
         ErrorCode::AgentError => 76,
         ErrorCode::UsageLimit => 78,
         ErrorCode::Timeout => 124,
-        ErrorCode::Interrupted => 130,
+        // Both stopped by a person: the SIGINT convention.
+        ErrorCode::Interrupted | ErrorCode::Cancelled => 130,
     }
 }
 
@@ -42,6 +43,10 @@ mod tests {
     fn every_code_has_its_own_status() {
         let mut seen = std::collections::HashSet::new();
         for c in ErrorCode::ALL {
+            if c == ErrorCode::Cancelled {
+                assert_eq!(of(c), of(ErrorCode::Interrupted), "both are 130");
+                continue;
+            }
             assert!(seen.insert(of(c)), "{c} shares its status");
             assert_ne!(of(c), FAILURE);
         }

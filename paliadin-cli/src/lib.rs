@@ -4,6 +4,7 @@
 //! over it. A turn is one record ([`store::Turn`]); a failure one type
 //! ([`failure::Failure`]).
 
+pub mod cancel;
 pub mod client;
 pub mod config;
 pub mod exit;

@@ -211,15 +211,8 @@ mod tests {
 
     fn ev(kind: Kind, tool: Option<&str>, at: &str) -> Event {
         Event {
-            kind,
-            at: at.into(),
             tool: tool.map(str::to_owned),
-            target: None,
-            detail: None,
-            text: None,
-            usage: None,
-            resets_at: None,
-            window: None,
+            ..Event::new(kind, at)
         }
     }
 

@@ -520,15 +520,9 @@ mod tests {
     fn steps_say_what_the_agent_does_in_a_few_clean_words() {
         use paliadin_core::event::{Event, Kind};
         let e = |kind, tool: Option<&str>, target: Option<&str>| Event {
-            kind,
-            at: "t".into(),
             tool: tool.map(str::to_owned),
             target: target.map(str::to_owned),
-            detail: None,
-            text: None,
-            usage: None,
-            resets_at: None,
-            window: None,
+            ..Event::new(kind, "t")
         };
         let read = e(Kind::ToolStarted, Some("Read"), Some("invoices.csv"));
         assert_eq!(step(&read).as_deref(), Some("Reading invoices.csv"));

@@ -271,6 +271,11 @@ impl SshConfig {
         a.extend(req.to_words().into_iter().map(OsString::from));
         let mut cmd = Command::new(&self.program);
         cmd.args(a);
+        // A process group of its own: the terminal's Ctrl-C (or Ctrl-Z)
+        // reaches only paliadin-cli, which stops the call itself (a call
+        // `interrupted`, then a `cancel`), never ssh, which would exit 255
+        // on its own first and make the call look `connection_lost`.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd
     }
 

@@ -176,13 +176,28 @@ fn start(cmd: &mut Command, stdin: Option<&[u8]>) -> Result<Started, ChildError>
     })
 }
 
+/// How long to wait for a reaped child's pipes to close. A child that
+/// exited by itself: until the deadline (at least 200 ms). One that was
+/// killed (cancelled, or past its deadline): 200 ms, and no more, since
+/// another process may hold its pipes for as long as it likes; an ssh mux
+/// client hands its stdio to the master connection, which keeps stderr
+/// open until the remote command ends (issue 14: Ctrl-C waited out the
+/// whole turn). Their reader threads end when the last holder lets go.
+fn pipe_grace(ended: &io::Result<Ended>, deadline: Instant) -> Duration {
+    let least = Duration::from_millis(200);
+    match ended {
+        Ok(Ended::Exited) => remaining(deadline).max(least),
+        _ => least,
+    }
+}
+
 /// Kills the child unless it exited, reaps it, collects its stdout (from
 /// `stdout`, called after the reap) and stderr, and says how it ended.
 fn finish(
     mut s: Started,
     ended: io::Result<Ended>,
     deadline: Instant,
-    stdout: impl FnOnce() -> Vec<u8>,
+    stdout: impl FnOnce(&io::Result<Ended>) -> Vec<u8>,
     err: mpsc::Receiver<Vec<u8>>,
 ) -> Result<Output, ChildError> {
     if !matches!(ended, Ok(Ended::Exited)) {
@@ -193,9 +208,9 @@ fn finish(
         program: program.clone(),
         source,
     })?;
-    let stdout = stdout();
+    let stdout = stdout(&ended);
     let stderr = err
-        .recv_timeout(Duration::from_millis(200).max(remaining(deadline)))
+        .recv_timeout(pipe_grace(&ended, deadline))
         .unwrap_or_default();
     if let Some(w) = s.writer {
         if w.is_finished() {
@@ -230,9 +245,9 @@ pub fn run(cmd: &mut Command, call: Call<'_>) -> Result<Output, ChildError> {
     let err = reader(s.child.stderr.take());
     let ended = await_exit(&s.child, call.deadline, call.cancel);
     // A grandchild that kept a pipe open must not hold us past the deadline.
-    let stdout = || {
-        let grace = remaining(call.deadline).max(Duration::from_millis(200));
-        out.recv_timeout(grace).unwrap_or_default()
+    let stdout = |ended: &io::Result<Ended>| {
+        out.recv_timeout(pipe_grace(ended, call.deadline))
+            .unwrap_or_default()
     };
     finish(s, ended, call.deadline, stdout, err)
 }
@@ -264,7 +279,7 @@ pub fn run_lines(
     if done_to < all.len() {
         on_line(&all[done_to..]);
     }
-    finish(s, ended, call.deadline, || all, err)
+    finish(s, ended, call.deadline, |_| all, err)
 }
 
 /// Reads `stdout` into `all` as it arrives (calling `got` after each read)

@@ -32,13 +32,15 @@ pub enum ErrorCode {
     Timeout,
     /// The client was stopped mid-turn.
     Interrupted,
+    /// The agent's turn was stopped by a `cancel` (the shim said 130).
+    Cancelled,
     /// Anything else.
     ShimError,
 }
 
 impl ErrorCode {
     /// Every code, in the order of PROTOCOL section 6.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::Unreachable,
         ErrorCode::AuthFailed,
         ErrorCode::ConnectionLost,
@@ -49,6 +51,7 @@ impl ErrorCode {
         ErrorCode::UsageLimit,
         ErrorCode::Timeout,
         ErrorCode::Interrupted,
+        ErrorCode::Cancelled,
         ErrorCode::ShimError,
     ];
 
@@ -65,6 +68,7 @@ impl ErrorCode {
             ErrorCode::UsageLimit => "usage_limit",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Interrupted => "interrupted",
+            ErrorCode::Cancelled => "cancelled",
             ErrorCode::ShimError => "shim_error",
         }
     }
@@ -86,6 +90,7 @@ impl ErrorCode {
             ExitCode::AgentError => ErrorCode::AgentError,
             ExitCode::UsageLimit => ErrorCode::UsageLimit,
             ExitCode::Timeout => ErrorCode::Timeout,
+            ExitCode::Cancelled => ErrorCode::Cancelled,
         })
     }
 }
@@ -113,6 +118,7 @@ mod tests {
             "usage_limit",
             "timeout",
             "interrupted",
+            "cancelled",
             "shim_error",
         ];
         for (c, w) in ErrorCode::ALL.into_iter().zip(want) {

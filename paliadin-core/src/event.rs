@@ -104,6 +104,10 @@ pub struct Event {
     /// A few words more (why a turn failed or is blocked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The error code of a `failed` event that has one of its own
+    /// (`cancelled`: stopped by a `cancel` request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
     /// The reply, on the last line of a stream only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -117,6 +121,25 @@ pub struct Event {
     /// What the turn's model requests used, on a `usage` event only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+}
+
+impl Event {
+    /// An event of `kind` at `at` with nothing else: the fields a kind
+    /// carries are set over it (`Event { tool, ..Event::new(kind, at) }`).
+    pub fn new(kind: Kind, at: impl Into<String>) -> Event {
+        Event {
+            kind,
+            at: at.into(),
+            tool: None,
+            target: None,
+            detail: None,
+            code: None,
+            text: None,
+            resets_at: None,
+            window: None,
+            usage: None,
+        }
+    }
 }
 
 /// What a turn's own model requests used, as the agent's transcript
@@ -248,15 +271,9 @@ mod tests {
     #[test]
     fn events_round_trip_and_unknown_kinds_are_tolerated() {
         let e = Event {
-            kind: Kind::ToolStarted,
-            at: "2026-11-30T12:00:00.000Z".into(),
             tool: Some("Read".into()),
             target: Some("a.csv".into()),
-            detail: None,
-            text: None,
-            usage: None,
-            resets_at: None,
-            window: None,
+            ..Event::new(Kind::ToolStarted, "2026-11-30T12:00:00.000Z")
         };
         let line = serde_json::to_string(&e).unwrap();
         assert_eq!(

@@ -25,11 +25,13 @@ pub enum ExitCode {
     UsageLimit,
     /// 124: no reply within the wait; `poll` collects it later.
     Timeout,
+    /// 130: the turn was stopped by a `cancel` request (issue 14).
+    Cancelled,
 }
 
 impl ExitCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ExitCode; 8] = [
+    pub const ALL: [ExitCode; 9] = [
         ExitCode::Ok,
         ExitCode::Failure,
         ExitCode::Invalid,
@@ -38,6 +40,7 @@ impl ExitCode {
         ExitCode::AgentError,
         ExitCode::UsageLimit,
         ExitCode::Timeout,
+        ExitCode::Cancelled,
     ];
 
     /// The numeric status.
@@ -51,6 +54,7 @@ impl ExitCode {
             ExitCode::AgentError => 76,
             ExitCode::UsageLimit => 78,
             ExitCode::Timeout => 124,
+            ExitCode::Cancelled => 130,
         }
     }
 
@@ -74,6 +78,7 @@ impl ExitCode {
             ExitCode::AgentError => "agent_error",
             ExitCode::UsageLimit => "usage_limit",
             ExitCode::Timeout => "timeout",
+            ExitCode::Cancelled => "cancelled",
         }
     }
 

@@ -45,6 +45,11 @@ pub enum Request {
         session: SessionName,
         turn: Uuid,
     },
+    /// `cancel`: stops the session's current turn of that id (issue 14).
+    Cancel {
+        session: SessionName,
+        turn: Uuid,
+    },
     Status {
         session: SessionName,
     },
@@ -53,12 +58,13 @@ pub enum Request {
 }
 
 /// The protocol verbs, in the order of PROTOCOL section 1.
-pub const VERBS: [&str; 8] = [
+pub const VERBS: [&str; 9] = [
     "health",
     "run-turn",
     "run-turn-events",
     "reset",
     "poll",
+    "cancel",
     "status",
     "sessions",
     "version",
@@ -224,6 +230,13 @@ impl Request {
                     turn: parse_turn_id(args[1])?,
                 }
             }
+            "cancel" => {
+                arity("cancel", "<session> <turn-id>", args, 2)?;
+                Request::Cancel {
+                    session: session(0)?,
+                    turn: parse_turn_id(args[1])?,
+                }
+            }
             verb @ ("run-turn" | "run-turn-events") => {
                 let events = verb == "run-turn-events";
                 let name = if events {
@@ -271,6 +284,9 @@ impl Request {
             Request::Reset { session } => vec!["reset".into(), s(session)],
             Request::Status { session } => vec!["status".into(), s(session)],
             Request::Poll { session, turn } => vec!["poll".into(), s(session), turn.to_string()],
+            Request::Cancel { session, turn } => {
+                vec!["cancel".into(), s(session), turn.to_string()]
+            }
             Request::RunTurn {
                 session,
                 turn,
@@ -303,6 +319,7 @@ impl Request {
             Request::RunTurn { events: true, .. } => "run-turn-events",
             Request::Reset { .. } => "reset",
             Request::Poll { .. } => "poll",
+            Request::Cancel { .. } => "cancel",
             Request::Status { .. } => "status",
             Request::Sessions => "sessions",
             Request::Version => "version",
@@ -316,6 +333,7 @@ impl Request {
             | Request::RunTurn { session, .. }
             | Request::Reset { session }
             | Request::Poll { session, .. }
+            | Request::Cancel { session, .. }
             | Request::Status { session } => Some(session),
             Request::Sessions | Request::Version => None,
         }
@@ -375,6 +393,10 @@ mod tests {
             Request::Reset { session: s.clone() },
             Request::Status { session: s.clone() },
             Request::Poll {
+                session: s.clone(),
+                turn,
+            },
+            Request::Cancel {
                 session: s.clone(),
                 turn,
             },
@@ -439,6 +461,8 @@ mod tests {
             ("poll s 0b7c2f3e1d2a4b5c8d9e0f1a2b3c4d5e", |e| {
                 matches!(e, RequestError::TurnId)
             }),
+            ("cancel s", |e| matches!(e, RequestError::Arity { .. })),
+            ("cancel s not-a-uuid", |e| matches!(e, RequestError::TurnId)),
         ];
         for (line, ok) in cases {
             let e = parse(line).unwrap_err();
@@ -514,8 +538,8 @@ mod fuzz {
     #[test]
     fn random_requests_never_panic_and_round_trip() {
         let verbs = [
-            "health", "run-turn", "reset", "poll", "status", "sessions", "version", "attach", "",
-            "RUN-TURN",
+            "health", "run-turn", "reset", "poll", "cancel", "status", "sessions", "version",
+            "attach", "", "RUN-TURN",
         ];
         let parts = [
             "s",

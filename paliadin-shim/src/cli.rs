@@ -13,6 +13,7 @@ Requests (PROTOCOL section 1), from SSH_ORIGINAL_COMMAND when set, else from REQ
   run-turn-events <session> <turn-id> <b64|->   the same, its steps as JSON lines, the reply last
   reset <session>                            end the session and its agent
   poll <session> <turn-id>                   the reply of a turn again, or 124 while it runs
+  cancel <session> <turn-id>                 stop the session's running turn (one Escape)
   status <session>                           one JSON object
   sessions                                   one JSON object per session
   version                                    the version
@@ -27,7 +28,7 @@ Local only:
 Exit status: 0 done, 1 other failure, 2 invalid request (nothing typed), 69 agent
 unavailable, 75 blocked on a person, 76 the agent reported a failure (or left a reply
 that does not count), 78 the subscription's usage limit is reached (the line says when it
-resets), 124 no reply within the wait (poll collects it later).";
+resets), 124 no reply within the wait (poll collects it later), 130 the turn was cancelled.";
 
 /// The laptop side of paliadin: one tmux session per user with the agent in it.
 #[derive(Debug, Parser)]

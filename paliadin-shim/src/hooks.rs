@@ -209,15 +209,13 @@ pub fn progress(event: HookEvent, v: &Value) -> Option<Event> {
         HookEvent::SessionStart => return None,
     };
     Some(Event {
-        kind,
-        at: paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms()),
         tool,
         target,
         detail,
-        text: None,
-        usage: None,
-        resets_at: None,
-        window: None,
+        ..Event::new(
+            kind,
+            paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms()),
+        )
     })
 }
 

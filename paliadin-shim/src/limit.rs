@@ -170,15 +170,8 @@ pub fn resolve(state_dir: &Path, s: &SessionDir, t: &TurnDir, hook: &str) -> boo
     };
     let plan = said_limit || line.as_ref().is_some_and(is_usage_limit_line);
     let mut event = Event {
-        kind: Kind::Failed,
-        at: rfc3339_ms(now_ms()),
-        tool: None,
-        target: None,
         detail: Some("rate_limit".into()),
-        text: None,
-        resets_at: None,
-        window: None,
-        usage: None,
+        ..Event::new(Kind::Failed, rfc3339_ms(now_ms()))
     };
     if !plan {
         t.record(&event);
@@ -230,15 +223,10 @@ pub fn holding(state_dir: &Path) -> Option<Limit> {
 pub fn refuse(limit: &Limit, events: bool) -> ShimError {
     if events {
         let e = Event {
-            kind: Kind::Failed,
-            at: rfc3339_ms(now_ms()),
-            tool: None,
-            target: None,
             detail: Some("usage_limit".into()),
-            text: None,
             resets_at: limit.resets_at.map(rfc3339_s),
             window: limit.window.clone(),
-            usage: None,
+            ..Event::new(Kind::Failed, rfc3339_ms(now_ms()))
         };
         let line = format!("{}\n", serde_json::to_string(&e).unwrap_or_default());
         if let Err(e) = print_or_fail(line.as_bytes()) {
@@ -269,7 +257,7 @@ pub fn dismiss(shim: &Shim, s: &SessionDir) -> bool {
         std::thread::sleep(LOOK * 2);
     }
     for _ in 0..2 {
-        if shim.tmux.key(&key, "Escape").is_err() {
+        if shim.tmux.key(&key, crate::tmux::Key::Escape).is_err() {
             return false;
         }
         let until = Instant::now() + PANE_WAIT;

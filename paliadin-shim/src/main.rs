@@ -95,6 +95,7 @@ fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
         } => cmd::run_turn::run(&shim, &session, turn, message, events),
         Request::Reset { session } => cmd::reset::run(&shim, &session),
         Request::Poll { session, turn } => cmd::poll::run(&shim, &session, turn),
+        Request::Cancel { session, turn } => cmd::cancel::run(&shim, &session, turn),
         Request::Status { session } => cmd::status::run(&shim, &session),
         Request::Sessions => cmd::sessions::run(&shim),
         Request::Version => {

@@ -46,6 +46,10 @@ pub fn settle(
             ),
         )
         .with_pane(shim.tail(s)))),
+        TurnState::Cancelled(how) => Some(Err(ShimError::new(
+            ExitCode::Cancelled,
+            format!("the turn was cancelled ({how})"),
+        ))),
         TurnState::UsageLimit(_) | TurnState::RateLimited(_) | TurnState::Pending => None,
     })
 }

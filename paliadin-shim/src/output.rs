@@ -50,15 +50,11 @@ impl Output {
             Output::Raw => reply,
             Output::Events { .. } => {
                 let e = paliadin_core::event::Event {
-                    kind: paliadin_core::event::Kind::Reply,
-                    at: paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms()),
-                    tool: None,
-                    target: None,
-                    detail: None,
                     text: Some(String::from_utf8_lossy(reply).into_owned()),
-                    usage: None,
-                    resets_at: None,
-                    window: None,
+                    ..paliadin_core::event::Event::new(
+                        paliadin_core::event::Kind::Reply,
+                        paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms()),
+                    )
                 };
                 line = format!("{}\n", serde_json::to_string(&e).unwrap_or_default());
                 line.as_bytes()

@@ -15,6 +15,7 @@
 //!                           agent.json   argv and start time of the agent
 //!                           last_prompt  id of the last submitted turn
 //!                           current      id of the turn being waited for
+//!                           cancel       id of a turn cancelled before it was typed
 //!                           activity     its mtime: the last activity
 //!                           swept        its mtime: the last sweep
 //!                           windows.json the plan's windows, from the status line
@@ -22,8 +23,8 @@
 //!                           bells/<uuid> one FIFO per waiter, rung by hooks
 //!                           turns/<id>/  typed (the id is held), submitted,
 //!                                        reply.md, blocked, failed, idle,
-//!                                        delivered, events.jsonl, rate_limit,
-//!                                        resolving, usage_limit
+//!                                        cancelled, delivered, events.jsonl,
+//!                                        rate_limit, resolving, usage_limit
 //! ```
 
 use paliadin_core::session::SessionName;
@@ -93,6 +94,8 @@ pub enum TurnMark {
     Resolving,
     /// The subscription's usage limit (the file holds the limit as JSON).
     UsageLimit,
+    /// A `cancel` stopped it (the file holds how).
+    Cancelled,
 }
 
 impl TurnMark {
@@ -108,6 +111,7 @@ impl TurnMark {
             TurnMark::RateLimited => "rate_limit",
             TurnMark::Resolving => "resolving",
             TurnMark::UsageLimit => "usage_limit",
+            TurnMark::Cancelled => "cancelled",
         }
     }
 }
@@ -185,6 +189,8 @@ impl Drop for Bell {
 const AGENT: &str = "agent.json";
 /// The id of the turn being waited for.
 const CURRENT: &str = "current";
+/// The id of a turn a `cancel` named before it was typed.
+const CANCEL: &str = "cancel";
 /// The id of the last turn the agent took (`UserPromptSubmit`).
 const LAST_PROMPT: &str = "last_prompt";
 /// The agent's own id of its conversation (Claude Code's `session_id`).
@@ -393,6 +399,22 @@ impl SessionDir {
         }
     }
 
+    /// Asks that turn `id`, not typed yet, never be typed (a `cancel` that
+    /// came before its `run-turn` typed it). One id: the last asked.
+    pub fn request_cancel(&self, id: Uuid) -> io::Result<()> {
+        self.write(CANCEL, &id.to_string())
+    }
+
+    /// Whether a `cancel` asked that turn `id` never be typed; the request
+    /// is taken (removed) when it names `id`.
+    pub fn take_cancel(&self, id: Uuid) -> bool {
+        let asked = self.read_id(CANCEL) == Some(id);
+        if asked {
+            self.remove(CANCEL);
+        }
+        asked
+    }
+
     /// The last turn the agent took, if the last prompt was a turn's.
     pub fn last_prompt(&self) -> Option<Uuid> {
         self.read_id(LAST_PROMPT)
@@ -558,6 +580,8 @@ pub enum TurnState {
     RateLimited(String),
     /// The pane waits on a person (with the notification's message).
     Blocked(String),
+    /// A `cancel` stopped it (with how).
+    Cancelled(String),
     /// Typed, nothing yet.
     Pending,
 }
@@ -661,7 +685,8 @@ impl TurnDir {
         self.open()?.ok_or_else(absent)?.write_new(REPLY, reply)
     }
 
-    /// The turn's state, the reply winning over everything else.
+    /// The turn's state: a cancel winning over everything else (what it
+    /// answered stays true), then the reply.
     pub fn state(&self) -> TurnState {
         let Ok(Some(d)) = self.open() else {
             return TurnState::Pending;
@@ -672,7 +697,9 @@ impl TurnDir {
                 .flatten()
                 .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
         };
-        if d.has(REPLY) {
+        if let Some(c) = marker(TurnMark::Cancelled) {
+            TurnState::Cancelled(c)
+        } else if d.has(REPLY) {
             TurnState::Replied
         } else if let Some(l) = marker(TurnMark::UsageLimit) {
             TurnState::UsageLimit(l)

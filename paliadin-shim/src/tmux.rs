@@ -48,6 +48,27 @@ pub struct Pane {
     pub activity: i64,
 }
 
+/// The keys the shim may press besides typing a turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// Interrupts a busy Claude Code (never Ctrl-C: a second one exits it).
+    Escape,
+    /// Clears the input line (a withdrawn prompt put back there).
+    ClearLine,
+    /// Submits what the input box holds.
+    Enter,
+}
+
+impl Key {
+    fn name(self) -> &'static str {
+        match self {
+            Key::Escape => "Escape",
+            Key::ClearLine => "C-u",
+            Key::Enter => "Enter",
+        }
+    }
+}
+
 /// One tmux server, by socket name.
 #[derive(Debug, Clone)]
 pub struct Tmux {
@@ -345,33 +366,15 @@ impl Tmux {
         Ok(out.trim() == "1")
     }
 
-    /// Presses one named key, such as `Escape` (after leaving copy mode).
-    pub fn key(&self, name: &str, key: &str) -> Result<(), TmuxError> {
-        let t = exact(name);
-        let p = pane_target(name);
-        self.run(
-            &Self::args([
-                "has-session",
-                "-t",
-                &t,
-                ";",
-                "copy-mode",
-                "-q",
-                "-t",
-                &p,
-                ";",
-                "send-keys",
-                "-t",
-                &p,
-                key,
-            ]),
-            None,
-        )
-        .map(drop)
-    }
-
     /// Presses Enter once more (after leaving copy mode).
     pub fn enter(&self, name: &str) -> Result<(), TmuxError> {
+        self.key(name, Key::Enter)
+    }
+
+    /// Presses one named key (`Escape`, `C-u`, `Enter`) in the session's
+    /// pane after leaving copy mode (a person attached may have entered it),
+    /// and nothing else: a key right after Escape would be read as Meta+key.
+    pub fn key(&self, name: &str, key: Key) -> Result<(), TmuxError> {
         let t = exact(name);
         let p = pane_target(name);
         self.run(
@@ -388,7 +391,7 @@ impl Tmux {
                 "send-keys",
                 "-t",
                 &p,
-                "Enter",
+                key.name(),
             ]),
             None,
         )

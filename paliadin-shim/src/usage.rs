@@ -336,15 +336,12 @@ pub fn record(dir: &SessionDir, t: &TurnDir, v: &Value) {
         Err(e) => (None, Some(format!("not measured: {e}"))),
     };
     t.record(&Event {
-        kind: Kind::Usage,
-        at: paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms()),
-        tool: None,
-        target: None,
         detail,
-        text: None,
-        resets_at: None,
-        window: None,
         usage,
+        ..Event::new(
+            Kind::Usage,
+            paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms()),
+        )
     });
     let _ = t.mark(TurnMark::Measured, "");
 }

@@ -254,9 +254,6 @@ fn a_conversation_in_a_terminal() {
     pane.line("/status");
     pane.shows("alive:         yes");
     pane.prompt();
-    pane.line("/nonsense");
-    pane.shows("unknown command /nonsense");
-    pane.prompt();
     pane.line("/reset");
     pane.shows("session chat1 reset");
     pane.prompt();
@@ -300,6 +297,15 @@ fn a_conversation_in_a_terminal() {
     pane.line("still here");
     pane.replies(6);
 
+    // A line starting with / that is no command is a message; // escapes
+    // one that is.
+    pane.prompt();
+    pane.line("/etc/hosts is odd");
+    pane.replies(7);
+    pane.prompt();
+    pane.line("//status");
+    pane.replies(8);
+
     let messages: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
     assert_eq!(
         messages,
@@ -310,6 +316,8 @@ fn a_conversation_in_a_terminal() {
             "pasted one\npasted two",
             "block one\\\nblock two",
             "still here",
+            "/etc/hosts is odd",
+            "/status",
         ]
     );
 
@@ -361,16 +369,96 @@ fn chat_from_a_pipe() {
     assert!(out.starts_with("hello Invoice 42 ⟨invoice/42⟩\n— "), "{r}");
     assert!(out.contains("\nsecond\nline\n— "), "{r}");
     assert!(!out.contains('\x1b'), "no colour into a pipe\n{r}");
-    assert!(r.stderr.contains("unknown command /bogus"), "{r}");
     let messages: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
     assert_eq!(
         messages,
-        vec!["hello [Invoice 42](chip:invoice/42)", "second\nline"]
+        vec![
+            "hello [Invoice 42](chip:invoice/42)",
+            "/bogus",
+            "second\nline"
+        ]
     );
     assert!(
         !env.home.join(".local/state/paliadin/chat_history").exists(),
         "no history of piped input"
     );
+}
+
+#[test]
+fn keys_typed_at_full_speed_after_enter_all_arrive_in_order() {
+    let env = TestEnv::new();
+    let db = env.tmp.path().join("turns.db");
+    let pane = Pane::start(&env, &db, "fast");
+    pane.prompt();
+    // One tmux call each: the keys reach the terminal in one write, as a
+    // fast typist's or a key's autorepeat do.
+    pane.tmux(&["send-keys", "-t", "chat", "one", "Enter", "two", "Enter"])
+        .code(0);
+    pane.replies(2);
+    pane.prompt();
+    pane.tmux(&[
+        "send-keys",
+        "-t",
+        "chat",
+        "first\\",
+        "Enter",
+        "second",
+        "Enter",
+        "third",
+        "Enter",
+    ])
+    .code(0);
+    pane.replies(4);
+    // Typed before a slow turn starts and during it: all, in typed order.
+    pane.prompt();
+    pane.tmux(&[
+        "send-keys",
+        "-t",
+        "chat",
+        "paliadin-test: slow:1500",
+        "Enter",
+        "after-slow",
+        "Enter",
+    ])
+    .code(0);
+    pane.shows("thinking");
+    pane.tmux(&["send-keys", "-t", "chat", "during", "Enter"])
+        .code(0);
+    pane.replies(7);
+    let messages: Vec<String> = rows(&db).into_iter().map(|r| r.0).collect();
+    assert_eq!(
+        messages,
+        [
+            "one",
+            "two",
+            "first\nsecond",
+            "third",
+            "paliadin-test: slow:1500",
+            "after-slow",
+            "during"
+        ]
+    );
+}
+
+#[test]
+fn a_turn_past_the_shims_wait_is_waited_for() {
+    // The shim gives up waiting after 1 s (124); the agent answers after 3.
+    let env = TestEnv::with(paliadin_tests::ShimSettings {
+        wait_secs: 1,
+        ..Default::default()
+    });
+    let db = env.tmp.path().join("turns.db");
+    let pane = Pane::start(&env, &db, "long");
+    pane.prompt();
+    pane.line("hello");
+    pane.replies(1);
+    pane.prompt();
+    pane.line("paliadin-test: slow:3000");
+    let s = pane.replies(2);
+    assert!(!s.contains("error"), "no error, no hint:\n{s}");
+    assert!(!s.contains("timeout"), "{s}");
+    let statuses: Vec<String> = rows(&db).into_iter().map(|r| r.1).collect();
+    assert_eq!(statuses, ["ok", "ok"]);
 }
 
 #[test]
@@ -612,4 +700,105 @@ fn turn_and_chat_show_the_agents_steps_in_a_terminal() {
         .find(|l| l.contains("Reading invoices.csv"))
         .unwrap_or_default();
     assert!(!step.contains('\u{1b}'), "NO_COLOR: {step:?}");
+}
+
+#[test]
+fn ctrl_c_cancels_a_chat_turn_with_and_without_connection_reuse() {
+    let mut w = ClaudeEnv::with_ssh();
+    // Each agent started within the installer's wait (a start bounded by
+    // 3 s could lose its first Enter), then the shim's wait made short, so
+    // that chat follows a turn past it.
+    for session in ["reused", "fresh"] {
+        w.turn_ssh(session, "warm up").code(0);
+    }
+    let config = w.shim_config();
+    let short = config.replace("wait_secs = 30\n", "wait_secs = 3\n");
+    assert_ne!(config, short, "{config}");
+    std::fs::write(&w.env.config, short).expect("the shim config");
+    let path = [("PATH", claude_path(&w.claude))];
+    let db = w.env.db();
+    for (session, mux) in [("reused", true), ("fresh", false)] {
+        let mut args = w.env.cli_args(true);
+        if !mux {
+            args.push("--no-mux".into());
+        }
+        args.extend(["chat", "--session", session].map(String::from));
+        let chat = Pane::run_with(&w.env, &args, 100, &path);
+        chat.prompt();
+        chat.line("hello");
+        chat.replies(1);
+        chat.prompt();
+        chat.line("mock: slow-close 60000");
+        w.wait_pane(session, WAIT, "the streamed text", |p| {
+            p.contains("echo: mock: slow-close") && p.contains("esc to interrupt")
+        });
+        // Once the shim's wait has passed (the row says `timeout`), chat
+        // still waits, and Ctrl-C cancels the turn it follows.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let row = |conn: &rusqlite::Connection| -> (String, Option<String>) {
+            conn.query_row(
+                "SELECT status, error_code FROM turns WHERE session = ?1 \
+                 AND message = 'mock: slow-close 60000'",
+                [session],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap_or_default()
+        };
+        chat.until("the shim's wait to pass", |_| row(&conn).0 == "pending");
+        let pressed = Instant::now();
+        chat.key("C-c");
+        let s = chat.shows("(cancelled) turn ");
+        chat.prompt();
+        eprintln!(
+            "Ctrl-C to the prompt ({}): {:.2} s",
+            if mux { "connection reused" } else { "--no-mux" },
+            pressed.elapsed().as_secs_f64()
+        );
+        assert!(!s.contains("thinking…"), "no stale spinner:\n{s}");
+        let p = w.pane(session);
+        assert!(
+            p.contains("Interrupted · What should Claude do instead?"),
+            "the agent's turn was stopped:\n{p}"
+        );
+        let (status, code) = row(&conn);
+        assert_eq!(
+            (status.as_str(), code.as_deref()),
+            ("error", Some("cancelled"))
+        );
+        // The next turn is answered at once.
+        chat.line("after the cancel");
+        let s = chat.replies(2);
+        assert!(s.contains(&ClaudeEnv::echo("after the cancel")), "{s}");
+        chat.prompt();
+        chat.line("/quit");
+        assert_eq!(chat.exit_status(), 0, "{}", chat.screen());
+        drop(chat);
+
+        // `turn` the same.
+        let mut args = w.env.cli_args(true);
+        if !mux {
+            args.push("--no-mux".into());
+        }
+        args.extend(["turn", "--session", session, "mock: slow-close 60001"].map(String::from));
+        let turn = Pane::run_with(&w.env, &args, 100, &path);
+        w.wait_pane(session, WAIT, "the streamed text", |p| {
+            p.contains("echo: mock: slow-close 60001") && p.contains("esc to interrupt")
+        });
+        let pressed = Instant::now();
+        turn.key("C-c");
+        assert_eq!(turn.exit_status(), 130, "{}", turn.screen());
+        eprintln!(
+            "Ctrl-C to the end of `turn` ({}): {:.2} s",
+            if mux { "connection reused" } else { "--no-mux" },
+            pressed.elapsed().as_secs_f64()
+        );
+        let s = turn.screen();
+        assert!(s.contains("cancelled"), "{s}");
+        assert!(!s.contains("thinking…"), "no stale spinner:\n{s}");
+        w.wait_pane(session, WAIT, "the interruption", |p| {
+            p.matches("Interrupted · What should Claude do instead?")
+                .count()
+                >= 2
+        });
+    }
 }

@@ -4,7 +4,9 @@
 //! each step of the agent's work as a dim line above it (on a terminal
 //! only), and prints the reply through [`crate::render`]. With stdin not a terminal it
 //! reads plain lines: no spinner, no colour, no history. Ctrl-C at the
-//! prompt clears the line; during a turn it stops that turn only.
+//! prompt clears the line; during a turn it cancels that turn (the agent's
+//! too), which otherwise is waited for as long as it takes. Keys typed
+//! during a turn wait in the terminal for the next prompt, in order.
 
 use anyhow::Context as _;
 use paliadin_core::SessionName;
@@ -35,11 +37,13 @@ Type a message and press Enter to send it.
   opens and closes a block; a paste of several lines is one message.
 /status          the session's state on the laptop
 /reset           end the session; the next message starts afresh
-/poll [turn-id]  collect the reply of a turn that timed out or was stopped
+/poll [turn-id]  collect the reply of a turn that was stopped
                  (without an id: the last such turn; a unique prefix will do)
 /help            this text
 /quit, /exit     leave (also Ctrl-D)
-Ctrl-C clears the line at the prompt and stops a running turn.
+A line starting with / that is none of these is sent as a message;
+//text sends /text.
+Ctrl-C clears the line at the prompt and cancels a running turn.
 Lines typed while a turn runs are kept and sent after it, in order.
 ";
 
@@ -52,20 +56,17 @@ enum Input {
     End,
 }
 
-/// rustyline, the history file, and the lines typed ahead while a turn ran.
+/// rustyline and the history file.
 struct Prompt {
     editor: DefaultEditor,
     history: Option<PathBuf>,
-    /// Whole lines typed during a turn, to be read before the keyboard.
-    queued: std::collections::VecDeque<String>,
-    /// A line begun during a turn and not yet ended: the next prompt's text.
-    partial: String,
 }
 
 /// Keeps what is typed while a turn runs: the terminal stops echoing and
 /// stops assembling lines (Ctrl-C still signals), so the keys wait in its
-/// buffer; [`TypeAhead::finish`] reads them back and restores the terminal,
-/// also on drop.
+/// queue, behind those rustyline read already (it keeps them, with its
+/// `buffer-redux` feature), for the next prompt to read in the order they
+/// were typed. Restores the terminal on drop.
 struct TypeAhead {
     saved: Option<rustix::termios::Termios>,
 }
@@ -87,19 +88,6 @@ impl TypeAhead {
             let _ = tcsetattr(fd, OptionalActions::Now, &quiet);
         }
         TypeAhead { saved }
-    }
-
-    /// The bytes typed since [`TypeAhead::begin`].
-    fn finish(mut self) -> Vec<u8> {
-        let mut typed = Vec::new();
-        if self.saved.is_some() {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = rustix::io::read(rustix::stdio::stdin(), &mut buf) {
-                typed.extend_from_slice(&buf[..n]);
-            }
-        }
-        self.restore();
-        typed
     }
 
     fn restore(&mut self) {
@@ -151,51 +139,11 @@ impl Prompt {
                 Err(e) => eprintln!("paliadin-cli: warning: no chat history: {e}"),
             }
         }
-        Ok(Prompt {
-            editor,
-            history,
-            queued: Default::default(),
-            partial: String::new(),
-        })
+        Ok(Prompt { editor, history })
     }
 
-    /// Adds keys typed during a turn: each Enter ends a line; Backspace
-    /// takes back a character; escape sequences (arrows) are dropped.
-    fn type_ahead(&mut self, bytes: &[u8]) {
-        let text = String::from_utf8_lossy(bytes);
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\r' | '\n' => self.queued.push_back(std::mem::take(&mut self.partial)),
-                '\x7f' | '\x08' => {
-                    self.partial.pop();
-                }
-                '\x1b' => {
-                    // CSI: ESC [ parameters final-byte.
-                    if chars.peek() == Some(&'[') {
-                        chars.next();
-                        for f in chars.by_ref() {
-                            if ('\x40'..='\x7e').contains(&f) {
-                                break;
-                            }
-                        }
-                    }
-                }
-                c if c.is_control() && c != '\t' => {}
-                c => self.partial.push(c),
-            }
-        }
-    }
-
-    /// One line: typed ahead if there is one (shown after its prompt, as
-    /// if typed now), else from the keyboard.
     fn line(&mut self, prompt: &str) -> Result<String, ReadlineError> {
-        if let Some(l) = self.queued.pop_front() {
-            println!("{prompt}{l}");
-            return Ok(l);
-        }
-        let partial = std::mem::take(&mut self.partial);
-        self.editor.readline_with_initial(prompt, (&partial, ""))
+        self.editor.readline(prompt)
     }
 
     /// One input: lines joined while they end in `\`, or a `"""` block.
@@ -279,15 +227,28 @@ impl Chat {
         let client = &mut self.client;
         let dim = self.spin && crate::cmd::stderr_color();
         let r = crate::cmd::progress::with_steps(self.spin, |steps| {
-            client.turn_with_events(&req, &mut |e| {
-                // Each step stays as a line above the reply; the spinner
-                // shows the newest.
+            // Each step stays as a line above the reply; the spinner shows
+            // the newest.
+            let mut on_event = |e: &paliadin_core::event::Event| {
                 let step = crate::render::step(e);
                 if let Some(s) = &step {
                     steps.println(&crate::render::step_line(s, dim));
                 }
                 steps.show(step.as_deref());
-            })
+            };
+            let mut r = client.turn_with_events(&req, &mut on_event);
+            // Past the shim's wait the turn goes on, and a person waits for
+            // it (or presses Ctrl-C, which cancels it): the turn is
+            // followed again, its new steps shown as they come.
+            loop {
+                match r {
+                    Err(f) if is_still_running(&f) && f.turn.is_some() => {
+                        let t = f.turn.as_deref().expect("checked");
+                        r = client.follow_turn(t, &mut on_event);
+                    }
+                    r => return r,
+                }
+            }
         });
         self.show(r)
     }
@@ -360,6 +321,10 @@ impl Chat {
         }
         match (f.code, id) {
             // Asked for: not an error.
+            (Code::Call(ErrorCode::Cancelled), Some(id)) => {
+                self.forget_signals();
+                eprintln!("(cancelled) turn {id}");
+            }
             (Code::Call(ErrorCode::Interrupted), Some(id)) => {
                 self.forget_signals();
                 eprintln!("(interrupted) turn {id}: the agent may still answer; /poll collects it");
@@ -369,11 +334,12 @@ impl Chat {
         Ok(())
     }
 
-    /// Runs a `/command`; false when the chat should end.
-    fn command(&mut self, line: &str) -> Result<bool, Failure> {
+    /// Runs a `/command`: `Some(false)` when the chat should end, `None`
+    /// when the line is no command (it is a message).
+    fn command(&mut self, line: &str) -> Result<Option<bool>, Failure> {
         let (word, arg) = line.split_once(' ').unwrap_or((line, ""));
         match word {
-            "/quit" | "/exit" => return Ok(false),
+            "/quit" | "/exit" => return Ok(Some(false)),
             "/help" => out(HELP)?,
             "/reset" => match self.client.reset(&self.session) {
                 Ok(()) => eprintln!(
@@ -387,9 +353,28 @@ impl Chat {
                 Err(f) => eprintln!("error: {}", f.line()),
             },
             "/poll" => self.poll(arg)?,
-            _ => eprintln!("unknown command {word}; /help lists the commands"),
+            _ => return Ok(None),
         }
-        Ok(true)
+        Ok(Some(true))
+    }
+}
+
+/// What a line of input is.
+#[derive(Debug, PartialEq, Eq)]
+enum Said<'a> {
+    /// One line starting with `/` (not `//`): a command if it names one,
+    /// else a message as it is.
+    Command(&'a str),
+    /// A message, with a leading `//` made `/`.
+    Message(String),
+}
+
+fn message_of(text: &str) -> Said<'_> {
+    let t = text.trim();
+    match t.strip_prefix("//") {
+        Some(rest) => Said::Message(format!("/{}", rest.trim_end())),
+        None if t.starts_with('/') && !t.contains('\n') => Said::Command(t),
+        None => Said::Message(text.trim_end().to_owned()),
     }
 }
 
@@ -445,12 +430,16 @@ pub fn run(ctx: &Ctx<'_>, a: &ChatArgs) -> Result<u8, Failure> {
             continue;
         }
         let typing = TypeAhead::begin(tty);
-        let go_on = if trimmed.starts_with('/') && !trimmed.contains('\n') {
-            chat.command(trimmed)
-        } else {
-            chat.turn(text.trim_end().to_owned()).map(|()| true)
+        let go_on = match message_of(&text) {
+            Said::Command(line) => match chat.command(line) {
+                Ok(Some(go_on)) => Ok(go_on),
+                // No command of ours: a message like any other.
+                Ok(None) => chat.turn(line.to_owned()).map(|()| true),
+                Err(f) => Err(f),
+            },
+            Said::Message(m) => chat.turn(m).map(|()| true),
         };
-        prompt.type_ahead(&typing.finish());
+        drop(typing);
         if !go_on? {
             break;
         }

@@ -545,15 +545,9 @@ mod tests {
     #[test]
     fn events_are_aligned_lines_of_safe_text() {
         let e = |kind, tool: Option<&str>, target: Option<&str>| Event {
-            kind,
-            at: "2026-11-30T12:00:01.250Z".into(),
             tool: tool.map(str::to_owned),
             target: target.map(str::to_owned),
-            detail: None,
-            text: None,
-            usage: None,
-            resets_at: None,
-            window: None,
+            ..Event::new(kind, "2026-11-30T12:00:01.250Z")
         };
         let text = show_events(&[
             e(EventKind::Submitted, None, None),

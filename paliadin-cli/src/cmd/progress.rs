@@ -60,10 +60,50 @@ pub fn with_steps<T>(spin: bool, f: impl FnOnce(&Steps) -> T) -> T {
     );
     bar.set_message(THINKING);
     bar.enable_steady_tick(Duration::from_millis(100));
+    let quiet = Quiet::begin();
     let steps = Steps { bar: Some(bar) };
     let out = f(&steps);
     if let Some(bar) = steps.bar {
         bar.finish_and_clear();
     }
+    drop(quiet);
     out
+}
+
+/// The terminal's echo off while the spinner turns: the `^C` a terminal
+/// echoes would land in the spinner's last column, wrap, and leave the
+/// spinner's line behind when it is cleared. Keys typed meanwhile stay in
+/// the terminal's queue. Restored on drop.
+struct Quiet {
+    saved: Option<rustix::termios::Termios>,
+}
+
+impl Quiet {
+    fn begin() -> Quiet {
+        use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+        let fd = rustix::stdio::stdin();
+        let saved = rustix::termios::isatty(fd)
+            .then(|| tcgetattr(fd).ok())
+            .flatten();
+        if let Some(t) = &saved {
+            let mut quiet = t.clone();
+            quiet
+                .local_modes
+                .remove(LocalModes::ECHO | LocalModes::ECHOCTL);
+            let _ = tcsetattr(fd, OptionalActions::Now, &quiet);
+        }
+        Quiet { saved }
+    }
+}
+
+impl Drop for Quiet {
+    fn drop(&mut self) {
+        if let Some(t) = self.saved.take() {
+            let _ = rustix::termios::tcsetattr(
+                rustix::stdio::stdin(),
+                rustix::termios::OptionalActions::Now,
+                &t,
+            );
+        }
+    }
 }

@@ -587,15 +587,13 @@ impl Store {
         )?;
         let rows = st.query_map([turn_id.to_string()], |r| {
             Ok(Event {
-                kind: EventKind::parse(&r.get::<_, String>(0)?),
-                at: r.get(1)?,
                 tool: r.get(2)?,
                 target: r.get(3)?,
                 detail: r.get(4)?,
-                text: None,
-                usage: None,
-                resets_at: None,
-                window: None,
+                ..Event::new(
+                    EventKind::parse(&r.get::<_, String>(0)?),
+                    r.get::<_, String>(1)?,
+                )
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -1174,15 +1172,9 @@ mod tests {
 
     fn ev(kind: EventKind, tool: Option<&str>) -> Event {
         Event {
-            kind,
-            at: "2026-11-30T12:00:00.000Z".into(),
             tool: tool.map(str::to_owned),
             target: tool.map(|_| "a.csv".to_owned()),
-            detail: None,
-            text: None,
-            usage: None,
-            resets_at: None,
-            window: None,
+            ..Event::new(kind, "2026-11-30T12:00:00.000Z")
         }
     }
 

@@ -4,6 +4,7 @@
 //! lives below `cmd/`.
 
 pub mod attach;
+pub mod cancel;
 pub mod docs;
 pub mod health;
 pub mod poll;

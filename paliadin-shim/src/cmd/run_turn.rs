@@ -85,13 +85,22 @@ pub fn run(
         return await_reply(shim, &s, &t, deadline, None, out);
     }
     match type_turn(shim, &s, &t, pane.pid, &clean) {
-        Ok(watch) => {
+        Ok(None) => {
+            s.clear_current(t.id);
+            last_look(shim, &s, &t, out, || {
+                ShimError::new(ExitCode::Cancelled, "the turn was cancelled")
+            })
+        }
+        Ok(Some(watch)) => {
             let done = await_reply(shim, &s, &t, deadline, Some(watch), out);
             // Only the lock holder clears `current`: a `poll` racing a new
             // turn could otherwise remove the new turn's mark.
             if matches!(
                 t.state(),
-                TurnState::Replied | TurnState::Failed(_) | TurnState::UsageLimit(_)
+                TurnState::Replied
+                    | TurnState::Failed(_)
+                    | TurnState::UsageLimit(_)
+                    | TurnState::Cancelled(_)
             ) {
                 s.clear_current(t.id);
             }
@@ -120,7 +129,8 @@ pub fn run(
 }
 
 /// Arms the watch, marks the id held, then types the envelope (the head as
-/// keys, the message as one paste) and presses Enter.
+/// keys, the message as one paste) and presses Enter; `None` when a
+/// `cancel` asked first that it never be typed.
 /// On failure, also says whether tmux may have typed something.
 fn type_turn(
     shim: &Shim,
@@ -128,7 +138,7 @@ fn type_turn(
     t: &TurnDir,
     pid: u32,
     clean: &str,
-) -> Result<Watch, (ShimError, bool)> {
+) -> Result<Option<Watch>, (ShimError, bool)> {
     let before = |e: ShimError| (e, false);
     let mut watch = shim.watch(s, shim.config.agent_hooks).map_err(before)?;
     if !watch.watch_pid(pid).map_err(|e| before(e.into()))? {
@@ -152,6 +162,14 @@ fn type_turn(
     // turn may have been typed and is never typed again.
     t.mark(TurnMark::Typed, "")
         .map_err(|e| before(io_error(&format!("cannot write {}", t.path().display()), e)))?;
+    // After `typed`, before tmux: a `cancel` that found the id not held yet
+    // asked first (and looks at `typed` after asking), so one of the two
+    // sees the other and the turn is either never typed or interrupted.
+    if s.take_cancel(t.id) {
+        let _ = t.mark(TurnMark::Cancelled, "before it was typed");
+        s.ring();
+        return Ok(None);
+    }
     shim.tmux
         .type_submit(
             &key,
@@ -169,7 +187,7 @@ fn type_turn(
             e => (tmux_error(e), true),
         })?;
     s.touch();
-    Ok(watch)
+    Ok(Some(watch))
 }
 
 fn held_past_deadline(shim: &Shim, s: &SessionDir) -> ShimError {
