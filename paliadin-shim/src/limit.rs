@@ -38,6 +38,9 @@ const LIMIT_TEXT: &str = "You've hit your";
 /// How long the transcript's error line is waited for after `StopFailure`
 /// (measured 0.03 to 0.3 s after it).
 const LINE_WAIT: Duration = Duration::from_millis(1200);
+/// A `resolving` mark this old was left by a waiter killed while it told
+/// the limit apart: the next waiter does it instead.
+const RESOLVE_STALE: Duration = Duration::from_secs(5);
 /// How much of the transcript's end is read.
 const TAIL: u64 = 512 << 10;
 /// How often the transcript (and the pane) is looked at while waiting.
@@ -150,7 +153,13 @@ fn from_windows(s: &SessionDir, window: Option<&str>) -> Limit {
 /// (`false`: another waiter does; look at the turn again when it rings).
 pub fn resolve(state_dir: &Path, s: &SessionDir, t: &TurnDir, hook: &str) -> bool {
     if !t.mark_new(TurnMark::Resolving, "").unwrap_or(false) {
-        return false;
+        // Another waiter does it, unless it was killed doing it.
+        let stale = t
+            .mark_age(TurnMark::Resolving)
+            .is_some_and(|a| a > RESOLVE_STALE);
+        if !stale || t.mark(TurnMark::Resolving, "").is_err() {
+            return false;
+        }
     }
     let h: Value = serde_json::from_str(hook).unwrap_or(Value::Null);
     let st = |k: &str| h[k].as_str().unwrap_or("");
@@ -399,6 +408,27 @@ mod tests {
         hook = hook.replace("You've hit your", "API Error: Request rejected (429)");
         assert!(resolve(&root, &s, &t, &hook));
         assert_eq!(t.state(), TurnState::Failed("rate_limit".into()));
+        // A waiter killed while it told the limit apart holds nobody up
+        // for long: its mark, once stale, is taken over.
+        let t = turn("p1");
+        let TurnState::RateLimited(hook) = t.state() else {
+            panic!("{:?}", t.state())
+        };
+        assert!(t.mark_new(TurnMark::Resolving, "").unwrap());
+        assert!(!resolve(&root, &s, &t, &hook), "a live claim is left alone");
+        let mark = t.path().join("resolving");
+        std::fs::File::options()
+            .write(true)
+            .open(&mark)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(10))
+            .unwrap();
+        assert!(resolve(&root, &s, &t, &hook));
+        assert!(
+            matches!(t.state(), TurnState::UsageLimit(_)),
+            "{:?}",
+            t.state()
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 

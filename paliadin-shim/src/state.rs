@@ -665,6 +665,12 @@ impl TurnDir {
             .write(mark.file(), text.as_bytes())
     }
 
+    /// How long ago `mark` was left, if it is there.
+    pub fn mark_age(&self, mark: TurnMark) -> Option<Duration> {
+        let m = self.open().ok()??.mtime(mark.file())?;
+        SystemTime::now().duration_since(m).ok()
+    }
+
     /// Leaves a marker unless it is there already; `Ok(false)` then.
     pub fn mark_new(&self, mark: TurnMark, text: &str) -> io::Result<bool> {
         self.open()?
