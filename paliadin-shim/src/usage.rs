@@ -146,6 +146,8 @@ fn marker(turn: &Uuid) -> String {
 pub struct Tally {
     /// The turn's prompt line was seen (or no prompt gates the lines).
     started: bool,
+    /// Another turn's prompt line came after it: nothing more is this turn's.
+    ended: bool,
     marker: String,
     seen: HashSet<String>,
     pub usage: Usage,
@@ -183,10 +185,11 @@ impl Tally {
             return;
         };
         let kind = v["type"].as_str().unwrap_or_default();
-        if kind == "user"
-            && !self.marker.is_empty()
-            && v["message"].to_string().contains(&self.marker)
-        {
+        // A prompt is a user line that is no tool's result (which could
+        // quote anything, an envelope too).
+        let said = v["message"].to_string();
+        let prompt = kind == "user" && !said.contains("\"tool_result\"");
+        if prompt && !self.marker.is_empty() && said.contains(&self.marker) {
             // The prompt line: the turn starts here (a retry's or an
             // earlier look's lines before it are not this turn's).
             *self = Tally {
@@ -197,7 +200,11 @@ impl Tally {
             };
             return;
         }
-        if !self.started || kind != "assistant" {
+        if prompt && self.started && said.contains(paliadin_core::envelope::TAG) {
+            // The next turn's prompt (typed while this hook still looks).
+            self.ended = true;
+        }
+        if !self.started || self.ended || kind != "assistant" {
             return;
         }
         let m = &v["message"];
@@ -386,6 +393,9 @@ mod tests {
                 "<synthetic>",
                 [0, 0, 0, 0],
             ),
+            // The next turn's prompt and answer: not this turn's.
+            json!({"type": "user", "message": {"content": marker(&Uuid::new_v4())}}).to_string(),
+            assistant("req_4", "the next answer", "claude-opus-5-5", [1, 1, 1, 1]),
         ] {
             t.line(line.as_bytes());
         }
