@@ -246,6 +246,14 @@ pub fn handle(dir: &SessionDir, event: HookEvent, v: &Value) {
     // Where an outcome goes: the last submitted turn. The next turn is
     // never typed before the earlier one ended, so that is the one.
     let last_turn = || last().filter(|t| t.exists());
+    // The turn whose usage this hook measures: taken before the ring, after
+    // which the next turn may be typed and become the last.
+    let measured = match event {
+        HookEvent::Stop | HookEvent::StopFailure => {
+            last_turn().filter(|t| !t.has(TurnMark::Measured))
+        }
+        _ => None,
+    };
     match event {
         HookEvent::SessionStart => {
             let _ = dir.set_agent_session(&s("session_id"));
@@ -308,8 +316,7 @@ pub fn handle(dir: &SessionDir, event: HookEvent, v: &Value) {
     // Last, once everything is recorded: the waiters look again.
     dir.ring();
     // Then what the turn cost, off the reply's path; rung again.
-    let last = last_turn().filter(|t| !t.has(TurnMark::Measured));
-    if let (HookEvent::Stop | HookEvent::StopFailure, Some(t)) = (event, last) {
+    if let Some(t) = measured {
         crate::usage::record(dir, &t, v);
         dir.ring();
     }

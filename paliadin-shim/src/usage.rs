@@ -7,7 +7,8 @@
 //! from the turn's prompt line on, every `assistant` line counts once per
 //! `requestId` (a request's answer is one line per content block, each with
 //! the request's whole usage), never a `<synthetic>` one (an API error or a
-//! limit, usage 0). The transcript may lag the hook: the hook waits, at most
+//! limit, usage 0), plus the requests in the files of the subagents the turn
+//! launched, as far as they got. The transcript may lag the hook: the hook waits, at most
 //! [`WAIT`], for the assistant line whose text is the hook's
 //! `last_assistant_message`. The hook has written the reply before it looks,
 //! so a plain `run-turn` never waits for this.
@@ -146,13 +147,21 @@ fn marker(turn: &Uuid) -> String {
 pub struct Tally {
     /// The turn's prompt line was seen (or no prompt gates the lines).
     started: bool,
+    /// Another turn's prompt line came after it: nothing more is this turn's.
+    ended: bool,
     marker: String,
     seen: HashSet<String>,
     pub usage: Usage,
     /// The assistant line whose text is the turn's last message was seen.
     pub last_seen: bool,
     last_text: String,
+    /// The subagents the turn launched (the Agent tool's result names
+    /// each), whose requests are in files of their own.
+    pub agents: Vec<String>,
 }
+
+/// The most subagents of one turn whose files are read.
+const MAX_AGENTS: usize = 32;
 
 impl Tally {
     /// A tally of turn `turn`'s lines, ending at the message `last_text`.
@@ -183,10 +192,11 @@ impl Tally {
             return;
         };
         let kind = v["type"].as_str().unwrap_or_default();
-        if kind == "user"
-            && !self.marker.is_empty()
-            && v["message"].to_string().contains(&self.marker)
-        {
+        // A prompt is a user line that is no tool's result (which could
+        // quote anything, an envelope too).
+        let said = v["message"].to_string();
+        let prompt = kind == "user" && !said.contains("\"tool_result\"");
+        if prompt && !self.marker.is_empty() && said.contains(&self.marker) {
             // The prompt line: the turn starts here (a retry's or an
             // earlier look's lines before it are not this turn's).
             *self = Tally {
@@ -197,7 +207,24 @@ impl Tally {
             };
             return;
         }
-        if !self.started || kind != "assistant" {
+        let tagged = !self.marker.is_empty() && said.contains(paliadin_core::envelope::TAG);
+        if prompt && self.started && tagged {
+            // The next turn's prompt (typed while this hook still looks).
+            self.ended = true;
+        }
+        if !self.started || self.ended {
+            return;
+        }
+        if kind == "user" {
+            let agent = v["toolUseResult"]["agentId"].as_str().unwrap_or_default();
+            if plain_name(agent)
+                && self.agents.len() < MAX_AGENTS
+                && !self.agents.iter().any(|a| a == agent)
+            {
+                self.agents.push(agent.to_owned());
+            }
+        }
+        if kind != "assistant" {
             return;
         }
         let m = &v["message"];
@@ -309,7 +336,31 @@ pub fn measure(
     if !tally.started() {
         return Err(NotMeasured::NoPrompt);
     }
-    Ok(tally.usage)
+    let mut usage = tally.usage;
+    // A subagent's requests, as far as it got by the turn's end (one still
+    // running in the background adds the rest to no turn): its file is
+    // `<project>/<session>/subagents/agent-<id>.jsonl`.
+    for agent in &tally.agents {
+        let names = [
+            names[0].clone(),
+            session.to_owned(),
+            "subagents".to_owned(),
+            format!("agent-{agent}.jsonl"),
+        ];
+        let Ok(file) = open_below(projects, &names) else {
+            continue;
+        };
+        let mut sub = Tally::whole();
+        if Lines::open(file).and_then(|mut l| l.feed(&mut sub)).is_ok() {
+            let u = sub.usage;
+            usage.input_tokens += u.input_tokens;
+            usage.output_tokens += u.output_tokens;
+            usage.cache_read_input_tokens += u.cache_read_input_tokens;
+            usage.cache_creation_input_tokens += u.cache_creation_input_tokens;
+            usage.requests += u.requests;
+        }
+    }
+    Ok(usage)
 }
 
 /// The `Stop`/`StopFailure` hook's part, after the outcome is recorded:
@@ -385,6 +436,9 @@ mod tests {
                 "<synthetic>",
                 [0, 0, 0, 0],
             ),
+            // The next turn's prompt and answer: not this turn's.
+            json!({"type": "user", "message": {"content": marker(&Uuid::new_v4())}}).to_string(),
+            assistant("req_4", "the next answer", "claude-opus-5-5", [1, 1, 1, 1]),
         ] {
             t.line(line.as_bytes());
         }
@@ -467,6 +521,27 @@ mod tests {
         .expect("measured");
         writer.join().expect("writer");
         assert_eq!((u.requests, u.input_tokens, u.output_tokens), (1, 1, 2));
+        // A subagent the turn launched: its own file counts too.
+        let agent = json!({"type": "user", "toolUseResult": {"status": "async_launched", "agentId": "a1b2"},
+            "message": {"content": [{"type": "tool_result", "content": "launched"}]}});
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(projects.join("w").join(&file))
+            .expect("open");
+        use std::io::Write as _;
+        writeln!(f, "{agent}").expect("append");
+        let subs = projects.join("w").join(SESSION).join("subagents");
+        std::fs::create_dir_all(&subs).expect("subagents");
+        std::fs::write(
+            subs.join("agent-a1b2.jsonl"),
+            format!("{}\n", assistant("req_9", "hi", "m", [7, 3, 11, 13])),
+        )
+        .expect("subagent");
+        let u = measure(&projects, &path, SESSION, turn, "done", Instant::now()).expect("measured");
+        assert_eq!(
+            (u.requests, u.input_tokens, u.cache_creation_input_tokens),
+            (2, 8, 17)
+        );
         // No prompt line: not this turn's lines at all.
         let other = Uuid::new_v4();
         assert_eq!(

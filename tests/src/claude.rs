@@ -329,7 +329,12 @@ impl ClaudeEnv {
             }
             kept.push(a);
         }
-        let line = format!("agent = {}", serde_json::to_string(&kept).expect("JSON"));
+        self.set_agent_argv(&kept);
+    }
+
+    /// Replaces the agent line of the shim config with `argv`.
+    pub fn set_agent_argv(&self, argv: &[String]) {
+        let line = format!("agent = {}", serde_json::to_string(argv).expect("JSON"));
         self.set_config_line("agent = ", line);
     }
 

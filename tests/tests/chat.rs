@@ -628,6 +628,9 @@ fn turn_and_chat_show_the_agents_steps_in_a_terminal() {
         wait_secs: 60,
         ..ClaudeOptions::default()
     });
+    // Every tool offered (not the installer's `--tools Read`), so that the
+    // permission rules deny the Bash call after its step shows.
+    w.remove_agent_args(&["--tools"]);
     let invoices = w.env.workdir.join("invoices.csv");
     std::fs::write(&invoices, "id,total\n42,SECRET-TOTAL-9d1\n").expect("invoices");
     let invoices = invoices.canonicalize().expect("real path");

@@ -702,15 +702,23 @@ fn a_login_whose_profile_is_a_day_old_is_fetched_from_api_anthropic_com_not_the_
 fn without_the_nonessential_traffic_switch_claude_probes_the_quota_at_start_and_asks_a_title_every_turn(
 ) {
     let mut w = ClaudeEnv::new();
-    // The installer's environment alone (DISABLE_AUTOUPDATER in the shim
-    // config's agent_env), as on a laptop.
+    // The installer's environment of before issue 13 (DISABLE_AUTOUPDATER
+    // in the shim config's agent_env, not the switch, which it sets now),
+    // as on a laptop.
     w.edit_settings(|s| {
         s["env"]
             .as_object_mut()
             .expect("env")
             .remove("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC");
     });
-    assert!(w.shim_config().contains("DISABLE_AUTOUPDATER"));
+    let switch = r#"CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = "1""#;
+    let config = w.shim_config();
+    assert!(config.contains("DISABLE_AUTOUPDATER") && config.contains(switch));
+    let before = config
+        .replace(&format!(", {switch}"), "")
+        .replace(&format!("{switch}, "), "");
+    assert!(!before.contains(switch), "{before}");
+    std::fs::write(&w.env.config, before).expect("the shim config");
     let rec = w.record();
     let first = w.turn("noisy", "the first question");
     first.code(0);

@@ -127,3 +127,36 @@ fn a_turns_usage_is_what_the_mock_served_each_request_counted_once_and_the_log_k
         "{r}"
     );
 }
+
+#[test]
+fn an_operator_who_widens_the_allow_rules_gets_those_tools_offered() {
+    let mut w = ClaudeEnv::new();
+    // Widened in shim.toml the way the README says: one more allow rule,
+    // and `--tools` left as setup wrote it.
+    let (mut argv, _) = w.agent_command();
+    let at = argv
+        .iter()
+        .position(|a| a == "--allowedTools")
+        .expect("--allowedTools");
+    argv.insert(at + 2, "Grep".into());
+    assert!(argv.windows(2).any(|p| p == ["--tools", "Read"]));
+    w.set_agent_argv(&argv);
+    let t = w.turn("wide", "what is two and two?");
+    t.code(0);
+    let calls = w.requests_for(&t);
+    let names: Vec<&str> = calls[0].body["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"Read") && names.contains(&"Grep") && !names.contains(&"Bash"),
+        "{names:?}"
+    );
+    // The shim's own record of the command it started says so too.
+    let record =
+        std::fs::read_to_string(w.env.state.join("sessions").join("wide").join("agent.json"))
+            .unwrap_or_default();
+    assert!(record.contains("\"Read,Grep\""), "{record}");
+}
