@@ -384,6 +384,10 @@ pub fn step(e: &paliadin_core::event::Event) -> Option<String> {
             Some(d) => format!("Failed: {d}"),
             None => "Failed".to_owned(),
         },
+        Kind::Woke => match detail {
+            Some(d) => format!("Waking the agent: {d}"),
+            None => "Waking the agent".to_owned(),
+        },
         Kind::Submitted
         | Kind::ToolFinished
         | Kind::Replied

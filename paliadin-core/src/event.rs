@@ -34,6 +34,9 @@ pub enum Kind {
     Idle,
     /// The last line of a stream: the reply itself, in `text`.
     Reply,
+    /// The session's agent was asleep and started again for this turn
+    /// (`detail`: on its conversation, or a new one).
+    Woke,
     /// A kind this version does not know (a newer shim).
     #[serde(other)]
     Other,
@@ -42,7 +45,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind this version knows, in the order of PROTOCOL section 7
     /// (`Other` last: it stands for any name not in this list).
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Submitted,
         Kind::ToolStarted,
         Kind::ToolFinished,
@@ -53,6 +56,7 @@ impl Kind {
         Kind::Replied,
         Kind::Idle,
         Kind::Reply,
+        Kind::Woke,
         Kind::Other,
     ];
 
@@ -70,6 +74,7 @@ impl Kind {
             Kind::Replied => "replied",
             Kind::Idle => "idle",
             Kind::Reply => "reply",
+            Kind::Woke => "woke",
             Kind::Other => "other",
         }
     }

@@ -170,22 +170,55 @@ impl Shim {
         })?;
         let pane = match self.live_pane(s)? {
             // Started by us: its SessionStart may still be on its way.
-            Some(p) if s.agent().is_some() => p,
+            Some(p) if s.agent().is_some() => {
+                self.become_ready(s, &p, deadline)?;
+                p
+            }
             // A pane the state knows nothing of (the state directory was
             // wiped): its readiness can never be known, so start afresh.
-            Some(_) | None => self.start(s)?,
+            Some(_) | None => {
+                let waking = crate::sleep::waking(&self.config, s);
+                let started = self
+                    .start(s)
+                    .and_then(|p| self.become_ready(s, &p, deadline).map(|()| p));
+                let (pane, resumed) = match started {
+                    // Its conversation is gone: a new one.
+                    Err(_) if waking && self.resume_died(s)? => {
+                        crate::sleep::wake_failed(s);
+                        let p = self.start(s)?;
+                        self.become_ready(s, &p, deadline)?;
+                        (p, false)
+                    }
+                    r => (r?, waking),
+                };
+                crate::sleep::started(s, resumed);
+                pane
+            }
         };
+        if !s.has(Mark::Mounted) {
+            self.await_mounted(s, deadline)?;
+        }
+        Ok(pane)
+    }
+
+    /// Until the started agent is ready (its `SessionStart`).
+    fn become_ready(&self, s: &SessionDir, pane: &Pane, deadline: Instant) -> Result<()> {
         if !s.has(Mark::Ready) {
             let window = self.ready_window(s);
             if window.is_zero() {
                 return Err(self.stuck(s));
             }
-            self.await_ready(s, &pane, deadline, Instant::now() + window)?;
+            self.await_ready(s, pane, deadline, Instant::now() + window)?;
         }
-        if !s.has(Mark::Mounted) {
-            self.await_mounted(s, deadline)?;
-        }
-        Ok(pane)
+        Ok(())
+    }
+
+    /// Whether a resumed agent was launched and died before it was ready
+    /// (not: it could not be launched at all).
+    fn resume_died(&self, s: &SessionDir) -> Result<bool> {
+        Ok(on_path(&self.config.agent[0])
+            && self.config.workdir.is_dir()
+            && self.live_pane(s)?.is_none())
     }
 
     /// A tmux server belongs to the state directory of the shim that started
@@ -272,6 +305,7 @@ impl Shim {
             argv.push("--settings".into());
             argv.push(settings.to_string_lossy().into_owned());
         }
+        argv.extend(crate::sleep::launch_args(&self.config, s)?);
         let state = self.config.state_dir.to_string_lossy().into_owned();
         let mut env: Vec<(&str, &str)> = self
             .config

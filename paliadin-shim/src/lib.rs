@@ -15,6 +15,7 @@ pub mod outcome;
 pub mod output;
 pub mod policy;
 pub mod setup;
+pub mod sleep;
 pub mod state;
 pub mod status;
 pub mod tmux;

@@ -9,7 +9,7 @@ use paliadin_core::ExitCode;
 use paliadin_shim::agent::Shim;
 use paliadin_shim::error::{Result, ShimError};
 use paliadin_shim::output::print_or_fail;
-use paliadin_shim::{cli, cmd, config, hooks};
+use paliadin_shim::{cli, cmd, config, hooks, sleep};
 
 fn main() -> std::process::ExitCode {
     let opts = cli::parse();
@@ -77,6 +77,9 @@ fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
         return Err(ShimError::invalid("hook takes <Event>"));
     }
     let req = Request::parse(words, limits).map_err(|e| ShimError::invalid(e.to_string()))?;
+    // Idle agents are put to sleep here, there being no daemon (not the
+    // request's own session: it is about to be used).
+    sleep::sweep(&shim, req.session());
     match req {
         Request::Health { session } => cmd::health::run(&shim, &session),
         Request::RunTurn {

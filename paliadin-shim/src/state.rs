@@ -16,6 +16,9 @@
 //!                           current      id of the turn being waited for
 //!                           activity     its mtime: the last activity
 //!                           swept        its mtime: the last sweep
+//!                           conversation the agent's conversation id (crate::sleep)
+//!                           asleep       the agent was put to sleep (when, memory)
+//!                           woke         how it woke, for the next turn's events
 //!                           bells/<uuid> one FIFO per waiter, rung by hooks
 //!                           turns/<id>/  typed (the id is held), submitted,
 //!                                        reply.md, blocked, failed, idle,
@@ -170,6 +173,12 @@ const LAST_PROMPT: &str = "last_prompt";
 const ACTIVITY: &str = "activity";
 /// Its mtime: the last sweep of expired turns.
 const SWEPT: &str = "swept";
+/// The agent's conversation id, chosen by the shim ([`crate::sleep`]).
+const CONVERSATION: &str = "conversation";
+/// The agent was put to sleep: its record ([`crate::sleep`]).
+const ASLEEP: &str = "asleep";
+/// How the agent woke, until a turn reports it ([`crate::sleep`]).
+const WOKE: &str = "woke";
 
 /// The state directory itself: opened (and created, 0700) once per request.
 pub fn open_root(state_dir: &Path, create: bool) -> io::Result<Option<Dir>> {
@@ -358,6 +367,46 @@ impl SessionDir {
             CURRENT,
             AGENT,
         ] {
+            self.remove(f);
+        }
+    }
+
+    /// The agent's conversation id, if the shim chose one.
+    pub fn conversation(&self) -> Option<Uuid> {
+        self.read_id(CONVERSATION)
+    }
+
+    pub fn set_conversation(&self, id: Uuid) -> io::Result<()> {
+        self.write(CONVERSATION, &id.to_string())
+    }
+
+    /// The sleep record, if the agent was put to sleep and has not woken.
+    pub fn asleep(&self) -> Option<String> {
+        self.read(ASLEEP)
+    }
+
+    pub fn set_asleep(&self, record: &str) -> io::Result<()> {
+        self.write(ASLEEP, record)
+    }
+
+    /// How the agent woke, taken once (by the turn that woke it).
+    pub fn take_woke(&self) -> Option<String> {
+        let text = self.read(WOKE)?;
+        self.remove(WOKE);
+        Some(text)
+    }
+
+    /// Records that the agent woke (`text`), and that it sleeps no more.
+    pub fn set_woke(&self, text: &str) -> io::Result<()> {
+        self.write(WOKE, text)?;
+        self.remove(ASLEEP);
+        Ok(())
+    }
+
+    /// Forgets the conversation, the sleep and the wake: the next agent
+    /// starts a new conversation.
+    pub fn forget_conversation(&self) {
+        for f in [CONVERSATION, ASLEEP, WOKE] {
             self.remove(f);
         }
     }
