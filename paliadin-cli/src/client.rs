@@ -439,12 +439,14 @@ impl Client {
         (probe, log_error)
     }
 
-    /// Ends the session and its agent on the laptop.
-    pub fn reset(&self, session: &SessionName) -> Result<(), Failure> {
+    /// Ends the session and its agent on the laptop; `false` when the shim
+    /// says there was no such session (`none`).
+    pub fn reset(&self, session: &SessionName) -> Result<bool, Failure> {
         let req = Request::Reset {
             session: session.clone(),
         };
-        self.simple(&req, format!("reset {session}")).map(drop)
+        let out = self.simple(&req, format!("reset {session}"))?;
+        Ok(out != b"none\n")
     }
 
     /// The shim's status object of a session.
