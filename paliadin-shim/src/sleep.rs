@@ -31,10 +31,11 @@ use crate::agent::{recorded_agent, Shim};
 use crate::config::Config;
 use crate::state::{LockName, Mark, SessionDir, TurnDir, TurnMark, TurnState};
 
-/// The most a sweep may add to a request.
-pub const SWEEP_BUDGET: Duration = Duration::from_millis(1500);
+/// The most a sweep may add to a request (a `health` has 3 s in all for
+/// the Go client, ssh included).
+pub const SWEEP_BUDGET: Duration = Duration::from_millis(500);
 /// How long one agent is given to exit after SIGTERM (Claude Code: ~40 ms).
-const STOP_WAIT: Duration = Duration::from_millis(1000);
+const STOP_WAIT: Duration = Duration::from_millis(300);
 
 /// The flags that start the agent on the session's conversation: `--resume`
 /// of it after a sleep, else `--session-id` of a new one (recorded). None
@@ -164,6 +165,9 @@ fn sleepy(s: &SessionDir, idle: Duration) -> bool {
 }
 
 /// Stops the session's agent, holding its locks, and records the sleep.
+/// An agent not gone within [`STOP_WAIT`] (Claude Code takes ~40 ms) is
+/// asleep all the same: its pane is killed (SIGHUP, which Claude Code also
+/// ends on with its transcript kept), so no turn can reach it any more.
 fn put_to_sleep(shim: &Shim, s: &SessionDir, idle: Duration, until: Instant) {
     let now = Instant::now();
     let Ok(Some(_turn)) = s.lock(LockName::Turn, now) else {
@@ -180,27 +184,15 @@ fn put_to_sleep(shim: &Shim, s: &SessionDir, idle: Duration, until: Instant) {
         return;
     };
     let held = memory(agent.pid);
-    // The very process recorded (its start time checked just above).
     let Some(pid) = i32::try_from(agent.pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
     else {
         return;
     };
+    // The very process recorded: the watch was made after the start time
+    // was checked, so a pid reused now would not be this one.
     if start_time(agent.pid) != s.agent().and_then(|a| a.starttime) {
-        return;
-    }
-    if rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_err() {
-        return;
-    }
-    let wait = paliadin_core::child::timespec(STOP_WAIT.min(until.saturating_duration_since(now)));
-    let mut fds = [rustix::event::PollFd::new(
-        &watch,
-        rustix::event::PollFlags::IN,
-    )];
-    let _ = rustix::event::poll(&mut fds, Some(&wait));
-    if !watch.exited() {
-        // Still running: it stays awake, and a later sweep tries again.
         return;
     }
     let record = json!({
@@ -208,10 +200,19 @@ fn put_to_sleep(shim: &Shim, s: &SessionDir, idle: Duration, until: Instant) {
         "rss_bytes": held.map(|m| m.rss),
         "private_bytes": held.and_then(|m| m.private),
     });
+    // Recorded first: once signalled, the agent is asleep whatever happens
+    // to this request.
     if s.set_asleep(&record.to_string()).is_err() {
         return;
     }
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let wait = STOP_WAIT.min(until.saturating_duration_since(Instant::now()));
+    let mut fds = [rustix::event::PollFd::new(
+        &watch,
+        rustix::event::PollFlags::IN,
+    )];
+    let _ = rustix::event::poll(&mut fds, Some(&paliadin_core::child::timespec(wait)));
     s.forget_agent();
-    // The pane went with its agent; a session left by a slow exit goes too.
+    // Gone with its agent, or still there after a slow exit: killed.
     let _ = shim.tmux.kill_session(&s.name.key());
 }

@@ -52,9 +52,19 @@ fn conversation_flag(status: &Value) -> (String, String) {
     (argv[i].to_owned(), argv[i + 1].to_owned())
 }
 
-/// A live process, not a zombie.
-fn alive(pid: u64) -> bool {
-    paliadin_core::process::start_time(pid as u32).is_some()
+/// Whether process `pid` ends within a few seconds (the sweep waits for it
+/// a moment only, then kills its pane).
+fn exits(pid: u64) -> bool {
+    let Some(watch) = paliadin_core::process::ExitWatch::new(pid as u32).expect("watch") else {
+        return true;
+    };
+    let mut fds = [rustix::event::PollFd::new(
+        &watch,
+        rustix::event::PollFlags::IN,
+    )];
+    let limit = paliadin_core::child::timespec(Duration::from_secs(10));
+    let _ = rustix::event::poll(&mut fds, Some(&limit));
+    watch.exited()
 }
 
 /// One turn through the installed shim's `run-turn-events`: its event lines.
@@ -98,7 +108,7 @@ fn an_idle_claude_sleeps_and_its_next_turn_wakes_it_on_the_same_conversation() {
         asleep["freed"]["private_bytes"].as_u64().unwrap_or(0) > 0,
         "what sleeping freed: {asleep}"
     );
-    assert!(!alive(pid), "claude {pid} exited");
+    assert!(exits(pid), "claude {pid} exited");
     assert!(w.env.tmux_sessions().is_empty(), "its pane went too");
     // paliadin-cli shows it too.
     let table = w.cli(false, &["sessions"], None);
