@@ -105,10 +105,12 @@ pub fn claude_running(home: &Path) -> io::Result<bool> {
 pub struct Memory {
     /// Resident: every page it has in memory, shared ones included.
     pub rss: u64,
-    /// Its own: what its end would give back. Linux: `Private_Clean` +
-    /// `Private_Dirty` of `/proc/<pid>/smaps_rollup`; macOS: the physical
-    /// footprint (`ri_phys_footprint`, Activity Monitor's "Memory"). `None`
-    /// when the system would not say.
+    /// Its own: what its end gives back, the pages no file backs (a
+    /// program's text stays in the page cache, and is shared by every
+    /// process of that program). Linux: `Anonymous` of
+    /// `/proc/<pid>/smaps_rollup`; macOS: the physical footprint
+    /// (`ri_phys_footprint`, Activity Monitor's "Memory"). `None` when the
+    /// system would not say.
     pub private: Option<u64>,
 }
 
@@ -222,9 +224,7 @@ mod sys {
     pub fn memory(pid: u32) -> Option<super::Memory> {
         if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
             if let Some(rss) = kb(&t, "Rss") {
-                let private = kb(&t, "Private_Clean")
-                    .zip(kb(&t, "Private_Dirty"))
-                    .map(|(c, d)| c + d);
+                let private = kb(&t, "Anonymous");
                 return Some(super::Memory { rss, private });
             }
         }
