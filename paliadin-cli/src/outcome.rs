@@ -187,6 +187,7 @@ mod tests {
             tool: tool.map(str::to_owned),
             target: None,
             detail: None,
+            id: None,
             text: None,
         }
     }

@@ -34,6 +34,9 @@ pub enum Kind {
     Idle,
     /// The last line of a stream: the reply itself, in `text`.
     Reply,
+    /// A tool call waits for a person's yes (the shim's approve mode):
+    /// `id` names the request for `approve`, `tool` and `target` say what.
+    PermissionRequest,
     /// The session's agent was asleep and started again for this turn
     /// (`detail`: on its conversation, or a new one).
     Woke,
@@ -45,7 +48,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind this version knows, in the order of PROTOCOL section 7
     /// (`Other` last: it stands for any name not in this list).
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::Submitted,
         Kind::ToolStarted,
         Kind::ToolFinished,
@@ -56,6 +59,7 @@ impl Kind {
         Kind::Replied,
         Kind::Idle,
         Kind::Reply,
+        Kind::PermissionRequest,
         Kind::Woke,
         Kind::Other,
     ];
@@ -74,6 +78,7 @@ impl Kind {
             Kind::Replied => "replied",
             Kind::Idle => "idle",
             Kind::Reply => "reply",
+            Kind::PermissionRequest => "permission_request",
             Kind::Woke => "woke",
             Kind::Other => "other",
         }
@@ -104,6 +109,9 @@ pub struct Event {
     /// A few words more (why a turn failed or is blocked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// A permission request's id (for `approve`), on its event only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The reply, on the last line of a stream only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -226,6 +234,7 @@ mod tests {
             tool: Some("Read".into()),
             target: Some("a.csv".into()),
             detail: None,
+            id: None,
             text: None,
         };
         let line = serde_json::to_string(&e).unwrap();

@@ -55,6 +55,7 @@ impl Output {
                     tool: None,
                     target: None,
                     detail: None,
+                    id: None,
                     text: Some(String::from_utf8_lossy(reply).into_owned()),
                 };
                 line = format!("{}\n", serde_json::to_string(&e).unwrap_or_default());

@@ -96,6 +96,7 @@ pub fn report(s: &SessionDir, t: &TurnDir) {
         tool: None,
         target: None,
         detail: Some(detail.into()),
+        id: None,
         text: None,
     });
 }

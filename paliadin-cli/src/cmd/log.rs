@@ -485,6 +485,7 @@ mod tests {
             tool: tool.map(str::to_owned),
             target: target.map(str::to_owned),
             detail: None,
+            id: None,
             text: None,
         };
         let text = show_events(&[

@@ -564,6 +564,7 @@ impl Store {
                 tool: r.get(2)?,
                 target: r.get(3)?,
                 detail: r.get(4)?,
+                id: None,
                 text: None,
             })
         })?;
@@ -1040,6 +1041,7 @@ mod tests {
             tool: tool.map(str::to_owned),
             target: tool.map(|_| "a.csv".to_owned()),
             detail: None,
+            id: None,
             text: None,
         }
     }
