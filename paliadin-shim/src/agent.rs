@@ -299,9 +299,12 @@ impl Shim {
                 self.config.workdir.display()
             )));
         }
-        let mut argv = self.config.agent.clone();
+        let mut argv = match self.config.approve {
+            Some(_) => crate::approve::agent_argv(&self.config.agent),
+            None => self.config.agent.clone(),
+        };
         if self.config.agent_hooks {
-            let settings = hooks::write_settings(&self.config.state_dir)?;
+            let settings = hooks::write_settings(&self.config.state_dir, self.config.approve)?;
             argv.push("--settings".into());
             argv.push(settings.to_string_lossy().into_owned());
         }
@@ -313,6 +316,10 @@ impl Shim {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        let approve = self.config.approve.map(|w| w.as_secs().to_string());
+        if let Some(secs) = &approve {
+            env.push((crate::approve::ENV, secs));
+        }
         env.push(("PALIADIN_SESSION", s.name.as_str()));
         env.push(("PALIADIN_STATE_DIR", state.as_str()));
         self.tmux

@@ -109,6 +109,10 @@ layer! {
         #[arg(long, value_name = "SECS")]
         #[serde(skip_serializing_if = "Option::is_none")]
         pub idle_sleep_secs: Option<u64>,
+        /// Ask the person on the other end before a tool call that needs a yes, waiting this many seconds for the answer (no answer = deny); 0 = never ask (the default: such a call is denied). Runs the agent with --permission-mode default; needs agent_hooks.
+        #[arg(long, value_name = "SECS")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub approve_secs: Option<u64>,
     }
 }
 
@@ -179,6 +183,7 @@ impl Layer {
             // half an hour keeps a conversation someone is still having
             // warm and frees the laptop of those who left.
             idle_sleep_secs: Some(1800),
+            approve_secs: Some(0),
         }
     }
 
@@ -222,6 +227,9 @@ pub struct Config {
     /// How long a session may idle before its agent is put to sleep; `None`
     /// for never (also without `agent_resume`).
     pub idle_sleep: Option<Duration>,
+    /// How long a tool call that needs a yes waits for a person's answer
+    /// (`approve`); `None`: nobody is asked (also without hooks).
+    pub approve: Option<Duration>,
 }
 
 /// Where the config file is read from when `--config` is not given.
@@ -283,6 +291,8 @@ impl Config {
             idle_sleep: Some(Duration::from_secs(l.idle_sleep_secs.unwrap_or_default()))
                 .filter(|d| !d.is_zero() && agent_resume),
             agent_resume,
+            approve: Some(Duration::from_secs(l.approve_secs.unwrap_or_default()))
+                .filter(|d| !d.is_zero() && agent_hooks),
         })
     }
 }

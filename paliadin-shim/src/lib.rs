@@ -5,6 +5,7 @@
 //! Nothing here is a stable API for anyone else.
 
 pub mod agent;
+pub mod approve;
 pub mod cli;
 pub mod cmd;
 pub mod config;

@@ -92,6 +92,12 @@ fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
         Request::Poll { session, turn } => cmd::poll::run(&shim, &session, turn),
         Request::Status { session } => cmd::status::run(&shim, &session),
         Request::Sessions => cmd::sessions::run(&shim),
+        Request::Approve {
+            session,
+            turn,
+            request,
+            allow,
+        } => cmd::approve::run(&shim, &session, turn, request, allow),
         Request::Version => {
             print_or_fail(format!("paliadin-shim {}\n", env!("CARGO_PKG_VERSION")).as_bytes())
         }

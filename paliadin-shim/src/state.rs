@@ -614,6 +614,21 @@ impl TurnDir {
             .write(mark.file(), text.as_bytes())
     }
 
+    /// Creates file `name` of the turn (a name another module owns) holding
+    /// `text`, unless it is there: `Ok(false)` then.
+    pub fn create_file(&self, name: &str, text: &str) -> io::Result<bool> {
+        self.open()?
+            .ok_or_else(absent)?
+            .write_new(name, text.as_bytes())
+    }
+
+    /// The text of the turn's file `name`, if it is there.
+    pub fn read_file(&self, name: &str) -> Option<String> {
+        let d = self.open().ok()??;
+        let b = d.read(name, MAX_MARKER).ok()??;
+        Some(String::from_utf8_lossy(&b).into_owned())
+    }
+
     /// Whether the turn id is held: its envelope may have been typed (it is
     /// marked so before tmux runs), or the turn has an outcome already.
     pub fn held(&self) -> bool {

@@ -400,6 +400,7 @@ impl<'a> Setup<'a> {
             max_message_bytes: Some(paliadin_core::request::MAX_ARG_MESSAGE),
             agent_resume: None,
             idle_sleep_secs: None,
+            approve_secs: None,
             ..Layer::defaults()
         };
         let config = self.p.config.display().to_string();
