@@ -108,6 +108,12 @@ Examples:
   paliadin-cli poll --json --wait=60 3f2a9c1e
   paliadin-cli poll --stale                # turns left running by a killed client")]
     Poll(PollArgs),
+    /// Answer a running turn's request to allow a tool call (the laptop's approve mode).
+    #[command(after_help = "\
+Examples:
+  paliadin-cli approve 3f2a9c1e 1 allow    # a unique prefix of the turn id, the request's number
+  paliadin-cli approve 3f2a9c1e 2 deny")]
+    Approve(ApproveArgs),
     /// Show a session's state on the laptop.
     #[command(after_help = "\
 Examples:
@@ -283,6 +289,26 @@ pub struct PollArgs {
     /// Print the turn's record as one JSON object (`--stale`: an array).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The running turn's id (`turn --events` shows it), or a unique prefix of it.
+    pub turn_id: String,
+    /// The request's number, from its `permission_request` event.
+    pub request: String,
+    /// The answer.
+    pub answer: Answer,
+    /// The session, for a turn that is not in the log.
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+}
+
+/// An answer to a permission request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Answer {
+    Allow,
+    Deny,
 }
 
 #[derive(Debug, Args)]

@@ -449,6 +449,24 @@ impl Client {
         Ok(out != b"none\n")
     }
 
+    /// Answers permission request `request` of the session's current turn
+    /// `turn` (the shim's approve mode).
+    pub fn approve(
+        &self,
+        session: &SessionName,
+        turn: Uuid,
+        request: u32,
+        allow: bool,
+    ) -> Result<(), Failure> {
+        let req = Request::Approve {
+            session: session.clone(),
+            turn,
+            request,
+            allow,
+        };
+        self.simple(&req, format!("approve {session}")).map(drop)
+    }
+
     /// The shim's status object of a session.
     pub fn status(&self, session: &SessionName) -> Result<serde_json::Value, Failure> {
         let req = Request::Status {

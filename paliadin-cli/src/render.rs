@@ -384,6 +384,13 @@ pub fn step(e: &paliadin_core::event::Event) -> Option<String> {
             Some(d) => format!("Failed: {d}"),
             None => "Failed".to_owned(),
         },
+        Kind::PermissionRequest => {
+            let id = e.id.as_deref().map(clean).unwrap_or_default();
+            match &target {
+                Some(t) => format!("Asking to allow {tool}: {t} (request {id})"),
+                None => format!("Asking to allow {tool} (request {id})"),
+            }
+        }
         Kind::Woke => match detail {
             Some(d) => format!("Waking the agent: {d}"),
             None => "Waking the agent".to_owned(),
@@ -528,6 +535,7 @@ mod tests {
             tool: tool.map(str::to_owned),
             target: target.map(str::to_owned),
             detail: None,
+            id: None,
             text: None,
         };
         let read = e(Kind::ToolStarted, Some("Read"), Some("invoices.csv"));
