@@ -117,6 +117,12 @@ Examples:
 Prints `cancelled` (stopped now, or before) or `finished` (it had ended by
 itself: `poll` collects it); exit 2 when the laptop holds no such turn.")]
     Cancel(CancelArgs),
+    /// Answer a running turn's request to allow a tool call (the laptop's approve mode).
+    #[command(after_help = "\
+Examples:
+  paliadin-cli approve 3f2a9c1e 1 allow    # a unique prefix of the turn id, the request's number
+  paliadin-cli approve 3f2a9c1e 2 deny")]
+    Approve(ApproveArgs),
     /// Show a session's state on the laptop.
     #[command(after_help = "\
 Examples:
@@ -301,6 +307,26 @@ pub struct CancelArgs {
     /// The session, for a turn that is not in the log.
     #[arg(long, value_name = "NAME")]
     pub session: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The running turn's id (`turn --events` shows it), or a unique prefix of it.
+    pub turn_id: String,
+    /// The request's number, from its `permission_request` event.
+    pub request: String,
+    /// The answer.
+    pub answer: Answer,
+    /// The session, for a turn that is not in the log.
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+}
+
+/// An answer to a permission request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Answer {
+    Allow,
+    Deny,
 }
 
 #[derive(Debug, Args)]

@@ -511,12 +511,32 @@ impl Client {
         (probe, log_error)
     }
 
-    /// Ends the session and its agent on the laptop.
-    pub fn reset(&self, session: &SessionName) -> Result<(), Failure> {
+    /// Ends the session and its agent on the laptop; `false` when the shim
+    /// says there was no such session (`none`).
+    pub fn reset(&self, session: &SessionName) -> Result<bool, Failure> {
         let req = Request::Reset {
             session: session.clone(),
         };
-        self.simple(&req, format!("reset {session}")).map(drop)
+        let out = self.simple(&req, format!("reset {session}"))?;
+        Ok(out != b"none\n")
+    }
+
+    /// Answers permission request `request` of the session's current turn
+    /// `turn` (the shim's approve mode).
+    pub fn approve(
+        &self,
+        session: &SessionName,
+        turn: Uuid,
+        request: u32,
+        allow: bool,
+    ) -> Result<(), Failure> {
+        let req = Request::Approve {
+            session: session.clone(),
+            turn,
+            request,
+            allow,
+        };
+        self.simple(&req, format!("approve {session}")).map(drop)
     }
 
     /// The shim's status object of a session.

@@ -384,6 +384,17 @@ pub fn step(e: &paliadin_core::event::Event) -> Option<String> {
             Some(d) => format!("Failed: {d}"),
             None => "Failed".to_owned(),
         },
+        Kind::PermissionRequest => {
+            let id = e.id.as_deref().map(clean).unwrap_or_default();
+            match &target {
+                Some(t) => format!("Asking to allow {tool}: {t} (request {id})"),
+                None => format!("Asking to allow {tool} (request {id})"),
+            }
+        }
+        Kind::Woke => match detail {
+            Some(d) => format!("Waking the agent: {d}"),
+            None => "Waking the agent".to_owned(),
+        },
         Kind::Submitted
         | Kind::ToolFinished
         | Kind::Replied

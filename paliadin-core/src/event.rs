@@ -37,6 +37,12 @@ pub enum Kind {
     Usage,
     /// The last line of a stream: the reply itself, in `text`.
     Reply,
+    /// A tool call waits for a person's yes (the shim's approve mode):
+    /// `id` names the request for `approve`, `tool` and `target` say what.
+    PermissionRequest,
+    /// The session's agent was asleep and started again for this turn
+    /// (`detail`: on its conversation, or a new one).
+    Woke,
     /// A kind this version does not know (a newer shim).
     #[serde(other)]
     Other,
@@ -45,7 +51,7 @@ pub enum Kind {
 impl Kind {
     /// Every kind this version knows, in the order of PROTOCOL section 7
     /// (`Other` last: it stands for any name not in this list).
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Submitted,
         Kind::ToolStarted,
         Kind::ToolFinished,
@@ -57,6 +63,8 @@ impl Kind {
         Kind::Idle,
         Kind::Usage,
         Kind::Reply,
+        Kind::PermissionRequest,
+        Kind::Woke,
         Kind::Other,
     ];
 
@@ -75,6 +83,8 @@ impl Kind {
             Kind::Idle => "idle",
             Kind::Usage => "usage",
             Kind::Reply => "reply",
+            Kind::PermissionRequest => "permission_request",
+            Kind::Woke => "woke",
             Kind::Other => "other",
         }
     }
@@ -108,6 +118,9 @@ pub struct Event {
     /// (`cancelled`: stopped by a `cancel` request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// A permission request's id (for `approve`), on its event only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The reply, on the last line of a stream only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
@@ -134,6 +147,7 @@ impl Event {
             target: None,
             detail: None,
             code: None,
+            id: None,
             text: None,
             resets_at: None,
             window: None,

@@ -10,7 +10,7 @@
 //! rustix offers on Linux only, making a FIFO below a directory descriptor
 //! ([`make_fifo_at`], for the shim's wake-up bells). It never kills, signals
 //! or reaps a process, and never reads more of another process than its
-//! name, owner, state, start time and HOME.
+//! name, owner, state, start time, HOME and memory use ([`memory`]).
 //!
 //! Linux reads `/proc` and needs kernel 5.3 (pidfd). macOS asks libproc
 //! (`proc_pidinfo`, `proc_listallpids`) and `sysctl(KERN_PROCARGS2)`; that
@@ -98,6 +98,26 @@ pub fn claude_running(home: &Path) -> io::Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// How much memory a process holds, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    /// Resident: every page it has in memory, shared ones included.
+    pub rss: u64,
+    /// Its own: what its end gives back, the pages no file backs (a
+    /// program's text stays in the page cache, and is shared by every
+    /// process of that program). Linux: `Anonymous` of
+    /// `/proc/<pid>/smaps_rollup`; macOS: the physical footprint
+    /// (`ri_phys_footprint`, Activity Monitor's "Memory"). `None` when the
+    /// system would not say.
+    pub private: Option<u64>,
+}
+
+/// The memory process `pid` holds now (one process, not its children);
+/// `None` for no such process, or one whose memory cannot be read.
+pub fn memory(pid: u32) -> Option<Memory> {
+    sys::memory(pid)
 }
 
 /// Makes the FIFO `name` (one path component) in directory `dir`, with
@@ -190,6 +210,30 @@ mod sys {
             });
         }
         Ok(all)
+    }
+
+    /// A `Name:   123 kB` line's bytes.
+    fn kb(text: &str, key: &str) -> Option<u64> {
+        text.lines().find_map(|l| {
+            let rest = l.strip_prefix(key)?.strip_prefix(':')?;
+            let n: u64 = rest.trim().strip_suffix("kB")?.trim().parse().ok()?;
+            Some(n * 1024)
+        })
+    }
+
+    pub fn memory(pid: u32) -> Option<super::Memory> {
+        if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
+            if let Some(rss) = kb(&t, "Rss") {
+                let private = kb(&t, "Anonymous");
+                return Some(super::Memory { rss, private });
+            }
+        }
+        // Kernels before 4.14 have no smaps_rollup.
+        let t = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        Some(super::Memory {
+            rss: kb(&t, "VmRSS")?,
+            private: None,
+        })
     }
 
     pub fn env_var(pid: u32, name: &[u8]) -> Option<Vec<u8>> {
@@ -338,6 +382,34 @@ mod sys {
             .collect())
     }
 
+    pub fn memory(pid: u32) -> Option<super::Memory> {
+        let pid = i32::try_from(pid).ok()?;
+        let mut task = MaybeUninit::<libc::proc_taskinfo>::zeroed();
+        let size = size_of::<libc::proc_taskinfo>() as libc::c_int;
+        // SAFETY: the buffer is a proc_taskinfo of the size given.
+        let n = unsafe {
+            libc::proc_pidinfo(
+                pid,
+                libc::PROC_PIDTASKINFO,
+                0,
+                task.as_mut_ptr().cast(),
+                size,
+            )
+        };
+        if n != size {
+            return None;
+        }
+        // SAFETY: proc_pidinfo filled the whole struct when it says so.
+        let rss = unsafe { task.assume_init() }.pti_resident_size;
+        let mut usage = MaybeUninit::<libc::rusage_info_v2>::zeroed();
+        // SAFETY: the buffer is a rusage_info_v2, the flavour asked for.
+        let rc =
+            unsafe { libc::proc_pid_rusage(pid, libc::RUSAGE_INFO_V2, usage.as_mut_ptr().cast()) };
+        // SAFETY: proc_pid_rusage filled it when it returned 0.
+        let private = (rc == 0).then(|| unsafe { usage.assume_init() }.ri_phys_footprint);
+        Some(super::Memory { rss, private })
+    }
+
     /// `KERN_PROCARGS2`: argc, the executable's path, NUL padding, argc
     /// arguments, then the environment, each ended by NUL.
     pub fn env_var(pid: u32, name: &[u8]) -> Option<Vec<u8>> {
@@ -416,6 +488,21 @@ mod tests {
         let pid = child.id();
         child.wait().unwrap();
         assert_eq!(start_time(pid), None, "reaped: no such process");
+    }
+
+    #[test]
+    fn memory_of_a_live_process_and_not_of_a_gone_one() {
+        // Pages this process owns: its own memory counts them.
+        let held = vec![7u8; 8 << 20];
+        let m = memory(std::process::id()).expect("this process has memory");
+        assert!(m.rss >= held.len() as u64, "{m:?}");
+        let private = m.private.expect("Linux and macOS both say");
+        assert!(private >= held.len() as u64, "{m:?}");
+        std::hint::black_box(&held);
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert_eq!(memory(pid), None, "reaped: no such process");
     }
 
     #[test]

@@ -55,10 +55,18 @@ pub enum Request {
     },
     Sessions,
     Version,
+    /// `approve <session> <turn-id> <request-id> allow|deny`: the answer to
+    /// a pending permission request of the session's current turn.
+    Approve {
+        session: SessionName,
+        turn: Uuid,
+        request: u32,
+        allow: bool,
+    },
 }
 
 /// The protocol verbs, in the order of PROTOCOL section 1.
-pub const VERBS: [&str; 9] = [
+pub const VERBS: [&str; 10] = [
     "health",
     "run-turn",
     "run-turn-events",
@@ -68,6 +76,7 @@ pub const VERBS: [&str; 9] = [
     "status",
     "sessions",
     "version",
+    "approve",
 ];
 
 /// Why a request was refused (exit 2).
@@ -93,6 +102,10 @@ pub enum RequestError {
     Utf8,
     #[error("invalid message: empty")]
     EmptyMessage,
+    #[error("invalid permission request id: expected a number from 1 to 9999")]
+    RequestId,
+    #[error("invalid answer {0:?}: expected allow or deny")]
+    Answer(String),
     #[error("message too large: {got} bytes, the limit is {limit}")]
     TooLarge { got: usize, limit: usize },
 }
@@ -143,6 +156,16 @@ pub fn parse_turn_id(s: &str) -> Result<Uuid, RequestError> {
         return Err(RequestError::TurnId);
     }
     Uuid::parse_str(s).map_err(|_| RequestError::TurnId)
+}
+
+/// A permission request's id within its turn: 1 to 9999, no leading zero.
+pub fn parse_request_id(s: &str) -> Result<u32, RequestError> {
+    let ok =
+        (1..=4).contains(&s.len()) && !s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit());
+    if !ok {
+        return Err(RequestError::RequestId);
+    }
+    s.parse().map_err(|_| RequestError::RequestId)
 }
 
 /// Checks decoded message bytes: UTF-8, non-empty, within `limit`.
@@ -267,6 +290,24 @@ impl Request {
                 arity("version", "no arguments", args, 0)?;
                 Request::Version
             }
+            "approve" => {
+                arity(
+                    "approve",
+                    "<session> <turn-id> <request-id> allow|deny",
+                    args,
+                    4,
+                )?;
+                Request::Approve {
+                    session: session(0)?,
+                    turn: parse_turn_id(args[1])?,
+                    request: parse_request_id(args[2])?,
+                    allow: match args[3] {
+                        "allow" => true,
+                        "deny" => false,
+                        other => return Err(RequestError::Answer(truncate(other, 20))),
+                    },
+                }
+            }
             other => {
                 return Err(RequestError::UnknownVerb {
                     verb: truncate(other, 40),
@@ -308,6 +349,18 @@ impl Request {
             }
             Request::Sessions => vec!["sessions".into()],
             Request::Version => vec!["version".into()],
+            Request::Approve {
+                session,
+                turn,
+                request,
+                allow,
+            } => vec![
+                "approve".into(),
+                s(session),
+                turn.to_string(),
+                request.to_string(),
+                if *allow { "allow" } else { "deny" }.into(),
+            ],
         }
     }
 
@@ -323,6 +376,7 @@ impl Request {
             Request::Status { .. } => "status",
             Request::Sessions => "sessions",
             Request::Version => "version",
+            Request::Approve { .. } => "approve",
         }
     }
 
@@ -334,7 +388,8 @@ impl Request {
             | Request::Reset { session }
             | Request::Poll { session, .. }
             | Request::Cancel { session, .. }
-            | Request::Status { session } => Some(session),
+            | Request::Status { session }
+            | Request::Approve { session, .. } => Some(session),
             Request::Sessions | Request::Version => None,
         }
     }
@@ -385,6 +440,31 @@ mod tests {
     }
 
     #[test]
+    fn approve_takes_a_request_number_and_allow_or_deny() {
+        let ok = parse(&format!("approve a {ID} 3 deny")).unwrap();
+        assert!(matches!(
+            ok,
+            Request::Approve {
+                request: 3,
+                allow: false,
+                ..
+            }
+        ));
+        for bad in ["0", "01", "10000", "-1", "x", ""] {
+            let line = format!("approve a {ID} {bad} allow");
+            assert!(parse(&line).is_err(), "{line}");
+        }
+        assert_eq!(
+            parse(&format!("approve a {ID} 1 yes")).unwrap_err(),
+            RequestError::Answer("yes".into())
+        );
+        assert!(matches!(
+            parse(&format!("approve a {ID} 1")).unwrap_err(),
+            RequestError::Arity { .. }
+        ));
+    }
+
+    #[test]
     fn every_verb_round_trips() {
         let s = SessionName::new("a.b").unwrap();
         let turn = parse_turn_id(ID).unwrap();
@@ -420,6 +500,18 @@ mod tests {
             },
             Request::Sessions,
             Request::Version,
+            Request::Approve {
+                session: s.clone(),
+                turn,
+                request: 12,
+                allow: true,
+            },
+            Request::Approve {
+                session: s.clone(),
+                turn,
+                request: 1,
+                allow: false,
+            },
         ];
         for r in all {
             let line = r.to_words().join(" ");

@@ -170,22 +170,55 @@ impl Shim {
         })?;
         let pane = match self.live_pane(s)? {
             // Started by us: its SessionStart may still be on its way.
-            Some(p) if s.agent().is_some() => p,
+            Some(p) if s.agent().is_some() => {
+                self.become_ready(s, &p, deadline)?;
+                p
+            }
             // A pane the state knows nothing of (the state directory was
             // wiped): its readiness can never be known, so start afresh.
-            Some(_) | None => self.start(s)?,
+            Some(_) | None => {
+                let waking = crate::sleep::waking(&self.config, s);
+                let started = self
+                    .start(s)
+                    .and_then(|p| self.become_ready(s, &p, deadline).map(|()| p));
+                let (pane, resumed) = match started {
+                    // Its conversation is gone: a new one.
+                    Err(_) if waking && self.resume_died(s)? => {
+                        crate::sleep::wake_failed(s);
+                        let p = self.start(s)?;
+                        self.become_ready(s, &p, deadline)?;
+                        (p, false)
+                    }
+                    r => (r?, waking),
+                };
+                crate::sleep::started(s, resumed);
+                pane
+            }
         };
+        if !s.has(Mark::Mounted) {
+            self.await_mounted(s, deadline)?;
+        }
+        Ok(pane)
+    }
+
+    /// Until the started agent is ready (its `SessionStart`).
+    fn become_ready(&self, s: &SessionDir, pane: &Pane, deadline: Instant) -> Result<()> {
         if !s.has(Mark::Ready) {
             let window = self.ready_window(s);
             if window.is_zero() {
                 return Err(self.stuck(s));
             }
-            self.await_ready(s, &pane, deadline, Instant::now() + window)?;
+            self.await_ready(s, pane, deadline, Instant::now() + window)?;
         }
-        if !s.has(Mark::Mounted) {
-            self.await_mounted(s, deadline)?;
-        }
-        Ok(pane)
+        Ok(())
+    }
+
+    /// Whether a resumed agent was launched and died before it was ready
+    /// (not: it could not be launched at all).
+    fn resume_died(&self, s: &SessionDir) -> Result<bool> {
+        Ok(on_path(&self.config.agent[0])
+            && self.config.workdir.is_dir()
+            && self.live_pane(s)?.is_none())
     }
 
     /// A tmux server belongs to the state directory of the shim that started
@@ -266,13 +299,18 @@ impl Shim {
                 self.config.workdir.display()
             )));
         }
+        let configured = match self.config.approve {
+            Some(_) => crate::approve::agent_argv(&self.config.agent),
+            None => self.config.agent.clone(),
+        };
         // A tool an operator allowed in shim.toml is offered too.
-        let mut argv = crate::policy::offer_allowed_tools(&self.config.agent);
+        let mut argv = crate::policy::offer_allowed_tools(&configured);
         if self.config.agent_hooks {
-            let settings = hooks::write_settings(&self.config.state_dir)?;
+            let settings = hooks::write_settings(&self.config.state_dir, self.config.approve)?;
             argv.push("--settings".into());
             argv.push(settings.to_string_lossy().into_owned());
         }
+        argv.extend(crate::sleep::launch_args(&self.config, s)?);
         let state = self.config.state_dir.to_string_lossy().into_owned();
         let mut env: Vec<(&str, &str)> = self
             .config
@@ -280,6 +318,10 @@ impl Shim {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        let approve = self.config.approve.map(|w| w.as_secs().to_string());
+        if let Some(secs) = &approve {
+            env.push((crate::approve::ENV, secs));
+        }
         env.push(("PALIADIN_SESSION", s.name.as_str()));
         env.push(("PALIADIN_STATE_DIR", state.as_str()));
         self.tmux

@@ -101,6 +101,18 @@ layer! {
         #[arg(long, value_name = "MS")]
         #[serde(skip_serializing_if = "Option::is_none")]
         pub submit_retry_ms: Option<u64>,
+        /// Start the agent on a conversation id of the shim's (Claude Code's --session-id, later --resume), so an idle session can sleep and wake on it; needs agent_hooks.
+        #[arg(long, value_name = "BOOL")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub agent_resume: Option<bool>,
+        /// Seconds a session may sit idle before its agent is stopped (asleep: the next turn resumes its conversation); 0 = never. Needs agent_resume.
+        #[arg(long, value_name = "SECS")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub idle_sleep_secs: Option<u64>,
+        /// Ask the person on the other end before a tool call that needs a yes, waiting this many seconds for the answer (no answer = deny); 0 = never ask (the default: such a call is denied). Runs the agent with --permission-mode default; needs agent_hooks.
+        #[arg(long, value_name = "SECS")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub approve_secs: Option<u64>,
     }
 }
 
@@ -165,6 +177,13 @@ impl Layer {
             max_message_bytes: None,
             ready_pattern: None,
             submit_retry_ms: Some(2000),
+            agent_resume: Some(true),
+            // An idle claude holds ~120-160 MB of its own (~200-250 MB
+            // resident) and wakes in about 0.2 s more than a cold start:
+            // half an hour keeps a conversation someone is still having
+            // warm and frees the laptop of those who left.
+            idle_sleep_secs: Some(1800),
+            approve_secs: Some(0),
         }
     }
 
@@ -202,6 +221,15 @@ pub struct Config {
     pub ready_pattern: Option<String>,
     /// How long to wait for `UserPromptSubmit` before pressing Enter again.
     pub submit_retry: Duration,
+    /// Whether the agent is started on a conversation id of the shim's
+    /// (`--session-id`, then `--resume`): with hooks only.
+    pub agent_resume: bool,
+    /// How long a session may idle before its agent is put to sleep; `None`
+    /// for never (also without `agent_resume`).
+    pub idle_sleep: Option<Duration>,
+    /// How long a tool call that needs a yes waits for a person's answer
+    /// (`approve`); `None`: nobody is asked (also without hooks).
+    pub approve: Option<Duration>,
 }
 
 /// Where the config file is read from when `--config` is not given.
@@ -246,9 +274,11 @@ impl Config {
             }
         }
         let path = |p: Option<PathBuf>| expand_home(&p.unwrap_or_default());
+        let agent_hooks = l.agent_hooks.unwrap_or_default();
+        let agent_resume = agent_hooks && l.agent_resume.unwrap_or_default();
         Ok(Config {
             agent,
-            agent_hooks: l.agent_hooks.unwrap_or_default(),
+            agent_hooks,
             agent_env: agent_env.into_iter().collect(),
             workdir: path(l.workdir),
             tmux_socket: l.tmux_socket.unwrap_or_default(),
@@ -258,6 +288,11 @@ impl Config {
             limits: Limits::capped(l.max_message_bytes),
             ready_pattern: l.ready_pattern.filter(|p| !p.is_empty()),
             submit_retry: Duration::from_millis(l.submit_retry_ms.unwrap_or_default()),
+            idle_sleep: Some(Duration::from_secs(l.idle_sleep_secs.unwrap_or_default()))
+                .filter(|d| !d.is_zero() && agent_resume),
+            agent_resume,
+            approve: Some(Duration::from_secs(l.approve_secs.unwrap_or_default()))
+                .filter(|d| !d.is_zero() && agent_hooks),
         })
     }
 }
@@ -287,6 +322,16 @@ mod tests {
         );
         assert_eq!(c.ready_timeout, Duration::from_secs(30), "the default");
         assert!(c.agent_hooks);
+        assert!(c.agent_resume);
+        assert_eq!(c.idle_sleep, Some(Duration::from_secs(1800)), "the default");
+        let never = |l: Layer| Config::resolve(l.or(Layer::defaults())).unwrap().idle_sleep;
+        assert_eq!(never(toml::from_str("idle_sleep_secs = 0").unwrap()), None);
+        assert_eq!(never(toml::from_str("agent_resume = false").unwrap()), None);
+        assert_eq!(
+            never(toml::from_str("agent_hooks = false").unwrap()),
+            None,
+            "no resume without hooks"
+        );
     }
 
     #[test]

@@ -89,34 +89,57 @@ fn shell_quote(s: &str) -> String {
 /// instead of forking it and waiting (dash forks otherwise), which saves a
 /// process per hook, a millisecond or more on two cores.
 pub fn settings_json(exe: &Path) -> String {
+    serde_json::to_string_pretty(&settings(exe, None)).unwrap_or_default()
+}
+
+/// The settings; in approve mode (`approve`: the wait) with no permission
+/// dialog ever shown and the `PermissionRequest` hook given time to wait
+/// ([`crate::approve`]).
+fn settings(exe: &Path, approve: Option<Duration>) -> Value {
     let mut hooks = serde_json::Map::new();
-    for ev in HookEvent::ALL.map(HookEvent::name) {
-        let command = format!("exec {} hook {ev}", shell_quote(&exe.to_string_lossy()));
+    for ev in HookEvent::ALL {
+        let command = format!(
+            "exec {} hook {}",
+            shell_quote(&exe.to_string_lossy()),
+            ev.name()
+        );
+        let timeout = match (ev, approve) {
+            (HookEvent::PermissionRequest, Some(w)) => {
+                w.as_secs() + crate::approve::HOOK_MARGIN_SECS
+            }
+            _ => 5,
+        };
         hooks.insert(
-            ev.into(),
-            json!([{ "hooks": [{ "type": "command", "command": command, "timeout": 5 }] }]),
+            ev.name().into(),
+            json!([{ "hooks": [{ "type": "command", "command": command, "timeout": timeout }] }]),
         );
     }
     let status = format!("exec {} status-line", shell_quote(&exe.to_string_lossy()));
-    serde_json::to_string_pretty(&json!({
+    let mut v = json!({
         "hooks": hooks,
         "statusLine": { "type": "command", "command": status },
         "autoContinueAtUsageLimit": false,
-    }))
-    .unwrap_or_default()
+    });
+    if approve.is_some() {
+        v["permissions"] = json!({ "denyInsteadOfPrompting": true });
+    }
+    v
 }
 
 /// Writes the settings file under `state_dir` (only when it changed) and returns its path.
-pub fn write_settings(state_dir: &Path) -> std::io::Result<PathBuf> {
-    const NAME: &str = "claude-settings.json";
+pub fn write_settings(state_dir: &Path, approve: Option<Duration>) -> std::io::Result<PathBuf> {
+    let name = match approve {
+        None => "claude-settings.json",
+        Some(_) => "claude-settings-approve.json",
+    };
     let exe = std::env::current_exe()?;
     let root = crate::state::open_root(state_dir, true)?
         .ok_or_else(|| std::io::Error::other("the state directory vanished"))?;
-    let text = settings_json(&exe);
-    if root.read(NAME, 1 << 20)?.as_deref() != Some(text.as_bytes()) {
-        root.write(NAME, text.as_bytes())?;
+    let text = serde_json::to_string_pretty(&settings(&exe, approve)).unwrap_or_default();
+    if root.read(name, 1 << 20)?.as_deref() != Some(text.as_bytes()) {
+        root.write(name, text.as_bytes())?;
     }
-    Ok(state_dir.join(NAME))
+    Ok(state_dir.join(name))
 }
 
 /// Reads stdin until EOF, [`MAX_INPUT`] or [`READ_BUDGET`], whichever first.
@@ -168,6 +191,16 @@ pub fn run(event: &str) {
         return;
     };
     if !dir.exists() {
+        return;
+    }
+    // Approve mode: the hook holds the decision until a person answers.
+    let wait = std::env::var(crate::approve::ENV)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|&s| s > 0);
+    if let (HookEvent::PermissionRequest, Some(secs)) = (event, wait) {
+        let answer = crate::approve::hold(&dir, &v, Duration::from_secs(secs));
+        println!("{answer}");
         return;
     }
     handle(&dir, event, &v);
@@ -366,6 +399,24 @@ mod tests {
             r"exec '/opt/it'\''s here/paliadin-shim' status-line"
         );
         assert_eq!(v["autoContinueAtUsageLimit"], false);
+    }
+
+    #[test]
+    fn approve_mode_settings_never_prompt_and_give_the_hook_its_wait() {
+        let exe = Path::new("/bin/shim");
+        let plain = settings(exe, None);
+        assert_eq!(plain.get("permissions"), None);
+        assert_eq!(
+            plain["hooks"]["PermissionRequest"][0]["hooks"][0]["timeout"],
+            5
+        );
+        let v = settings(exe, Some(Duration::from_secs(60)));
+        assert_eq!(v["permissions"]["denyInsteadOfPrompting"], true);
+        assert_eq!(
+            v["hooks"]["PermissionRequest"][0]["hooks"][0]["timeout"],
+            70
+        );
+        assert_eq!(v["hooks"]["Stop"][0]["hooks"][0]["timeout"], 5);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! Nothing here is a stable API for anyone else.
 
 pub mod agent;
+pub mod approve;
 pub mod cli;
 pub mod cmd;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod outcome;
 pub mod output;
 pub mod policy;
 pub mod setup;
+pub mod sleep;
 pub mod state;
 pub mod status;
 pub mod statusline;

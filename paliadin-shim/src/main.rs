@@ -9,7 +9,7 @@ use paliadin_core::ExitCode;
 use paliadin_shim::agent::Shim;
 use paliadin_shim::error::{Result, ShimError};
 use paliadin_shim::output::print_or_fail;
-use paliadin_shim::{cli, cmd, config, hooks, statusline};
+use paliadin_shim::{cli, cmd, config, hooks, sleep, statusline};
 
 fn main() -> std::process::ExitCode {
     let opts = cli::parse();
@@ -85,6 +85,9 @@ fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
         return Err(ShimError::invalid("hook takes <Event>"));
     }
     let req = Request::parse(words, limits).map_err(|e| ShimError::invalid(e.to_string()))?;
+    // Idle agents are put to sleep here, there being no daemon (not the
+    // request's own session: it is about to be used).
+    sleep::sweep(&shim, req.session());
     match req {
         Request::Health { session } => cmd::health::run(&shim, &session),
         Request::RunTurn {
@@ -98,6 +101,12 @@ fn serve(opts: &cli::Options, words: &[&str], over_ssh: bool) -> Result<()> {
         Request::Cancel { session, turn } => cmd::cancel::run(&shim, &session, turn),
         Request::Status { session } => cmd::status::run(&shim, &session),
         Request::Sessions => cmd::sessions::run(&shim),
+        Request::Approve {
+            session,
+            turn,
+            request,
+            allow,
+        } => cmd::approve::run(&shim, &session, turn, request, allow),
         Request::Version => {
             print_or_fail(format!("paliadin-shim {}\n", env!("CARGO_PKG_VERSION")).as_bytes())
         }

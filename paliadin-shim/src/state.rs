@@ -20,6 +20,9 @@
 //!                           swept        its mtime: the last sweep
 //!                           windows.json the plan's windows, from the status line
 //!                           limit_pane   the pane may show a usage limit's menu
+//!                           conversation the agent's conversation id (crate::sleep)
+//!                           asleep       the agent was put to sleep (when, memory)
+//!                           woke         how it woke, for the next turn's events
 //!                           bells/<uuid> one FIFO per waiter, rung by hooks
 //!                           turns/<id>/  typed (the id is held), submitted,
 //!                                        reply.md, blocked, failed, idle,
@@ -218,6 +221,13 @@ pub fn set_usage_limit_record(state_dir: &Path, text: &str) -> io::Result<()> {
         .ok_or_else(absent)?
         .write(USAGE_LIMIT, text.as_bytes())
 }
+
+/// The agent's conversation id, chosen by the shim ([`crate::sleep`]).
+const CONVERSATION: &str = "conversation";
+/// The agent was put to sleep: its record ([`crate::sleep`]).
+const ASLEEP: &str = "asleep";
+/// How the agent woke, until a turn reports it ([`crate::sleep`]).
+const WOKE: &str = "woke";
 
 /// The state directory itself: opened (and created, 0700) once per request.
 pub fn open_root(state_dir: &Path, create: bool) -> io::Result<Option<Dir>> {
@@ -456,6 +466,46 @@ impl SessionDir {
         }
     }
 
+    /// The agent's conversation id, if the shim chose one.
+    pub fn conversation(&self) -> Option<Uuid> {
+        self.read_id(CONVERSATION)
+    }
+
+    pub fn set_conversation(&self, id: Uuid) -> io::Result<()> {
+        self.write(CONVERSATION, &id.to_string())
+    }
+
+    /// The sleep record, if the agent was put to sleep and has not woken.
+    pub fn asleep(&self) -> Option<String> {
+        self.read(ASLEEP)
+    }
+
+    pub fn set_asleep(&self, record: &str) -> io::Result<()> {
+        self.write(ASLEEP, record)
+    }
+
+    /// How the agent woke, taken once (by the turn that woke it).
+    pub fn take_woke(&self) -> Option<String> {
+        let text = self.read(WOKE)?;
+        self.remove(WOKE);
+        Some(text)
+    }
+
+    /// Records that the agent woke (`text`), and that it sleeps no more.
+    pub fn set_woke(&self, text: &str) -> io::Result<()> {
+        self.write(WOKE, text)?;
+        self.remove(ASLEEP);
+        Ok(())
+    }
+
+    /// Forgets the conversation, the sleep and the wake: the next agent
+    /// starts a new conversation.
+    pub fn forget_conversation(&self) {
+        for f in [CONVERSATION, ASLEEP, WOKE] {
+            self.remove(f);
+        }
+    }
+
     /// Marks activity now (the file's mtime is the time).
     pub fn touch(&self) {
         if let Ok(d) = self.dir() {
@@ -676,6 +726,21 @@ impl TurnDir {
         self.open()?
             .ok_or_else(absent)?
             .write_new(mark.file(), text.as_bytes())
+    }
+
+    /// Creates file `name` of the turn (a name another module owns) holding
+    /// `text`, unless it is there: `Ok(false)` then.
+    pub fn create_file(&self, name: &str, text: &str) -> io::Result<bool> {
+        self.open()?
+            .ok_or_else(absent)?
+            .write_new(name, text.as_bytes())
+    }
+
+    /// The text of the turn's file `name`, if it is there.
+    pub fn read_file(&self, name: &str) -> Option<String> {
+        let d = self.open().ok()??;
+        let b = d.read(name, MAX_MARKER).ok()??;
+        Some(String::from_utf8_lossy(&b).into_owned())
     }
 
     /// Whether the turn id is held: its envelope may have been typed (it is

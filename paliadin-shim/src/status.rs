@@ -46,8 +46,20 @@ pub fn object(shim: &Shim, session: &SessionName) -> Result<Value> {
             "resets_at": l.resets_at.map(paliadin_core::subscription::rfc3339_s),
         })
     });
+    // What its agent holds now (its own memory and resident), or held when
+    // it was put to sleep.
+    let held = alive
+        .then(|| {
+            pane.as_ref()
+                .and_then(|p| paliadin_core::process::memory(p.pid))
+        })
+        .flatten();
     Ok(json!({
         "session": session.as_str(),
+        "state": crate::sleep::state(&s, alive),
+        "rss_bytes": held.map(|m| m.rss),
+        "private_bytes": held.and_then(|m| m.private),
+        "freed": crate::sleep::freed(&s),
         "exists": pane.is_some(),
         "alive": alive,
         "ready": alive && s.has(Mark::Ready),

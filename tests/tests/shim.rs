@@ -46,8 +46,8 @@ fn version_health_status_sessions_reset() {
     assert!(env.tmux_sessions().is_empty());
     assert_eq!(
         env.shim(&["reset", "alice"]).ok(),
-        "ok\n",
-        "reset of no session is ok"
+        "none\n",
+        "a reset of no session says so, exit 0"
     );
     let st: Value = serde_json::from_str(&env.shim(&["status", "alice"]).ok()).unwrap();
     assert_eq!(st["exists"], false);

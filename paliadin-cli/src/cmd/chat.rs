@@ -342,7 +342,7 @@ impl Chat {
             "/quit" | "/exit" => return Ok(Some(false)),
             "/help" => out(HELP)?,
             "/reset" => match self.client.reset(&self.session) {
-                Ok(()) => eprintln!(
+                Ok(_) => eprintln!(
                     "session {} reset; the next message starts afresh",
                     self.session.as_str()
                 ),

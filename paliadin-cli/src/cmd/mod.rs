@@ -5,6 +5,7 @@
 //! output helpers (stdout for data, stderr for talk, JSON through one
 //! writer).
 
+pub mod approve;
 pub mod cancel;
 pub mod chat;
 pub mod config;
@@ -61,6 +62,7 @@ pub fn run(ctx: &Ctx<'_>, command: &Command) -> Result<u8, Failure> {
         Command::Health(a) => health::run(ctx, a),
         Command::Reset(a) => reset::run(ctx, a),
         Command::Poll(a) => poll::run(ctx, a),
+        Command::Approve(a) => approve::run(ctx, a),
         Command::Cancel(a) => cancel::run(ctx, a),
         Command::Status(a) => status::run(ctx, a),
         Command::Sessions(a) => sessions::run(ctx, a),

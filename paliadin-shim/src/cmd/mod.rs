@@ -3,6 +3,7 @@
 //! [`crate::error::ShimError`]. No command imports another: what two share
 //! lives below `cmd/`.
 
+pub mod approve;
 pub mod attach;
 pub mod cancel;
 pub mod docs;

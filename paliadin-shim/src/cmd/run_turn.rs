@@ -84,6 +84,7 @@ pub fn run(
         // The same turn id arrived meanwhile: never type it twice.
         return await_reply(shim, &s, &t, deadline, None, out);
     }
+    crate::sleep::report(&s, &t);
     match type_turn(shim, &s, &t, pane.pid, &clean) {
         Ok(None) => {
             s.clear_current(t.id);

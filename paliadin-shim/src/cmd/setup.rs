@@ -402,8 +402,13 @@ impl<'a> Setup<'a> {
         };
         // What the file shows as comments: the shim's defaults, and the
         // protocol's own message limit for the key that has none.
+        // The keys the bash installer's files never showed stay out, so
+        // those files and setup's stay the same (tests/golden).
         let defaults = Layer {
             max_message_bytes: Some(paliadin_core::request::MAX_ARG_MESSAGE),
+            agent_resume: None,
+            idle_sleep_secs: None,
+            approve_secs: None,
             ..Layer::defaults()
         };
         let config = self.p.config.display().to_string();
