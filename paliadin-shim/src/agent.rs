@@ -154,7 +154,10 @@ impl Shim {
     /// Makes sure the session's agent runs and is ready for a paste, starting
     /// it if needed; waits until `deadline` at most.
     pub fn ensure_ready(&self, s: &SessionDir, deadline: Instant) -> Result<Pane> {
-        if s.has(Mark::Ready) && s.has(Mark::Mounted) {
+        // An agent started without a hook key (by an older shim) is started
+        // afresh: its hooks would be refused.
+        let keyed = !self.config.agent_hooks || crate::hookauth::verifier(s).is_some();
+        if keyed && s.has(Mark::Ready) && s.has(Mark::Mounted) {
             // The warm path costs no tmux call: the agent recorded at start
             // is still that very process.
             if let Some(p) = recorded_agent(s) {
@@ -170,7 +173,7 @@ impl Shim {
         })?;
         let pane = match self.live_pane(s)? {
             // Started by us: its SessionStart may still be on its way.
-            Some(p) if s.agent().is_some() => p,
+            Some(p) if keyed && s.agent().is_some() => p,
             // A pane the state knows nothing of (the state directory was
             // wiped): its readiness can never be known, so start afresh.
             Some(_) | None => self.start(s)?,
@@ -279,6 +282,8 @@ impl Shim {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        let hook_key = crate::hookauth::arm(s)?;
+        env.push((crate::hookauth::ENV, hook_key.value()));
         env.push(("PALIADIN_SESSION", s.name.as_str()));
         env.push(("PALIADIN_STATE_DIR", state.as_str()));
         self.tmux

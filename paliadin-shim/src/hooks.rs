@@ -158,6 +158,11 @@ pub fn run(event: &str) {
     if !dir.exists() {
         return;
     }
+    // Only the session's own agent: nothing is written for anyone else.
+    let key = std::env::var(crate::hookauth::ENV).ok();
+    if crate::hookauth::admit(&dir, event.name(), key.as_deref()).is_none() {
+        return;
+    }
     handle(&dir, event, &v);
 }
 

@@ -10,6 +10,7 @@ pub mod cmd;
 pub mod config;
 pub mod dirfd;
 pub mod error;
+pub mod hookauth;
 pub mod hooks;
 pub mod outcome;
 pub mod output;

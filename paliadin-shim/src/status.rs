@@ -45,5 +45,6 @@ pub fn object(shim: &Shim, session: &SessionName) -> Result<Value> {
         "pid": pane.as_ref().map(|p| p.pid),
         "started": pane.as_ref().map(|p| rfc3339_ms(p.created * 1000)),
         "last_activity": activity,
+        "refused": s.refused(),
     }))
 }
