@@ -191,7 +191,7 @@ impl Prompt {
     /// if typed now), else from the keyboard.
     fn line(&mut self, prompt: &str) -> Result<String, ReadlineError> {
         if let Some(l) = self.queued.pop_front() {
-            println!("{prompt}{l}");
+            println!("{prompt}{}", paliadin_core::text::for_terminal(&l));
             return Ok(l);
         }
         let partial = std::mem::take(&mut self.partial);
