@@ -271,7 +271,8 @@ impl Shim {
         }
         let mut argv = self.config.agent.clone();
         if self.config.agent_hooks {
-            let settings = hooks::write_settings(&self.config.state_dir)?;
+            let sandbox = crate::sandbox::for_config(&self.config);
+            let settings = hooks::write_settings(&self.config.state_dir, sandbox)?;
             argv.push("--settings".into());
             argv.push(settings.to_string_lossy().into_owned());
         }

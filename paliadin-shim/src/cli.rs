@@ -103,6 +103,9 @@ pub struct SetupArgs {
     /// The agent's command line, used as given. Default: claude with unattended permissions; without claude on PATH and without --agent, setup stops (exit 2).
     #[arg(long, value_name = "COMMAND")]
     pub agent: Option<String>,
+    /// Let the agent run commands (Bash), inside Claude Code's sandbox: its commands read nothing of HOME but the workdir, nothing of the shim's state or tmux, and write only the workdir; claude refuses to start where the sandbox cannot run (Linux: bubblewrap and socat). See the README's "What widening the agent's tools costs".
+    #[arg(long)]
+    pub allow_bash: bool,
     /// Text that replaces the skill's persona section.
     #[arg(long, value_name = "FILE")]
     pub persona: Option<PathBuf>,

@@ -83,6 +83,11 @@ fn shell_quote(s: &str) -> String {
 /// shim instead of forking it and waiting (dash forks otherwise), which
 /// saves a process per hook, a millisecond or more on two cores.
 pub fn settings_json(exe: &Path) -> String {
+    settings_with(exe, None)
+}
+
+/// [`settings_json`] with Claude Code's `sandbox` block (`crate::sandbox`).
+pub fn settings_with(exe: &Path, sandbox: Option<Value>) -> String {
     let mut hooks = serde_json::Map::new();
     for ev in HookEvent::ALL.map(HookEvent::name) {
         let command = format!("exec {} hook {ev}", shell_quote(&exe.to_string_lossy()));
@@ -91,16 +96,20 @@ pub fn settings_json(exe: &Path) -> String {
             json!([{ "hooks": [{ "type": "command", "command": command, "timeout": 5 }] }]),
         );
     }
-    serde_json::to_string_pretty(&json!({ "hooks": hooks })).unwrap_or_default()
+    let mut settings = json!({ "hooks": hooks });
+    if let Some(s) = sandbox {
+        settings["sandbox"] = s;
+    }
+    serde_json::to_string_pretty(&settings).unwrap_or_default()
 }
 
 /// Writes the settings file under `state_dir` (only when it changed) and returns its path.
-pub fn write_settings(state_dir: &Path) -> std::io::Result<PathBuf> {
+pub fn write_settings(state_dir: &Path, sandbox: Option<Value>) -> std::io::Result<PathBuf> {
     const NAME: &str = "claude-settings.json";
     let exe = std::env::current_exe()?;
     let root = crate::state::open_root(state_dir, true)?
         .ok_or_else(|| std::io::Error::other("the state directory vanished"))?;
-    let text = settings_json(&exe);
+    let text = settings_with(&exe, sandbox);
     if root.read(NAME, 1 << 20)?.as_deref() != Some(text.as_bytes()) {
         root.write(NAME, text.as_bytes())?;
     }

@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod outcome;
 pub mod output;
 pub mod policy;
+pub mod sandbox;
 pub mod setup;
 pub mod state;
 pub mod status;

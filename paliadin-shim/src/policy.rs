@@ -53,6 +53,17 @@ pub const AGENT_ENV: [(&str, &str); 2] = [
     ("DISABLE_AUTOUPDATER", "1"),
 ];
 
+/// [`claude_args`] with Bash allowed too (setup's `--allow-bash`), which
+/// setup gives only with Claude Code's sandbox on (`crate::sandbox`): an
+/// agent whose commands run unsandboxed is the laptop's user.
+pub fn claude_args_with_bash(workdir: &Path) -> Vec<String> {
+    let mut args = claude_args(workdir);
+    if let Some(i) = args.iter().position(|a| a == "--allowedTools") {
+        args.insert(i + 2, "Bash".into());
+    }
+    args
+}
+
 /// The whole agent command line: `claude` then [`claude_args`].
 pub fn claude_argv(claude: &str, workdir: &Path) -> Vec<String> {
     let mut argv = vec![claude.to_owned()];

@@ -363,9 +363,17 @@ impl<'a> Setup<'a> {
         let Some(claude) = on_path("claude") else {
             return Err(no_agent());
         };
+        let mut argv = policy::claude_argv(&claude, work);
+        let mut note = format!("Claude Code ({claude}), unattended");
+        if self.args.allow_bash {
+            argv = std::iter::once(claude.clone())
+                .chain(policy::claude_args_with_bash(work))
+                .collect();
+            note.push_str(", Bash in Claude Code's sandbox");
+        }
         Ok(Agent {
-            argv: policy::claude_argv(&claude, work),
-            note: format!("Claude Code ({claude}), unattended"),
+            argv,
+            note,
             env: policy::AGENT_ENV
                 .iter()
                 .map(|(k, v)| EnvVar((*k).into(), (*v).into()))
@@ -385,6 +393,7 @@ impl<'a> Setup<'a> {
         let layer = Layer {
             agent: Some(Argv(agent.argv)),
             agent_hooks: Some(true),
+            agent_sandbox: self.args.allow_bash.then_some(true),
             agent_env: agent.env,
             workdir: Some(work.to_owned()),
             state_dir: Some(state.to_owned()),
