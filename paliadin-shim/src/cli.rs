@@ -97,7 +97,7 @@ pub struct SetupArgs {
     /// Restrict the key to these client addresses (from="...").
     #[arg(long, value_name = "PATTERNS")]
     pub from: Option<String>,
-    /// The agent's working directory; never one that holds HOME, ~/.ssh or the shim's state. Default: ~/paliadin-work.
+    /// The agent's working directory; never one that holds or lies inside HOME's ~/.ssh, ~/.claude or the shim's state, nor HOME itself. Default: ~/paliadin-work.
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<String>,
     /// The agent's command line, used as given. Default: claude with unattended permissions; without claude on PATH and without --agent, setup stops (exit 2).

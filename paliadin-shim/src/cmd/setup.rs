@@ -268,11 +268,14 @@ impl<'a> Setup<'a> {
     }
 
     /// Issue 17: the agent's one allow rule reads its workdir, so a workdir
-    /// that holds HOME, `~/.ssh` or the shim's state would let it read keys
-    /// or every session. Refused before anything changed.
+    /// that holds HOME, `~/.ssh`, `~/.claude` or the shim's state, or lies
+    /// inside one of them, would let it read keys, credentials or every
+    /// session. Refused before anything changed.
     fn refuse_a_workdir_that_holds_secrets(&self) -> Result<()> {
         let work = real_as_far_as_it_exists(&self.p.workdir);
         let holds = |p: &Path| real_as_far_as_it_exists(p).starts_with(&work);
+        let inside = |p: &Path| work.starts_with(real_as_far_as_it_exists(p));
+        let claude_dir = self.p.home.join(".claude");
         let shown = self.p.workdir.display();
         let why = if holds(&self.p.home) {
             format!("holds your whole HOME ({})", self.p.home.display())
@@ -283,6 +286,16 @@ impl<'a> Setup<'a> {
                 "holds the shim's state directory {} (every session's replies)",
                 self.p.state_dir.display()
             )
+        } else if holds(&claude_dir) {
+            format!(
+                "holds {} (your Claude Code credentials)",
+                claude_dir.display()
+            )
+        } else if let Some(d) = [&self.p.ssh_dir, &self.p.state_dir, &claude_dir]
+            .into_iter()
+            .find(|d| inside(d))
+        {
+            format!("is inside {}, which the agent must never read", d.display())
         } else {
             return Ok(());
         };
