@@ -37,6 +37,7 @@ Options:
                       with unattended permissions; without claude on PATH and
                       without --agent the installer stops, exit 2)
   --persona FILE      text that replaces the skill's persona section
+  --allow-bash        let the agent run commands, inside Claude Code's sandbox
   --tmux-socket NAME  the shim's tmux server (default: paliadin)
   --wait-secs N       how long a turn waits for its reply (default: 60)
   --force             replace a SKILL.md this installer did not write
@@ -61,7 +62,7 @@ check_options() {
         need_arg "$@"
         shift
         ;;
-      --force | --dry-run | --uninstall | --yes | -y) ;;
+      --force | --allow-bash | --dry-run | --uninstall | --yes | -y) ;;
       -h | --help) usage; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac

@@ -33,13 +33,41 @@ pub fn reply_width(body: &str, color: bool, width: Option<usize>) -> String {
     let opts = Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
     let body = for_terminal(body);
     for event in Parser::new_ext(&body, opts) {
-        r.event(event);
+        r.event(visible(event));
     }
     r.out.truncate(r.out.trim_end_matches('\n').len());
     if !r.out.is_empty() {
         r.out.push('\n');
     }
     r.out
+}
+
+/// An event of the parser with its text made safe again: the parser
+/// decodes character references (`&#x1b;` is ESC), so the body's own
+/// cleaning is not enough.
+fn visible(e: Event<'_>) -> Event<'_> {
+    let safe = |t: pulldown_cmark::CowStr<'_>| -> pulldown_cmark::CowStr<'static> {
+        for_terminal(&t).into_owned().into()
+    };
+    match e {
+        Event::Text(t) => Event::Text(safe(t)),
+        Event::Code(t) => Event::Code(safe(t)),
+        Event::Html(t) => Event::Html(safe(t)),
+        Event::InlineHtml(t) => Event::InlineHtml(safe(t)),
+        Event::FootnoteReference(t) => Event::FootnoteReference(safe(t)),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => Event::Start(Tag::Link {
+            link_type,
+            dest_url: safe(dest_url),
+            title: safe(title),
+            id: safe(id),
+        }),
+        e => e,
+    }
 }
 
 /// One list being rendered: the next number of an ordered list.
@@ -520,6 +548,40 @@ mod tests {
             reply("- [x] done\n- [ ] todo", false),
             "• [x] done\n• [ ] todo\n"
         );
+    }
+
+    /// Issue 17: no payload reaches the terminal raw, also when it is
+    /// spelled as a Markdown character reference (`&#x1b;`, which the
+    /// parser decodes) or hidden in a link, a chip, code or a table.
+    #[test]
+    fn no_control_of_the_body_survives_rendering() {
+        let raw = |s: &str| {
+            s.chars()
+                .any(|c| paliadin_core::text::is_unsafe(c) && c != '\n' && c != '\t')
+        };
+        let refs = [
+            "&#x1b;]0;PWNED-TITLE&#x7;",
+            "&#27;[2J",
+            "&#x9b;2J and &#157;0;T&#156;",
+            "abc&#x202e;fed pay&#8203;pal",
+            "[x&#x1b;[2J](chip:k/&#x1b;]0;T&#7;)",
+            "[docs](https://e.example/&#x1b;]0;T&#7;)",
+            "`&#x1b;`",
+            "| a |\n|---|\n| &#x1b;[2J |",
+            "<b>&#x1b;[2J</b>",
+        ];
+        for body in refs {
+            for color in [false, true] {
+                let shown = reply(body, color);
+                let ours = shown
+                    .replace(BOLD, "")
+                    .replace(DIM, "")
+                    .replace(NORMAL, "")
+                    .replace(CHIP, "")
+                    .replace(DEFAULT_FG, "");
+                assert!(!raw(&ours), "{body:?} -> {shown:?}");
+            }
+        }
     }
 
     #[test]

@@ -144,34 +144,35 @@ fn is_unsafe_in_json(c: char) -> bool {
     c > '\u{1f}' && is_unsafe(c)
 }
 
+/// The payloads an agent's reply was seen to carry to an operator's
+/// terminal (issue 17), each named: what every output path is tested with
+/// (here and in the suite's real terminals).
+pub const PAYLOADS: [(&str, &str); 14] = [
+    ("OSC 0 title", "\x1b]0;PWNED-TITLE\x07"),
+    ("OSC 52 clipboard", "\x1b]52;c;UFdORUQtQ0xJUEJPQVJE\x07"),
+    (
+        "OSC 8 link",
+        "\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\",
+    ),
+    ("CSI clear screen", "\x1b[2J\x1b[H"),
+    ("CSI cursor up", "line\x1b[1A\x1b[2Kfake"),
+    (
+        "DCS tmux passthrough",
+        "\x1bPtmux;\x1b\x1b]0;PWNED\x07\x1b\\",
+    ),
+    ("C1 CSI", "\u{9b}2J"),
+    ("C1 OSC", "\u{9d}0;PWNED-TITLE\u{9c}"),
+    ("BiDi override", "abc\u{202e}fed"),
+    ("zero-width", "pay\u{200b}pal"),
+    ("backspace", "safe\x08\x08\x08\x08evil"),
+    ("carriage return", "ok\rEVIL"),
+    ("DEL", "a\x7fb"),
+    ("bell", "\x07ding"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The payloads an agent's reply was seen to carry to an operator's
-    /// terminal (issue 17), each with what must not survive.
-    pub const PAYLOADS: [(&str, &str); 14] = [
-        ("OSC 0 title", "\x1b]0;PWNED-TITLE\x07"),
-        ("OSC 52 clipboard", "\x1b]52;c;UFdORUQtQ0xJUEJPQVJE\x07"),
-        (
-            "OSC 8 link",
-            "\x1b]8;;https://evil.example/\x1b\\click\x1b]8;;\x1b\\",
-        ),
-        ("CSI clear screen", "\x1b[2J\x1b[H"),
-        ("CSI cursor up", "line\x1b[1A\x1b[2Kfake"),
-        (
-            "DCS tmux passthrough",
-            "\x1bPtmux;\x1b\x1b]0;PWNED\x07\x1b\\",
-        ),
-        ("C1 CSI", "\u{9b}2J"),
-        ("C1 OSC", "\u{9d}0;PWNED-TITLE\u{9c}"),
-        ("BiDi override", "abc\u{202e}fed"),
-        ("zero-width", "pay\u{200b}pal"),
-        ("backspace", "safe\x08\x08\x08\x08evil"),
-        ("carriage return", "ok\rEVIL"),
-        ("DEL", "a\x7fb"),
-        ("bell", "\x07ding"),
-    ];
 
     #[test]
     fn no_payload_reaches_a_terminal_raw() {

@@ -154,7 +154,10 @@ impl Shim {
     /// Makes sure the session's agent runs and is ready for a paste, starting
     /// it if needed; waits until `deadline` at most.
     pub fn ensure_ready(&self, s: &SessionDir, deadline: Instant) -> Result<Pane> {
-        if s.has(Mark::Ready) && s.has(Mark::Mounted) {
+        // An agent started without a hook key (by an older shim) is started
+        // afresh: its hooks would be refused.
+        let keyed = !self.config.agent_hooks || crate::hookauth::verifier(s).is_some();
+        if keyed && s.has(Mark::Ready) && s.has(Mark::Mounted) {
             // The warm path costs no tmux call: the agent recorded at start
             // is still that very process.
             if let Some(p) = recorded_agent(s) {
@@ -170,7 +173,7 @@ impl Shim {
         })?;
         let pane = match self.live_pane(s)? {
             // Started by us: its SessionStart may still be on its way.
-            Some(p) if s.agent().is_some() => {
+            Some(p) if keyed && s.agent().is_some() => {
                 self.become_ready(s, &p, deadline)?;
                 p
             }
@@ -306,7 +309,9 @@ impl Shim {
         // A tool an operator allowed in shim.toml is offered too.
         let mut argv = crate::policy::offer_allowed_tools(&configured);
         if self.config.agent_hooks {
-            let settings = hooks::write_settings(&self.config.state_dir, self.config.approve)?;
+            let sandbox = crate::sandbox::for_config(&self.config);
+            let settings =
+                hooks::write_settings(&self.config.state_dir, self.config.approve, sandbox)?;
             argv.push("--settings".into());
             argv.push(settings.to_string_lossy().into_owned());
         }
@@ -318,6 +323,8 @@ impl Shim {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        let hook_key = crate::hookauth::arm(s)?;
+        env.push((crate::hookauth::ENV, hook_key.value()));
         let approve = self.config.approve.map(|w| w.as_secs().to_string());
         if let Some(secs) = &approve {
             env.push((crate::approve::ENV, secs));

@@ -100,12 +100,15 @@ pub struct SetupArgs {
     /// Restrict the key to these client addresses (from="...").
     #[arg(long, value_name = "PATTERNS")]
     pub from: Option<String>,
-    /// The agent's working directory; never one that holds HOME, ~/.ssh or the shim's state. Default: ~/paliadin-work.
+    /// The agent's working directory; never one that holds or lies inside HOME's ~/.ssh, ~/.claude or the shim's state, nor HOME itself. Default: ~/paliadin-work.
     #[arg(long, value_name = "DIR")]
     pub workdir: Option<String>,
     /// The agent's command line, used as given. Default: claude with unattended permissions; without claude on PATH and without --agent, setup stops (exit 2).
     #[arg(long, value_name = "COMMAND")]
     pub agent: Option<String>,
+    /// Let the agent run commands (Bash), inside Claude Code's sandbox: its commands read nothing of HOME but the workdir, nothing of the shim's state or tmux, and write only the workdir; claude refuses to start where the sandbox cannot run (Linux: bubblewrap and socat). See the README's "What widening the agent's tools costs".
+    #[arg(long)]
+    pub allow_bash: bool,
     /// Text that replaces the skill's persona section.
     #[arg(long, value_name = "FILE")]
     pub persona: Option<PathBuf>,

@@ -65,6 +65,10 @@ layer! {
         #[arg(long, value_name = "BOOL")]
         #[serde(skip_serializing_if = "Option::is_none")]
         pub agent_hooks: Option<bool>,
+        /// Run the agent's commands in Claude Code's sandbox (reads of HOME but the workdir, the shim's state and tmux denied); needed once Bash is allowed.
+        #[arg(long, value_name = "BOOL")]
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub agent_sandbox: Option<bool>,
         /// An environment variable for the agent, NAME=VALUE (repeatable; adds to the file's `agent_env` table).
         #[arg(long, value_name = "NAME=VALUE")]
         #[serde(default, with = "env_table", skip_serializing_if = "Vec::is_empty")]
@@ -167,6 +171,8 @@ impl Layer {
         Layer {
             agent: Some(Argv(vec!["claude".into()])),
             agent_hooks: Some(true),
+            // Off unless set (setup's --allow-bash sets it).
+            agent_sandbox: None,
             agent_env: Vec::new(),
             workdir: Some(home()),
             tmux_socket: Some("paliadin".into()),
@@ -207,6 +213,8 @@ pub struct Config {
     pub agent: Vec<String>,
     /// Whether to start the agent with the shim's hook settings.
     pub agent_hooks: bool,
+    /// Whether those settings put its commands in Claude Code's sandbox.
+    pub agent_sandbox: bool,
     /// Environment variables set for the agent (never those the shim removes).
     pub agent_env: Vec<(String, String)>,
     pub workdir: PathBuf,
@@ -279,6 +287,7 @@ impl Config {
         Ok(Config {
             agent,
             agent_hooks,
+            agent_sandbox: l.agent_sandbox.unwrap_or_default(),
             agent_env: agent_env.into_iter().collect(),
             workdir: path(l.workdir),
             tmux_socket: l.tmux_socket.unwrap_or_default(),

@@ -43,7 +43,9 @@ impl ShimError {
         let _ = writeln!(err, "paliadin-shim: {}: {}", self.code, self.detail);
         if let (true, Some(pane)) = (self.code.shows_pane(), &self.pane) {
             let _ = writeln!(err, "--- last lines of the pane ---");
-            let _ = writeln!(err, "{}", pane.trim_end());
+            // The agent's screen: its text, never its controls.
+            let pane = paliadin_core::text::for_terminal(pane.trim_end());
+            let _ = writeln!(err, "{pane}");
         }
     }
 }

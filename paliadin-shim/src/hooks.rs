@@ -89,13 +89,14 @@ fn shell_quote(s: &str) -> String {
 /// instead of forking it and waiting (dash forks otherwise), which saves a
 /// process per hook, a millisecond or more on two cores.
 pub fn settings_json(exe: &Path) -> String {
-    serde_json::to_string_pretty(&settings(exe, None)).unwrap_or_default()
+    serde_json::to_string_pretty(&settings(exe, None, None)).unwrap_or_default()
 }
 
 /// The settings; in approve mode (`approve`: the wait) with no permission
 /// dialog ever shown and the `PermissionRequest` hook given time to wait
-/// ([`crate::approve`]).
-fn settings(exe: &Path, approve: Option<Duration>) -> Value {
+/// ([`crate::approve`]); with Claude Code's `sandbox` block when the config
+/// asks for it (`crate::sandbox`).
+fn settings(exe: &Path, approve: Option<Duration>, sandbox: Option<Value>) -> Value {
     let mut hooks = serde_json::Map::new();
     for ev in HookEvent::ALL {
         let command = format!(
@@ -123,11 +124,18 @@ fn settings(exe: &Path, approve: Option<Duration>) -> Value {
     if approve.is_some() {
         v["permissions"] = json!({ "denyInsteadOfPrompting": true });
     }
+    if let Some(s) = sandbox {
+        v["sandbox"] = s;
+    }
     v
 }
 
 /// Writes the settings file under `state_dir` (only when it changed) and returns its path.
-pub fn write_settings(state_dir: &Path, approve: Option<Duration>) -> std::io::Result<PathBuf> {
+pub fn write_settings(
+    state_dir: &Path,
+    approve: Option<Duration>,
+    sandbox: Option<Value>,
+) -> std::io::Result<PathBuf> {
     let name = match approve {
         None => "claude-settings.json",
         Some(_) => "claude-settings-approve.json",
@@ -135,7 +143,7 @@ pub fn write_settings(state_dir: &Path, approve: Option<Duration>) -> std::io::R
     let exe = std::env::current_exe()?;
     let root = crate::state::open_root(state_dir, true)?
         .ok_or_else(|| std::io::Error::other("the state directory vanished"))?;
-    let text = serde_json::to_string_pretty(&settings(&exe, approve)).unwrap_or_default();
+    let text = serde_json::to_string_pretty(&settings(&exe, approve, sandbox)).unwrap_or_default();
     if root.read(name, 1 << 20)?.as_deref() != Some(text.as_bytes()) {
         root.write(name, text.as_bytes())?;
     }
@@ -191,6 +199,11 @@ pub fn run(event: &str) {
         return;
     };
     if !dir.exists() {
+        return;
+    }
+    // Only the session's own agent: nothing is written for anyone else.
+    let key = std::env::var(crate::hookauth::ENV).ok();
+    if crate::hookauth::admit(&dir, event.name(), key.as_deref()).is_none() {
         return;
     }
     // Approve mode: the hook holds the decision until a person answers.
@@ -404,13 +417,13 @@ mod tests {
     #[test]
     fn approve_mode_settings_never_prompt_and_give_the_hook_its_wait() {
         let exe = Path::new("/bin/shim");
-        let plain = settings(exe, None);
+        let plain = settings(exe, None, None);
         assert_eq!(plain.get("permissions"), None);
         assert_eq!(
             plain["hooks"]["PermissionRequest"][0]["hooks"][0]["timeout"],
             5
         );
-        let v = settings(exe, Some(Duration::from_secs(60)));
+        let v = settings(exe, Some(Duration::from_secs(60)), None);
         assert_eq!(v["permissions"]["denyInsteadOfPrompting"], true);
         assert_eq!(
             v["hooks"]["PermissionRequest"][0]["hooks"][0]["timeout"],

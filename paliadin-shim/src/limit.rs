@@ -358,6 +358,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
         paliadin_core::fsutil::private_dir(&root).unwrap();
         let s = SessionDir::open(&root, &SessionName::new("s").unwrap(), true).unwrap();
+        // Events are recorded signed, with the key of an agent's start.
+        crate::hookauth::arm(&s).unwrap();
         let transcript = root.join("t.jsonl");
         let reset = now_ms() / 1000 + 3600;
         std::fs::write(&transcript, format!("{}\n", json!({"type": "assistant", "isApiErrorMessage": true, "promptId": "p1", "apiError": "usage_limit_reached", "apiErrorParams": {"rate_limit_info": {"rateLimitType": "five_hour", "resetsAt": reset}}}))).unwrap();
@@ -395,7 +397,7 @@ mod tests {
             TurnState::UsageLimit(serde_json::to_string(&want).unwrap())
         );
         assert_eq!(holding(&root), Some(want));
-        let events = String::from_utf8(t.events_from(0).0).unwrap();
+        let events = String::from_utf8(crate::hookauth::stream(&t, &t.events_from(0).0)).unwrap();
         let failed: Event = serde_json::from_str(events.lines().last().unwrap()).unwrap();
         assert_eq!(failed.detail.as_deref(), Some("usage_limit"));
         assert_eq!(failed.resets_at, Some(rfc3339_s(reset)));

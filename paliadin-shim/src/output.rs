@@ -34,7 +34,9 @@ impl Output {
     /// Sends the events recorded since the last call (events mode only).
     pub fn flush_events(&mut self, t: &TurnDir) -> Result<()> {
         if let Output::Events { from } = self {
-            let (lines, next) = t.events_from(*from);
+            let (raw, next) = t.events_from(*from);
+            // Only lines the agent's hooks signed, parsed and written anew.
+            let lines = crate::hookauth::stream(t, &raw);
             if !lines.is_empty() {
                 print_or_fail(&lines)?;
             }
@@ -56,7 +58,8 @@ impl Output {
                         paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms()),
                     )
                 };
-                line = format!("{}\n", serde_json::to_string(&e).unwrap_or_default());
+                let json = serde_json::to_string(&e).unwrap_or_default();
+                line = format!("{}\n", paliadin_core::text::json_safe(json));
                 line.as_bytes()
             }
         };

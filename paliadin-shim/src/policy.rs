@@ -144,6 +144,18 @@ pub const AGENT_ENV: [(&str, &str); 3] = [
     ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
 ];
 
+/// [`claude_args`] with Bash allowed too (setup's `--allow-bash`), which
+/// setup gives only with Claude Code's sandbox on (`crate::sandbox`): an
+/// agent whose commands run unsandboxed is the laptop's user.
+pub fn claude_args_with_bash(workdir: &Path, prompt_file: &Path) -> Vec<String> {
+    let mut args = claude_args(workdir, prompt_file);
+    if let Some(i) = args.iter().position(|a| a == "--allowedTools") {
+        args.insert(i + 2, "Bash".into());
+    }
+    // Offered too, as every allowed tool is.
+    offer_allowed_tools(&args)
+}
+
 /// The whole agent command line: `claude` then [`claude_args`].
 pub fn claude_argv(claude: &str, workdir: &Path, prompt_file: &Path) -> Vec<String> {
     let mut argv = vec![claude.to_owned()];

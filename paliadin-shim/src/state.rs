@@ -23,6 +23,8 @@
 //!                           conversation the agent's conversation id (crate::sleep)
 //!                           asleep       the agent was put to sleep (when, memory)
 //!                           woke         how it woke, for the next turn's events
+//!                           hook.auth    the verifier of the agent's hook key
+//!                           refused.log  refused hook calls, dropped event lines
 //!                           bells/<uuid> one FIFO per waiter, rung by hooks
 //!                           turns/<id>/  typed (the id is held), submitted,
 //!                                        reply.md, blocked, failed, idle,
@@ -228,6 +230,16 @@ const CONVERSATION: &str = "conversation";
 const ASLEEP: &str = "asleep";
 /// How the agent woke, until a turn reports it ([`crate::sleep`]).
 const WOKE: &str = "woke";
+/// The verifier of the agent's hook key (`crate::hookauth`).
+const HOOK_AUTH: &str = "hook.auth";
+/// One line per refused hook call or dropped event line.
+const REFUSED: &str = "refused.log";
+
+fn note_refused(d: &Dir, what: &str) {
+    let at = paliadin_core::timefmt::rfc3339_ms(paliadin_core::timefmt::now_ms());
+    let line = paliadin_core::text::one_line(&format!("{at} {what}"), Some(200));
+    let _ = d.append_line(REFUSED, &line, 64 << 10, 1000);
+}
 
 /// The state directory itself: opened (and created, 0700) once per request.
 pub fn open_root(state_dir: &Path, create: bool) -> io::Result<Option<Dir>> {
@@ -240,7 +252,7 @@ pub fn open_root(state_dir: &Path, create: bool) -> io::Result<Option<Dir>> {
 pub struct SessionDir {
     pub name: SessionName,
     /// `sessions/<key>` and its `turns`.
-    dirs: Option<(Dir, Arc<Dir>)>,
+    dirs: Option<(Arc<Dir>, Arc<Dir>)>,
     path: PathBuf,
 }
 
@@ -273,7 +285,9 @@ impl SessionDir {
                 None => None,
                 Some(sessions) => match sessions.child(&name.key(), create)? {
                     None => None,
-                    Some(dir) => dir.child("turns", true)?.map(|t| (dir, Arc::new(t))),
+                    Some(dir) => dir
+                        .child("turns", true)?
+                        .map(|t| (Arc::new(dir), Arc::new(t))),
                 },
             },
         };
@@ -295,7 +309,7 @@ impl SessionDir {
     }
 
     fn dir(&self) -> io::Result<&Dir> {
-        self.dirs.as_ref().map(|(d, _)| d).ok_or_else(absent)
+        self.dirs.as_ref().map(|(d, _)| &**d).ok_or_else(absent)
     }
 
     /// Takes the lock, waiting until `deadline`; `Ok(None)` if it stayed held.
@@ -461,6 +475,7 @@ impl SessionDir {
             LAST_PROMPT,
             CURRENT,
             AGENT,
+            HOOK_AUTH,
         ] {
             self.remove(f);
         }
@@ -504,6 +519,28 @@ impl SessionDir {
         for f in [CONVERSATION, ASLEEP, WOKE] {
             self.remove(f);
         }
+    }
+
+    /// The verifier of the agent's hook key (`crate::hookauth`), as hex.
+    pub fn hook_verifier(&self) -> Option<String> {
+        self.read(HOOK_AUTH)
+    }
+
+    pub fn set_hook_verifier(&self, hex: &str) -> io::Result<()> {
+        self.write(HOOK_AUTH, hex)
+    }
+
+    /// Notes a refused hook call or dropped event line (bounded).
+    pub fn note_refused(&self, what: &str) {
+        if let Ok(d) = self.dir() {
+            note_refused(d, what);
+        }
+    }
+
+    /// How many refusals the session noted.
+    pub fn refused(&self) -> usize {
+        self.read(REFUSED)
+            .map_or(0, |t| t.lines().filter(|l| !l.is_empty()).count())
     }
 
     /// Marks activity now (the file's mtime is the time).
@@ -561,6 +598,7 @@ impl SessionDir {
             id,
             name: id.to_string(),
             turns: self.dirs.as_ref().map(|(_, t)| Arc::clone(t)),
+            session: self.dirs.as_ref().map(|(d, _)| Arc::clone(d)),
             path: self.path.join("turns").join(id.to_string()),
         }
     }
@@ -613,6 +651,8 @@ pub struct TurnDir {
     pub id: Uuid,
     name: String,
     turns: Option<Arc<Dir>>,
+    /// The session's directory (its hook verifier and refusal log).
+    session: Option<Arc<Dir>>,
     path: PathBuf,
 }
 
@@ -802,9 +842,18 @@ impl TurnDir {
         })
     }
 
-    /// Records one event (dropped past the turn's bounds).
+    /// Records one event, signed with the session's hook verifier
+    /// (`crate::hookauth`; dropped past the turn's bounds, or when the
+    /// session has no verifier).
     pub fn record(&self, event: &paliadin_core::event::Event) {
-        let Ok(line) = serde_json::to_string(event) else {
+        let verifier = self.hook_verifier();
+        let Some(v) = verifier
+            .as_deref()
+            .and_then(crate::hookauth::Verifier::parse)
+        else {
+            return;
+        };
+        let Some(line) = v.sign(event) else {
             return;
         };
         if let Ok(Some(d)) = self.open() {
@@ -829,6 +878,19 @@ impl TurnDir {
             .rposition(|&c| c == b'\n')
             .map_or(start, |i| start + i + 1);
         (all[start..end].to_vec(), end as u64)
+    }
+
+    /// The session's hook verifier (see [`SessionDir::hook_verifier`]).
+    pub fn hook_verifier(&self) -> Option<String> {
+        let b = self.session.as_ref()?.read(HOOK_AUTH, MAX_MARKER).ok()??;
+        Some(String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// See [`SessionDir::note_refused`].
+    pub fn note_refused(&self, what: &str) {
+        if let Some(d) = &self.session {
+            note_refused(d, what);
+        }
     }
 
     /// The reply was printed at least once (for `status`; the reply stays).

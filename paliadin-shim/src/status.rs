@@ -72,5 +72,6 @@ pub fn object(shim: &Shim, session: &SessionName) -> Result<Value> {
         "last_activity": activity,
         "windows": windows,
         "usage_limit": limit,
+        "refused": s.refused(),
     }))
 }

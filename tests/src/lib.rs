@@ -235,7 +235,35 @@ impl TestEnv {
         c
     }
 
-    /// The TMPDIR of this world's programs (claude keeps files there), in
+    /// The environment of `session`'s agent as the shim started it, read
+    /// from `/proc/<pid>/environ` of the pid in its `agent.json`: what its
+    /// hooks run with, and what a command of another agent running as the
+    /// same user can read.
+    pub fn agent_environ(&self, session: &str) -> Vec<(String, String)> {
+        let record = self.state.join("sessions").join(session).join("agent.json");
+        let v: Value = serde_json::from_slice(&std::fs::read(record).expect("agent.json"))
+            .expect("agent.json is JSON");
+        let pid = v["pid"].as_u64().expect("the agent's pid");
+        let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("the agent's environ");
+        raw.split(|&b| b == 0)
+            .filter_map(|kv| {
+                let kv = String::from_utf8_lossy(kv);
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_owned(), v.to_owned()))
+            })
+            .collect()
+    }
+
+    /// The hook key of `session`'s agent (`PALIADIN_HOOK_KEY` in its
+    /// environment), for a test that plays its hooks.
+    pub fn hook_key(&self, session: &str) -> String {
+        self.agent_environ(session)
+            .into_iter()
+            .find(|(k, _)| k == "PALIADIN_HOOK_KEY")
+            .map(|(_, v)| v)
+            .expect("the agent has a hook key")
+    }
+
     /// the temp dir so that they go with it.
     pub fn temp_dir(&self) -> PathBuf {
         self.tmp.path().join("tmp")

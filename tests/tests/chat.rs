@@ -73,6 +73,17 @@ impl Pane {
         width: u16,
         extra: &[(&str, std::ffi::OsString)],
     ) -> Pane {
+        Pane::program(env, &bin("paliadin-cli"), args, width, extra)
+    }
+
+    /// `program <args>` in a pane, with the chat's environment and `extra`.
+    fn program(
+        env: &TestEnv,
+        program: &Path,
+        args: &[String],
+        width: u16,
+        extra: &[(&str, std::ffi::OsString)],
+    ) -> Pane {
         let socket = format!(
             "paliadin-chat-{}-{}",
             std::process::id(),
@@ -119,7 +130,7 @@ impl Pane {
             "sh",
         ])
         .arg(&pane.status)
-        .arg(bin("paliadin-cli"))
+        .arg(program)
         .args(args);
         // Keep the pane after the end, for the screen in a failure message.
         c.args([";", "set-option", "-t", "chat", "remain-on-exit", "on"]);
@@ -804,4 +815,186 @@ fn ctrl_c_cancels_a_chat_turn_with_and_without_connection_reuse() {
                 >= 2
         });
     }
+}
+
+/// Issue 17 item 1: a reply carrying each of the 14 payloads of
+/// `paliadin_core::text::PAYLOADS` (in its body, its trailer's tools and
+/// tag, and a tool's target in its events), shown by `turn`, `turn
+/// --events`, `poll`, `log show`, `chat`, `log` and `log search` with stdout
+/// a real terminal, then by `turn`'s spinner with stderr one: the pane's
+/// title and tmux's paste buffers unchanged (OSC 52 would make one: the
+/// server's `set-clipboard` is on), every payload shown as visible text, and
+/// the raw bytes the programs wrote (`pipe-pane`) free of ESC and C1 (with
+/// the spinner's own erase and cursor-up alone allowed). The same reply
+/// piped is the agent's bytes exactly.
+#[test]
+fn no_payload_of_a_reply_acts_on_a_terminal_and_piped_it_stays_exact() {
+    use base64::Engine as _;
+    use paliadin_core::text::PAYLOADS;
+    let env = TestEnv::new();
+    let db = env.tmp.path().join("turns.db");
+    let cli_args = |rest: &[&str]| {
+        let mut a = chat_args(&db, "x")[..6].to_vec();
+        a.extend(rest.iter().map(|s| s.to_string()));
+        a
+    };
+    let b64 = |p: &str| base64::engine::general_purpose::STANDARD.encode(p);
+    // Piped first: byte for byte, and the turn ids for poll and log show.
+    let mut ids = Vec::new();
+    for (i, (what, p)) in PAYLOADS.iter().enumerate() {
+        let session = format!("p{i}");
+        let msg = format!("paliadin-test-reply-b64: {}", b64(p));
+        let mut c = env.command(&bin("paliadin-cli"));
+        for (k, v) in chat_env(&env) {
+            c.env(k, v);
+        }
+        c.args(cli_args(&["turn", "--session", &session, &msg]));
+        let r = run(&mut c, None, WAIT);
+        assert_eq!(r.code, 0, "{what}: {r}");
+        assert_eq!(
+            r.stdout,
+            format!("{p}\n").into_bytes(),
+            "{what}: piped is exact"
+        );
+        let mut c = env.command(&bin("paliadin-cli"));
+        for (k, v) in chat_env(&env) {
+            c.env(k, v);
+        }
+        c.args(cli_args(&["log", "--json", "--limit", "1"]));
+        let rows: serde_json::Value =
+            serde_json::from_str(&run(&mut c, None, WAIT).ok()).expect("log --json is JSON");
+        ids.push(rows[0]["turn_id"].as_str().expect("a turn id").to_owned());
+    }
+    // The script the pane runs: it waits for a line on its terminal, so
+    // that pipe-pane records from its first byte.
+    let mut script = String::from(
+        "read go\ncli() { \"$CLI\" --transport local --shim \"$SHIM\" --db \"$DB\" \"$@\"; }\n",
+    );
+    for (i, (_, p)) in PAYLOADS.iter().enumerate() {
+        let msg = format!("paliadin-test-reply-b64: {}", b64(p));
+        let id = &ids[i];
+        script.push_str(&format!(
+            "cli turn --session p{i} '{msg}' 2>>\"$ERR\"\n\
+             cli turn --events --session p{i} '{msg}' 2>>\"$ERR\"\n\
+             cli poll {id} 2>>\"$ERR\"\n\
+             cli log show {id} 2>>\"$ERR\"\n\
+             printf '%s\\n' '{msg}' | cli chat --session p{i} 2>>\"$ERR\"\n"
+        ));
+    }
+    script.push_str("cli log --limit 100 2>>\"$ERR\"\ncli log search reply 2>>\"$ERR\"\n");
+    // The spinner: stderr the terminal, the reply to /dev/null.
+    for (i, (_, p)) in PAYLOADS.iter().enumerate() {
+        let msg = format!(
+            "paliadin-test: slow:400\npaliadin-test-reply-b64: {}",
+            b64(p)
+        );
+        let file = env.tmp.path().join(format!("spin{i}.txt"));
+        std::fs::write(&file, msg).unwrap();
+        script.push_str(&format!(
+            "echo SPIN{i}; cli turn --session p{i} - <'{}' >/dev/null\n",
+            file.display()
+        ));
+    }
+    script.push_str("echo ALL-DONE\n");
+    let script_file = env.tmp.path().join("payloads.sh");
+    std::fs::write(&script_file, script).unwrap();
+    let err = env.tmp.path().join("stderr.txt");
+    let raw = env.tmp.path().join("raw.bin");
+    let extra: Vec<(&str, std::ffi::OsString)> = vec![
+        ("CLI", bin("paliadin-cli").into()),
+        ("SHIM", bin("paliadin-shim").into()),
+        ("DB", db.clone().into()),
+        ("ERR", err.clone().into()),
+        ("NO_COLOR", "1".into()),
+        ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+    ];
+    let pane = Pane::program(
+        &env,
+        Path::new("sh"),
+        &[script_file.to_string_lossy().into_owned()],
+        120,
+        &extra,
+    );
+    pane.tmux(&["set-option", "-g", "set-clipboard", "on"])
+        .code(0);
+    let title = pane
+        .tmux(&["display-message", "-p", "-t", "chat", "#{pane_title}"])
+        .ok();
+    let raw_cmd = format!("cat >> '{}'", raw.display());
+    pane.tmux(&["pipe-pane", "-t", "chat", "-o", &raw_cmd])
+        .code(0);
+    pane.key("Enter");
+    assert_eq!(pane.exit_status(), 0, "{}", pane.screen());
+    let screen = pane.screen();
+    assert!(screen.contains("ALL-DONE"), "{screen}");
+    assert_eq!(
+        pane.tmux(&["display-message", "-p", "-t", "chat", "#{pane_title}"])
+            .ok(),
+        title,
+        "the pane's title is unchanged"
+    );
+    assert_eq!(
+        pane.tmux(&["list-buffers"]).ok(),
+        "",
+        "no paste buffer was made"
+    );
+    // Every payload shown as what it is.
+    for (what, p) in PAYLOADS {
+        let shown = paliadin_core::text::for_terminal(p);
+        assert!(
+            screen.contains(shown.as_ref()),
+            "{what}: {shown:?} not shown:\n{screen}"
+        );
+    }
+    // What the programs wrote, once the recorder has it all.
+    let deadline = Instant::now() + WAIT;
+    let bytes = loop {
+        let b = std::fs::read(&raw).unwrap_or_default();
+        if String::from_utf8_lossy(&b).contains("ALL-DONE") {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "pipe-pane recorded no end");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(pane);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let spin = text.find("SPIN0").expect("the spinner part ran");
+    let (plain, spinner) = text.split_at(spin);
+    let bad = |s: &str| {
+        s.char_indices()
+            .find(|(_, c)| {
+                *c == '\x1b'
+                    || ('\u{80}'..='\u{9f}').contains(c)
+                    || *c == '\x07'
+                    || *c == '\x08'
+                    || *c == '\x7f'
+            })
+            .map(|(i, _)| {
+                s[i.saturating_sub(40)..]
+                    .chars()
+                    .take(80)
+                    .collect::<String>()
+            })
+    };
+    assert_eq!(bad(plain), None, "stdout on a terminal carries no control");
+    assert!(!plain.contains('\u{202e}') && !plain.contains('\u{200b}'));
+    // The spinner's own redraws are the only escapes on its line.
+    assert!(
+        spinner.contains("Reading "),
+        "the spinner showed the step:\n{spinner:?}"
+    );
+    let own = spinner
+        .replace("\x1b[2K", "")
+        .replace("\x1b[1A", "")
+        .replace("\x1b[?25l", "")
+        .replace("\x1b[?25h", "");
+    assert_eq!(
+        bad(&own),
+        None,
+        "the spinner carries no control of the agent's"
+    );
+    assert!(
+        !spinner.contains("line\x1b[1A"),
+        "the payload's own cursor-up"
+    );
 }

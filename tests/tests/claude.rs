@@ -665,3 +665,57 @@ fn over_ssh_the_steps_arrive_while_the_turn_runs() {
     );
     assert_eq!(kinds_seen.last().map(String::as_str), Some("reply"));
 }
+
+/// Issue 17 item 2: with Bash allowed by the installer (`--allow-bash`),
+/// the real claude runs its commands in its own sandbox (bubblewrap here):
+/// a command in the workdir runs, while one session's agent reading another
+/// session's state, or an agent's environment through /proc, fails and
+/// nothing of it reaches the reply.
+#[test]
+fn with_bash_allowed_the_sandbox_keeps_other_sessions_state_unread() {
+    let mut w = ClaudeEnv::with(ClaudeOptions {
+        install_args: vec!["--allow-bash".into()],
+        ..ClaudeOptions::default()
+    });
+    let toml = std::fs::read_to_string(&w.env.config).unwrap();
+    assert!(toml.contains("agent_sandbox = true"), "{toml}");
+    w.turn("victim", "hello").code(0);
+    let verifier = w.env.state.join("sessions/victim/hook.auth");
+    let secret = std::fs::read_to_string(&verifier).unwrap();
+    // A command of its own in the workdir runs.
+    let t = w.turn(
+        "mallory",
+        r#"mock: tool Bash {"command": "echo made-here > sandboxed.txt"}"#,
+    );
+    t.code(0);
+    assert!(t.response().starts_with("tool ok"), "{}", t.run);
+    assert!(w.env.workdir.join("sandboxed.txt").exists());
+    // Another session's state: hidden from the command.
+    for command in [
+        format!("cat {}", verifier.display()),
+        format!("ls {}", w.env.state.display()),
+    ] {
+        let input = serde_json::json!({ "command": command });
+        let t = w.turn("mallory", &format!("mock: tool Bash {input}"));
+        t.code(0);
+        let reply = t.response();
+        assert!(reply.starts_with("tool failed"), "{command}: {}", t.run);
+        assert!(!reply.contains(secret.trim()), "{command}: {reply}");
+    }
+    // The processes a command sees are its own sandbox's (a pid namespace
+    // of its own): the only hook key in reach is its own agent's.
+    let victim_key = w.env.hook_key("victim");
+    let mallory_key = w.env.hook_key("mallory");
+    let input = serde_json::json!({
+        "command": "cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | grep PALIADIN_HOOK_KEY"
+    });
+    let t = w.turn("mallory", &format!("mock: tool Bash {input}"));
+    t.code(0);
+    let seen = w
+        .requests_for(&t)
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect::<String>();
+    assert!(seen.contains(&mallory_key), "the command ran: {}", t.run);
+    assert!(!seen.contains(&victim_key), "another agent's key was read");
+}

@@ -1707,3 +1707,105 @@ fn config_says_where_each_setting_comes_from_and_sets_one_key() {
         .unwrap()
         .starts_with("# mine\n"));
 }
+
+/// Issue 17 item 3: under a umask of 022 the turn log's three files are
+/// 0600 (made so before SQLite opens them); a dangling symlink at the log's
+/// path is refused with one line and nothing is created at its target (the
+/// turn itself goes on, unrecorded); a symlink to a real log is refused by
+/// a reading command with exit 1 and one line.
+#[test]
+fn the_turn_log_is_private_under_umask_022_and_never_opened_through_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = TestEnv::new();
+    let cli = |env: &mut TestEnv, db: &std::path::Path, args: &[&str]| {
+        let mut c = env.command(std::path::Path::new("sh"));
+        c.args(["-c", "umask 022 && exec \"$@\"", "sh"])
+            .arg(paliadin_tests::bin("paliadin-cli"))
+            // Its own --db in place of the world's (the first two words).
+            .args(&env.cli_args(false)[2..])
+            .arg("--db")
+            .arg(db)
+            .args(args);
+        paliadin_tests::run(&mut c, None, std::time::Duration::from_secs(60))
+    };
+    let db = env.db();
+    cli(&mut env, &db, &["turn", "--session", "m", "hello"]).ok();
+    for suffix in ["", "-wal", "-shm"] {
+        let f = format!("{}{suffix}", db.display());
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    // A dangling symlink where the log would be.
+    let target = env.home.join("planted.db");
+    let link = env.home.join("linked.db");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let r = cli(&mut env, &link, &["turn", "--session", "m", "hello"]);
+    assert_eq!(r.code, 0, "the turn goes on: {r}");
+    assert!(r.stdout.starts_with(b"hello"), "{r}");
+    assert!(
+        r.stderr.contains("will not be recorded") && r.stderr.contains("is a symlink"),
+        "{r}"
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let f = format!("{}{suffix}", target.display());
+        assert!(!std::path::Path::new(&f).exists(), "{f} was created");
+    }
+    // A symlink to the real log: refused, exit 1, one line.
+    let to_real = env.home.join("to-real.db");
+    std::os::unix::fs::symlink(&db, &to_real).unwrap();
+    let r = cli(&mut env, &to_real, &["log", "stats"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r}");
+    assert!(r.stderr.contains("is a symlink"), "{r}");
+}
+
+/// Issue 17 item 3: `log prune --older-than 0s` in a loop during 20 turns
+/// deletes no row while it is running: every turn is recorded at its end
+/// (no "could not record" warning), and the last prune leaves the log empty.
+#[test]
+fn a_prune_loop_during_turns_deletes_no_running_row() {
+    let mut env = TestEnv::new();
+    env.cli_in(false, &["turn", "--session", "pr", "warm"], None)
+        .ok();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut prune = env.command(&paliadin_tests::bin("paliadin-cli"));
+    prune
+        .args(env.cli_args(false))
+        .args(["log", "prune", "--older-than", "0s", "--yes"]);
+    let pruner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut runs = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = paliadin_tests::run(&mut prune, None, std::time::Duration::from_secs(60));
+                assert_eq!(r.code, 0, "{r}");
+                runs += 1;
+            }
+            runs
+        })
+    };
+    for i in 0..20 {
+        let r = env.cli_in(
+            false,
+            &[
+                "turn",
+                "--session",
+                "pr",
+                &format!("turn {i}\npaliadin-test: slow:50"),
+            ],
+            None,
+        );
+        assert_eq!(r.code, 0, "{r}");
+        assert!(!r.stderr.contains("could not record"), "turn {i}: {r}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let runs = pruner.join().unwrap();
+    assert!(runs > 0);
+    env.cli_in(
+        false,
+        &["log", "prune", "--older-than", "0s", "--yes"],
+        None,
+    )
+    .ok();
+    assert_eq!(count(&env, "SELECT count(*) FROM turns"), 0);
+}

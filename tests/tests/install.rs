@@ -1384,8 +1384,8 @@ fn golden_laptop_with_symlinks_and_a_running_claude() {
 }
 
 /// Issue 17: the agent may read all of its workdir, so a workdir that holds
-/// HOME, `~/.ssh` or the shim's state is refused: one line, exit 2,
-/// nothing changed.
+/// HOME, `~/.ssh`, `~/.claude` or the shim's state, or lies inside one of
+/// them, is refused: one line, exit 2, nothing changed.
 #[test]
 fn laptop_refuses_a_workdir_that_holds_home_ssh_or_the_state() {
     let w = World::new();
@@ -1404,6 +1404,10 @@ fn laptop_refuses_a_workdir_that_holds_home_ssh_or_the_state() {
             w.h(".local/state/paliadin"),
             "holds the shim's state directory",
         ),
+        (w.h(".claude"), "your Claude Code credentials"),
+        (w.h(".ssh/work"), "is inside"),
+        (w.h(".local/state/paliadin/sessions"), "is inside"),
+        (w.h(".claude/work"), "is inside"),
     ] {
         let shown = workdir.display().to_string();
         for extra in [&[][..], &["--dry-run"][..]] {

@@ -12,6 +12,7 @@
 //! it, so a turn that takes minutes holds no lock while it runs and a crash
 //! mid-turn still leaves a `running` row behind.
 
+mod dbfile;
 mod schema;
 mod stats;
 
@@ -63,6 +64,15 @@ pub enum StoreError {
     /// A search query with no words in it.
     #[error("empty search query: give at least one word to search for")]
     EmptyQuery,
+    /// A file of the turn log is a symlink, not a regular file, or another
+    /// user's: refused before SQLite could follow it.
+    #[error("turn log: {} is refused: {why}: remove it (paliadin-cli makes its own files, never through a symlink)", path.display())]
+    Unsafe {
+        /// The refused file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
     /// The database file or its directory could not be created.
     #[error("turn log: {0}: check that the data directory exists and is writable")]
     Io(#[from] io::Error),
@@ -699,7 +709,7 @@ impl Store {
     /// How many turns and probes [`Store::prune`] would delete.
     pub fn prune_count(&self, older_than_ms: i64) -> Result<(i64, i64), StoreError> {
         let turns = self.conn.query_row(
-            "SELECT count(*) FROM turns WHERE started_ms < ?1",
+            "SELECT count(*) FROM turns WHERE started_ms < ?1 AND status NOT IN ('running', 'pending')",
             [older_than_ms],
             |r| r.get(0),
         )?;
@@ -716,7 +726,12 @@ impl Store {
     /// the number of turns deleted.
     pub fn prune(&mut self, older_than_ms: i64) -> Result<usize, StoreError> {
         let tx = self.write()?;
-        let turns = tx.execute("DELETE FROM turns WHERE started_ms < ?1", [older_than_ms])?;
+        // Never a turn still running or pending: its client (or `poll`)
+        // still writes its outcome.
+        let turns = tx.execute(
+            "DELETE FROM turns WHERE started_ms < ?1 AND status NOT IN ('running', 'pending')",
+            [older_than_ms],
+        )?;
         tx.execute("DELETE FROM probes WHERE at_ms < ?1", [older_than_ms])?;
         tx.commit()?;
         Ok(turns)
@@ -1911,6 +1926,28 @@ mod tests {
             [5000, 4000, 3000]
         );
         fts_integrity(&store);
+    }
+
+    /// Issue 17: a prune during turns never deletes a row still running or
+    /// pending (its client or `poll` still writes its outcome).
+    #[test]
+    fn prune_keeps_running_and_pending_turns() {
+        let mut store = Store::open_in_memory().unwrap();
+        let running = new_turn(1, "s", T0, "running");
+        store.begin_turn(&running).unwrap();
+        let pending = new_turn(2, "s", T0 + 1, "pending");
+        store.begin_turn(&pending).unwrap();
+        store
+            .finish_turn(pending.turn_id, &outcome(T0 + 2, Status::Pending))
+            .unwrap();
+        let done = new_turn(3, "s", T0 + 2, "done");
+        store.begin_turn(&done).unwrap();
+        store
+            .finish_turn(done.turn_id, &outcome(T0 + 3, Status::Ok))
+            .unwrap();
+        assert_eq!(store.prune_count(T0 + 10).unwrap().0, 1);
+        assert_eq!(store.prune(T0 + 10).unwrap(), 1);
+        assert_eq!(ids(&store.list(&Filter::default()).unwrap()), [2, 1]);
     }
 
     #[test]

@@ -3,9 +3,6 @@
 //! duration bucket the aggregates' triggers compute in SQL ([`bucket`]).
 //! Never reads or writes a turn.
 
-use std::fs::OpenOptions;
-use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -276,19 +273,11 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fsutil::private_dir(dir)?;
         }
-        // Create the file ourselves so it is private from the first byte;
-        // an existing file is not touched.
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e.into()),
-        }
-        let conn = Connection::open(path)?;
+        // Our own files, private from the first byte, none of them a
+        // symlink; SQLite is told not to follow one either.
+        super::dbfile::prepare(path)?;
+        let flags = rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags)?;
         Store::setup(conn, path.to_path_buf(), true)
     }
 

@@ -22,7 +22,8 @@ pub fn run(shim: &Shim) -> Result<()> {
     }
     let mut out = String::new();
     for n in names {
-        out.push_str(&crate::status::object(shim, &n)?.to_string());
+        let json = crate::status::object(shim, &n)?.to_string();
+        out.push_str(&paliadin_core::text::json_safe(json));
         out.push('\n');
     }
     print_or_fail(out.as_bytes())

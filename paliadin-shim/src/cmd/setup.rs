@@ -271,11 +271,14 @@ impl<'a> Setup<'a> {
     }
 
     /// Issue 17: the agent's one allow rule reads its workdir, so a workdir
-    /// that holds HOME, `~/.ssh` or the shim's state would let it read keys
-    /// or every session. Refused before anything changed.
+    /// that holds HOME, `~/.ssh`, `~/.claude` or the shim's state, or lies
+    /// inside one of them, would let it read keys, credentials or every
+    /// session. Refused before anything changed.
     fn refuse_a_workdir_that_holds_secrets(&self) -> Result<()> {
         let work = real_as_far_as_it_exists(&self.p.workdir);
         let holds = |p: &Path| real_as_far_as_it_exists(p).starts_with(&work);
+        let inside = |p: &Path| work.starts_with(real_as_far_as_it_exists(p));
+        let claude_dir = self.p.home.join(".claude");
         let shown = self.p.workdir.display();
         let why = if holds(&self.p.home) {
             format!("holds your whole HOME ({})", self.p.home.display())
@@ -286,6 +289,16 @@ impl<'a> Setup<'a> {
                 "holds the shim's state directory {} (every session's replies)",
                 self.p.state_dir.display()
             )
+        } else if holds(&claude_dir) {
+            format!(
+                "holds {} (your Claude Code credentials)",
+                claude_dir.display()
+            )
+        } else if let Some(d) = [&self.p.ssh_dir, &self.p.state_dir, &claude_dir]
+            .into_iter()
+            .find(|d| inside(d))
+        {
+            format!("is inside {}, which the agent must never read", d.display())
         } else {
             return Ok(());
         };
@@ -370,9 +383,17 @@ impl<'a> Setup<'a> {
         let Some(claude) = on_path("claude") else {
             return Err(no_agent());
         };
+        let mut argv = policy::claude_argv(&claude, work, &self.p.prompt);
+        let mut note = format!("Claude Code ({claude}), unattended");
+        if self.args.allow_bash {
+            argv = std::iter::once(claude.clone())
+                .chain(policy::claude_args_with_bash(work, &self.p.prompt))
+                .collect();
+            note.push_str(", Bash in Claude Code's sandbox");
+        }
         Ok(Agent {
-            argv: policy::claude_argv(&claude, work, &self.p.prompt),
-            note: format!("Claude Code ({claude}), unattended"),
+            argv,
+            note,
             env: policy::AGENT_ENV
                 .iter()
                 .map(|(k, v)| EnvVar((*k).into(), (*v).into()))
@@ -393,6 +414,7 @@ impl<'a> Setup<'a> {
         let layer = Layer {
             agent: Some(Argv(agent.argv)),
             agent_hooks: Some(true),
+            agent_sandbox: self.args.allow_bash.then_some(true),
             agent_env: agent.env,
             workdir: Some(work.to_owned()),
             state_dir: Some(state.to_owned()),

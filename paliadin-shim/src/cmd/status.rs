@@ -9,5 +9,6 @@ use crate::output::print_or_fail;
 
 pub fn run(shim: &Shim, session: &SessionName) -> Result<()> {
     let v = crate::status::object(shim, session)?;
-    print_or_fail(format!("{v}\n").as_bytes())
+    let json = paliadin_core::text::json_safe(v.to_string());
+    print_or_fail(format!("{json}\n").as_bytes())
 }

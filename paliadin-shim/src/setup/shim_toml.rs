@@ -12,9 +12,10 @@ pub const MARK: &str = "# written by paliadin install/laptop.sh";
 
 /// The order keys are written in; a key of the config type missing here
 /// comes after them, so that none is ever lost.
-const ORDER: [&str; 11] = [
+const ORDER: [&str; 12] = [
     "agent",
     "agent_hooks",
+    "agent_sandbox",
     "agent_env",
     "workdir",
     "state_dir",

@@ -677,14 +677,30 @@ impl Turn {
         }
     }
 
-    /// The reply the "model" gives: the message echoed, then a trailer.
+    /// The bytes a line `paliadin-test-reply-b64: <base64>` of the message
+    /// asks the "model" to say (issue 17: a reply carrying terminal
+    /// controls, which a prompt cannot).
+    fn payload(&self) -> Option<String> {
+        use base64::Engine as _;
+        let b64 = self
+            .message
+            .lines()
+            .find_map(|l| l.trim_end().strip_prefix("paliadin-test-reply-b64: "))?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The reply the "model" gives: the message echoed (or the payload the
+    /// message asks for, also in the trailer's tools and tag), then a trailer.
     fn reply_text(&self) -> String {
+        let payload = self.payload();
         let meta = Meta {
-            used_tools: vec!["test-agent".into()],
+            used_tools: vec![payload.clone().unwrap_or_else(|| "test-agent".into())],
             rows_seen: Some(self.message.lines().count() as i64),
-            classifier_tag: Some("test".into()),
+            classifier_tag: Some(payload.clone().unwrap_or_else(|| "test".into())),
         };
-        format!("{}\n\n{}\n", self.message.trim_end(), render_trailer(&meta))
+        let body = payload.unwrap_or_else(|| self.message.trim_end().to_owned());
+        format!("{body}\n\n{}\n", render_trailer(&meta))
     }
 }
 
@@ -809,6 +825,12 @@ impl Agent {
         let ctx = &self.ctx;
         ctx.log_submission(&turn);
         ctx.run_hooks("UserPromptSubmit", json!({"prompt": turn.prompt}));
+        // A payload reaches the turn's events too, as a tool's target.
+        if let Some(p) = turn.payload() {
+            let call = json!({"tool_name": "Read", "tool_input": {"file_path": format!("/w/{p}")}});
+            ctx.run_hooks("PreToolUse", call.clone());
+            ctx.run_hooks("PostToolUse", call);
+        }
         let lines = turn.prompt.lines().count();
         say(&format!("› {} ({lines} lines)", first_line(&turn.prompt)));
         match turn.mode {
