@@ -94,6 +94,10 @@ pub fn claude_running(home: &Path) -> io::Result<bool> {
         }
         match sys::env_var(p.pid, b"HOME") {
             Some(h) if h != home => continue,
+            // Ended since it was listed (its environment goes with its
+            // memory, before it is a zombie): another claude's exit must
+            // not read as ours running.
+            None if start_time(p.pid).is_none() => continue,
             _ => return Ok(true),
         }
     }

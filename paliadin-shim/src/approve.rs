@@ -48,14 +48,16 @@ fn request_file(n: u32) -> String {
 }
 
 /// The agent's argv in approve mode: `--permission-mode default` in place
-/// of any other mode (under `dontAsk` nobody is ever asked).
+/// of any other mode (under `dontAsk` nobody is ever asked), and no
+/// `--tools` list: a tool the model is not offered can never be asked for,
+/// so every tool is offered and what the rules do not allow is asked.
 pub fn agent_argv(argv: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(argv.len() + 2);
     let mut words = argv.iter();
     while let Some(w) = words.next() {
-        if w == "--permission-mode" {
+        if w == "--permission-mode" || w == "--tools" {
             words.next();
-        } else if !w.starts_with("--permission-mode=") {
+        } else if !w.starts_with("--permission-mode=") && !w.starts_with("--tools=") {
             out.push(w.clone());
         }
     }
@@ -212,6 +214,11 @@ mod tests {
         assert_eq!(
             agent_argv(&argv(&["claude"])),
             argv(&["claude", "--permission-mode", "default"])
+        );
+        // Every tool offered, so that any may be asked for.
+        assert_eq!(
+            agent_argv(&argv(&["claude", "--tools", "Read", "--tools=Read", "--y"])),
+            argv(&["claude", "--y", "--permission-mode", "default"])
         );
     }
 

@@ -1246,7 +1246,8 @@ fn another_sessions_agent_cannot_forge_a_sessions_reply_or_events() {
             v["kind"].as_str().unwrap().to_owned()
         })
         .collect();
-    assert_eq!(kinds, ["submitted", "replied", "reply"], "{text}");
+    // The session's own events only (its Stop hook's `usage` among them).
+    assert_eq!(kinds, ["submitted", "replied", "usage", "reply"], "{text}");
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(last["text"], "the real answer");
     // Every refusal is counted in the victim's state: four hook calls, one
