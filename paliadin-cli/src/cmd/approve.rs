@@ -4,8 +4,6 @@
 //! shows it. Takes a unique prefix of the turn id, as `poll` does; the
 //! session comes from the turn's row (or `--session`).
 
-use uuid::Uuid;
-
 use crate::cli::{Answer, ApproveArgs};
 use crate::cmd::{out, Ctx};
 use paliadin_cli::{exit, Failure};
@@ -15,24 +13,12 @@ pub fn run(ctx: &Ctx<'_>, a: &ApproveArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::usage(e.to_string()))?;
     let app = ctx.app()?;
     let client = app.client(None)?;
-    let id = match (Uuid::parse_str(&a.turn_id), client.store.as_ref()) {
-        (Ok(id), _) => id,
-        (Err(_), Some(store)) => super::log::resolve(store, &a.turn_id, &app.settings.db)?,
-        (Err(_), None) => return Err(Failure::usage(format!("invalid turn id {:?}", a.turn_id))),
-    };
-    let logged = match client.store.as_ref() {
-        Some(store) => store.turn(id)?.map(|t| t.row.turn.session),
-        None => None,
-    };
-    let session = match (a.session.as_deref(), logged) {
-        (Some(s), _) => super::session_name(s)?,
-        (None, Some(s)) => super::session_name(&s)?,
-        (None, None) => {
-            return Err(Failure::usage(format!(
-                "turn {id} is not in the log: give its --session"
-            )))
-        }
-    };
+    let (id, session) = super::turn_and_session(
+        client.store.as_ref(),
+        &app.settings.db,
+        &a.turn_id,
+        a.session.as_deref(),
+    )?;
     let allow = a.answer == Answer::Allow;
     client.approve(&session, id, request, allow)?;
     let word = if allow { "allowed" } else { "denied" };

@@ -5,8 +5,6 @@
 //! stopped is completed in the log as `cancelled` (its waiting `turn` or
 //! `chat` says so too, exit 130).
 
-use uuid::Uuid;
-
 use crate::cli::CancelArgs;
 use crate::cmd::{out, Ctx};
 use paliadin_cli::cancel::Cancelled;
@@ -15,24 +13,12 @@ use paliadin_cli::{exit, Failure};
 pub fn run(ctx: &Ctx<'_>, a: &CancelArgs) -> Result<u8, Failure> {
     let app = ctx.app()?;
     let mut client = app.client(Some("the turn"))?;
-    let id = match (Uuid::parse_str(&a.turn_id), client.store.as_ref()) {
-        (Ok(id), _) => id,
-        (Err(_), Some(store)) => super::log::resolve(store, &a.turn_id, &app.settings.db)?,
-        (Err(_), None) => return Err(Failure::usage(format!("invalid turn id {:?}", a.turn_id))),
-    };
-    let logged = match client.store.as_ref() {
-        Some(s) => s.turn(id)?.map(|t| t.row.turn.session),
-        None => None,
-    };
-    let session = match (a.session.as_deref(), logged) {
-        (Some(s), _) => super::session_name(s)?,
-        (None, Some(s)) => super::session_name(&s)?,
-        (None, None) => {
-            return Err(Failure::usage(format!(
-                "turn {id} is not in the log: give its --session"
-            )))
-        }
-    };
+    let (id, session) = super::turn_and_session(
+        client.store.as_ref(),
+        &app.settings.db,
+        &a.turn_id,
+        a.session.as_deref(),
+    )?;
     match client.cancel(&session, id)? {
         Cancelled::NotHeld => Err(Failure::usage(format!(
             "the laptop holds no turn {id} for session {}: nothing was stopped",

@@ -188,6 +188,36 @@ pub fn stale_line(id: uuid::Uuid, r: &Result<Turn, Failure>) -> String {
     }
 }
 
+/// The turn a command names (its id or a unique prefix of it, looked up in
+/// the log) and its session: `--session`'s, else the turn's row's. A turn
+/// the log does not hold needs its full id and `--session`.
+pub fn turn_and_session(
+    store: Option<&paliadin_cli::store::Store>,
+    db: &std::path::Path,
+    turn_id: &str,
+    session: Option<&str>,
+) -> Result<(uuid::Uuid, SessionName), Failure> {
+    let id = match (uuid::Uuid::parse_str(turn_id), store) {
+        (Ok(id), _) => id,
+        (Err(_), Some(store)) => log::resolve(store, turn_id, db)?,
+        (Err(_), None) => return Err(Failure::usage(format!("invalid turn id {turn_id:?}"))),
+    };
+    let logged = match store {
+        Some(store) => store.turn(id)?.map(|t| t.row.turn.session),
+        None => None,
+    };
+    let session = match (session, logged) {
+        (Some(s), _) => session_name(s)?,
+        (None, Some(s)) => session_name(&s)?,
+        (None, None) => {
+            return Err(Failure::usage(format!(
+                "turn {id} is not in the log: give its --session"
+            )))
+        }
+    };
+    Ok((id, session))
+}
+
 /// A session name from the command line; a bad one is a usage error.
 pub fn session_name(name: &str) -> Result<SessionName, Failure> {
     SessionName::new(name)
