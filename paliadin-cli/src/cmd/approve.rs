@@ -15,14 +15,27 @@ pub fn run(ctx: &Ctx<'_>, a: &ApproveArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::usage(e.to_string()))?;
     let app = ctx.app()?;
     let client = app.client(None)?;
-    let id = match (Uuid::parse_str(&a.turn_id), client.store.as_ref()) {
+    // The log names the turn of a prefix and its session; a full id with
+    // `--session` needs none.
+    let store = match (Uuid::parse_str(&a.turn_id), a.session.is_some()) {
+        (Ok(_), true) => None,
+        _ => Some(app.existing_store()),
+    };
+    let id = match (Uuid::parse_str(&a.turn_id), store.as_ref()) {
         (Ok(id), _) => id,
-        (Err(_), Some(store)) => super::log::resolve(store, &a.turn_id, &app.settings.db)?,
+        (Err(_), Some(Ok(store))) => super::log::resolve(store, &a.turn_id, &app.settings.db)?,
+        (Err(_), Some(Err(f))) => {
+            return Err(Failure::usage(format!(
+                "turn {:?} is no full id and the log cannot name it ({})",
+                a.turn_id,
+                f.line()
+            )))
+        }
         (Err(_), None) => return Err(Failure::usage(format!("invalid turn id {:?}", a.turn_id))),
     };
-    let logged = match client.store.as_ref() {
-        Some(store) => store.turn(id)?.map(|t| t.row.turn.session),
-        None => None,
+    let logged = match store {
+        Some(Ok(store)) => store.turn(id)?.map(|t| t.row.turn.session),
+        _ => None,
     };
     let session = match (a.session.as_deref(), logged) {
         (Some(s), _) => super::session_name(s)?,
