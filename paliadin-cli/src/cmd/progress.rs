@@ -19,6 +19,15 @@ impl Steps {
         }
     }
 
+    /// Runs `f` with the spinner hidden (it turns again after), e.g. to ask
+    /// the person something.
+    pub fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
     /// Prints `line` on stderr above the spinner; nothing without one.
     pub fn println(&self, line: &str) {
         if let Some(bar) = &self.bar {
