@@ -1010,8 +1010,9 @@ fn claude_args(w: &mut ClaudeEnv, ssh: bool, rest: &[&str]) -> Vec<String> {
     a
 }
 
-/// A laptop in approve mode (issue 14 item 2), with an sshd.
-fn approving() -> ClaudeEnv {
+/// A laptop in approve mode (issue 14 item 2) that waits `secs` for an
+/// answer, with an sshd.
+fn approving(secs: u64) -> ClaudeEnv {
     let w = ClaudeEnv::with(ClaudeOptions {
         ssh: true,
         wait_secs: 60,
@@ -1022,7 +1023,7 @@ fn approving() -> ClaudeEnv {
     w.remove_agent_args(&["--tools"]);
     std::fs::write(
         &w.env.config,
-        format!("{}approve_secs = 30\n", w.shim_config()),
+        format!("{}approve_secs = {secs}\n", w.shim_config()),
     )
     .expect("the shim config");
     w
@@ -1047,7 +1048,7 @@ fn touch(w: &ClaudeEnv, name: &str) -> (PathBuf, String) {
 /// the question are no answer: they wait for the next prompt.
 #[test]
 fn chat_asks_in_place_whether_to_allow_a_tool_call() {
-    let mut w = approving();
+    let mut w = approving(30);
     let path = [("PATH", claude_path(&w.claude))];
     let args = claude_args(&mut w, true, &["chat", "--session", "ask"]);
     let chat = Pane::run_with(&w.env, &args, 200, &path);
@@ -1136,7 +1137,7 @@ fn chat_asks_in_place_whether_to_allow_a_tool_call() {
 /// another shell, with a prefix of the turn's id that `approve` takes.
 #[test]
 fn turn_on_a_terminal_says_how_to_answer_a_request() {
-    let mut w = approving();
+    let mut w = approving(30);
     let path = [("PATH", claude_path(&w.claude))];
     let (file, message) = touch(&w, "asked");
     let args = claude_args(&mut w, false, &["turn", "--session", "ask", &message]);
@@ -1152,4 +1153,32 @@ fn turn_on_a_terminal_says_how_to_answer_a_request() {
     assert!(r.ok().starts_with("allowed request 1 of turn "), "{r}");
     assert_eq!(turn.exit_status(), 0, "{}", turn.screen());
     assert!(file.exists(), "{}", turn.screen());
+}
+
+/// An answer after the laptop's bound is refused, and chat says so: the
+/// request was denied when its time ran out, and the turn went on.
+#[test]
+fn chat_says_when_an_answer_came_too_late() {
+    let mut w = approving(1);
+    let path = [("PATH", claude_path(&w.claude))];
+    let args = claude_args(&mut w, false, &["chat", "--session", "late"]);
+    let chat = Pane::run_with(&w.env, &args, 200, &path);
+    chat.prompt();
+    let (file, message) = touch(&w, "late");
+    chat.line("\"\"\"");
+    for l in message.lines() {
+        chat.line(l);
+    }
+    chat.line("\"\"\"");
+    chat.shows("Allow Bash: touch? [y/N] ");
+    // The model got the denial: the laptop answered for nobody.
+    w.wait_pane("late", WAIT, "the denial", |p| {
+        p.contains("Nobody answered")
+    });
+    chat.line("y");
+    let s = chat.replies(1);
+    assert!(s.contains("not answered: "), "{s}");
+    assert!(s.contains("its time ran out"), "{s}");
+    assert!(s.contains("tool failed: "), "{s}");
+    assert!(!file.exists(), "{s}");
 }
