@@ -1074,7 +1074,13 @@ fn chat_asks_in_place_whether_to_allow_a_tool_call() {
         .code(0);
     let s = asked(1);
     assert!(!s.contains("typed ahead"), "no echo during a turn:\n{s}");
+    let pressed = Instant::now();
     chat.line("y");
+    chat.shows("· allowed\n");
+    eprintln!(
+        "y to `· allowed` (the answer over the reused connection): {:.2} s",
+        pressed.elapsed().as_secs_f64()
+    );
     let s = chat.replies(1);
     assert!(allowed.exists(), "the allowed command ran:\n{s}");
     assert!(s.contains("Allow Bash: touch? [y/N] y\n"), "{s}");
