@@ -161,7 +161,8 @@ impl Prompt {
         if let Some(line) = self.ahead.line() {
             // As the terminal would have shown it, typed at this prompt.
             let mut o = std::io::stdout().lock();
-            let _ = writeln!(o, "{prompt}{line}").and_then(|()| o.flush());
+            let shown = paliadin_core::text::for_terminal(&line);
+            let _ = writeln!(o, "{prompt}{shown}").and_then(|()| o.flush());
             return Ok(line);
         }
         let begun = self.ahead.begun();
@@ -444,7 +445,7 @@ impl Asker {
             Ok(Answered::No) => false,
             Ok(Answered::Cancelled) => return,
             Err(err) => {
-                steps.println(&format!(
+                steps.say(&format!(
                     "cannot ask ({err}): the laptop denies the request when its time runs out"
                 ));
                 return;
@@ -456,9 +457,9 @@ impl Asker {
         {
             Ok(()) => {
                 let word = if allow { "allowed" } else { "denied" };
-                steps.println(&crate::render::step_line(word, dim));
+                steps.say(&crate::render::step_line(word, dim));
             }
-            Err(f) => steps.println(&format!(
+            Err(f) => steps.say(&format!(
                 "not answered: {}; a request not answered in time is denied",
                 f.line()
             )),

@@ -28,6 +28,14 @@ impl Steps {
         }
     }
 
+    /// Prints `line` on stderr, above the spinner when there is one.
+    pub fn say(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
     /// Prints `line` on stderr above the spinner; nothing without one.
     pub fn println(&self, line: &str) {
         if let Some(bar) = &self.bar {
