@@ -124,7 +124,7 @@ impl Client {
     /// end), then the row completed. A failed turn is the `Err`, with its
     /// record.
     pub fn turn(&mut self, req: &TurnRequest) -> Result<Turn, Failure> {
-        self.run_turn(req, None)
+        self.run_turn(Uuid::new_v4(), req, None)
     }
 
     /// [`Client::turn`] with progress: `run-turn-events`, each of the
@@ -135,16 +135,29 @@ impl Client {
         req: &TurnRequest,
         on_event: &mut dyn FnMut(&Event),
     ) -> Result<Turn, Failure> {
-        self.run_turn(req, Some(on_event))
+        self.run_turn(Uuid::new_v4(), req, Some(on_event))
+    }
+
+    /// [`Client::turn_with_events`] under a turn id of the caller's choice
+    /// (a fresh one: [`Uuid::new_v4`]), for a caller whose `on_event` needs
+    /// it, e.g. to answer a `permission_request` ([`Client::approve`]).
+    pub fn turn_with_events_as(
+        &mut self,
+        turn_id: Uuid,
+        req: &TurnRequest,
+        on_event: &mut dyn FnMut(&Event),
+    ) -> Result<Turn, Failure> {
+        self.run_turn(turn_id, req, Some(on_event))
     }
 
     fn run_turn(
         &mut self,
+        turn_id: Uuid,
         req: &TurnRequest,
         on_event: Option<&mut dyn FnMut(&Event)>,
     ) -> Result<Turn, Failure> {
         let new = NewTurn {
-            turn_id: Uuid::new_v4(),
+            turn_id,
             user_id: req.user_id,
             session: req.session.as_str().to_owned(),
             host: self.transport.host().to_owned(),

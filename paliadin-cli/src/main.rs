@@ -3,6 +3,7 @@
 //! stderr, and with `--json` (or `--events`) the one JSON error object on
 //! stdout; then exits with the status the README's table promises.
 
+mod ask;
 mod cli;
 mod cmd;
 mod render;

@@ -433,6 +433,32 @@ pub fn step(e: &paliadin_core::event::Event) -> Option<String> {
     })
 }
 
+/// The line `turn` shows on a terminal for a permission request: the
+/// command that answers it from another shell, the turn named `turn` (a
+/// unique prefix of its id, or the whole id). `None` for another event.
+pub fn approve_hint(e: &paliadin_core::event::Event, turn: &str) -> Option<String> {
+    if e.kind != paliadin_core::event::Kind::PermissionRequest {
+        return None;
+    }
+    let id = one_line(e.id.as_deref().unwrap_or_default(), Some(16));
+    let turn = one_line(turn, Some(40));
+    Some(format!(
+        "{} answer from another shell: paliadin-cli approve {turn} {id} allow|deny",
+        question(e)
+    ))
+}
+
+/// The question of a permission request, as `chat` asks it and `turn`
+/// names it: "Allow Bash: git?" (tool and safe target, made visible text).
+pub fn question(e: &paliadin_core::event::Event) -> String {
+    let clean = |s: &str| one_line(s, Some(paliadin_core::event::MAX_SUMMARY));
+    let tool = e.tool.as_deref().map(clean).unwrap_or_default();
+    match e.target.as_deref().map(clean).filter(|t| !t.is_empty()) {
+        Some(t) => format!("Allow {tool}: {t}?"),
+        None => format!("Allow {tool}?"),
+    }
+}
+
 /// A step as a line above the reply in `chat`: dim in colour.
 pub fn step_line(step: &str, color: bool) -> String {
     paint(&format!("· {step}"), DIM, NORMAL, color)
@@ -607,6 +633,20 @@ mod tests {
         assert_eq!(step(&failed).as_deref(), Some("Read failed: [2Jx.csv"));
         assert_eq!(step(&e(Kind::ToolFinished, Some("Read"), None)), None);
         assert_eq!(step(&e(Kind::Submitted, None, None)), None);
+        let ask = Event {
+            id: Some("1".into()),
+            ..e(
+                Kind::PermissionRequest,
+                Some("Bash"),
+                Some("git\u{1b}]0;T\u{7}"),
+            )
+        };
+        assert_eq!(question(&ask), "Allow Bash: git ]0;T?");
+        assert_eq!(
+            approve_hint(&ask, "3f2a9c1e").as_deref(),
+            Some("Allow Bash: git ]0;T? answer from another shell: paliadin-cli approve 3f2a9c1e 1 allow|deny")
+        );
+        assert_eq!(approve_hint(&read, "3f2a9c1e"), None);
         assert_eq!(step_line("Reading a", false), "· Reading a");
         assert_eq!(step_line("Reading a", true), "\x1b[2m· Reading a\x1b[22m");
     }

@@ -18,6 +18,9 @@ fn world(approve_secs: u64) -> ClaudeEnv {
         wait_secs: 60,
         ..ClaudeOptions::default()
     });
+    // Every tool offered: since issue 17 the installer offers Bash only
+    // with `--allow-bash`, inside Claude Code's sandbox.
+    w.remove_agent_args(&["--tools"]);
     std::fs::write(
         &w.env.config,
         format!("{}approve_secs = {approve_secs}\n", w.shim_config()),
@@ -169,4 +172,63 @@ fn a_request_nobody_answers_is_denied_when_its_time_runs_out() {
     let late = w.shim(&["approve", SESSION, &id, &n, "allow"], None);
     late.code(2);
     assert!(late.stderr.contains("not pending"), "{late}");
+}
+
+/// `turn --events` prints a permission request with the turn's id, so that
+/// whoever answers from another shell can name it; the answer's turn is the
+/// one the reply line closes.
+#[test]
+fn turn_events_name_the_turn_a_request_belongs_to() {
+    let mut w = world(30);
+    let (file, message) = make_file(&w, "named");
+    let mut child = w
+        .cli_command(false, &["turn", "--events", "--session", SESSION, &message])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start paliadin-cli");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let req: Value = loop {
+        let line = lines
+            .next()
+            .expect("a permission_request line")
+            .expect("read");
+        let v: Value = serde_json::from_str(&line).expect("JSON");
+        if v["kind"] == "permission_request" {
+            break v;
+        }
+    };
+    let turn = req["turn_id"].as_str().expect("the turn id").to_owned();
+    assert_eq!(req["tool"], "Bash", "{req}");
+    let n = req["id"].as_str().expect("request id").to_owned();
+    let r = w.cli(false, &["approve", &turn[..8], &n, "allow"], None);
+    assert_eq!(r.ok(), format!("allowed request {n} of turn {turn}\n"));
+    let last: Value = lines
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str(&l).ok())
+        .last()
+        .expect("the reply line");
+    assert_eq!(child.wait().expect("exit").code(), Some(0), "{last}");
+    assert_eq!(last["kind"], "reply", "{last}");
+    assert_eq!(last["turn_id"], turn.as_str(), "{last}");
+    assert!(file.exists());
+}
+
+/// `chat` fed from a pipe asks nothing: the laptop denies at its bound, as
+/// for a backend, and the next line of the pipe is no answer.
+#[test]
+fn chat_from_a_pipe_asks_nothing() {
+    let mut w = world(2);
+    let (file, message) = make_file(&w, "piped");
+    let input = format!("\"\"\"\n{message}\n\"\"\"\ny\n");
+    let r = w.cli(
+        false,
+        &["chat", "--session", SESSION],
+        Some(input.as_bytes()),
+    );
+    let out = r.ok();
+    assert!(out.contains("Nobody answered"), "{r}");
+    assert!(!r.stderr.contains("[y/N]"), "{r}");
+    assert!(!file.exists());
 }

@@ -998,3 +998,193 @@ fn no_payload_of_a_reply_acts_on_a_terminal_and_piped_it_stays_exact() {
         "the payload's own cursor-up"
     );
 }
+
+/// The arguments of paliadin-cli in a pane against `w`'s installed shim
+/// (local, or over its sshd) and its log, then `rest`.
+fn claude_args(w: &mut ClaudeEnv, ssh: bool, rest: &[&str]) -> Vec<String> {
+    let mut a = w.env.cli_args(ssh);
+    if let Some(i) = a.iter().position(|a| a == "--shim") {
+        a[i + 1] = w.shim_bin().to_string_lossy().into_owned();
+    }
+    a.extend(rest.iter().map(|s| s.to_string()));
+    a
+}
+
+/// A laptop in approve mode (issue 14 item 2) that waits `secs` for an
+/// answer, with an sshd.
+fn approving(secs: u64) -> ClaudeEnv {
+    let w = ClaudeEnv::with(ClaudeOptions {
+        ssh: true,
+        wait_secs: 60,
+        ..ClaudeOptions::default()
+    });
+    // Every tool offered: since issue 17 the installer offers Bash only
+    // with `--allow-bash`, inside Claude Code's sandbox.
+    w.remove_agent_args(&["--tools"]);
+    std::fs::write(
+        &w.env.config,
+        format!("{}approve_secs = {secs}\n", w.shim_config()),
+    )
+    .expect("the shim config");
+    w
+}
+
+/// A message whose model runs `touch <workdir>/<name>` (after a second of
+/// thinking), and that file.
+fn touch(w: &ClaudeEnv, name: &str) -> (PathBuf, String) {
+    let file = w.env.workdir.join(name);
+    let cmd = serde_json::json!({
+        "command": format!("touch {} && echo touched", file.display()),
+        "description": "make file",
+    });
+    let message = format!("mock: slow 1000\nmock: tool Bash {cmd}\nplease make the file");
+    (file, message)
+}
+
+/// Issue 14 item 2: in approve mode `chat` asks in place, "Allow Bash:
+/// touch? [y/N]", and answers over ssh with the connection reused: `y`
+/// runs the tool, `n` or a bare Enter denies it and the reply goes on, and
+/// Ctrl-C while asked cancels the turn. Keys typed during the turn before
+/// the question are no answer: they wait for the next prompt.
+#[test]
+fn chat_asks_in_place_whether_to_allow_a_tool_call() {
+    let mut w = approving(30);
+    let path = [("PATH", claude_path(&w.claude))];
+    let args = claude_args(&mut w, true, &["chat", "--session", "ask"]);
+    let chat = Pane::run_with(&w.env, &args, 200, &path);
+    let send = |message: &str| {
+        chat.line("\"\"\"");
+        for l in message.lines() {
+            chat.line(l);
+        }
+        chat.line("\"\"\"");
+    };
+    let asked = |n: usize| {
+        chat.until(&format!("question {n}"), |s| {
+            s.matches("Allow Bash: touch? [y/N] ").count() >= n
+        })
+    };
+    chat.prompt();
+
+    // Allowed, with keys typed ahead while the model thinks.
+    let (allowed, message) = touch(&w, "allowed");
+    send(&message);
+    chat.shows("thinking…");
+    chat.tmux(&["send-keys", "-t", "chat", "-l", "typed ahead"])
+        .code(0);
+    let s = asked(1);
+    assert!(!s.contains("typed ahead"), "no echo during a turn:\n{s}");
+    let pressed = Instant::now();
+    chat.line("y");
+    chat.shows("· allowed\n");
+    eprintln!(
+        "y to `· allowed` (the answer over the reused connection): {:.2} s",
+        pressed.elapsed().as_secs_f64()
+    );
+    let s = chat.replies(1);
+    assert!(allowed.exists(), "the allowed command ran:\n{s}");
+    assert!(s.contains("Allow Bash: touch? [y/N] y\n"), "{s}");
+    assert!(s.contains("· allowed\n"), "{s}");
+    assert!(!s.contains("tool failed"), "{s}");
+    // The keys typed ahead are the next prompt's, not the answer.
+    chat.at("> typed ahead");
+    chat.key("C-u");
+    chat.prompt();
+
+    // Denied with `n`, then with a bare Enter: the reply goes on.
+    for (n, (name, answer)) in [("denied", "n"), ("unanswered", "")].iter().enumerate() {
+        let (file, message) = touch(&w, name);
+        send(&message);
+        asked(n + 2);
+        chat.line(answer);
+        let s = chat.replies(n + 2);
+        assert!(!file.exists(), "{answer:?} denies:\n{s}");
+        assert_eq!(s.matches("· denied\n").count(), n + 1, "{s}");
+        assert_eq!(s.matches("tool failed: ").count(), n + 1, "{s}");
+        chat.prompt();
+    }
+
+    // Ctrl-C while asked: the turn is cancelled, nothing answered.
+    let (file, message) = touch(&w, "cancelled");
+    send(&message);
+    asked(4);
+    chat.key("C-c");
+    chat.shows("(cancelled) turn ");
+    chat.prompt();
+    // The terminal echoes again at the prompt.
+    chat.tmux(&["send-keys", "-t", "chat", "-l", "echoed"])
+        .code(0);
+    chat.at("> echoed");
+    chat.key("C-u");
+    let conn = rusqlite::Connection::open(w.env.db()).expect("the log");
+    let rows: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT status, error_code FROM turns ORDER BY started_ms")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let want = |s: &str, c: Option<&str>| (s.to_owned(), c.map(str::to_owned));
+    assert_eq!(
+        rows,
+        [
+            want("ok", None),
+            want("ok", None),
+            want("ok", None),
+            want("error", Some("cancelled")),
+        ]
+    );
+    assert!(!file.exists());
+    chat.line("/quit");
+    assert_eq!(chat.exit_status(), 0, "{}", chat.screen());
+}
+
+/// `turn` on a terminal names the command that answers a request from
+/// another shell, with a prefix of the turn's id that `approve` takes.
+#[test]
+fn turn_on_a_terminal_says_how_to_answer_a_request() {
+    let mut w = approving(30);
+    let path = [("PATH", claude_path(&w.claude))];
+    let (file, message) = touch(&w, "asked");
+    let args = claude_args(&mut w, false, &["turn", "--session", "ask", &message]);
+    let turn = Pane::run_with(&w.env, &args, 200, &path);
+    let hint = "Allow Bash: touch? answer from another shell: paliadin-cli approve ";
+    let s = turn.shows(hint);
+    let line = s.lines().find(|l| l.contains(hint)).expect("the hint");
+    let rest = line.split_once(hint).unwrap().1;
+    assert!(rest.ends_with(" 1 allow|deny"), "{line}");
+    let id8 = rest.split(' ').next().unwrap();
+    assert_eq!(id8.len(), 8, "{line}");
+    let r = w.cli(false, &["approve", id8, "1", "allow"], None);
+    assert!(r.ok().starts_with("allowed request 1 of turn "), "{r}");
+    assert_eq!(turn.exit_status(), 0, "{}", turn.screen());
+    assert!(file.exists(), "{}", turn.screen());
+}
+
+/// An answer after the laptop's bound is refused, and chat says so: the
+/// request was denied when its time ran out, and the turn went on.
+#[test]
+fn chat_says_when_an_answer_came_too_late() {
+    let mut w = approving(1);
+    let path = [("PATH", claude_path(&w.claude))];
+    let args = claude_args(&mut w, false, &["chat", "--session", "late"]);
+    let chat = Pane::run_with(&w.env, &args, 200, &path);
+    chat.prompt();
+    let (file, message) = touch(&w, "late");
+    chat.line("\"\"\"");
+    for l in message.lines() {
+        chat.line(l);
+    }
+    chat.line("\"\"\"");
+    chat.shows("Allow Bash: touch? [y/N] ");
+    // The model got the denial: the laptop answered for nobody.
+    w.wait_pane("late", WAIT, "the denial", |p| {
+        p.contains("Nobody answered")
+    });
+    chat.line("y");
+    let s = chat.replies(1);
+    assert!(s.contains("not answered: "), "{s}");
+    assert!(s.contains("its time ran out"), "{s}");
+    assert!(s.contains("tool failed: "), "{s}");
+    assert!(!file.exists(), "{s}");
+}

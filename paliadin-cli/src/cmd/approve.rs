@@ -13,8 +13,20 @@ pub fn run(ctx: &Ctx<'_>, a: &ApproveArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::usage(e.to_string()))?;
     let app = ctx.app()?;
     let client = app.client(None)?;
+    // The log names the turn of a prefix and its session; a full id with
+    // `--session` needs none.
+    let store = match (uuid::Uuid::parse_str(&a.turn_id), a.session.is_some()) {
+        (Ok(_), true) => None,
+        _ => Some(app.existing_store().map_err(|f| {
+            Failure::usage(format!(
+                "the log cannot name turn {:?} or its session ({})",
+                a.turn_id,
+                f.line()
+            ))
+        })?),
+    };
     let (id, session) = super::turn_and_session(
-        client.store.as_ref(),
+        store.as_ref(),
         &app.settings.db,
         &a.turn_id,
         a.session.as_deref(),

@@ -6,19 +6,25 @@
 //! reads plain lines: no spinner, no colour, no history. Ctrl-C at the
 //! prompt clears the line; during a turn it cancels that turn (the agent's
 //! too), which otherwise is waited for as long as it takes. Keys typed
-//! during a turn wait in the terminal for the next prompt, in order.
+//! during a turn wait in the terminal for the next prompt, in order. A
+//! `permission_request` (the laptop's approve mode) is asked in place on a
+//! terminal ([`crate::ask`]) and answered with `approve`.
 
 use anyhow::Context as _;
+use paliadin_core::event::Kind;
 use paliadin_core::SessionName;
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write as _;
+use std::os::fd::AsFd as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use uuid::Uuid;
 
+use crate::ask::{self, Answered, TypedAhead};
 use crate::cli::ChatArgs;
 use crate::cmd::{out, sessions::describe, warn_log, Ctx};
 use paliadin_cli::client::{is_still_running, Client, TurnRequest};
@@ -45,6 +51,8 @@ A line starting with / that is none of these is sent as a message;
 //text sends /text.
 Ctrl-C clears the line at the prompt and cancels a running turn.
 Lines typed while a turn runs are kept and sent after it, in order.
+On a laptop in approve mode a tool call that needs a yes is asked:
+  \"Allow Bash: git? [y/N]\": y or yes allows it, anything else denies it.
 ";
 
 /// What the prompt gave.
@@ -60,6 +68,9 @@ enum Input {
 struct Prompt {
     editor: DefaultEditor,
     history: Option<PathBuf>,
+    /// Keys typed during a turn before a question took them aside: read
+    /// before the terminal's.
+    ahead: TypedAhead,
 }
 
 /// Keeps what is typed while a turn runs: the terminal stops echoing and
@@ -139,11 +150,27 @@ impl Prompt {
                 Err(e) => eprintln!("paliadin-cli: warning: no chat history: {e}"),
             }
         }
-        Ok(Prompt { editor, history })
+        Ok(Prompt {
+            editor,
+            history,
+            ahead: TypedAhead::default(),
+        })
     }
 
     fn line(&mut self, prompt: &str) -> Result<String, ReadlineError> {
-        self.editor.readline(prompt)
+        if let Some(line) = self.ahead.line() {
+            // As the terminal would have shown it, typed at this prompt.
+            let mut o = std::io::stdout().lock();
+            let shown = paliadin_core::text::for_terminal(&line);
+            let _ = writeln!(o, "{prompt}{shown}").and_then(|()| o.flush());
+            return Ok(line);
+        }
+        let begun = self.ahead.begun();
+        if begun.is_empty() {
+            self.editor.readline(prompt)
+        } else {
+            self.editor.readline_with_initial(prompt, (&begun, ""))
+        }
     }
 
     /// One input: lines joined while they end in `\`, or a `"""` block.
@@ -206,6 +233,10 @@ struct Chat {
     color: bool,
     /// The last turn that timed out or was stopped, for `/poll` alone.
     unfinished: Option<Uuid>,
+    /// stdin is a terminal: a permission request is asked in place.
+    ask: bool,
+    /// Keys a question took aside, for the prompt.
+    ahead: TypedAhead,
 }
 
 impl Chat {
@@ -224,6 +255,21 @@ impl Chat {
             message,
             page_origin: Some("chat".into()),
         };
+        let turn_id = Uuid::new_v4();
+        // Answers go out on a client of their own (the same transport, so
+        // over the same master connection), not stopped by Ctrl-C.
+        let asker = self.ask.then(|| Asker {
+            client: Client {
+                transport: self.client.transport.clone(),
+                store: None,
+                timeout: self.client.timeout,
+                cancel: None,
+            },
+            session: self.session.clone(),
+            turn: turn_id,
+            cancel: self.client.cancel.as_ref().and_then(|c| c.try_clone().ok()),
+        });
+        let ahead = &mut self.ahead;
         let client = &mut self.client;
         let dim = self.spin && crate::cmd::stderr_color();
         let r = crate::cmd::progress::with_steps(self.spin, |steps| {
@@ -231,12 +277,18 @@ impl Chat {
             // the newest.
             let mut on_event = |e: &paliadin_core::event::Event| {
                 let step = crate::render::step(e);
+                if let (Some(asker), Kind::PermissionRequest) = (&asker, e.kind) {
+                    steps.show(step.as_deref());
+                    asker.ask(e, steps, ahead, dim);
+                    steps.show(None);
+                    return;
+                }
                 if let Some(s) = &step {
                     steps.println(&crate::render::step_line(s, dim));
                 }
                 steps.show(step.as_deref());
             };
-            let mut r = client.turn_with_events(&req, &mut on_event);
+            let mut r = client.turn_with_events_as(turn_id, &req, &mut on_event);
             // Past the shim's wait the turn goes on, and a person waits for
             // it (or presses Ctrl-C, which cancels it): the turn is
             // followed again, its new steps shown as they come.
@@ -359,6 +411,62 @@ impl Chat {
     }
 }
 
+/// Asks the person about a turn's permission requests and answers them.
+struct Asker {
+    client: Client,
+    session: SessionName,
+    turn: Uuid,
+    /// A copy of the signal pipe: Ctrl-C while asked ends the question,
+    /// and the turn's call, which reads the pipe, cancels the turn.
+    cancel: Option<std::os::fd::OwnedFd>,
+}
+
+impl Asker {
+    /// "Allow Bash: git? [y/N]" in place of the spinner, and the answer
+    /// sent (y or yes allows, anything else denies). Nothing is sent on
+    /// Ctrl-C: the turn is being cancelled.
+    fn ask(
+        &self,
+        e: &paliadin_core::event::Event,
+        steps: &crate::cmd::progress::Steps,
+        ahead: &mut TypedAhead,
+        dim: bool,
+    ) {
+        let Some(request) =
+            e.id.as_deref()
+                .and_then(|id| paliadin_core::request::parse_request_id(id).ok())
+        else {
+            return;
+        };
+        let question = crate::render::question(e);
+        let cancel = self.cancel.as_ref().map(|c| c.as_fd());
+        let allow = match steps.suspend(|| ask::yes_no(&question, cancel, ahead)) {
+            Ok(Answered::Yes) => true,
+            Ok(Answered::No) => false,
+            Ok(Answered::Cancelled) => return,
+            Err(err) => {
+                steps.say(&format!(
+                    "cannot ask ({err}): the laptop denies the request when its time runs out"
+                ));
+                return;
+            }
+        };
+        match self
+            .client
+            .approve(&self.session, self.turn, request, allow)
+        {
+            Ok(()) => {
+                let word = if allow { "allowed" } else { "denied" };
+                steps.say(&crate::render::step_line(word, dim));
+            }
+            Err(f) => steps.say(&format!(
+                "not answered: {}; a request not answered in time is denied",
+                f.line()
+            )),
+        }
+    }
+}
+
 /// What a line of input is.
 #[derive(Debug, PartialEq, Eq)]
 enum Said<'a> {
@@ -412,6 +520,8 @@ pub fn run(ctx: &Ctx<'_>, a: &ChatArgs) -> Result<u8, Failure> {
         spin: tty && crate::cmd::stderr_is_tty(),
         color: tty && crate::cmd::color(),
         unfinished: None,
+        ask: tty,
+        ahead: TypedAhead::default(),
     };
     loop {
         at_prompt.store(true, Ordering::Relaxed);
@@ -440,6 +550,7 @@ pub fn run(ctx: &Ctx<'_>, a: &ChatArgs) -> Result<u8, Failure> {
             Said::Message(m) => chat.turn(m).map(|()| true),
         };
         drop(typing);
+        prompt.ahead.append(&mut chat.ahead);
         if !go_on? {
             break;
         }

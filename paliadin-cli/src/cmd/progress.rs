@@ -19,6 +19,23 @@ impl Steps {
         }
     }
 
+    /// Runs `f` with the spinner hidden (it turns again after), e.g. to ask
+    /// the person something.
+    pub fn suspend<T>(&self, f: impl FnOnce() -> T) -> T {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
+    /// Prints `line` on stderr, above the spinner when there is one.
+    pub fn say(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
     /// Prints `line` on stderr above the spinner; nothing without one.
     pub fn println(&self, line: &str) {
         if let Some(bar) = &self.bar {

@@ -3,13 +3,16 @@
 //! agent's steps as JSON lines while it works and the record last. The
 //! message is the words given, joined with spaces, or stdin when the only
 //! word is `-` or there is none and stdin is not a terminal. On a terminal
-//! the current step turns beside the spinner. A failed turn is the
+//! the current step turns beside the spinner, and a permission request
+//! (the laptop's approve mode) gets a line naming the `approve` command that
+//! answers it; `--events` prints that request with the turn's id. A failed turn is the
 //! [`Failure`] that `main` prints, its record inside.
 
 use anyhow::Context as _;
 use paliadin_core::event::{Event, Kind};
 use serde::Serialize;
 use std::io::Read as _;
+use uuid::Uuid;
 
 use crate::cli::TurnArgs;
 use crate::cmd::{out, out_json, warn_log, Ctx};
@@ -76,11 +79,42 @@ struct ReplyLine<'a> {
     row: &'a TurnRow,
 }
 
-/// Each event as a JSON line on stdout (`--events`), and the spinner's step.
-fn on_event(events: bool, stdout_gone: &mut bool, steps: &super::progress::Steps, e: &Event) {
-    if events && !*stdout_gone {
+/// A `permission_request` event as `turn --events` prints it: the event
+/// with the turn's id, for whoever answers it from another shell
+/// (`paliadin-cli approve`).
+#[derive(Serialize)]
+struct RequestLine<'a> {
+    #[serde(flatten)]
+    event: &'a Event,
+    turn_id: String,
+}
+
+/// What `turn` needs to show a turn's events.
+struct Shown {
+    /// `--events`: each event as a JSON line on stdout.
+    events: bool,
+    /// The reader of stdout went away.
+    stdout_gone: bool,
+    turn_id: Uuid,
+    /// How the turn is named in a hint: a prefix of its id when the log
+    /// can resolve one, else the whole id.
+    name: String,
+}
+
+/// Each event as a JSON line on stdout (`--events`), and the spinner's
+/// step; for a permission request, a line above the spinner with the
+/// command that answers it.
+fn on_event(shown: &mut Shown, steps: &super::progress::Steps, e: &Event) {
+    if shown.events && !shown.stdout_gone {
         // A reader that went away must not stop the turn.
-        *stdout_gone = out_json(e).is_err();
+        shown.stdout_gone = match e.kind {
+            Kind::PermissionRequest => out_json(&RequestLine {
+                event: e,
+                turn_id: shown.turn_id.to_string(),
+            }),
+            _ => out_json(e),
+        }
+        .is_err();
     }
     match e.kind {
         Kind::Submitted | Kind::ToolFinished => steps.show(None),
@@ -88,6 +122,11 @@ fn on_event(events: bool, stdout_gone: &mut bool, steps: &super::progress::Steps
             if let Some(s) = crate::render::step(e) {
                 steps.show(Some(&s));
             }
+        }
+    }
+    if e.kind == Kind::PermissionRequest {
+        if let Some(hint) = crate::render::approve_hint(e, &shown.name) {
+            steps.println(&hint);
         }
     }
 }
@@ -107,11 +146,18 @@ pub fn run(ctx: &Ctx<'_>, a: &TurnArgs) -> Result<u8, Failure> {
         page_origin: a.page_origin.clone(),
     };
     let spin = super::stderr_is_tty();
-    let mut stdout_gone = false;
+    let turn_id = Uuid::new_v4();
+    let mut shown = Shown {
+        events: a.events,
+        stdout_gone: false,
+        turn_id,
+        name: match client.store {
+            Some(_) => turn_id.to_string()[..8].to_owned(),
+            None => turn_id.to_string(),
+        },
+    };
     let t = super::progress::with_steps(spin, |steps| {
-        client.turn_with_events(&req, &mut |e| {
-            on_event(a.events, &mut stdout_gone, steps, e)
-        })
+        client.turn_with_events_as(turn_id, &req, &mut |e| on_event(&mut shown, steps, e))
     })?;
     if !a.events {
         return report(&t, a.json);
