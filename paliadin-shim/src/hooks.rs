@@ -274,6 +274,13 @@ fn failure_of(v: &Value) -> String {
     }
 }
 
+/// Whether a prompt is one Claude Code submits by itself: 2.1.328 does when
+/// a background task (the Agent tool's subagent) ends, with a
+/// `<task-notification>` of it.
+fn is_agents_own_prompt(prompt: &str) -> bool {
+    prompt.trim_start().starts_with("<task-notification>")
+}
+
 /// Acts on one event (separate from stdin for tests).
 pub fn handle(dir: &SessionDir, event: HookEvent, v: &Value) {
     let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
@@ -305,6 +312,11 @@ pub fn handle(dir: &SessionDir, event: HookEvent, v: &Value) {
             let _ = dir.set_agent_session(&s("session_id"));
             let _ = dir.mark_ready(&s("source"));
         }
+        // Claude Code's own prompt when a background agent of a turn ends
+        // (`<task-notification>`) can come before that turn's `Stop`: it
+        // must not take the turn's reply away. Its own answer then finds
+        // the turn answered already, and is nobody's.
+        HookEvent::UserPromptSubmit if is_agents_own_prompt(&s("prompt")) => {}
         HookEvent::UserPromptSubmit => {
             // An untagged prompt is an operator typing in the attached
             // pane: whatever the agent answers now belongs to no turn.
@@ -491,6 +503,36 @@ mod tests {
             &json!({ "last_assistant_message": "  " }),
         );
         assert!(t2.has(TurnMark::Failed));
+        // Claude's own prompt when a turn's background agent ends, before
+        // the turn's Stop: the reply is still the turn's.
+        let id3 = uuid::Uuid::new_v4();
+        let t3 = dir.turn(id3);
+        t3.create().unwrap();
+        handle(
+            &dir,
+            HookEvent::UserPromptSubmit,
+            &json!({ "prompt": format!("[PALIADIN:{id3}]\nspawn one") }),
+        );
+        handle(
+            &dir,
+            HookEvent::UserPromptSubmit,
+            &json!({ "prompt": "<task-notification>\n<task-id>a1</task-id>\n<status>completed</status>" }),
+        );
+        assert_eq!(dir.last_prompt(), Some(id3));
+        handle(
+            &dir,
+            HookEvent::Stop,
+            &json!({ "last_assistant_message": "the turn's answer" }),
+        );
+        handle(
+            &dir,
+            HookEvent::Stop,
+            &json!({ "last_assistant_message": "the notification's answer" }),
+        );
+        assert_eq!(
+            t3.reply().unwrap().as_deref(),
+            Some(&b"the turn's answer"[..])
+        );
         // An untagged prompt (someone typing in the pane) belongs to no turn.
         handle(
             &dir,
