@@ -175,8 +175,8 @@ mod tests {
     fn reads_the_workdir_by_its_absolute_rule_offers_only_read_and_asks_nothing() {
         let argv = claude_argv(
             "/bin/claude",
-            Path::new("/home/me/work"),
-            Path::new("/home/me/.config/paliadin/agent-prompt.md"),
+            Path::new("/Users/ada/work"),
+            Path::new("/Users/ada/.config/paliadin/agent-prompt.md"),
         );
         assert_eq!(
             argv,
@@ -188,11 +188,11 @@ mod tests {
                 "--tools",
                 "Read",
                 "--allowedTools",
-                "Read(//home/me/work/**)",
+                "Read(//Users/ada/work/**)",
                 "--disallowedTools",
                 "AskUserQuestion",
                 "--append-system-prompt-file",
-                "/home/me/.config/paliadin/agent-prompt.md",
+                "/Users/ada/.config/paliadin/agent-prompt.md",
             ]
         );
         assert!(!argv.iter().any(|a| a.contains("add-dir") || a == "Bash"));

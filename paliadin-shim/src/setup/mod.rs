@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn plain_paths_need_no_quoting() {
-        assert!(plain_path(Path::new("/home/me/.local/bin/paliadin-shim")));
+        assert!(plain_path(Path::new("/Users/ada/.local/bin/paliadin-shim")));
         assert!(!plain_path(Path::new("/home/my dir")));
         assert!(!plain_path(Path::new("/home/\"x")));
     }
