@@ -117,6 +117,32 @@ fn turn_in_background(
     std::thread::spawn(move || run(&mut c, None, Duration::from_secs(150)))
 }
 
+/// The shim's `cancel` of `id` (its time printed, labelled `what`): it
+/// answers `cancelled`, and the turn `waiting` for it ends 130 `cancelled`.
+fn cancel_awaited(
+    w: &ClaudeEnv,
+    session: &str,
+    id: &str,
+    waiting: std::thread::JoinHandle<Run>,
+    what: &str,
+) -> Run {
+    let asked = std::time::Instant::now();
+    let r = w.shim(&["cancel", session, id], None);
+    eprintln!(
+        "cancel {what}, request to answer: {:.2} s",
+        asked.elapsed().as_secs_f64()
+    );
+    r.code(0);
+    assert_eq!(r.out(), "cancelled\n", "{r}");
+    let done = waiting.join().expect("the waiting turn");
+    done.code(130);
+    assert!(
+        done.stderr.starts_with("paliadin-shim: cancelled: "),
+        "{done}"
+    );
+    done
+}
+
 #[test]
 fn cancel_stops_a_running_tool_and_a_turn_before_its_first_token() {
     let mut w = ClaudeEnv::new();
@@ -130,20 +156,7 @@ fn cancel_stops_a_running_tool_and_a_turn_before_its_first_token() {
     w.wait_pane("c2", Duration::from_secs(30), "the tool running", |p| {
         p.contains("perl -e") && p.contains(BUSY)
     });
-    let asked = std::time::Instant::now();
-    let r = w.shim(&["cancel", "c2", &id], None);
-    eprintln!(
-        "cancel of a running tool, request to answer: {:.2} s",
-        asked.elapsed().as_secs_f64()
-    );
-    r.code(0);
-    assert_eq!(r.out(), "cancelled\n", "{r}");
-    let done = waiting.join().expect("the waiting turn");
-    done.code(130);
-    assert!(
-        done.stderr.starts_with("paliadin-shim: cancelled: "),
-        "{done}"
-    );
+    let done = cancel_awaited(&w, "c2", &id, waiting, "of a running tool");
     let last: Value =
         serde_json::from_str(done.out().lines().last().unwrap_or_default()).unwrap_or(Value::Null);
     assert_eq!(last["kind"], "failed", "{done}");
@@ -161,20 +174,7 @@ fn cancel_stops_a_running_tool_and_a_turn_before_its_first_token() {
             .find(|l| !l.trim().is_empty())
             .is_some_and(|l| l.contains(BUSY))
     });
-    let asked = std::time::Instant::now();
-    let r = w.shim(&["cancel", "c2", &id2], None);
-    eprintln!(
-        "cancel before the first token, request to answer: {:.2} s",
-        asked.elapsed().as_secs_f64()
-    );
-    r.code(0);
-    assert_eq!(r.out(), "cancelled\n", "{r}");
-    let done = waiting.join().expect("the waiting turn");
-    done.code(130);
-    assert!(
-        done.stderr.starts_with("paliadin-shim: cancelled: "),
-        "{done}"
-    );
+    cancel_awaited(&w, "c2", &id2, waiting, "before the first token");
     let p = w.pane("c2");
     assert!(!input_box(&p).contains(&id2), "{p}");
 
