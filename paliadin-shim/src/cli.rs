@@ -14,6 +14,7 @@ Requests (PROTOCOL section 1), from SSH_ORIGINAL_COMMAND when set, else from REQ
   reset <session>                            end the session and its agent
   poll <session> <turn-id>                   the reply of a turn again, or 124 while it runs
   cancel <session> <turn-id>                 stop the session's running turn (one Escape)
+  approve <session> <turn-id> <n> allow|deny answer a pending permission request (approve mode)
   status <session>                           one JSON object
   sessions                                   one JSON object per session
   version                                    the version

@@ -190,6 +190,10 @@ pub fn admit(s: &SessionDir, event: &str, key: Option<&str>) -> Option<Verifier>
 /// `json_safe`): the only bytes a stream sends. Every other line is dropped
 /// and counted in the session's `refused.log`.
 pub fn stream(t: &TurnDir, raw: &[u8]) -> Vec<u8> {
+    // Called at every wake of a waiter: nothing new, nothing to read.
+    if raw.is_empty() {
+        return Vec::new();
+    }
     let v = t.hook_verifier().as_deref().and_then(Verifier::parse);
     let mut out = Vec::new();
     let mut dropped = 0;

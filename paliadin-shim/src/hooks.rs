@@ -186,26 +186,9 @@ pub fn run(event: &str) {
         return;
     };
     let v: Value = serde_json::from_slice(&input).unwrap_or(Value::Null);
-    let (Some(state), Some(session)) = (
-        std::env::var_os("PALIADIN_STATE_DIR"),
-        std::env::var("PALIADIN_SESSION").ok(),
-    ) else {
+    let Some(dir) = own_session(event.name()) else {
         return;
     };
-    let Ok(name) = SessionName::new(&session) else {
-        return;
-    };
-    let Ok(dir) = SessionDir::open(Path::new(&state), &name, false) else {
-        return;
-    };
-    if !dir.exists() {
-        return;
-    }
-    // Only the session's own agent: nothing is written for anyone else.
-    let key = std::env::var(crate::hookauth::ENV).ok();
-    if crate::hookauth::admit(&dir, event.name(), key.as_deref()).is_none() {
-        return;
-    }
     // Approve mode: the hook holds the decision until a person answers.
     let wait = std::env::var(crate::approve::ENV)
         .ok()
@@ -217,6 +200,22 @@ pub fn run(event: &str) {
         return;
     }
     handle(&dir, event, &v);
+}
+
+/// The session whose agent runs this call (`PALIADIN_STATE_DIR` and
+/// `PALIADIN_SESSION` in its environment), if it exists and the call
+/// carries that agent's hook key: nothing is written for anyone else (a
+/// refusal is counted as `what`'s).
+pub(crate) fn own_session(what: &str) -> Option<SessionDir> {
+    let state = std::env::var_os("PALIADIN_STATE_DIR")?;
+    let name = SessionName::new(&std::env::var("PALIADIN_SESSION").ok()?).ok()?;
+    let dir = SessionDir::open(Path::new(&state), &name, false).ok()?;
+    if !dir.exists() {
+        return None;
+    }
+    let key = std::env::var(crate::hookauth::ENV).ok();
+    crate::hookauth::admit(&dir, what, key.as_deref())?;
+    Some(dir)
 }
 
 /// The progress event (PROTOCOL section 7) a hook event stands for, if any.

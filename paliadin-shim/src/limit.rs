@@ -127,9 +127,8 @@ fn is_usage_limit_line(line: &Value) -> bool {
 /// The reset of the window at 100 % in the status line's last record
 /// (`window` first, when named), for a limit whose line never came.
 fn from_windows(s: &SessionDir, window: Option<&str>) -> Limit {
-    let w: Windows = s
-        .windows_record()
-        .and_then(|t| serde_json::from_str(&t).ok())
+    let w: Windows = crate::statusline::recorded(s)
+        .map(|(w, _)| w)
         .unwrap_or_default();
     let full = |name: &str| w.get(name).filter(|u| u.used_percentage >= 100.0);
     let names = window.into_iter().chain(["five_hour", "seven_day"]);
@@ -237,8 +236,8 @@ pub fn refuse(limit: &Limit, events: bool) -> ShimError {
             window: limit.window.clone(),
             ..Event::new(Kind::Failed, rfc3339_ms(now_ms()))
         };
-        let line = format!("{}\n", serde_json::to_string(&e).unwrap_or_default());
-        if let Err(e) = print_or_fail(line.as_bytes()) {
+        let line = paliadin_core::text::json_safe(serde_json::to_string(&e).unwrap_or_default());
+        if let Err(e) = print_or_fail(format!("{line}\n").as_bytes()) {
             return e;
         }
     }

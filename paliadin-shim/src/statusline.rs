@@ -8,10 +8,8 @@
 //! replaces the user's own status line in the attached pane. Like a hook it
 //! reads stdin with a bound and exits 0 at once, whatever it got.
 
-use paliadin_core::session::SessionName;
 use paliadin_core::subscription::{WindowUse, Windows};
 use serde_json::{json, Value};
-use std::path::Path;
 
 use crate::state::SessionDir;
 
@@ -53,21 +51,10 @@ pub fn line(w: &Windows) -> String {
 /// Records what this call saw and returns the line to print.
 fn record(v: &Value) -> Windows {
     let mut seen = windows_of(v);
-    let (Some(state), Some(session)) = (
-        std::env::var_os("PALIADIN_STATE_DIR"),
-        std::env::var("PALIADIN_SESSION").ok(),
-    ) else {
+    // Only the session's own agent's status line is kept.
+    let Some(dir) = crate::hooks::own_session("status-line") else {
         return seen;
     };
-    let Ok(name) = SessionName::new(&session) else {
-        return seen;
-    };
-    let Ok(dir) = SessionDir::open(Path::new(&state), &name, false) else {
-        return seen;
-    };
-    if !dir.exists() {
-        return seen;
-    }
     let last = recorded(&dir).map(|(w, _)| w).unwrap_or_default();
     seen.five_hour = seen.five_hour.or(last.five_hour);
     seen.seven_day = seen.seven_day.or(last.seven_day);

@@ -361,6 +361,16 @@ mod tests {
             .trim()
             .parse()
             .expect("a pid");
+        // Should an assertion below fail, the daemon still goes.
+        struct Kill(i32);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &self.0.to_string()])
+                    .status();
+            }
+        }
+        let _kill = Kill(daemon);
         let found = processes_under(&path);
         assert!(found.contains(&daemon), "{found:?} lacks {daemon}");
         drop(dir);

@@ -869,12 +869,7 @@ fn from_its_own_settings_file_claude_runs_that_status_line_and_autocontinue_off_
     let stop = wait_event(&mine, "Stop", 2, WAIT);
     assert_eq!(
         stop["payload"]["last_assistant_message"],
-        format!(
-            "{}\n\n{}",
-            paliadin_tests::mock_api::echo_of("after the limit"),
-            paliadin_tests::mock_api::TRAILER
-        )
-        .as_str()
+        answer("after the limit").as_str()
     );
 }
 

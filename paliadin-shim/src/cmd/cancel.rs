@@ -144,8 +144,15 @@ fn interrupt(shim: &Shim, s: &SessionDir, t: &TurnDir) -> Result<()> {
 /// Marks the turn cancelled, records its `failed` event, and wakes its
 /// waiters, who end with 130.
 fn mark_cancelled(s: &SessionDir, t: &TurnDir, how: &str) -> Result<()> {
-    t.mark(TurnMark::Cancelled, how)
+    record_cancelled(s, t, how)
         .map_err(|e| io_error(&format!("cannot write {}", t.path().display()), e))?;
+    print_or_fail(b"cancelled\n")
+}
+
+/// The turn is cancelled (`how`): its mark, its `failed` event with code
+/// `cancelled` (a stream's last line), and its waiters woken.
+pub(crate) fn record_cancelled(s: &SessionDir, t: &TurnDir, how: &str) -> std::io::Result<()> {
+    t.mark(TurnMark::Cancelled, how)?;
     t.record(&paliadin_core::event::Event {
         detail: Some(how.to_owned()),
         code: Some(ExitCode::Cancelled.name().to_owned()),
@@ -157,7 +164,7 @@ fn mark_cancelled(s: &SessionDir, t: &TurnDir, how: &str) -> Result<()> {
     s.touch();
     // The turn's waiters (its run-turn, a repeat) wake and end with 130.
     s.ring();
-    print_or_fail(b"cancelled\n")
+    Ok(())
 }
 
 /// Clears the input box of the turn's prompt: one C-u per line (it kills

@@ -167,8 +167,7 @@ fn type_turn(
     // asked first (and looks at `typed` after asking), so one of the two
     // sees the other and the turn is either never typed or interrupted.
     if s.take_cancel(t.id) {
-        let _ = t.mark(TurnMark::Cancelled, "before it was typed");
-        s.ring();
+        let _ = super::cancel::record_cancelled(s, t, "before it was typed");
         return Ok(None);
     }
     shim.tmux
@@ -285,6 +284,12 @@ fn await_reply(
                 usage.give_up();
             }
             continue;
+        }
+        // The hook records the usage, then marks it recorded: between the
+        // flush above and that look, the event may have come; it goes
+        // before the reply.
+        if usage.wanted {
+            out.flush_events(t)?;
         }
         if let Some(done) = settle(shim, s, t, out)? {
             // Settling may have recorded the last event (a usage limit's).
