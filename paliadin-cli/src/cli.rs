@@ -6,9 +6,10 @@ use uuid::Uuid;
 
 const AFTER_HELP: &str = "\
 Exit status: 0 ok; 1 other failure (config, log); 2 usage or invalid input; 68 unreachable;
-69 agent unavailable; 70 shim error; 75 blocked on a person; 76 agent error; 77 auth failed;
-124 timeout (the turn is pending: `poll` collects it); 130 interrupted or cancelled. `health`: 0 OK,
-2 CRITICAL, 3 UNKNOWN. With --json, a failure is one object: `error_code`, `error`, and when
+69 agent unavailable; 70 shim error; 71 connection lost (the turn may go on: `poll` collects it);
+75 blocked on a person; 76 agent error; 77 auth failed; 78 usage limit (the line says when it
+resets); 124 timeout (the turn is pending: `poll` collects it); 130 interrupted or cancelled.
+`health`: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. With --json, a failure is one object: `error_code`, `error`, and when
 known `hint`, `turn_id` and the turn's record as `turn`.";
 
 /// Talk to Claude Code on a laptop over ssh; every turn logged to SQLite.
@@ -114,8 +115,8 @@ Examples:
   paliadin-cli cancel 3f2a9c1e             # a unique prefix of the id will do
   paliadin-cli cancel --session me 3f2a9c1e-…  # a turn not in this log
 
-Prints `cancelled` (stopped now, or before) or `finished` (it had ended by
-itself: `poll` collects it); exit 2 when the laptop holds no such turn.")]
+Prints `cancelled <id>` (stopped now, or before) or `finished <id>` (it had
+ended by itself: `poll` collects it); exit 2 when the laptop holds no such turn.")]
     Cancel(CancelArgs),
     /// Answer a running turn's request to allow a tool call (the laptop's approve mode).
     #[command(after_help = "\

@@ -435,7 +435,7 @@ fn prune(app: &App, older_than: &str, dry_run: bool, yes: bool) -> Result<u8, Fa
             return Ok(exit::FAILURE);
         }
     }
-    let n = store.prune(cutoff)?;
+    let (n, probes) = store.prune(cutoff)?;
     eprintln!("paliadin-cli: deleted {n} turns and {probes} probes started before {before}");
     Ok(exit::OK)
 }

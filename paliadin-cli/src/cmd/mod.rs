@@ -188,6 +188,19 @@ pub fn stale_line(id: uuid::Uuid, r: &Result<Turn, Failure>) -> String {
     }
 }
 
+/// A turn id as given: the whole id, or a unique prefix of one in the log.
+pub fn turn_id_of(
+    store: Option<&paliadin_cli::store::Store>,
+    db: &std::path::Path,
+    turn_id: &str,
+) -> Result<uuid::Uuid, Failure> {
+    match (uuid::Uuid::parse_str(turn_id), store) {
+        (Ok(id), _) => Ok(id),
+        (Err(_), Some(store)) => log::resolve(store, turn_id, db),
+        (Err(_), None) => Err(Failure::usage(format!("invalid turn id {turn_id:?}"))),
+    }
+}
+
 /// The turn a command names (its id or a unique prefix of it, looked up in
 /// the log) and its session: `--session`'s, else the turn's row's. A turn
 /// the log does not hold needs its full id and `--session`.
@@ -197,11 +210,7 @@ pub fn turn_and_session(
     turn_id: &str,
     session: Option<&str>,
 ) -> Result<(uuid::Uuid, SessionName), Failure> {
-    let id = match (uuid::Uuid::parse_str(turn_id), store) {
-        (Ok(id), _) => id,
-        (Err(_), Some(store)) => log::resolve(store, turn_id, db)?,
-        (Err(_), None) => return Err(Failure::usage(format!("invalid turn id {turn_id:?}"))),
-    };
+    let id = turn_id_of(store, db, turn_id)?;
     let logged = match store {
         Some(store) => store.turn(id)?.map(|t| t.row.turn.session),
         None => None,

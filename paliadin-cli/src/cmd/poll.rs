@@ -7,7 +7,6 @@
 //! gone (PROTOCOL section 6).
 
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::cli::PollArgs;
 use crate::cmd::{out, out_json, Ctx};
@@ -22,11 +21,7 @@ pub fn run(ctx: &Ctx<'_>, a: &PollArgs) -> Result<u8, Failure> {
     let app = ctx.app()?;
     let session = a.session.as_deref().map(super::session_name).transpose()?;
     let mut client = app.client(Some("the reply"))?;
-    let id = match (Uuid::parse_str(turn_id), client.store.as_ref()) {
-        (Ok(id), _) => id,
-        (Err(_), Some(store)) => super::log::resolve(store, turn_id, &app.settings.db)?,
-        (Err(_), None) => return Err(Failure::usage(format!("invalid turn id {turn_id:?}"))),
-    };
+    let id = super::turn_id_of(client.store.as_ref(), &app.settings.db, turn_id)?;
     let t = match a.wait {
         Some(secs) => {
             let spin = super::stderr_is_tty();

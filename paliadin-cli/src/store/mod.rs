@@ -724,7 +724,7 @@ impl Store {
     /// Deletes the turns started and the probes taken before `older_than_ms`
     /// (and the turns' search index entries), in one transaction. Returns
     /// the number of turns deleted.
-    pub fn prune(&mut self, older_than_ms: i64) -> Result<usize, StoreError> {
+    pub fn prune(&mut self, older_than_ms: i64) -> Result<(usize, usize), StoreError> {
         let tx = self.write()?;
         // Never a turn still running or pending: its client (or `poll`)
         // still writes its outcome.
@@ -732,9 +732,9 @@ impl Store {
             "DELETE FROM turns WHERE started_ms < ?1 AND status NOT IN ('running', 'pending')",
             [older_than_ms],
         )?;
-        tx.execute("DELETE FROM probes WHERE at_ms < ?1", [older_than_ms])?;
+        let probes = tx.execute("DELETE FROM probes WHERE at_ms < ?1", [older_than_ms])?;
         tx.commit()?;
-        Ok(turns)
+        Ok((turns, probes))
     }
 
     /// Records one probe.
@@ -1226,7 +1226,7 @@ mod tests {
             Err(StoreError::UnknownTurn(_))
         ));
         // Pruning the turn takes its events with it.
-        assert_eq!(store.prune(T0 + 1).unwrap(), 1);
+        assert_eq!(store.prune(T0 + 1).unwrap().0, 1);
         let left: i64 = store
             .conn
             .query_row("SELECT count(*) FROM turn_events", [], |r| r.get(0))
@@ -1915,8 +1915,8 @@ mod tests {
             };
             store.record_probe(&probe).unwrap();
         }
-        assert_eq!(store.prune(T0 + 3000).unwrap(), 3);
-        assert_eq!(store.prune(T0 + 3000).unwrap(), 0);
+        assert_eq!(store.prune(T0 + 3000).unwrap().0, 3);
+        assert_eq!(store.prune(T0 + 3000).unwrap().0, 0);
         assert_eq!(ids(&store.list(&Filter::default()).unwrap()), [6, 5, 4]);
         assert_eq!(ids(&store.search("common", 10).unwrap()), [6, 5, 4]);
         assert!(store.search("word1", 10).unwrap().is_empty());
@@ -1946,7 +1946,7 @@ mod tests {
             .finish_turn(done.turn_id, &outcome(T0 + 3, Status::Ok))
             .unwrap();
         assert_eq!(store.prune_count(T0 + 10).unwrap().0, 1);
-        assert_eq!(store.prune(T0 + 10).unwrap(), 1);
+        assert_eq!(store.prune(T0 + 10).unwrap().0, 1);
         assert_eq!(ids(&store.list(&Filter::default()).unwrap()), [2, 1]);
     }
 
